@@ -1,0 +1,36 @@
+# Nightshift: the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+
+.PHONY: help run stop status test lint unit venv venv-dev lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: venv ## set up, start Airflow on 127.0.0.1:8080 and run every DAG once
+	@$(PY) scripts/local_stack.py up
+
+stop: ## stop everything `make run` started
+	@if [ -x $(PY) ]; then $(PY) scripts/local_stack.py down; else echo "nothing to stop"; fi
+
+status: ## show which local components are running
+	@$(PY) scripts/local_stack.py status
+
+test: venv-dev ## set up, then ruff + the whole pytest suite
+	@scripts/test.sh
+
+lint: venv-dev ## ruff only
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+venv: ## create/refresh .venv with runtime dependencies
+	@scripts/bootstrap.sh
+
+venv-dev:
+	@scripts/bootstrap.sh --dev
+
+lock: ## re-resolve requirements*.txt into requirements.lock
+	@scripts/lock.sh
+
+clean: stop ## stop and delete the runtime folder (.nightshift/)
+	rm -rf .nightshift

@@ -1,0 +1,1 @@
+"""Nightshift's pure logic: no Airflow imports here (enforced by tests/test_layers.py)."""

@@ -1,0 +1,1 @@
+"""Nightshift's Airflow building blocks: hooks, operators and notifiers."""

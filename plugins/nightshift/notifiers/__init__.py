@@ -1,0 +1,3 @@
+from nightshift.notifiers.email import FailureEmailNotifier
+
+__all__ = ["FailureEmailNotifier"]

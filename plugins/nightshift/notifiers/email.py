@@ -1,0 +1,125 @@
+"""E-mail alerts for failed tasks, sent through an Airflow SMTP connection."""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseNotifier
+
+from nightshift_core.alerts import FailureAlert, parse_recipients
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+ALERT_TO_VARIABLE = "nightshift_alert_to"
+
+
+class AlertConfigError(RuntimeError):
+    """The alert cannot be addressed or sent; the message says what to configure."""
+
+
+class FailureEmailNotifier(BaseNotifier):
+    """Send one e-mail per failed task try naming DAG, task, run, try, log URL and exception.
+
+    Recipients: ``to`` if given, else the Airflow Variable ``nightshift_alert_to``
+    (comma-separated), read when the alert fires, never at DAG parse time.
+    Delivery uses the provider's ``SmtpHook`` with ``smtp_conn_id`` (host, port, login,
+    password; extras ``from_email``, ``disable_ssl``, ``disable_tls``, ``timeout``).
+    """
+
+    template_fields = ("to",)
+
+    def __init__(
+        self,
+        *,
+        to: str | Sequence[str] | None = None,
+        smtp_conn_id: str = "nightshift_smtp",
+        from_email: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.to = to
+        self.smtp_conn_id = smtp_conn_id
+        self.from_email = from_email
+
+    def notify(self, context: Context) -> None:
+        self.send(alert_from_context(context))
+
+    def send(self, alert: FailureAlert, *, subject: str | None = None) -> list[str]:
+        """Deliver ``alert``; return the recipients it went to."""
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        recipients = self._recipients()
+        with SmtpHook(smtp_conn_id=self.smtp_conn_id) as hook:
+            sender = self.from_email or hook.from_email
+            if not sender:
+                raise AlertConfigError(
+                    f"connection {self.smtp_conn_id!r} has no sender: set extra 'from_email' "
+                    "(e.g. nightshift@example.com) or pass from_email="
+                )
+            hook.send_email_smtp(
+                to=recipients,
+                from_email=sender,
+                subject=subject or alert.subject,
+                html_content=alert.html_body(title=subject),
+                custom_headers={"X-Nightshift-Dag": alert.dag_id, "X-Nightshift-Task": alert.task_id},
+            )
+        self.log.info("Sent failure alert for %s.%s to %s", alert.dag_id, alert.task_id, recipients)
+        return recipients
+
+    def _recipients(self) -> list[str]:
+        value: Any = self.to
+        if not value:
+            from airflow.sdk import Variable
+
+            value = Variable.get(ALERT_TO_VARIABLE, default=None)
+        recipients = parse_recipients(value)
+        if not recipients:
+            raise AlertConfigError(
+                f"no alert recipients: set the Airflow Variable {ALERT_TO_VARIABLE!r} "
+                "(comma-separated addresses) or pass to= to FailureEmailNotifier"
+            )
+        return recipients
+
+
+def alert_from_context(context: Context) -> FailureAlert:
+    """Build the alert from a task callback context (works for partial contexts too)."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_run = context.get("dag_run")
+    exception = context.get("exception")
+    trace = ""
+    if isinstance(exception, BaseException):
+        error = f"{type(exception).__name__}: {exception}"
+        trace = "".join(traceback.format_exception(exception)).strip()
+    elif exception:
+        error = str(exception)
+    else:
+        error = str(context.get("reason") or "no exception recorded")
+    logical_date = context.get("logical_date")
+    return FailureAlert(
+        dag_id=getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "unknown"),
+        task_id=getattr(ti, "task_id", None) or "(dag)",
+        run_id=getattr(ti, "run_id", None) or getattr(dag_run, "run_id", "unknown"),
+        try_number=getattr(ti, "try_number", None),
+        log_url=_safe_log_url(ti),
+        error=_redact(error),
+        traceback=_redact(trace),
+        logical_date=logical_date.isoformat() if logical_date else None,
+    )
+
+
+def _safe_log_url(ti: Any) -> str | None:
+    try:
+        return ti.log_url if ti is not None else None
+    except Exception:  # a missing [api] base_url must not stop the alert itself
+        return None
+
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
+
+
+def _redact(text: str) -> str:
+    """Drop credentials embedded in connection URIs that exceptions sometimes echo."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***:***@", text)

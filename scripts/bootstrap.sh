@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Create or refresh .venv from requirements.txt pinned by requirements.lock.
+#   scripts/bootstrap.sh          runtime dependencies
+#   scripts/bootstrap.sh --dev    runtime + test/dev tools (requirements-dev.txt)
+# Re-running is cheap: nothing is installed when the lock, the requirement files
+# and the interpreter are unchanged.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$NIGHTSHIFT_ROOT"
+
+dev=0
+[ "${1:-}" = "--dev" ] && dev=1
+venv="${NIGHTSHIFT_VENV:-.venv}"
+
+step "Checking system packages"
+need_apt=()
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+if ! pkg-config --exists mysqlclient 2>/dev/null && ! pkg-config --exists mariadb 2>/dev/null; then
+    need_apt+=(default-libmysqlclient-dev)
+fi
+command -v gcc >/dev/null 2>&1 || need_apt+=(build-essential)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "    installing: ${need_apt[*]} (needed to build mysqlclient)"
+    if [ "$(id -u)" = 0 ]; then apt=(apt-get); elif command -v sudo >/dev/null; then apt=(sudo apt-get); else
+        die "missing ${need_apt[*]}: install them with your package manager (Debian/Ubuntu: apt-get install ${need_apt[*]}) and re-run"
+    fi
+    "${apt[@]}" update -qq
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+step "Finding Python 3.11/3.12"
+python=""
+for candidate in "${NIGHTSHIFT_PYTHON:-}" python3.11 python3.12 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+        "$candidate" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] <= (3, 12)))' 2>/dev/null; then
+        python="$(command -v "$candidate")"
+        break
+    fi
+done
+[ -n "$python" ] || die "Python 3.11 or 3.12 not found: install one, or set NIGHTSHIFT_PYTHON=/path/to/python3.11"
+echo "    $python ($("$python" -V 2>&1))"
+
+if [ ! -x "$venv/bin/python" ]; then
+    step "Creating $venv"
+    "$python" -m venv "$venv"
+fi
+
+files=(requirements.txt requirements.lock)
+[ $dev = 1 ] && files+=(requirements-dev.txt)
+want="$(cat "${files[@]}" | sha256sum | cut -d' ' -f1) $("$venv/bin/python" -V 2>&1)"
+stamp="$venv/.nightshift-installed"
+if [ -f "$stamp" ] && grep -qxF "$want" "$stamp"; then
+    step "Dependencies up to date ($venv)"
+else
+    step "Installing locked dependencies into $venv (first run takes a few minutes)"
+    reqs=(-r requirements.txt)
+    [ $dev = 1 ] && reqs+=(-r requirements-dev.txt)
+    # The lock is a constraints file: exact versions for everything, direct and transitive.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${reqs[@]}" -c requirements.lock \
+        2> >(grep -v '^WARNING: Location' >&2)
+    "$venv/bin/python" -m pip check >/dev/null || { "$venv/bin/python" -m pip check; die "inconsistent environment in $venv: delete it and re-run"; }
+    echo "$want" >"$stamp"
+    # A --dev install satisfies a later runtime-only check too.
+    [ $dev = 1 ] && echo "$(cat requirements.txt requirements.lock | sha256sum | cut -d' ' -f1) $("$venv/bin/python" -V 2>&1)" >>"$stamp"
+fi
+_step_done

@@ -1,0 +1,474 @@
+"""Run Nightshift's local Airflow stack: the engine behind `make run` and `make stop`.
+
+    python scripts/local_stack.py up        # init + start + trigger every DAG once
+    python scripts/local_stack.py down      # stop everything this script started
+    python scripts/local_stack.py status
+    python scripts/local_stack.py env       # print the environment (eval "$(... env)")
+
+Everything lives in the runtime folder (``.nightshift/`` or $NIGHTSHIFT_RUNTIME):
+AIRFLOW_HOME, the SQLite metadata DB, logs, pid files, the mail catcher's .eml files.
+Ports and the admin password can be changed with NIGHTSHIFT_PORT, NIGHTSHIFT_SMTP_PORT and
+NIGHTSHIFT_ADMIN_PASSWORD, so a second stack (the tests') can run beside yours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+ADMIN_USER = "admin"
+DEFAULT_ADMIN_PASSWORD = "nightshift"
+
+
+def runtime() -> Path:
+    return Path(os.environ.get("NIGHTSHIFT_RUNTIME", ROOT / ".nightshift")).resolve()
+
+
+def port() -> int:
+    return int(os.environ.get("NIGHTSHIFT_PORT", "8080"))
+
+
+def smtp_port() -> int:
+    return int(os.environ.get("NIGHTSHIFT_SMTP_PORT", "8025"))
+
+
+def admin_password() -> str:
+    return os.environ.get("NIGHTSHIFT_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD)
+
+
+def base_url() -> str:
+    return f"http://127.0.0.1:{port()}"
+
+
+def _say(message: str) -> None:
+    print(f"\033[1m==> {message}\033[0m", flush=True)
+
+
+class Step:
+    """Print what is happening and how long it took."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+
+    def __enter__(self) -> Step:
+        self.started = time.monotonic()
+        _say(self.title)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        status = "failed" if exc[0] else "done"
+        print(f"    {status}: {self.title} ({time.monotonic() - self.started:.1f}s)", flush=True)
+
+
+def _local_secrets(folder: Path) -> dict[str, str]:
+    """Random keys for this runtime folder, created once, never committed."""
+    path = folder / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from cryptography.fernet import Fernet
+
+    values = {
+        "fernet_key": Fernet.generate_key().decode(),
+        "jwt_secret": secrets.token_urlsafe(48),
+        "api_secret_key": secrets.token_urlsafe(48),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(values, fh)
+    return values
+
+
+def stack_env() -> dict[str, str]:
+    """Environment for every Airflow process of the local stack."""
+    rt = runtime()
+    home = rt / "airflow"
+    keys = _local_secrets(rt)
+    env = dict(os.environ)
+    python_path = [str(ROOT / "include"), str(ROOT / "plugins")]
+    if env.get("PYTHONPATH"):
+        python_path.append(env["PYTHONPATH"])
+    env.update(
+        {
+            "NIGHTSHIFT_HOME": str(ROOT),
+            "NIGHTSHIFT_RUNTIME": str(rt),
+            "NIGHTSHIFT_SMTP_PORT": str(smtp_port()),
+            "PYTHONPATH": os.pathsep.join(python_path),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url()}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get(
+                "NIGHTSHIFT_METADATA_DB", f"sqlite:///{home / 'airflow.db'}"
+            ),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port()),
+            "AIRFLOW__API__BASE_URL": base_url(),
+            "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(rt / "logs" / "tasks"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        }
+    )
+    return env
+
+
+def _airflow(args: list[str], env: dict[str, str], *, quiet: bool = True) -> None:
+    cmd = [sys.executable, "-m", "airflow", *args]
+    result = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=quiet, text=True)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout or "").strip()[-3000:] if quiet else ""
+        raise SystemExit(f"error: `airflow {' '.join(args)}` failed (exit {result.returncode})\n{detail}")
+
+
+def init(env: dict[str, str]) -> None:
+    """Migrate the metadata DB, set the admin password, load airflow_settings.yaml."""
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (runtime() / "logs").mkdir(parents=True, exist_ok=True)
+    (home / "passwords.json").write_text(json.dumps({ADMIN_USER: admin_password()}) + "\n")
+    with Step("Migrating the Airflow metadata database"):
+        _airflow(["db", "migrate"], env)
+    with Step("Loading connections, variables and pools from airflow_settings.yaml"):
+        load_settings(ROOT / "airflow_settings.yaml", env)
+
+
+def load_settings(path: Path, env: dict[str, str]) -> None:
+    from nightshift_core.settings import (
+        SettingsError,
+        connections_json,
+        load_settings,
+        pools_json,
+        variables_json,
+    )
+
+    try:
+        settings = load_settings(path, env)
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, payload, count, extra in (
+            ("connections", connections_json(settings), len(settings.connections), ["--overwrite"]),
+            ("variables", variables_json(settings), len(settings.variables), ["-a", "overwrite"]),
+            ("pools", pools_json(settings), len(settings.pools), []),
+        ):
+            if not count:
+                continue
+            file = Path(tmp) / f"{kind}.json"
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(payload)
+            _airflow([kind, "import", str(file), *extra], env)
+            print(f"    {count} {kind}", flush=True)
+
+
+def _pid_dir() -> Path:
+    path = runtime() / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _running() -> dict[str, int]:
+    out = {}
+    for pid_file in sorted(_pid_dir().glob("*.pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except ValueError:
+            pid_file.unlink()
+            continue
+        if _alive(pid):
+            out[pid_file.stem] = pid
+        else:
+            pid_file.unlink()
+    return out
+
+
+def _spawn(name: str, cmd: list[str], env: dict[str, str]) -> int:
+    log_path = runtime() / "logs" / f"{name}.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    (_pid_dir() / f"{name}.pid").write_text(str(proc.pid))
+    print(
+        f"    {name}: pid {proc.pid}, log {log_path.relative_to(ROOT) if log_path.is_relative_to(ROOT) else log_path}"
+    )
+    return proc.pid
+
+
+def _port_in_use(number: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", number)) == 0
+
+
+def start(env: dict[str, str]) -> None:
+    running = _running()
+    if running:
+        print(f"    already running: {', '.join(running)} (use `make stop` first to restart)")
+        return
+    for number, what, var in (
+        (port(), "the Airflow UI", "NIGHTSHIFT_PORT"),
+        (smtp_port(), "the mail catcher", "NIGHTSHIFT_SMTP_PORT"),
+    ):
+        if _port_in_use(number):
+            raise SystemExit(
+                f"error: port {number} (for {what}) is already in use on 127.0.0.1: stop whatever uses it "
+                f"or choose another with {var}=<port>"
+            )
+    with Step("Starting the mail catcher and Airflow (" + ", ".join(COMPONENTS) + ")"):
+        _spawn(
+            "mail-catcher",
+            [sys.executable, "-m", "nightshift_core.local.mail_catcher", "--dir", str(runtime() / "mail"),
+             "--port", str(smtp_port())],
+            env,
+        )  # fmt: skip
+        for component in COMPONENTS:
+            args = [component]
+            if component == "api-server":
+                args += ["--host", "127.0.0.1", "--port", str(port()), "--workers", "1"]
+            _spawn(component, [sys.executable, "-m", "airflow", *args], env)
+    with Step(f"Waiting for the API server on {base_url()}"):
+        _wait_healthy(timeout=180)
+
+
+def stop() -> None:
+    running = _running()
+    if not running:
+        print("    nothing running")
+        return
+    for name, pid in running.items():
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        print(f"    stopping {name} (pid {pid})")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(pid) for pid in running.values()):
+        time.sleep(0.5)
+    for name, pid in running.items():
+        if _alive(pid):
+            print(f"    {name} did not stop in 30s: killing it")
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        (_pid_dir() / f"{name}.pid").unlink(missing_ok=True)
+
+
+class Api:
+    """Minimal REST API v2 client (JWT from /auth/token) used to drive the stack."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        self.url = url.rstrip("/")
+        self.token = self._token(username, password)
+
+    def _token(self, username: str, password: str) -> str:
+        body = self._request("POST", "/auth/token", {"username": username, "password": password}, auth=False)
+        return body["access_token"]
+
+    def _request(self, method: str, path: str, payload: object | None = None, *, auth: bool = True) -> dict:
+        data = json.dumps(payload).encode() if payload is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if auth:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:2000]
+            raise RuntimeError(f"{method} {path} -> HTTP {exc.code}: {detail}") from None
+        return json.loads(raw) if raw else {}
+
+    def get(self, path: str) -> dict:
+        return self._request("GET", path)
+
+    def post(self, path: str, payload: object) -> dict:
+        return self._request("POST", path, payload)
+
+    def patch(self, path: str, payload: object) -> dict:
+        return self._request("PATCH", path, payload)
+
+
+def _wait_healthy(timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base_url()}/api/v2/monitor/health", timeout=5) as resp:
+                health = json.loads(resp.read())
+            states = {k: (v or {}).get("status") for k, v in health.items()}
+            if states.get("metadatabase") == "healthy" and states.get("scheduler") == "healthy":
+                return
+            last = str(states)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError) as exc:
+            last = str(exc)
+        _check_children_alive()
+        time.sleep(2)
+    raise SystemExit(
+        f"error: the API server did not become healthy in {timeout:.0f}s ({last}); see .nightshift/logs/"
+    )
+
+
+def _check_children_alive() -> None:
+    expected = {"mail-catcher", *COMPONENTS}
+    dead = expected - set(_running())
+    if dead:
+        logs = ", ".join(str(runtime() / "logs" / f"{name}.log") for name in sorted(dead))
+        raise SystemExit(f"error: {', '.join(sorted(dead))} exited during start-up; read {logs}")
+
+
+def expected_dag_ids() -> list[str]:
+    """Parse dags/ here first, so an import error is shown right away with its file."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    if bag.import_errors:
+        details = "\n".join(f"  {file}:\n{err}" for file, err in bag.import_errors.items())
+        raise SystemExit(f"error: DAG import errors:\n{details}")
+    return sorted(bag.dag_ids)
+
+
+def trigger_all(dag_ids: Iterable[str], timeout: float = 900) -> bool:
+    api = Api(base_url(), ADMIN_USER, admin_password())
+    dag_ids = list(dag_ids)
+    with Step(f"Waiting for the dag-processor to register {len(dag_ids)} DAG(s)"):
+        deadline = time.monotonic() + 180
+        while True:
+            known = {d["dag_id"] for d in api.get("/api/v2/dags?limit=1000")["dags"]}
+            missing = set(dag_ids) - known
+            if not missing:
+                break
+            errors = api.get("/api/v2/importErrors")["import_errors"]
+            if errors:
+                raise SystemExit(
+                    "error: import errors: "
+                    + "; ".join(f"{e['filename']}: {e['stack_trace'][-500:]}" for e in errors)
+                )
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"error: DAGs not registered after 180s: {sorted(missing)}; see .nightshift/logs/dag-processor.log"
+                )
+            time.sleep(2)
+    runs = {}
+    with Step("Unpausing and triggering every DAG through the REST API"):
+        for dag_id in dag_ids:
+            api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
+            run = api.post(
+                f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "note": "triggered by make run"}
+            )
+            runs[dag_id] = run["dag_run_id"]
+            print(f"    {dag_id}: {run['dag_run_id']}")
+    ok = True
+    with Step("Waiting for the runs to finish"):
+        pending = dict(runs)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for dag_id, run_id in list(pending.items()):
+                state = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+                if state in ("success", "failed"):
+                    print(f"    {dag_id}: {state}")
+                    ok &= state == "success"
+                    del pending[dag_id]
+            time.sleep(2)
+        for dag_id in pending:
+            print(f"    {dag_id}: still running after {timeout:.0f}s")
+            ok = False
+    return ok
+
+
+def banner() -> None:
+    print(
+        f"""
+  Nightshift is running.
+    UI:       {base_url()}
+    Login:    {ADMIN_USER} / {admin_password()}   (local only; the API listens on 127.0.0.1)
+    Mail:     {runtime() / "mail"}  (every message as .eml)
+    Logs:     {runtime() / "logs"}
+    Stop:     make stop
+""",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the local Nightshift stack.")
+    parser.add_argument("command", choices=["up", "init", "start", "trigger", "down", "status", "env"])
+    parser.add_argument("--no-trigger", action="store_true", help="with up: start without running the DAGs")
+    args = parser.parse_args(argv)
+    if args.command == "env":
+        for key, value in stack_env().items():
+            if key.startswith(("AIRFLOW", "NIGHTSHIFT", "PYTHONPATH")):
+                print(f"export {key}={shlex.quote(value)}")
+        return 0
+    if args.command == "down":
+        with Step("Stopping the local stack"):
+            stop()
+        return 0
+    if args.command == "status":
+        running = _running()
+        for name in ("mail-catcher", *COMPONENTS):
+            print(f"  {name:14} {'running, pid ' + str(running[name]) if name in running else 'stopped'}")
+        return 0 if running else 1
+    env = stack_env()
+    os.environ.update(env)
+    sys.path[:0] = [str(ROOT / "include"), str(ROOT / "plugins")]
+    if args.command in ("up", "init"):
+        init(env)
+    if args.command in ("up", "start"):
+        start(env)
+    ok = True
+    if args.command == "trigger" or (args.command == "up" and not args.no_trigger):
+        with Step("Parsing dags/"):
+            dag_ids = expected_dag_ids()
+        ok = trigger_all(dag_ids)
+    if args.command in ("up", "start", "trigger"):
+        banner()
+    if not ok:
+        print(
+            "error: some DAG runs did not succeed: open the UI above to see which task failed and why",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

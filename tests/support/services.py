@@ -1,0 +1,67 @@
+"""Fixtures for real local services. Missing service: skip locally, FAIL in CI (CI=true)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    host: str
+    port: int
+    how_to_start: str
+
+
+SERVICES = {
+    "mariadb": Service(
+        "MariaDB", "127.0.0.1", 3306, "start-stop-daemon --start --background --exec /usr/sbin/mariadbd"
+    ),
+    "postgres": Service("PostgreSQL", "127.0.0.1", 5432, "pg_ctlcluster <version> main start"),
+    "redis": Service("Redis", "127.0.0.1", 6379, "redis-server --daemonize yes --port 6379"),
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require(key: str) -> Service:
+    """Return the service if it answers; otherwise skip (local) or fail (CI)."""
+    service = SERVICES[key]
+    if not reachable(service.host, service.port):
+        message = (
+            f"{service.name} is not reachable on {service.host}:{service.port}; "
+            f"start it (e.g. `{service.how_to_start}`)"
+        )
+        if in_ci():
+            pytest.fail(f"CI requires {message}", pytrace=False)
+        pytest.skip(message)
+    return service
+
+
+@pytest.fixture
+def mariadb() -> Service:
+    return require("mariadb")
+
+
+@pytest.fixture
+def postgres() -> Service:
+    return require("postgres")
+
+
+@pytest.fixture
+def redis() -> Service:
+    return require("redis")

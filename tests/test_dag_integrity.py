@@ -1,0 +1,163 @@
+"""DAG integrity and policy, over every DAG in dags/.
+
+Parsing runs with network, database, Variable and Connection access blocked
+(tests/support/parse_guard.py): a parse-time lookup is an import error here, not mocked away.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from support.parse_guard import no_io_while_parsing
+
+ROOT = Path(__file__).resolve().parents[1]
+DAGS = ROOT / "dags"
+POLICY = yaml.safe_load((ROOT / "include/config/dag_policy.yaml").read_text())
+DAG_FILES = sorted(p for p in DAGS.rglob("*.py") if not p.name.startswith("_"))
+
+
+def parse(folder: Path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    with no_io_while_parsing():
+        return DagBag(dag_folder=str(folder))
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    return parse(DAGS)
+
+
+def _dags(dagbag):
+    return sorted(dagbag.dags.values(), key=lambda d: d.dag_id)
+
+
+def test_there_are_dags(dagbag):
+    assert DAG_FILES, "no DAG files found"
+    assert "nightshift_selftest" in dagbag.dag_ids
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}, "\n".join(f"{f}:\n{e}" for f, e in dagbag.import_errors.items())
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_parse_time_is_fast_with_warm_imports(path: Path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    with no_io_while_parsing():
+        DagBag(dag_folder=str(path))  # warm the imports
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            bag = DagBag(dag_folder=str(path))
+            timings.append((time.perf_counter() - started) * 1000)
+    assert not bag.import_errors
+    assert min(timings) < POLICY["max_parse_ms"], f"{path.name} parses in {min(timings):.1f} ms"
+
+
+def test_owner_tags_and_docs(dagbag):
+    for dag in _dags(dagbag):
+        assert dag.tags, f"{dag.dag_id}: add tags from {POLICY['tags']}"
+        unknown = set(dag.tags) - set(POLICY["tags"])
+        assert not unknown, f"{dag.dag_id}: tags {sorted(unknown)} not in include/config/dag_policy.yaml"
+        assert dag.doc_md and dag.doc_md.strip(), f"{dag.dag_id}: add doc_md"
+        for task in dag.tasks:
+            assert task.owner in POLICY["owners"], f"{dag.dag_id}.{task.task_id}: owner {task.owner!r}"
+
+
+def test_every_task_retries_times_out_and_alerts(dagbag):
+    from nightshift.notifiers.email import FailureEmailNotifier
+
+    for dag in _dags(dagbag):
+        for task in dag.tasks:
+            where = f"{dag.dag_id}.{task.task_id}"
+            assert task.retries >= POLICY["min_retries"], f"{where}: retries={task.retries}"
+            assert task.execution_timeout is not None, f"{where}: set execution_timeout"
+            callbacks = task.on_failure_callback or []
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert any(isinstance(cb, FailureEmailNotifier) for cb in callbacks), (
+                f"{where}: no FailureEmailNotifier in on_failure_callback (use nightshift.dag_defaults)"
+            )
+
+
+def test_start_date_is_static(dagbag):
+    again = parse(DAGS)
+    for dag in _dags(dagbag):
+        assert dag.start_date is not None, f"{dag.dag_id}: set a start_date"
+        assert again.dags[dag.dag_id].start_date == dag.start_date, (
+            f"{dag.dag_id}: start_date changes per parse"
+        )
+
+
+def test_params_have_schemas_and_valid_defaults(dagbag):
+    for dag in _dags(dagbag):
+        for name, param in dag.params.items():
+            param = dag.params.get_param(name)
+            assert param.schema.get("type") or param.schema.get("enum"), (
+                f"{dag.dag_id}: Param {name!r} needs a type"
+            )
+            assert param.description, f"{dag.dag_id}: Param {name!r} needs a description"
+        dag.params.validate()
+
+
+def _dag_calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name in ("dag", "DAG"):
+                yield node
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_schedule_start_date_and_catchup_are_explicit(path: Path):
+    calls = list(_dag_calls(ast.parse(path.read_text())))
+    assert calls, f"{path.name}: no dag()/DAG() call found"
+    for call in calls:
+        given = {kw.arg for kw in call.keywords}
+        for required in ("schedule", "start_date", "catchup", "default_args", "doc_md"):
+            assert required in given, f"{path.name}:{call.lineno}: pass {required}= explicitly"
+        start = next(kw.value for kw in call.keywords if kw.arg == "start_date")
+        text = ast.unparse(start)
+        assert not any(s in text for s in ("now(", "today(", "days_ago", "utcnow")), (
+            f"{path.name}:{call.lineno}: start_date must be a fixed date, got {text}"
+        )
+
+
+# The guard itself must catch what it promises to catch.
+BAD_DAGS = {
+    "variable": "from airflow.sdk import Variable\nX = Variable.get('nightshift_x', default='fallback')\n",
+    "connection": "from airflow.sdk import BaseHook\nC = BaseHook.get_connection('nightshift_smtp')\n",
+    "http": "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9/', timeout=1)\n",
+    "database": "import sqlite3\nsqlite3.connect(':memory:')\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_DAGS))
+def test_guard_turns_parse_time_io_into_import_error(tmp_path: Path, kind: str):
+    source = BAD_DAGS[kind] + (
+        "import pendulum\nfrom airflow.sdk import dag\n"
+        "@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)\n"
+        "def bad():\n    pass\nbad()\n"
+    )
+    (tmp_path / f"bad_{kind}.py").write_text(source)
+    bag = parse(tmp_path)
+    assert bag.dag_ids == [], f"a DAG doing {kind} I/O at parse time was accepted"
+    (error,) = bag.import_errors.values()
+    assert "ParseTimeIOError" in error and "during DAG parsing" in error
+
+
+def test_ruff_airflow_rules_clean():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--select", "AIR", "--no-cache", "dags", "plugins", "include"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
