@@ -1,0 +1,109 @@
+"""The failure notifier against a real SMTP server (the local mail catcher)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from types import SimpleNamespace
+
+import pendulum
+import pytest
+
+from nightshift_core.local.mail_catcher import read_messages, start
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mailbox(tmp_path, monkeypatch):
+    port = free_port()
+    controller = start(tmp_path / "mail", port=port)
+    conn = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": port,
+        "extra": {
+            "from_email": "alerts@nightshift.test",
+            "disable_ssl": True,
+            "disable_tls": True,
+            "retry_limit": 0,
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_VAR_NIGHTSHIFT_ALERT_TO", "oncall@nightshift.test, lead@nightshift.test")
+    yield tmp_path / "mail"
+    controller.stop()
+
+
+def failure_context(exception: BaseException) -> dict:
+    ti = SimpleNamespace(
+        dag_id="sync_classicmodels",
+        task_id="load_orders",
+        run_id="scheduled__2026-11-21T00:00:00+00:00",
+        try_number=2,
+        log_url="http://127.0.0.1:8080/dags/sync_classicmodels/runs/x/tasks/load_orders?try_number=2",
+    )
+    return {"ti": ti, "exception": exception, "logical_date": pendulum.datetime(2026, 11, 21, tz="UTC")}
+
+
+def raise_and_catch(exc: BaseException) -> BaseException:
+    try:
+        raise exc
+    except BaseException as caught:
+        return caught
+
+
+def test_alert_is_delivered_with_everything_needed(mailbox):
+    from nightshift.notifiers import FailureEmailNotifier
+
+    error = raise_and_catch(RuntimeError("cannot reach mysql://etl:s3cret@10.0.0.5/classicmodels"))
+    FailureEmailNotifier()(failure_context(error))
+
+    (message,) = read_messages(mailbox)
+    assert message["Subject"] == "[nightshift] FAILED sync_classicmodels.load_orders (try 2)"
+    assert message["From"] == "alerts@nightshift.test"
+    assert message["X-Envelope-To"] == "oncall@nightshift.test, lead@nightshift.test"
+    assert message["X-Nightshift-Dag"] == "sync_classicmodels"
+    html = message.get_body(("html",)).get_content()
+    for needle in (
+        "sync_classicmodels",
+        "load_orders",
+        "scheduled__2026-11-21T00:00:00+00:00",
+        "2026-11-21T00:00:00+00:00",
+        "try_number=2",
+        "RuntimeError: cannot reach",
+        "Traceback",
+    ):
+        assert needle in html, needle
+    assert "s3cret" not in html, "credentials in a URI must be redacted"
+
+
+def test_explicit_recipients_win_over_the_variable(mailbox):
+    from nightshift.notifiers import FailureEmailNotifier
+
+    FailureEmailNotifier(to=["someone@nightshift.test"])(failure_context(ValueError("x")))
+    (message,) = read_messages(mailbox)
+    assert message["X-Envelope-To"] == "someone@nightshift.test"
+
+
+def test_missing_recipients_is_a_clear_error(mailbox, monkeypatch):
+    from nightshift.notifiers.email import AlertConfigError, FailureEmailNotifier
+
+    monkeypatch.delenv("AIRFLOW_VAR_NIGHTSHIFT_ALERT_TO")
+    with pytest.raises(AlertConfigError, match="nightshift_alert_to"):
+        FailureEmailNotifier().notify(failure_context(ValueError("x")))
+    assert read_messages(mailbox) == []
+
+
+def test_unreachable_smtp_server_raises(monkeypatch):
+    from nightshift.notifiers import FailureEmailNotifier
+
+    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": free_port(), "extra": {"from_email": "a@b.c",
+            "disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 2}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps(conn))
+    with pytest.raises(OSError):
+        FailureEmailNotifier(to="x@y.z").notify(failure_context(ValueError("x")))

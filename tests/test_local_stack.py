@@ -1,0 +1,127 @@
+"""End-to-end: the same script as `make run` starts a real stack; DAGs run via the REST API.
+
+Uses its own runtime folder and free ports, so it never touches a stack you have running.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nightshift_core.local.mail_catcher import read_messages
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.stack
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    runtime = tmp_path_factory.mktemp("stack")
+    env = {
+        **os.environ,
+        "NIGHTSHIFT_RUNTIME": str(runtime),
+        "NIGHTSHIFT_PORT": str(free_port()),
+        "NIGHTSHIFT_SMTP_PORT": str(free_port()),
+        "NIGHTSHIFT_ADMIN_PASSWORD": "stack-test-password",
+    }
+    for key in [k for k in env if k.startswith("AIRFLOW")]:
+        del env[key]  # the stack builds its own Airflow environment
+    script = [sys.executable, str(ROOT / "scripts/local_stack.py")]
+    up = subprocess.run([*script, "up"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    try:
+        assert up.returncode == 0, f"`local_stack.py up` failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import local_stack
+
+        os.environ.update(
+            {k: env[k] for k in ("NIGHTSHIFT_RUNTIME", "NIGHTSHIFT_PORT", "NIGHTSHIFT_SMTP_PORT")}
+        )
+        yield {"runtime": runtime, "env": env, "up": up, "module": local_stack}
+    finally:
+        down = subprocess.run(
+            [*script, "down"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        logs = runtime / "logs"
+        if logs.exists():
+            for log in logs.glob("*.log"):
+                (ROOT / "test-output" / f"stack-{log.name}").write_bytes(log.read_bytes())
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+def api(stack, password="stack-test-password"):
+    mod = stack["module"]
+    return mod.Api(f"http://127.0.0.1:{stack['env']['NIGHTSHIFT_PORT']}", "admin", password)
+
+
+def wait_for_run(client, dag_id: str, run_id: str, timeout: float = 300) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        if state in ("success", "failed"):
+            return state
+        time.sleep(2)
+    raise AssertionError(f"{dag_id} {run_id} did not finish in {timeout}s")
+
+
+def test_up_runs_every_dag_and_prints_the_login(stack):
+    out = stack["up"].stdout
+    assert "nightshift_selftest: success" in out
+    assert "admin / stack-test-password" in out
+
+
+def test_admin_login_works_and_wrong_password_is_refused(stack):
+    client = api(stack)
+    assert client.get("/api/v2/dags")["total_entries"] >= 1
+    with pytest.raises(RuntimeError, match="HTTP 401"):
+        api(stack, password="wrong")
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"http://127.0.0.1:{stack['env']['NIGHTSHIFT_PORT']}/api/v2/dags", timeout=10)
+    assert info.value.code in (401, 403), "the API must not be open without a token"
+
+
+def test_selftest_run_is_visible_and_sent_mail(stack):
+    client = api(stack)
+    runs = client.get("/api/v2/dags/nightshift_selftest/dagRuns")["dag_runs"]
+    assert any(r["state"] == "success" and r["run_type"] == "manual" for r in runs)
+    subjects = [m["Subject"] for m in read_messages(stack["runtime"] / "mail")]
+    assert any(s.startswith("[nightshift] self-test OK: manual__") for s in subjects), subjects
+
+
+def test_failure_sends_an_alert_through_the_catcher(stack):
+    client = api(stack)
+    run = client.post(
+        "/api/v2/dags/nightshift_selftest/dagRuns", {"logical_date": None, "conf": {"fail": True}}
+    )
+    assert wait_for_run(client, "nightshift_selftest", run["dag_run_id"]) == "failed"
+    tis = client.get(f"/api/v2/dags/nightshift_selftest/dagRuns/{run['dag_run_id']}/taskInstances")
+    states = {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in tis["task_instances"]}
+    assert states["maybe_fail"] == ("failed", 1), "AirflowFailException must not be retried"
+    deadline = time.monotonic() + 30
+    alerts = []
+    while time.monotonic() < deadline and not alerts:
+        alerts = [
+            m
+            for m in read_messages(stack["runtime"] / "mail")
+            if m["Subject"] == "[nightshift] FAILED nightshift_selftest.maybe_fail (try 1)"
+            and run["dag_run_id"] in m.get_body(("html",)).get_content()
+        ]
+        time.sleep(1)
+    (alert,) = alerts
+    html = alert.get_body(("html",)).get_content()
+    assert "AirflowFailException: self-test failure requested" in html
+    assert f"http://127.0.0.1:{stack['env']['NIGHTSHIFT_PORT']}/dags/nightshift_selftest/runs/" in html
