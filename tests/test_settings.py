@@ -87,16 +87,3 @@ def test_bad_files_name_file_key_and_fix(tmp_path, text, message):
         load_settings(path, ENV)
     assert message in str(info.value)
     assert str(path) in str(info.value)
-
-
-def test_service_fixture_fails_in_ci_and_skips_locally(monkeypatch):
-    from support import services
-
-    closed = services.Service("Nothing", "127.0.0.1", 9, "nothing to start")
-    monkeypatch.setitem(services.SERVICES, "nothing", closed)
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI requires Nothing"):
-        services.require("nothing")
-    monkeypatch.setenv("CI", "")
-    with pytest.raises(pytest.skip.Exception):
-        services.require("nothing")
