@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 from types import SimpleNamespace
 
 import pendulum
 import pytest
+from support.net import free_port
 
 from nightshift_core.local.mail_catcher import read_messages, start
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -6,24 +6,18 @@ Uses its own runtime folder and free ports, so it never touches a stack you have
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.net import free_port
 
 from nightshift_core.local.mail_catcher import read_messages
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.stack
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +73,14 @@ def test_up_runs_every_dag_and_prints_the_login(stack):
     out = stack["up"].stdout
     assert "nightshift_selftest: success" in out
     assert "admin / stack-test-password" in out
+
+
+def test_ui_is_served(stack):
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack['env']['NIGHTSHIFT_PORT']}/", timeout=10) as resp:
+        page = resp.read().decode()
+    assert resp.status == 200 and "<title>Airflow" in page, page[:500]
 
 
 def test_admin_login_works_and_wrong_password_is_refused(stack):
