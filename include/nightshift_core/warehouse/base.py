@@ -1,0 +1,202 @@
+"""The warehouse interface every job uses; engines implement it (DuckDB, BigQuery)."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from nightshift_core.warehouse.types import (
+    Column,
+    TableRef,
+    WarehouseError,
+    WriteMode,
+    check_identifier,
+    columns_from_arrow,
+    plan_schema_change,
+)
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """Identity of one unit of work: the same (dag, task, interval) always gives the same ids.
+
+    The try number is deliberately not part of it, so a retry finds the work of the
+    attempt before it instead of doing it a second time.
+    """
+
+    dag_id: str
+    task_id: str
+    interval_start: str | None = None
+    interval_end: str | None = None
+    run_id: str | None = None  # only used when the run has no data interval
+
+    def job_id(self, purpose: str, *parts: str) -> str:
+        scope = (self.interval_start, self.interval_end) if self.interval_start else (self.run_id,)
+        raw = "|".join(map(str, (self.dag_id, self.task_id, *scope, purpose, *parts)))
+        digest = hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+        return f"nightshift_{purpose}_{digest}"
+
+
+@dataclass(frozen=True)
+class PartitionFilter:
+    """Rows with ``start <= column < end`` form the partition a ``replace`` swaps."""
+
+    column: str
+    start: Any
+    end: Any
+
+    def __post_init__(self) -> None:
+        check_identifier(self.column, "partition column")
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    """Data loaded next to its target, not yet visible there."""
+
+    target: TableRef
+    name: str  # engine-specific fully qualified staging table name
+    job: JobKey
+    rows: int
+    columns: tuple[Column, ...]
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    target: TableRef
+    mode: WriteMode
+    job_id: str
+    staged_rows: int
+    reattached: bool = False  # True when an earlier try had already published this data
+    added_columns: tuple[str, ...] = field(default_factory=tuple)
+
+
+class DuplicateKeyError(WarehouseError):
+    """Staged rows repeat a merge key: the upsert would be ambiguous."""
+
+
+class Warehouse(ABC):
+    """Engine-neutral operations. SQL passed to :meth:`query` is BigQuery Standard SQL."""
+
+    engine: str
+
+    # -- datasets and tables -------------------------------------------------------------
+    @abstractmethod
+    def ensure_dataset(self, dataset: str) -> None: ...
+
+    @abstractmethod
+    def table_exists(self, table: TableRef) -> bool: ...
+
+    @abstractmethod
+    def get_schema(self, table: TableRef) -> list[Column]: ...
+
+    @abstractmethod
+    def create_table(self, table: TableRef, columns: Sequence[Column]) -> None:
+        """Create ``table`` if it does not exist."""
+
+    @abstractmethod
+    def add_columns(self, table: TableRef, columns: Sequence[Column]) -> None:
+        """Add NULLABLE columns (schema evolution); existing rows read NULL."""
+
+    @abstractmethod
+    def drop_table(self, table: TableRef) -> None: ...
+
+    # -- load and publish ----------------------------------------------------------------
+    @abstractmethod
+    def stage(
+        self, job: JobKey, target: TableRef, batches: Iterable[pa.RecordBatch], schema: pa.Schema
+    ) -> StagedTable:
+        """Stream ``batches`` into a staging table for ``target`` (bounded memory)."""
+
+    def stage_parquet(self, job: JobKey, target: TableRef, paths: Sequence[str]) -> StagedTable:
+        """Stage Parquet files, streaming them row group by row group."""
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(paths[0])
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for path in paths:
+                with pq.ParquetFile(path) as file:
+                    if not file.schema_arrow.equals(schema):
+                        raise WarehouseError(f"{path}: schema differs from {paths[0]}; stage them separately")
+                    yield from file.iter_batches(batch_size=65536)
+
+        return self.stage(job, target, batches(), schema)
+
+    @abstractmethod
+    def publish(
+        self,
+        staged: StagedTable,
+        mode: WriteMode,
+        *,
+        key: Sequence[str] = (),
+        partition: PartitionFilter | None = None,
+    ) -> PublishResult:
+        """Make staged rows visible in one atomic step, then drop the staging table.
+
+        ``merge`` upserts on ``key``; ``replace`` swaps the whole table, or only the rows of
+        ``partition``; ``append`` adds rows. The target is created or evolved (new NULLABLE
+        columns) first. A failure at any point leaves the target exactly as it was.
+        Publishing the same staged content for the same job twice is a no-op the second time.
+        """
+
+    @abstractmethod
+    def drop_staging(self, older_than_seconds: float = 0) -> list[str]:
+        """Remove leftover staging tables (of crashed runs); return their names."""
+
+    # -- read ----------------------------------------------------------------------------
+    @abstractmethod
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table: ...
+
+    @abstractmethod
+    def query_batches(
+        self, sql: str, params: Mapping[str, Any] | None = None, batch_size: int = 65536
+    ) -> Iterator[pa.RecordBatch]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional for engines without resources
+        """Release connections."""
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- shared helpers ------------------------------------------------------------------
+    def prepare_target(self, target: TableRef, columns: Sequence[Column]) -> tuple[str, ...]:
+        """Create the target or add the new columns; refuse drops/retypes. Returns added names."""
+        self.ensure_dataset(target.dataset)
+        if not self.table_exists(target):
+            self.create_table(target, columns)
+            return ()
+        to_add = plan_schema_change(self.get_schema(target), list(columns), table=str(target))
+        if to_add:
+            self.add_columns(target, to_add)
+        return tuple(c.name for c in to_add)
+
+    @staticmethod
+    def check_publish_args(staged: StagedTable, mode: WriteMode, key: Sequence[str], partition) -> None:
+        names = {c.name.lower() for c in staged.columns}
+        if mode == "merge":
+            if not key:
+                raise WarehouseError(f"{staged.target}: merge needs key columns (the primary key)")
+            missing = [k for k in key if k.lower() not in names]
+            if missing:
+                raise WarehouseError(f"{staged.target}: merge key column(s) {missing} not in the data")
+        if partition is not None:
+            if mode != "replace":
+                raise WarehouseError(f"{staged.target}: a partition is only used with mode='replace'")
+            if partition.column.lower() not in names:
+                raise WarehouseError(
+                    f"{staged.target}: partition column {partition.column!r} not in the data"
+                )
+        for k in key:
+            check_identifier(k, "key column")
+
+    @staticmethod
+    def arrow_columns(schema: pa.Schema) -> tuple[Column, ...]:
+        return tuple(columns_from_arrow(schema))

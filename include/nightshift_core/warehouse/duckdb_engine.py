@@ -1,0 +1,314 @@
+"""DuckDB warehouse: the embedded default (one file under the runtime folder).
+
+DuckDB lets one process at a time open a database file for writing, and Airflow runs
+tasks in parallel processes, so every operation takes an exclusive file lock
+(``<file>.lock``), opens the database, works, and closes it again. Extensions are never
+installed or auto-loaded: nothing here may reach the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from nightshift_core.sql import bind_names, transpile
+from nightshift_core.warehouse.base import (
+    DuplicateKeyError,
+    JobKey,
+    PartitionFilter,
+    PublishResult,
+    StagedTable,
+    Warehouse,
+)
+from nightshift_core.warehouse.staging import spool_parquet
+from nightshift_core.warehouse.types import (
+    Column,
+    LogicalType,
+    TableRef,
+    WarehouseError,
+    WriteMode,
+    check_identifier,
+    logical_type,
+)
+
+CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_META = "_nightshift"  # schema for the publish ledger
+_DDL_TYPES: dict[str, str] = {
+    "INT64": "BIGINT",
+    "FLOAT64": "DOUBLE",
+    "NUMERIC": "DECIMAL(38, 9)",
+    "BIGNUMERIC": "VARCHAR",  # DuckDB decimals stop at 38 digits: keep the exact text
+    "BOOL": "BOOLEAN",
+    "STRING": "VARCHAR",
+    "BYTES": "BLOB",
+    "DATE": "DATE",
+    "DATETIME": "TIMESTAMP",
+    "TIME": "TIME",
+    "TIMESTAMP": "TIMESTAMPTZ",
+    "JSON": "JSON",
+}
+_FROM_DUCKDB: dict[str, LogicalType] = {
+    "BIGINT": "INT64", "INTEGER": "INT64", "SMALLINT": "INT64", "TINYINT": "INT64",
+    "DOUBLE": "FLOAT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "VARCHAR": "STRING",
+    "BLOB": "BYTES", "DATE": "DATE", "TIMESTAMP": "DATETIME", "TIME": "TIME",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "JSON": "JSON",
+}  # fmt: skip
+_TYPE_COMMENT = "nightshift:"
+
+
+def q(name: str) -> str:
+    """Quote a validated identifier."""
+    return '"' + check_identifier(name) + '"'
+
+
+def fq(table: TableRef) -> str:
+    return f"{q(table.dataset)}.{q(table.table)}"
+
+
+class DuckDBWarehouse(Warehouse):
+    engine = "duckdb"
+
+    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 600) -> None:
+        self.path = Path(path)
+        self.staging_dir = self.path.with_name(self.path.name + ".staging")
+        self.lock_timeout = lock_timeout
+
+    # -- connection handling -------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An exclusive, short-lived connection (waits for other processes' operations)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise WarehouseError(
+                            f"DuckDB warehouse {self.path} stayed locked by another process for "
+                            f"{self.lock_timeout:.0f}s; is a long task holding it?"
+                        ) from None
+                    time.sleep(0.05)
+            con = duckdb.connect(str(self.path), config=CONFIG)
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                yield con
+            finally:
+                con.close()
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # -- datasets and tables -------------------------------------------------------------
+    def ensure_dataset(self, dataset: str) -> None:
+        with self.connect() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(dataset)}")
+
+    def table_exists(self, table: TableRef) -> bool:
+        with self.connect() as con:
+            return _exists(con, table)
+
+    def get_schema(self, table: TableRef) -> list[Column]:
+        with self.connect() as con:
+            return _schema(con, table)
+
+    def create_table(self, table: TableRef, columns: Sequence[Column]) -> None:
+        with self.connect() as con:
+            _create(con, table, columns)
+
+    def add_columns(self, table: TableRef, columns: Sequence[Column]) -> None:
+        with self.connect() as con:
+            _add_columns(con, table, columns)
+
+    def drop_table(self, table: TableRef) -> None:
+        with self.connect() as con:
+            con.execute(f"DROP TABLE IF EXISTS {fq(table)}")
+
+    # -- load and publish ----------------------------------------------------------------
+    def stage(
+        self, job: JobKey, target: TableRef, batches: Iterable[pa.RecordBatch], schema: pa.Schema
+    ) -> StagedTable:
+        columns = self.arrow_columns(schema)
+        wide = [i for i, c in enumerate(columns) if c.type == "BIGNUMERIC"]
+
+        def exact_text(batch: pa.RecordBatch) -> pa.RecordBatch:
+            # DuckDB would read >38-digit Parquet decimals as DOUBLE: hand it exact text.
+            if not wide:
+                return batch
+            arrays = list(batch.columns)
+            for i in wide:
+                arrays[i] = pc.cast(arrays[i], pa.string())
+            fields = [pa.field(f.name, pa.string()) if i in wide else f for i, f in enumerate(batch.schema)]
+            return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+        name = f"{target.dataset}__{target.table}__{job.job_id('stage')}"
+        path = self.staging_dir / f"{name}.parquet"
+        rows, digest = spool_parquet(batches, schema, path, convert=exact_text)
+        return StagedTable(target=target, name=f"{path}#{digest}", job=job, rows=rows, columns=columns)
+
+    def publish(
+        self,
+        staged: StagedTable,
+        mode: WriteMode,
+        *,
+        key: Sequence[str] = (),
+        partition: PartitionFilter | None = None,
+    ) -> PublishResult:
+        self.check_publish_args(staged, mode, key, partition)
+        path, _, digest = staged.name.rpartition("#")
+        job_id = staged.job.job_id("publish", str(staged.target), mode, ",".join(key), digest)
+        target = staged.target
+        source = "read_parquet(?)"
+        with self.connect() as con:
+            _ensure_ledger(con)
+            if con.execute(f"SELECT 1 FROM {_META}.published WHERE job_id = ?", [job_id]).fetchone():
+                Path(path).unlink(missing_ok=True)
+                return PublishResult(target, mode, job_id, staged.rows, reattached=True)
+            if not Path(path).exists():
+                raise WarehouseError(f"{target}: staged file {path} is gone; re-run the task to stage again")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                added = self._prepare(con, target, staged.columns)
+                names = ", ".join(q(c.name) for c in staged.columns)
+                if mode == "merge":
+                    keys = ", ".join(q(k) for k in key)
+                    dup = con.execute(
+                        f"SELECT {keys}, count(*) AS n FROM {source} GROUP BY ALL HAVING count(*) > 1 LIMIT 5",
+                        [path],
+                    ).fetchall()
+                    if dup:
+                        raise DuplicateKeyError(
+                            f"{target}: staged rows repeat the merge key {list(key)}, e.g. {dup}; "
+                            "fix the primary key in the sync definition or deduplicate the source"
+                        )
+                    con.execute(
+                        f"DELETE FROM {fq(target)} WHERE ({keys}) IN (SELECT ({keys}) FROM {source})", [path]
+                    )
+                elif mode == "replace" and partition is not None:
+                    col = q(partition.column)
+                    outside = con.execute(
+                        f"SELECT count(*) FROM {source} WHERE NOT ({col} >= ? AND {col} < ?) OR {col} IS NULL",
+                        [path, partition.start, partition.end],
+                    ).fetchone()[0]
+                    if outside:
+                        raise WarehouseError(
+                            f"{target}: {outside} staged row(s) fall outside the partition "
+                            f"{partition.column} in [{partition.start}, {partition.end}); nothing was written"
+                        )
+                    con.execute(
+                        f"DELETE FROM {fq(target)} WHERE {col} >= ? AND {col} < ?",
+                        [partition.start, partition.end],
+                    )
+                elif mode == "replace":
+                    con.execute(f"DELETE FROM {fq(target)}")
+                con.execute(f"INSERT INTO {fq(target)} ({names}) SELECT {names} FROM {source}", [path])
+                con.execute(
+                    f"INSERT INTO {_META}.published VALUES (?, ?, ?, ?, now())",
+                    [job_id, str(target), mode, staged.rows],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        Path(path).unlink(missing_ok=True)
+        return PublishResult(target, mode, job_id, staged.rows, added_columns=added)
+
+    def _prepare(self, con: duckdb.DuckDBPyConnection, target: TableRef, columns: Sequence[Column]) -> tuple:
+        from nightshift_core.warehouse.types import plan_schema_change
+
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(target.dataset)}")
+        if not _exists(con, target):
+            _create(con, target, columns)
+            return ()
+        to_add = plan_schema_change(_schema(con, target), list(columns), table=str(target))
+        _add_columns(con, target, to_add)
+        return tuple(c.name for c in to_add)
+
+    def drop_staging(self, older_than_seconds: float = 0) -> list[str]:
+        removed = []
+        if self.staging_dir.exists():
+            cutoff = time.time() - older_than_seconds
+            for path in sorted(self.staging_dir.iterdir()):
+                if path.stat().st_mtime <= cutoff:
+                    path.unlink(missing_ok=True)
+                    removed.append(path.name)
+        return removed
+
+    # -- read ----------------------------------------------------------------------------
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        with self.connect() as con:
+            return con.sql(transpile(sql, "duckdb"), params=bind_names(params) or None).to_arrow_table()
+
+    def query_batches(
+        self, sql: str, params: Mapping[str, Any] | None = None, batch_size: int = 65536
+    ) -> Iterator[pa.RecordBatch]:
+        with self.connect() as con:
+            reader = con.sql(transpile(sql, "duckdb"), params=bind_names(params) or None).to_arrow_reader(
+                batch_size
+            )
+            yield from reader
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: TableRef) -> bool:
+    row = con.execute(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [table.dataset, table.table],
+    ).fetchone()
+    return row is not None
+
+
+def _schema(con: duckdb.DuckDBPyConnection, table: TableRef) -> list[Column]:
+    rows = con.execute(
+        "SELECT column_name, data_type, is_nullable, comment FROM duckdb_columns() "
+        "WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
+        [table.dataset, table.table],
+    ).fetchall()
+    if not rows:
+        raise WarehouseError(f"table {table} does not exist in {con}")
+    out = []
+    for name, data_type, nullable, comment in rows:
+        if comment and comment.startswith(_TYPE_COMMENT):
+            kind = comment[len(_TYPE_COMMENT) :]
+        elif data_type.startswith("DECIMAL"):
+            kind = "NUMERIC"
+        else:
+            kind = _FROM_DUCKDB.get(data_type, "STRING")
+        out.append(Column(name, kind, bool(nullable)))  # type: ignore[arg-type]
+    return out
+
+
+def _create(con: duckdb.DuckDBPyConnection, table: TableRef, columns: Sequence[Column]) -> None:
+    cols = ", ".join(f"{q(c.name)} {_DDL_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in columns)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {fq(table)} ({cols})")
+    _comment(con, table, columns)
+
+
+def _add_columns(con: duckdb.DuckDBPyConnection, table: TableRef, columns: Sequence[Column]) -> None:
+    for c in columns:
+        con.execute(f"ALTER TABLE {fq(table)} ADD COLUMN IF NOT EXISTS {q(c.name)} {_DDL_TYPES[c.type]}")
+    _comment(con, table, columns)
+
+
+def _comment(con: duckdb.DuckDBPyConnection, table: TableRef, columns: Sequence[Column]) -> None:
+    for c in columns:  # the exact logical type, for get_schema
+        con.execute(f"COMMENT ON COLUMN {fq(table)}.{q(c.name)} IS '{_TYPE_COMMENT}{c.type}'")
+
+
+def _ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {_META}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {_META}.published (job_id VARCHAR PRIMARY KEY, target VARCHAR, "
+        "mode VARCHAR, rows BIGINT, published_at TIMESTAMPTZ)"
+    )
+
+
+__all__ = ["DuckDBWarehouse", "logical_type"]

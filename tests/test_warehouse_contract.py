@@ -1,0 +1,255 @@
+"""One contract, every engine: the same tests run against DuckDB and BigQuery (emulator)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from nightshift_core.warehouse import (
+    DuplicateKeyError,
+    JobKey,
+    PartitionFilter,
+    SchemaChangeError,
+    TableRef,
+    UnsupportedTypeError,
+    WarehouseError,
+)
+
+ENGINES = ["duckdb"]
+UTC = dt.UTC
+
+
+@pytest.fixture(params=ENGINES)
+def wh(request, tmp_path):
+    if request.param == "duckdb":
+        from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
+
+        warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    else:  # pragma: no cover - added with the emulator
+        raise AssertionError(request.param)
+    yield warehouse
+    warehouse.close()
+
+
+def key(task="load", start="2026-11-21T00:00:00+00:00", end="2026-11-22T00:00:00+00:00") -> JobKey:
+    return JobKey("sync_test", task, start, end)
+
+
+MIXED = pa.schema(
+    [
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("price", pa.decimal128(38, 9)),
+        pa.field("huge", pa.decimal256(60, 20)),
+        pa.field("ratio", pa.float64()),
+        pa.field("active", pa.bool_()),
+        pa.field("name", pa.string()),
+        pa.field("blob", pa.binary()),
+        pa.field("day", pa.date32()),
+        pa.field("local_ts", pa.timestamp("us")),
+        pa.field("clock", pa.time64("us")),
+        pa.field("utc_ts", pa.timestamp("us", tz="UTC")),
+        pa.field("doc", pa.json_(pa.string())),
+        pa.field("big_unsigned", pa.uint64()),
+    ]
+)
+ROWS = [
+    {
+        "id": 1,
+        "price": Decimal("12345678901234567890.123456789"),
+        "huge": Decimal("1234567890123456789012345678901234567890.12345678901234567890"),
+        "ratio": 0.5,
+        "active": True,
+        "name": 'Zoë 🚀 =HYPERLINK("x")',
+        "blob": b"\x00\xffbinary",
+        "day": dt.date(2026, 11, 21),
+        "local_ts": dt.datetime(2026, 11, 21, 8, 30, 0, 123456),
+        "clock": dt.time(23, 59, 59, 999999),
+        "utc_ts": dt.datetime(2026, 11, 21, 8, 30, tzinfo=UTC),
+        "doc": json.dumps({"a": [1, 2], "b": None}),
+        "big_unsigned": 2**64 - 1,
+    },
+    {name: None for name in MIXED.names} | {"id": 2},
+]
+
+
+def batches(schema: pa.Schema, rows: list[dict], size: int = 1000):
+    for i in range(0, max(len(rows), 1), size):
+        yield pa.RecordBatch.from_pylist(rows[i : i + size], schema=schema)
+
+
+def load(wh, table: TableRef, rows, mode="merge", schema=None, job=None, **kw):
+    schema = schema or SIMPLE
+    staged = wh.stage(job or key(), table, batches(schema, rows), schema)
+    return wh.publish(staged, mode, **kw)
+
+
+SIMPLE = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string())])
+T = TableRef("contract", "items")
+
+
+def ids_and_values(wh, table=T) -> list[tuple]:
+    return [tuple(r.values()) for r in wh.query(f"SELECT id, v FROM {table} ORDER BY id").to_pylist()]
+
+
+def test_dataset_and_table_lifecycle(wh):
+    wh.ensure_dataset("contract")
+    wh.ensure_dataset("contract")
+    assert not wh.table_exists(T)
+    load(wh, T, [{"id": 1, "v": "a"}], key=["id"])
+    assert wh.table_exists(T)
+    wh.drop_table(T)
+    assert not wh.table_exists(T)
+
+
+def test_every_type_round_trips_exactly(wh):
+    table = TableRef("contract", "mixed")
+    load(wh, table, ROWS, schema=MIXED, key=["id"])
+    types = {c.name: c.type for c in wh.get_schema(table)}
+    assert types == {
+        "id": "INT64", "price": "NUMERIC", "huge": "BIGNUMERIC", "ratio": "FLOAT64", "active": "BOOL",
+        "name": "STRING", "blob": "BYTES", "day": "DATE", "local_ts": "DATETIME", "clock": "TIME",
+        "utc_ts": "TIMESTAMP", "doc": "JSON", "big_unsigned": "NUMERIC",
+    }  # fmt: skip
+    got = wh.query(f"SELECT * FROM {table} ORDER BY id").to_pylist()
+    first, second = got
+    assert first["price"] == ROWS[0]["price"]
+    assert Decimal(str(first["huge"])) == ROWS[0]["huge"]
+    assert first["name"] == ROWS[0]["name"] and first["blob"] == ROWS[0]["blob"]
+    assert first["day"] == ROWS[0]["day"] and first["clock"] == ROWS[0]["clock"]
+    assert first["local_ts"] == ROWS[0]["local_ts"]
+    assert first["utc_ts"] == ROWS[0]["utc_ts"]
+    assert json.loads(first["doc"]) == json.loads(ROWS[0]["doc"])
+    assert Decimal(first["big_unsigned"]) == 2**64 - 1
+    assert first["active"] is True and first["ratio"] == 0.5
+    assert all(v is None for k, v in second.items() if k != "id")
+
+
+def test_merge_upserts_on_the_key(wh):
+    load(wh, T, [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 3, "v": "c"}], key=["id"])
+    result = load(wh, T, [{"id": 2, "v": "B"}, {"id": 4, "v": "d"}], key=["id"], job=key(start="2026-11-22"))
+    assert result.staged_rows == 2 and not result.reattached
+    assert ids_and_values(wh) == [(1, "a"), (2, "B"), (3, "c"), (4, "d")]
+
+
+def test_merge_refuses_duplicate_keys_and_leaves_target(wh):
+    load(wh, T, [{"id": 1, "v": "a"}], key=["id"])
+    with pytest.raises(DuplicateKeyError, match=r"repeat the merge key \['id'\]"):
+        load(wh, T, [{"id": 5, "v": "x"}, {"id": 5, "v": "y"}], key=["id"], job=key(start="2026-11-23"))
+    assert ids_and_values(wh) == [(1, "a")]
+
+
+def test_merge_needs_a_key(wh):
+    with pytest.raises(WarehouseError, match="merge needs key columns"):
+        load(wh, T, [{"id": 1, "v": "a"}])
+
+
+def test_replace_table_and_partition(wh):
+    schema = pa.schema([("id", pa.int64()), ("day", pa.date32()), ("v", pa.string())])
+    table = TableRef("contract", "daily")
+    d1, d2, d3 = dt.date(2026, 11, 20), dt.date(2026, 11, 21), dt.date(2026, 11, 22)
+    load(wh, table, [{"id": 1, "day": d1, "v": "old"}, {"id": 2, "day": d2, "v": "old"}], "replace", schema)
+    part = PartitionFilter("day", d2, d3)
+    load(
+        wh, table, [{"id": 3, "day": d2, "v": "new"}], "replace", schema, job=key(start="p2"), partition=part
+    )
+    rows = wh.query(f"SELECT id, v FROM {table} ORDER BY id").to_pylist()
+    assert rows == [{"id": 1, "v": "old"}, {"id": 3, "v": "new"}]
+    with pytest.raises(WarehouseError, match="outside the partition"):
+        load(
+            wh,
+            table,
+            [{"id": 9, "day": d1, "v": "x"}],
+            "replace",
+            schema,
+            job=key(start="p3"),
+            partition=part,
+        )
+    assert wh.query(f"SELECT count(*) AS n FROM {table}").to_pylist() == [{"n": 2}]
+    load(wh, table, [{"id": 7, "day": d3, "v": "only"}], "replace", schema, job=key(start="p4"))
+    assert wh.query(f"SELECT id FROM {table}").to_pylist() == [{"id": 7}]
+
+
+def test_append_is_exactly_once_per_job_and_content(wh):
+    rows = [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}]
+    first = load(wh, T, rows, "append")
+    retry = load(wh, T, rows, "append")  # same job, same data: a retried task
+    assert not first.reattached and retry.reattached and retry.job_id == first.job_id
+    assert ids_and_values(wh) == [(1, "a"), (2, "b")]
+    load(wh, T, [{"id": 3, "v": "c"}], "append")  # same job, new data: published
+    load(wh, T, rows, "append", job=key(start="2026-11-22"))  # next interval: published
+    assert [r[0] for r in ids_and_values(wh)] == [1, 1, 2, 2, 3]
+
+
+def test_failed_publish_leaves_target_unchanged(wh):
+    load(wh, T, [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], key=["id"])
+    nullable = pa.schema([pa.field("id", pa.int64()), pa.field("v", pa.string())])
+    # The DELETE of id 2 runs, then the INSERT hits NOT NULL on id: all of it must roll back.
+    with pytest.raises(Exception, match="(?i)null"):
+        load(
+            wh,
+            T,
+            [{"id": 2, "v": "B"}, {"id": None, "v": "bad"}],
+            schema=nullable,
+            key=["id"],
+            job=key(task="x"),
+        )
+    assert ids_and_values(wh) == [(1, "a"), (2, "b")]
+
+
+def test_schema_drift_adds_columns_and_refuses_retypes(wh):
+    load(wh, T, [{"id": 1, "v": "a"}], key=["id"])
+    wider = pa.schema(
+        [pa.field("id", pa.int64(), nullable=False), ("v", pa.string()), ("extra", pa.float64())]
+    )
+    result = load(wh, T, [{"id": 2, "v": "b", "extra": 1.5}], schema=wider, key=["id"], job=key(start="d2"))
+    assert result.added_columns == ("extra",)
+    got = wh.query(f"SELECT id, extra FROM {T} ORDER BY id").to_pylist()
+    assert got == [{"id": 1, "extra": None}, {"id": 2, "extra": 1.5}]
+    retyped = pa.schema([pa.field("id", pa.int64(), nullable=False), ("v", pa.int64())])
+    with pytest.raises(SchemaChangeError, match="column 'v' is STRING in the warehouse but INT64"):
+        load(wh, T, [{"id": 3, "v": 7}], schema=retyped, key=["id"], job=key(start="d3"))
+    assert [r[0] for r in ids_and_values(wh)] == [1, 2]
+
+
+def test_query_binds_parameters_and_streams_batches(wh):
+    load(wh, T, [{"id": i, "v": f"v{i}"} for i in range(2500)], key=["id"])
+    got = wh.query(
+        f"SELECT count(*) AS n FROM {T} WHERE id >= @low AND v != @skip", {"low": 100, "skip": "v200"}
+    )
+    assert got.to_pylist() == [{"n": 2399}]
+    sizes = [b.num_rows for b in wh.query_batches(f"SELECT * FROM {T}", batch_size=1000)]
+    assert sum(sizes) == 2500 and max(sizes) <= 2048 and len(sizes) >= 2
+    with pytest.raises(ValueError, match="invalid query parameter name"):
+        wh.query("SELECT 1", {"bad name": 1})
+
+
+def test_hostile_values_are_data_not_sql(wh):
+    evil = "x'); DROP TABLE contract.items; --"
+    load(wh, T, [{"id": 1, "v": evil}], key=["id"])
+    assert wh.query(f"SELECT v FROM {T} WHERE v = @v", {"v": evil}).to_pylist() == [{"v": evil}]
+    with pytest.raises(ValueError, match="invalid table name"):
+        TableRef("contract", "items; DROP TABLE x")
+
+
+def test_unsupported_type_names_the_column(wh):
+    schema = pa.schema([("id", pa.int64()), ("tags", pa.list_(pa.string()))])
+    with pytest.raises(UnsupportedTypeError, match="column 'tags'"):
+        wh.stage(key(), T, batches(schema, [{"id": 1, "tags": ["a"]}]), schema)
+
+
+def test_empty_stage_publishes_nothing_but_creates_the_table(wh):
+    result = load(wh, T, [], key=["id"])
+    assert result.staged_rows == 0 and wh.table_exists(T)
+    assert wh.query(f"SELECT count(*) AS n FROM {T}").to_pylist() == [{"n": 0}]
+
+
+def test_job_ids_are_deterministic_and_try_independent():
+    assert key().job_id("load") == key().job_id("load")
+    assert key().job_id("load") != key(start="2026-11-22").job_id("load")
+    assert key().job_id("load") != key().job_id("merge")
+    manual = JobKey("d", "t", run_id="manual__1")
+    assert manual.job_id("x") != JobKey("d", "t", run_id="manual__2").job_id("x")
