@@ -16,9 +16,11 @@ Run it after deploying or changing connections. It
 
 1. checks that the connections every Nightshift DAG relies on exist
    (`nightshift_smtp`, `nightshift_warehouse`);
-2. sends a test message through the failure notifier and `nightshift_smtp`
+2. writes one heartbeat row per run to `nightshift_ops.selftest_heartbeat` in the
+   warehouse (merge on the run id, so re-running a run changes nothing) and reads it back;
+3. sends a test message through the failure notifier and `nightshift_smtp`
    (with `make run` it lands as an `.eml` file in `.nightshift/mail/`);
-3. fails on purpose when triggered with `fail=true`, so you can see a real
+4. fails on purpose when triggered with `fail=true`, so you can see a real
    failure alert arrive (the task fails without retries).
 """
 
@@ -62,6 +64,33 @@ def nightshift_selftest():
         return found
 
     @task
+    def check_warehouse(connections: dict[str, str]) -> dict[str, object]:
+        import pyarrow as pa
+        from airflow.sdk import get_current_context
+
+        from nightshift.hooks.warehouse import WarehouseHook, job_key
+        from nightshift_core.sql import render
+        from nightshift_core.warehouse import TableRef
+
+        context = get_current_context()
+        table = TableRef("nightshift_ops", "selftest_heartbeat")
+        schema = pa.schema(
+            [pa.field("run_id", pa.string(), nullable=False), ("run_after", pa.timestamp("us", "UTC"))]
+        )
+        row = {"run_id": context["run_id"], "run_after": context["dag_run"].run_after}
+        with WarehouseHook().get_conn() as warehouse:
+            staged = warehouse.stage(
+                job_key(context), table, [pa.RecordBatch.from_pylist([row], schema)], schema
+            )
+            result = warehouse.publish(staged, "merge", key=["run_id"])
+            found = warehouse.query(render("selftest_heartbeat_count.sql"), {"run_id": row["run_id"]})
+        if found.to_pylist() != [{"n": 1}]:
+            raise RuntimeError(
+                f"heartbeat for {row['run_id']} not readable from {table}: {found.to_pylist()}"
+            )
+        return {"engine": warehouse.engine, "table": str(table), "reattached": result.reattached}
+
+    @task
     def send_test_email(connections: dict[str, str]) -> list[str]:
         from airflow.sdk import get_current_context
 
@@ -82,7 +111,8 @@ def nightshift_selftest():
             raise AirflowFailException("self-test failure requested with Param fail=true")
         return f"self-test passed; test message sent to {', '.join(recipients)}"
 
-    maybe_fail(send_test_email(check_connections()))
+    connections = check_connections()
+    check_warehouse(connections) >> maybe_fail(send_test_email(connections))
 
 
 nightshift_selftest()

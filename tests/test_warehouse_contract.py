@@ -253,3 +253,15 @@ def test_job_ids_are_deterministic_and_try_independent():
     assert key().job_id("load") != key().job_id("merge")
     manual = JobKey("d", "t", run_id="manual__1")
     assert manual.job_id("x") != JobKey("d", "t", run_id="manual__2").job_id("x")
+
+
+def test_shipped_selftest_query_runs(wh):
+    from nightshift_core.sql import render
+
+    schema = pa.schema([pa.field("run_id", pa.string(), nullable=False), ("run_after", pa.timestamp("us", "UTC"))])
+    table = TableRef("nightshift_ops", "selftest_heartbeat")
+    rows = [{"run_id": "r1", "run_after": dt.datetime(2026, 11, 21, tzinfo=UTC)}]
+    wh.publish(wh.stage(key(), table, batches(schema, rows), schema), "merge", key=["run_id"])
+    sql = render("selftest_heartbeat_count.sql")
+    assert wh.query(sql, {"run_id": "r1"}).to_pylist() == [{"n": 1}]
+    assert wh.query(sql, {"run_id": "nope"}).to_pylist() == [{"n": 0}]
