@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -11,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "test-output"
 OUTPUT.mkdir(exist_ok=True)
 
-_home = Path(tempfile.mkdtemp(prefix="airflow-home-", dir=OUTPUT))
+_home = Path(tempfile.mkdtemp(prefix="nightshift-airflow-home-"))
+atexit.register(shutil.rmtree, _home, ignore_errors=True)
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_home),
