@@ -19,7 +19,7 @@ from nightshift_core.warehouse import (
     WarehouseError,
 )
 
-ENGINES = ["duckdb"]
+ENGINES = ["duckdb", "bigquery"]
 UTC = dt.UTC
 
 
@@ -29,21 +29,42 @@ def wh(request, tmp_path):
         from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
 
         warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
-    else:  # pragma: no cover - added with the emulator
-        raise AssertionError(request.param)
+    else:
+        from nightshift_core.warehouse.bigquery_engine import BigQueryWarehouse
+
+        emulator = request.getfixturevalue("bq_emulator")
+        warehouse = BigQueryWarehouse(emulator.client(), use_storage_api=False, spool_dir=str(tmp_path))
+        for dataset in ("contract", "nightshift_ops"):  # the emulator is shared by the session
+            warehouse.client.delete_dataset(
+                f"{emulator.project}.{dataset}", delete_contents=True, not_found_ok=True
+            )
     yield warehouse
     warehouse.close()
 
 
+_DAG = ["sync_test"]
+
+
+@pytest.fixture(autouse=True)
+def _own_job_ids(request):
+    """Job history outlives dropped tables (as in BigQuery): keep each test's job ids its own."""
+    _DAG[0] = f"sync_test_{request.node.name}"
+
+
 def key(task="load", start="2026-11-21T00:00:00+00:00", end="2026-11-22T00:00:00+00:00") -> JobKey:
-    return JobKey("sync_test", task, start, end)
+    return JobKey(_DAG[0], task, start, end)
+
+
+def emulator_gap(request, wh, reason: str) -> None:
+    """Known BigQuery-emulator difference from BigQuery: must fail there (strict xfail)."""
+    if wh.engine == "bigquery":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"BigQuery emulator: {reason}"))
 
 
 MIXED = pa.schema(
     [
         pa.field("id", pa.int64(), nullable=False),
         pa.field("price", pa.decimal128(38, 9)),
-        pa.field("huge", pa.decimal256(60, 20)),
         pa.field("ratio", pa.float64()),
         pa.field("active", pa.bool_()),
         pa.field("name", pa.string()),
@@ -60,7 +81,6 @@ ROWS = [
     {
         "id": 1,
         "price": Decimal("12345678901234567890.123456789"),
-        "huge": Decimal("1234567890123456789012345678901234567890.12345678901234567890"),
         "ratio": 0.5,
         "active": True,
         "name": 'Zoë 🚀 =HYPERLINK("x")',
@@ -110,14 +130,13 @@ def test_every_type_round_trips_exactly(wh):
     load(wh, table, ROWS, schema=MIXED, key=["id"])
     types = {c.name: c.type for c in wh.get_schema(table)}
     assert types == {
-        "id": "INT64", "price": "NUMERIC", "huge": "BIGNUMERIC", "ratio": "FLOAT64", "active": "BOOL",
+        "id": "INT64", "price": "NUMERIC", "ratio": "FLOAT64", "active": "BOOL",
         "name": "STRING", "blob": "BYTES", "day": "DATE", "local_ts": "DATETIME", "clock": "TIME",
         "utc_ts": "TIMESTAMP", "doc": "JSON", "big_unsigned": "NUMERIC",
     }  # fmt: skip
     got = wh.query(f"SELECT * FROM {table} ORDER BY id").to_pylist()
     first, second = got
     assert first["price"] == ROWS[0]["price"]
-    assert Decimal(str(first["huge"])) == ROWS[0]["huge"]
     assert first["name"] == ROWS[0]["name"] and first["blob"] == ROWS[0]["blob"]
     assert first["day"] == ROWS[0]["day"] and first["clock"] == ROWS[0]["clock"]
     assert first["local_ts"] == ROWS[0]["local_ts"]
@@ -126,6 +145,17 @@ def test_every_type_round_trips_exactly(wh):
     assert Decimal(first["big_unsigned"]) == 2**64 - 1
     assert first["active"] is True and first["ratio"] == 0.5
     assert all(v is None for k, v in second.items() if k != "id")
+
+
+def test_bignumeric_round_trips_exactly(request, wh):
+    emulator_gap(request, wh, "DuckDB underneath has no DECIMAL(76, 38), so BIGNUMERIC columns fail")
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("huge", pa.decimal256(60, 20))])
+    huge = Decimal("1234567890123456789012345678901234567890.12345678901234567890")
+    table = TableRef("contract", "bignumeric")
+    load(wh, table, [{"id": 1, "huge": huge}], schema=schema, key=["id"])
+    assert [c.type for c in wh.get_schema(table)] == ["INT64", "BIGNUMERIC"]
+    (row,) = wh.query(f"SELECT huge FROM {table}").to_pylist()
+    assert Decimal(str(row["huge"])) == huge
 
 
 def test_merge_upserts_on_the_key(wh):
@@ -184,7 +214,8 @@ def test_append_is_exactly_once_per_job_and_content(wh):
     assert [r[0] for r in ids_and_values(wh)] == [1, 1, 2, 2, 3]
 
 
-def test_failed_publish_leaves_target_unchanged(wh):
+def test_failed_publish_leaves_target_unchanged(request, wh):
+    emulator_gap(request, wh, "REQUIRED (NOT NULL) columns are not enforced, so the INSERT does not fail")
     load(wh, T, [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], key=["id"])
     nullable = pa.schema([pa.field("id", pa.int64()), pa.field("v", pa.string())])
     # The DELETE of id 2 runs, then the INSERT hits NOT NULL on id: all of it must roll back.
@@ -258,7 +289,9 @@ def test_job_ids_are_deterministic_and_try_independent():
 def test_shipped_selftest_query_runs(wh):
     from nightshift_core.sql import render
 
-    schema = pa.schema([pa.field("run_id", pa.string(), nullable=False), ("run_after", pa.timestamp("us", "UTC"))])
+    schema = pa.schema(
+        [pa.field("run_id", pa.string(), nullable=False), ("run_after", pa.timestamp("us", "UTC"))]
+    )
     table = TableRef("nightshift_ops", "selftest_heartbeat")
     rows = [{"run_id": "r1", "run_after": dt.datetime(2026, 11, 21, tzinfo=UTC)}]
     wh.publish(wh.stage(key(), table, batches(schema, rows), schema), "merge", key=["run_id"])

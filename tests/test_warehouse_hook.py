@@ -10,7 +10,9 @@ import pytest
 
 
 def use_connection(monkeypatch, extra: dict) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
+    )
 
 
 def test_duckdb_engine_from_the_connection(monkeypatch, tmp_path):
@@ -44,7 +46,9 @@ def test_incomplete_connection_names_the_key(monkeypatch, extra, message):
 def test_job_key_uses_the_interval_and_ignores_the_try():
     from nightshift.hooks.warehouse import job_key
 
-    def context(try_number, start=pendulum.datetime(2026, 11, 21), map_index=-1):
+    day = pendulum.datetime(2026, 11, 21)
+
+    def context(try_number, start=day, map_index=-1):
         ti = SimpleNamespace(dag_id="d", task_id="t", run_id="r", try_number=try_number, map_index=map_index)
         end = start.add(days=1) if start else None
         return {"ti": ti, "data_interval_start": start, "data_interval_end": end}

@@ -140,8 +140,11 @@ class Warehouse(ABC):
 
         ``merge`` upserts on ``key``; ``replace`` swaps the whole table, or only the rows of
         ``partition``; ``append`` adds rows. The target is created or evolved (new NULLABLE
-        columns) first. A failure at any point leaves the target exactly as it was.
-        Publishing the same staged content for the same job twice is a no-op the second time.
+        columns) first. A failure at any point leaves the target's rows exactly as they were
+        (on BigQuery a new NULLABLE column may already have been added: DDL cannot join a
+        transaction there). ``append`` of the same staged content for the same job happens
+        once: a retry finds the earlier publish and returns ``reattached=True``. ``merge`` and
+        ``replace`` are idempotent and simply run again.
         """
 
     @abstractmethod

@@ -170,7 +170,9 @@ class DuckDBWarehouse(Warehouse):
         source = "read_parquet(?)"
         with self.connect() as con:
             _ensure_ledger(con)
-            if con.execute(f"SELECT 1 FROM {_META}.published WHERE job_id = ?", [job_id]).fetchone():
+            # Appending twice would duplicate rows; merge and replace are idempotent and always run.
+            seen = con.execute(f"SELECT 1 FROM {_META}.published WHERE job_id = ?", [job_id]).fetchone()
+            if mode == "append" and seen:
                 Path(path).unlink(missing_ok=True)
                 return PublishResult(target, mode, job_id, staged.rows, reattached=True)
             if not Path(path).exists():
@@ -212,7 +214,7 @@ class DuckDBWarehouse(Warehouse):
                     con.execute(f"DELETE FROM {fq(target)}")
                 con.execute(f"INSERT INTO {fq(target)} ({names}) SELECT {names} FROM {source}", [path])
                 con.execute(
-                    f"INSERT INTO {_META}.published VALUES (?, ?, ?, ?, now())",
+                    f"INSERT OR REPLACE INTO {_META}.published VALUES (?, ?, ?, ?, now())",
                     [job_id, str(target), mode, staged.rows],
                 )
                 con.execute("COMMIT")

@@ -1,0 +1,368 @@
+"""BigQuery warehouse: Parquet load jobs into staging tables, one atomic DML statement to publish.
+
+Job ids are deterministic (see :class:`JobKey`): a retried task first looks for the job
+its earlier try submitted and reattaches to it (waits for it, or takes its result)
+instead of running it again. BigQuery never reuses a job id, so after a *failed* job the
+next free suffix (``_1``, ``_2``...) is used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from google.api_core.exceptions import Conflict, NotFound
+from google.cloud import bigquery
+
+from nightshift_core.warehouse.base import (
+    DuplicateKeyError,
+    JobKey,
+    PartitionFilter,
+    PublishResult,
+    StagedTable,
+    Warehouse,
+)
+from nightshift_core.warehouse.staging import spool_parquet
+from nightshift_core.warehouse.types import (
+    Column,
+    LogicalType,
+    TableRef,
+    WarehouseError,
+    WriteMode,
+    check_identifier,
+)
+
+STAGING_PREFIX = "_nightshift_stage_"
+_FROM_BQ: dict[str, LogicalType] = {
+    "INTEGER": "INT64", "INT64": "INT64", "FLOAT": "FLOAT64", "FLOAT64": "FLOAT64",
+    "NUMERIC": "NUMERIC", "BIGNUMERIC": "BIGNUMERIC", "BOOLEAN": "BOOL", "BOOL": "BOOL",
+    "STRING": "STRING", "BYTES": "BYTES", "DATE": "DATE", "DATETIME": "DATETIME", "TIME": "TIME",
+    "TIMESTAMP": "TIMESTAMP", "JSON": "JSON",
+}  # fmt: skip
+_MAX_JOB_ATTEMPTS = 20
+
+
+def q(name: str) -> str:
+    return f"`{check_identifier(name)}`"
+
+
+class BigQueryWarehouse(Warehouse):
+    engine = "bigquery"
+
+    def __init__(
+        self,
+        client: bigquery.Client,
+        *,
+        location: str | None = None,
+        use_storage_api: bool = True,
+        spool_dir: str | None = None,
+    ) -> None:
+        self.client = client
+        self.project = client.project
+        self.location = location or client.location
+        self.use_storage_api = use_storage_api
+        self.spool_dir = Path(spool_dir or tempfile.gettempdir())
+
+    def _fq(self, table: TableRef) -> str:
+        return f"`{self.project}`.{q(table.dataset)}.{q(table.table)}"
+
+    def _ref(self, table: TableRef) -> str:
+        return f"{self.project}.{table.dataset}.{table.table}"
+
+    # -- datasets and tables -------------------------------------------------------------
+    def ensure_dataset(self, dataset: str) -> None:
+        ds = bigquery.Dataset(f"{self.project}.{check_identifier(dataset, 'dataset name')}")
+        if self.location:
+            ds.location = self.location
+        self.client.create_dataset(ds, exists_ok=True)
+
+    def table_exists(self, table: TableRef) -> bool:
+        try:
+            self.client.get_table(self._ref(table))
+        except NotFound:
+            return False
+        return True
+
+    def get_schema(self, table: TableRef) -> list[Column]:
+        try:
+            fields = self.client.get_table(self._ref(table)).schema
+        except NotFound:
+            raise WarehouseError(f"table {table} does not exist in project {self.project}") from None
+        return [Column(f.name, _FROM_BQ.get(f.field_type, "STRING"), f.mode != "REQUIRED") for f in fields]
+
+    def create_table(self, table: TableRef, columns: Sequence[Column]) -> None:
+        schema = [_field(c) for c in columns]
+        self.client.create_table(bigquery.Table(self._ref(table), schema=schema), exists_ok=True)
+
+    def add_columns(self, table: TableRef, columns: Sequence[Column]) -> None:
+        if not columns:
+            return
+        # DDL rather than a schema patch: one statement, and the emulator applies it too.
+        adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {q(c.name)} {c.type}" for c in columns)
+        self.client.query(f"ALTER TABLE {self._fq(table)} {adds}", location=self.location).result()
+
+    def drop_table(self, table: TableRef) -> None:
+        self.client.delete_table(self._ref(table), not_found_ok=True)
+
+    # -- load and publish ----------------------------------------------------------------
+    def stage(
+        self, job: JobKey, target: TableRef, batches: Iterable[pa.RecordBatch], schema: pa.Schema
+    ) -> StagedTable:
+        columns = self.arrow_columns(schema)
+        load_id = job.job_id("stage", str(target))
+        staging = TableRef(target.dataset, f"{STAGING_PREFIX}{target.table}_{load_id[-24:]}")
+        path = self.spool_dir / f"{load_id}.parquet"
+        try:
+            rows, digest = spool_parquet(batches, schema, path, convert=_bigquery_friendly)
+            self.ensure_dataset(target.dataset)
+            config = bigquery.LoadJobConfig(
+                source_format=bigquery.SourceFormat.PARQUET,
+                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                schema=[_field(Column(c.name, c.type, True)) for c in columns],
+            )
+            config.parquet_options = bigquery.ParquetOptions()
+            config.parquet_options.enable_list_inference = False
+
+            def submit(job_id: str) -> bigquery.LoadJob:
+                with open(path, "rb") as fh:
+                    return self.client.load_table_from_file(
+                        fh, self._ref(staging), job_config=config, job_id=job_id, location=self.location
+                    )
+
+            self._run_job(f"{load_id}_{digest[:16]}", submit)
+        finally:
+            path.unlink(missing_ok=True)
+        return StagedTable(
+            target=target, name=f"{self._ref(staging)}#{digest}", job=job, rows=rows, columns=columns
+        )
+
+    def publish(
+        self,
+        staged: StagedTable,
+        mode: WriteMode,
+        *,
+        key: Sequence[str] = (),
+        partition: PartitionFilter | None = None,
+    ) -> PublishResult:
+        self.check_publish_args(staged, mode, key, partition)
+        ref, _, digest = staged.name.rpartition("#")
+        staging = "`" + ref.replace("`", "") + "`"
+        target = staged.target
+        job_id = staged.job.job_id("publish", str(target), mode, ",".join(key), digest)
+        if mode == "append":
+            # Appending twice would duplicate rows: an earlier try's finished job means done.
+            done = self._finished_job(job_id)
+            if done is not None:
+                self.client.delete_table(ref, not_found_ok=True)
+                return PublishResult(target, mode, done.job_id, staged.rows, reattached=True)
+        try:
+            self.client.get_table(ref)
+        except NotFound:
+            raise WarehouseError(
+                f"{target}: staging table {ref} is gone; re-run the task to stage again"
+            ) from None
+        added = self.prepare_target(target, staged.columns)
+        names = [c.name for c in staged.columns]
+        cols = ", ".join(q(n) for n in names)
+        params: list[Any] = []
+        if mode == "merge":
+            keys = ", ".join(q(k) for k in key)
+            dup = self._rows(
+                f"SELECT {keys}, COUNT(*) AS n FROM {staging} GROUP BY {keys} HAVING COUNT(*) > 1 LIMIT 5"
+            )
+            if dup:
+                raise DuplicateKeyError(
+                    f"{target}: staged rows repeat the merge key {list(key)}, e.g. {dup}; "
+                    "fix the primary key in the sync definition or deduplicate the source"
+                )
+            on = " AND ".join(f"T.{q(k)} = S.{q(k)}" for k in key)
+            update = ", ".join(
+                f"{q(n)} = S.{q(n)}" for n in names if n.lower() not in {k.lower() for k in key}
+            )
+            sql = (
+                f"MERGE {self._fq(target)} T USING {staging} S ON {on} "
+                + (f"WHEN MATCHED THEN UPDATE SET {update} " if update else "")
+                + f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({', '.join('S.' + q(n) for n in names)})"
+            )
+        elif mode == "replace":
+            # One MERGE both deletes the old rows and inserts the new: a single atomic statement.
+            scope = ""
+            if partition is not None:
+                col = q(partition.column)
+                params = [_param("p_start", partition.start), _param("p_end", partition.end)]
+                outside = self._rows(
+                    f"SELECT COUNT(*) AS n FROM {staging} WHERE {col} IS NULL "
+                    f"OR NOT ({col} >= @p_start AND {col} < @p_end)",
+                    params,
+                )[0][0]
+                if outside:
+                    raise WarehouseError(
+                        f"{target}: {outside} staged row(s) fall outside the partition "
+                        f"{partition.column} in [{partition.start}, {partition.end}); nothing was written"
+                    )
+                scope = f" AND T.{col} >= @p_start AND T.{col} < @p_end"
+            sql = (
+                f"MERGE {self._fq(target)} T USING {staging} S ON FALSE "
+                f"WHEN NOT MATCHED BY SOURCE{scope} THEN DELETE "
+                f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({', '.join('S.' + q(n) for n in names)})"
+            )
+        else:
+            sql = f"INSERT INTO {self._fq(target)} ({cols}) SELECT {cols} FROM {staging}"
+        config = bigquery.QueryJobConfig(query_parameters=params)
+        finished = self._run_job(
+            job_id,
+            lambda jid: self.client.query(sql, job_config=config, job_id=jid, location=self.location),
+            rerun_done=mode != "append",
+        )
+        self.client.delete_table(ref, not_found_ok=True)
+        return PublishResult(target, mode, finished.job_id, staged.rows, added_columns=added)
+
+    def drop_staging(self, older_than_seconds: float = 0) -> list[str]:
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_seconds)
+        removed = []
+        for ds in self.client.list_datasets():
+            for item in self.client.list_tables(ds.dataset_id):
+                created = item.created or cutoff
+                if item.table_id.startswith(STAGING_PREFIX) and created <= cutoff:
+                    self.client.delete_table(item.reference, not_found_ok=True)
+                    removed.append(f"{ds.dataset_id}.{item.table_id}")
+        return removed
+
+    # -- jobs ----------------------------------------------------------------------------
+    def _finished_job(self, base_id: str) -> bigquery.job._AsyncJob | None:
+        """The successful job an earlier try ran under ``base_id`` (or a suffix), if any."""
+        for attempt in range(_MAX_JOB_ATTEMPTS):
+            job_id = base_id if attempt == 0 else f"{base_id}_{attempt}"
+            try:
+                job = self.client.get_job(job_id, location=self.location)
+            except NotFound:
+                return None
+            if job.state != "DONE":
+                job.result()
+            if job.error_result is None:
+                return job
+        return None
+
+    def _run_job(self, base_id: str, submit, *, rerun_done: bool = False) -> bigquery.job._AsyncJob:
+        """Reattach to ``base_id``'s job if it runs (or ran); else submit under the next free id.
+
+        ``rerun_done``: a job that already finished is run again under a new id (for
+        idempotent statements, whose target may have changed since), while a job that is
+        still running is waited for, never started twice.
+        """
+        for attempt in range(_MAX_JOB_ATTEMPTS):
+            job_id = base_id if attempt == 0 else f"{base_id}_{attempt}"
+            try:
+                job = self.client.get_job(job_id, location=self.location)
+                if rerun_done and job.state == "DONE":
+                    continue
+            except NotFound:
+                try:
+                    job = submit(job_id)
+                except Conflict:  # another try submitted it just now: attach to it
+                    job = self.client.get_job(job_id, location=self.location)
+            if job.state != "DONE":
+                try:
+                    job.result()
+                except Exception:
+                    job.reload()
+            if job.error_result is None:
+                return job
+            if not _retryable(job.error_result):
+                raise WarehouseError(f"BigQuery job {job_id} failed: {job.error_result.get('message')}")
+        raise WarehouseError(f"BigQuery job {base_id} failed {_MAX_JOB_ATTEMPTS} times")
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        job = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=list(params)))
+        return [tuple(row.values()) for row in job.result()]
+
+    # -- read ----------------------------------------------------------------------------
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        return self._query(sql, params).to_arrow(create_bqstorage_client=self.use_storage_api)
+
+    def query_batches(
+        self, sql: str, params: Mapping[str, Any] | None = None, batch_size: int = 65536
+    ) -> Iterator[pa.RecordBatch]:
+        rows = self._query(sql, params, page_size=batch_size)
+        for batch in rows.to_arrow_iterable():
+            yield from batch.to_batches(max_chunksize=batch_size) if isinstance(batch, pa.Table) else [batch]
+
+    def _query(self, sql: str, params: Mapping[str, Any] | None, page_size: int | None = None):
+        from nightshift_core.sql import bind_names
+
+        config = bigquery.QueryJobConfig(
+            query_parameters=[_param(k, v) for k, v in bind_names(params).items()]
+        )
+        return self.client.query(sql, job_config=config, location=self.location).result(page_size=page_size)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _retryable(error: dict | None) -> bool:
+    """A failed job is worth a new id only for transient reasons."""
+    return bool(error) and error.get("reason") in {
+        "backendError",
+        "internalError",
+        "rateLimitExceeded",
+        "jobInternalError",
+    }
+
+
+def _field(column: Column) -> bigquery.SchemaField:
+    return bigquery.SchemaField(column.name, column.type, mode="NULLABLE" if column.nullable else "REQUIRED")
+
+
+def _bigquery_friendly(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Arrow types BigQuery's Parquet loader cannot take as they are."""
+    arrays, fields, changed = list(batch.columns), list(batch.schema), False
+    for i, f in enumerate(batch.schema):
+        if pa.types.is_uint64(f.type):  # NUMERIC column; Parquet UINT64 is not accepted
+            arrays[i], fields[i], changed = (
+                pc.cast(arrays[i], pa.decimal128(38, 9)),
+                f.with_type(pa.decimal128(38, 9)),
+                True,
+            )
+        elif isinstance(f.type, pa.BaseExtensionType) and f.type.extension_name == "arrow.json":
+            storage = arrays[i].storage
+            arrays[i], fields[i], changed = storage, f.with_type(storage.type), True
+    if not changed:
+        return batch
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _param(name: str, value: Any) -> bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter:
+    if isinstance(value, (list, tuple)):
+        kind = _param_type(value[0]) if value else "STRING"
+        return bigquery.ArrayQueryParameter(name, kind, list(value))
+    return bigquery.ScalarQueryParameter(name, _param_type(value), value)
+
+
+def _param_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, Decimal):
+        return (
+            "NUMERIC"
+            if abs(value.as_tuple().exponent) <= 9 and len(value.as_tuple().digits) <= 38
+            else "BIGNUMERIC"
+        )
+    if isinstance(value, bytes):
+        return "BYTES"
+    if isinstance(value, dt.datetime):
+        return "TIMESTAMP" if value.tzinfo else "DATETIME"
+    if isinstance(value, dt.date):
+        return "DATE"
+    if isinstance(value, dt.time):
+        return "TIME"
+    return "STRING"
