@@ -217,7 +217,9 @@ class BigQueryWarehouse(Warehouse):
         config = bigquery.QueryJobConfig(query_parameters=params)
         finished = self._run_job(
             job_id,
-            lambda jid: self.client.query(sql, job_config=config, job_id=jid, location=self.location),
+            lambda jid: self.client.query(
+                sql, job_config=config, job_id=jid, location=self.location, job_retry=None
+            ),
             rerun_done=mode != "append",
         )
         self.client.delete_table(ref, not_found_ok=True)
