@@ -28,7 +28,8 @@ def wh(request, tmp_path):
     if request.param == "duckdb":
         from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
 
-        warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+        # Named like a dataset on purpose: the file name must not clash with dataset names.
+        warehouse = DuckDBWarehouse(tmp_path / "contract.duckdb")
     else:
         from nightshift_core.warehouse.bigquery_engine import BigQueryWarehouse
 

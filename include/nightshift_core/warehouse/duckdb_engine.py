@@ -42,6 +42,7 @@ from nightshift_core.warehouse.types import (
 
 CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 _META = "_nightshift"  # schema for the publish ledger
+CATALOG = "_nightshift_warehouse"
 _DDL_TYPES: dict[str, str] = {
     "INT64": "BIGINT",
     "FLOAT64": "DOUBLE",
@@ -100,8 +101,13 @@ class DuckDBWarehouse(Warehouse):
                             f"{self.lock_timeout:.0f}s; is a long task holding it?"
                         ) from None
                     time.sleep(0.05)
-            con = duckdb.connect(str(self.path), config=CONFIG)
+            # Attached under a fixed catalog name: connecting to the file directly would name the
+            # catalog after the file, and a dataset with the same name would become ambiguous.
+            con = duckdb.connect(":memory:", config=CONFIG)
             try:
+                literal = "'" + str(self.path).replace("'", "''") + "'"
+                con.execute(f"ATTACH {literal} AS {CATALOG}")
+                con.execute(f"USE {CATALOG}")
                 con.execute("SET TimeZone = 'UTC'")
                 yield con
             finally:
@@ -262,8 +268,8 @@ class DuckDBWarehouse(Warehouse):
 
 def _exists(con: duckdb.DuckDBPyConnection, table: TableRef) -> bool:
     row = con.execute(
-        "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [table.dataset, table.table],
+        "SELECT 1 FROM information_schema.tables WHERE table_catalog = ? AND table_schema = ? AND table_name = ?",
+        [CATALOG, table.dataset, table.table],
     ).fetchone()
     return row is not None
 
@@ -271,8 +277,8 @@ def _exists(con: duckdb.DuckDBPyConnection, table: TableRef) -> bool:
 def _schema(con: duckdb.DuckDBPyConnection, table: TableRef) -> list[Column]:
     rows = con.execute(
         "SELECT column_name, data_type, is_nullable, comment FROM duckdb_columns() "
-        "WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
-        [table.dataset, table.table],
+        "WHERE database_name = ? AND schema_name = ? AND table_name = ? ORDER BY column_index",
+        [CATALOG, table.dataset, table.table],
     ).fetchall()
     if not rows:
         raise WarehouseError(f"table {table} does not exist in {con}")
