@@ -235,12 +235,19 @@ def test_failed_publish_leaves_target_unchanged(request, wh):
 def test_schema_drift_adds_columns_and_refuses_retypes(wh):
     load(wh, T, [{"id": 1, "v": "a"}], key=["id"])
     wider = pa.schema(
-        [pa.field("id", pa.int64(), nullable=False), ("v", pa.string()), ("extra", pa.float64())]
+        [
+            pa.field("id", pa.int64(), nullable=False),
+            ("v", pa.string()),
+            ("extra", pa.float64()),
+            ("amount", pa.decimal128(38, 9)),
+        ]
     )
-    result = load(wh, T, [{"id": 2, "v": "b", "extra": 1.5}], schema=wider, key=["id"], job=key(start="d2"))
-    assert result.added_columns == ("extra",)
-    got = wh.query(f"SELECT id, extra FROM {T} ORDER BY id").to_pylist()
-    assert got == [{"id": 1, "extra": None}, {"id": 2, "extra": 1.5}]
+    exact = Decimal("12345678901234567890.123456789")
+    row = {"id": 2, "v": "b", "extra": 1.5, "amount": exact}
+    result = load(wh, T, [row], schema=wider, key=["id"], job=key(start="d2"))
+    assert result.added_columns == ("extra", "amount")
+    got = wh.query(f"SELECT id, extra, amount FROM {T} ORDER BY id").to_pylist()
+    assert got == [{"id": 1, "extra": None, "amount": None}, {"id": 2, "extra": 1.5, "amount": exact}]
     retyped = pa.schema([pa.field("id", pa.int64(), nullable=False), ("v", pa.int64())])
     with pytest.raises(SchemaChangeError, match="column 'v' is STRING in the warehouse but INT64"):
         load(wh, T, [{"id": 3, "v": 7}], schema=retyped, key=["id"], job=key(start="d3"))

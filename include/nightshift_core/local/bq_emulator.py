@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import logging
 import os
 import signal
 import sys
@@ -28,6 +29,11 @@ os.environ["BQEMU_ENABLE_FORMAT_EXTENSIONS"] = "false"
 
 if importlib.util.find_spec("numpy") is None:  # pragma: no cover - environment problem
     raise SystemExit("bq_emulator: numpy is required next to bqemulator (pip install numpy)")
+
+import structlog  # noqa: E402
+
+# Until the server configures logging: drop the debug lines bqemulator logs while importing.
+structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
 
 import duckdb  # noqa: E402
 from bqemulator.api.routes import upload as _upload  # noqa: E402

@@ -104,8 +104,9 @@ class BigQueryWarehouse(Warehouse):
         if not columns:
             return
         # DDL rather than a schema patch: one statement, and the emulator applies it too.
-        adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {q(c.name)} {c.type}" for c in columns)
-        self.client.query(f"ALTER TABLE {self._fq(table)} {adds}", location=self.location).result()
+        for c in columns:  # one statement per column: the emulator takes one ALTER at a time
+            sql = f"ALTER TABLE {self._fq(table)} ADD COLUMN IF NOT EXISTS {q(c.name)} {_ddl_type(c.type)}"
+            self.client.query(sql, location=self.location).result()
 
     def drop_table(self, table: TableRef) -> None:
         self.client.delete_table(self._ref(table), not_found_ok=True)
@@ -368,3 +369,9 @@ def _param_type(value: Any) -> str:
     if isinstance(value, dt.time):
         return "TIME"
     return "STRING"
+
+
+def _ddl_type(kind: str) -> str:
+    """Type for DDL. NUMERIC is spelled with its full (38, 9), which BigQuery treats as plain
+    NUMERIC; the emulator would otherwise keep only 3 decimals."""
+    return "NUMERIC(38, 9)" if kind == "NUMERIC" else kind
