@@ -109,6 +109,9 @@ class DuckDBWarehouse(Warehouse):
                 con.execute(f"ATTACH {literal} AS {CATALOG}")
                 con.execute(f"USE {CATALOG}")
                 con.execute("SET TimeZone = 'UTC'")
+                # Row order inside a table carries no meaning here; not keeping it lets big
+                # INSERT ... SELECT loads stream with less memory.
+                con.execute("SET preserve_insertion_order = false")
                 yield con
             finally:
                 con.close()
