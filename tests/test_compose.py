@@ -377,6 +377,7 @@ def test_env_example_lists_every_required_variable_empty(compose_values):
         "AIRFLOW_API_SECRET_KEY",
         "AIRFLOW_ADMIN_USER",
         "AIRFLOW_CONN_NIGHTSHIFT_SMTP",
+        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE",
         "NIGHTSHIFT_ALERT_TO",
     } <= required
     example = _env_example()

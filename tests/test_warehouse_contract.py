@@ -9,6 +9,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
+from nightshift_core.sql import SQL_DIR
 from nightshift_core.warehouse import (
     DuplicateKeyError,
     JobKey,
@@ -306,3 +307,29 @@ def test_shipped_selftest_query_runs(wh):
     sql = render("selftest_heartbeat_count.sql")
     assert wh.query(sql, {"run_id": "r1"}).to_pylist() == [{"n": 1}]
     assert wh.query(sql, {"run_id": "nope"}).to_pylist() == [{"n": 0}]
+
+
+def test_stage_parquet_files_streams_them_in(wh, tmp_path):
+    import pyarrow.parquet as pq
+
+    paths = []
+    for part in range(3):
+        path = tmp_path / f"part-{part}.parquet"
+        rows = [{"id": part * 10 + i, "v": f"p{part}"} for i in range(10)]
+        pq.write_table(pa.Table.from_pylist(rows, schema=SIMPLE), path, row_group_size=4)
+        paths.append(str(path))
+    result = wh.publish(wh.stage_parquet(key(), T, paths), "merge", key=["id"])
+    assert result.staged_rows == 30
+    assert wh.query(f"SELECT COUNT(DISTINCT id) AS n FROM {T}").to_pylist() == [{"n": 30}]
+
+
+@pytest.mark.parametrize("path", sorted(SQL_DIR.glob("**/*.sql")), ids=lambda p: p.name)
+def test_every_shipped_sql_file_parses_and_transpiles(path):
+    import sqlglot
+
+    from nightshift_core.sql import render
+
+    relative = str(path.relative_to(SQL_DIR))
+    assert sqlglot.parse(render(relative), read="bigquery"), f"{relative}: no statement"
+    duck = render(relative, "duckdb")
+    assert sqlglot.parse(duck, read="duckdb") and "@" not in duck
