@@ -154,6 +154,20 @@ def init(env: dict[str, str]) -> None:
         _airflow(["db", "migrate"], env)
     with Step("Loading connections, variables and pools from airflow_settings.yaml"):
         load_settings(ROOT / "airflow_settings.yaml", env)
+    sample = runtime() / "classicmodels.sqlite"
+    if not sample.exists():
+        with Step("Generating the sample classicmodels source database (SQLite)"):
+            from nightshift_core.sample import classicmodels
+
+            tmp = sample.with_name(sample.name + ".partial")
+            tmp.unlink(missing_ok=True)
+            conn, dialect = classicmodels.connect(f"sqlite:///{tmp}")
+            try:
+                counts = classicmodels.generate(conn, dialect, scale=1.0, seed=42)
+            finally:
+                conn.close()
+            tmp.replace(sample)
+            print("    " + ", ".join(f"{n} {t}" for t, n in counts.items()))
 
 
 def load_settings(path: Path, env: dict[str, str]) -> None:

@@ -38,7 +38,7 @@ def _dags(dagbag):
 
 def test_there_are_dags(dagbag):
     assert DAG_FILES, "no DAG files found"
-    assert "nightshift_selftest" in dagbag.dag_ids
+    assert {"nightshift_selftest", "sync_classicmodels"} <= set(dagbag.dag_ids)
 
 
 def test_no_import_errors(dagbag):
@@ -114,10 +114,22 @@ def _dag_calls(tree: ast.AST):
                 yield node
 
 
-@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+# DAG files and the builders they call (factories such as nightshift/sync_dags.py).
+DAG_SOURCES = DAG_FILES + sorted((ROOT / "plugins/nightshift").glob("*_dags.py"))
+
+
+def test_every_dag_file_builds_dags_somewhere():
+    for path in DAG_FILES:
+        tree = ast.parse(path.read_text())
+        builders = [
+            n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").endswith("_dags")
+        ]
+        assert list(_dag_calls(tree)) or builders, f"{path.name}: no dag()/DAG() call and no *_dags builder"
+
+
+@pytest.mark.parametrize("path", DAG_SOURCES, ids=lambda p: p.name)
 def test_schedule_start_date_and_catchup_are_explicit(path: Path):
     calls = list(_dag_calls(ast.parse(path.read_text())))
-    assert calls, f"{path.name}: no dag()/DAG() call found"
     for call in calls:
         given = {kw.arg for kw in call.keywords}
         for required in ("schedule", "start_date", "catchup", "default_args", "doc_md"):
@@ -161,3 +173,28 @@ def test_ruff_airflow_rules_clean():
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_pool_used_exists_in_the_local_settings(dagbag):
+    settings = yaml.safe_load((ROOT / "airflow_settings.yaml").read_text())["airflow"]
+    pools = {p["pool_name"] for p in settings.get("pools") or []} | {"default_pool"}
+    for dag in _dags(dagbag):
+        for task in dag.tasks:
+            assert task.pool in pools, (
+                f"{dag.dag_id}.{task.task_id}: pool {task.pool!r} missing from airflow_settings.yaml"
+            )
+
+
+def test_sync_definitions_are_valid_and_their_connections_exist_locally():
+    from nightshift_core.sync.config import SYNC_DIR, load, load_all
+
+    settings = yaml.safe_load((ROOT / "airflow_settings.yaml").read_text())["airflow"]
+    conns = {c["conn_id"] for c in settings["connections"]}
+    configs = load_all()
+    assert configs, "no sync definitions shipped"
+    for config in configs:
+        assert config.conn_id in conns, (
+            f"{config.path.name}: connection {config.conn_id} not in airflow_settings.yaml"
+        )
+    for example in sorted((SYNC_DIR / "examples").glob("*.yaml")):
+        load(example)  # examples must stay valid too

@@ -72,6 +72,7 @@ def wait_for_run(client, dag_id: str, run_id: str, timeout: float = 300) -> str:
 def test_up_runs_every_dag_and_prints_the_login(stack):
     out = stack["up"].stdout
     assert "nightshift_selftest: success" in out
+    assert "sync_classicmodels: success" in out
     assert "admin / stack-test-password" in out
 
 

@@ -1,0 +1,165 @@
+"""Sync throughput on a generated classicmodels `orderdetails` table in MariaDB.
+
+    .venv/bin/python bench/sync_mariadb.py [--rows 2000000 500000] [--bigquery]
+
+Phases, each in its own process (peak RSS is its own), on the same table in one run:
+  raw        SELECT * through a server-side cursor, rows discarded (the floor)
+  provider   MySQLToGCSOperator's local Parquet file writing (no upload)
+  ours       SqlToWarehouseOperator, full sync into DuckDB (and the BigQuery emulator: informative)
+  incr       SqlToWarehouseOperator, incremental after 1 % of the rows changed
+Prints rows/s, ratios and peak RSS. Needs MariaDB on 127.0.0.1:3306 (root, no password).
+Not a test: nothing passes or fails here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "include"), str(ROOT / "plugins"), str(ROOT / "tests")]
+TABLE = "orderdetails"
+REFERENCE_ORDERDETAILS = 2996  # rows at scale 1
+
+
+def phase(name: str, db: str, workdir: str) -> dict:
+    os.environ["AIRFLOW_CONN_BENCH_MYSQL"] = json.dumps(
+        {"conn_type": "mysql", "host": "127.0.0.1", "port": 3306, "login": "root", "schema": db}
+    )
+    extra = {"engine": "duckdb", "path": str(Path(workdir) / "bench.duckdb")}
+    if name == "ours-bigquery":
+        extra = {
+            "engine": "bigquery",
+            "anonymous": True,
+            "project": "bench",
+            "api_endpoint": os.environ["BQ_ENDPOINT"],
+        }
+    os.environ["AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE"] = json.dumps({"conn_type": "generic", "extra": extra})
+    started = time.perf_counter()
+    rows = 0
+    if name == "raw":
+        import MySQLdb
+        import MySQLdb.cursors
+
+        conn = MySQLdb.connect(host="127.0.0.1", user="root", database=db)
+        cur = conn.cursor(MySQLdb.cursors.SSCursor)
+        cur.execute(f"SELECT * FROM {TABLE}")  # noqa: S608
+        while batch := cur.fetchmany(50_000):
+            rows += len(batch)
+        conn.close()
+    elif name == "provider":
+        from airflow.providers.google.cloud.transfers.mysql_to_gcs import MySQLToGCSOperator
+
+        op = MySQLToGCSOperator(
+            task_id="provider", sql=f"SELECT * FROM {TABLE}", bucket="unused", filename="bench_{}.parquet",  # noqa: S608
+            export_format="parquet", mysql_conn_id="bench_mysql",
+        )  # fmt: skip
+        for file in op._write_local_data_files(op.query()):
+            rows += file["file_row_count"]
+            file["file_handle"].close()
+    else:
+        from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
+
+        incremental = name == "incr"
+        op = SqlToWarehouseOperator(
+            task_id=f"load_{TABLE}", source_conn_id="bench_mysql", table=TABLE, dataset="bench",
+            primary_key=["orderNumber", "productCode"], mode="incremental" if incremental else "full",
+            cursor="updatedAt" if incremental else None,
+        )  # fmt: skip
+        ti = SimpleNamespace(dag_id="bench", task_id=op.task_id, run_id=name, map_index=-1)
+        rows = op.execute({"ti": ti, "data_interval_start": None, "data_interval_end": None})["staged_rows"]
+    seconds = time.perf_counter() - started
+    return {"phase": name, "rows": rows, "seconds": seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+
+
+def run_phase(name: str, db: str, workdir: str, env: dict) -> dict | None:
+    cmd = [sys.executable, __file__, "--phase", name, "--db", db, "--workdir", workdir]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        print(f"  {name}: FAILED\n{out.stderr[-3000:]}")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_size(target_rows: int, with_bigquery: bool) -> None:
+    import MySQLdb
+
+    from nightshift_core.sample import classicmodels
+
+    db = f"ns_bench_{uuid.uuid4().hex[:8]}"
+    admin = MySQLdb.connect(host="127.0.0.1", user="root")
+    admin.cursor().execute(f"CREATE DATABASE `{db}`")
+    emulator = None
+    env = dict(os.environ)
+    try:
+        started = time.perf_counter()
+        conn, dialect = classicmodels.connect(f"mysql://root@127.0.0.1:3306/{db}")
+        counts = classicmodels.generate(conn, dialect, scale=target_rows / REFERENCE_ORDERDETAILS, seed=1)
+        print(f"\n{counts[TABLE]:,} rows in {TABLE} (generated in {time.perf_counter() - started:.0f}s)")
+        with tempfile.TemporaryDirectory() as workdir:
+            if with_bigquery:
+                from support.bq_emulator import start_emulator
+
+                (Path(workdir) / "bq").mkdir()
+                emulator = start_emulator(Path(workdir) / "bq", project="bench")
+                env["BQ_ENDPOINT"] = emulator.endpoint
+            results = {}
+            for name in ["raw", "provider", "ours-duckdb"] + (["ours-bigquery"] if with_bigquery else []):
+                results[name] = run_phase(name, db, workdir, env)
+            changed = classicmodels.mutate(conn, dialect, fraction=0.01, seed=2, now=dt.datetime(2030, 1, 1))
+            conn.commit()
+            print(f"  mutated: {changed}")
+            results["incr"] = run_phase("incr", db, workdir, env)
+        conn.close()
+        raw = results["raw"]
+        print(f"  {'phase':14} {'rows':>10} {'rows/s':>12} {'seconds':>8} {'peak RSS MB':>12} {'vs raw':>7}")
+        for name, r in results.items():
+            if r:
+                rate = r["rows"] / r["seconds"]
+                ratio = rate / (raw["rows"] / raw["seconds"]) if raw else float("nan")
+                print(
+                    f"  {name:14} {r['rows']:10,} {rate:12,.0f} {r['seconds']:8.2f} {r['peak_rss_mb']:12.0f} {ratio:6.2f}x"
+                )
+        ours, provider, incr = results.get("ours-duckdb"), results.get("provider"), results.get("incr")
+        if ours and provider:
+            print(f"  ours-duckdb vs provider: {provider['seconds'] / ours['seconds']:.2f}x faster")
+        if ours and incr:
+            print(f"  incremental time / full time: {incr['seconds'] / ours['seconds']:.1%}")
+    finally:
+        if emulator:
+            from support.bq_emulator import stop_emulator
+
+            stop_emulator(emulator)
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{db}`")
+        admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, nargs="+", default=[500_000, 2_000_000])
+    parser.add_argument("--bigquery", action="store_true", help="also load into the BigQuery emulator")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
+        print(json.dumps(phase(args.phase, args.db, args.workdir)))
+        return
+    for rows in args.rows:
+        bench_size(rows, args.bigquery)
+
+
+if __name__ == "__main__":
+    main()

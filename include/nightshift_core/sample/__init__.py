@@ -1,0 +1,1 @@
+"""Seeded sample databases for integration tests and benchmarks of the sync pipelines."""

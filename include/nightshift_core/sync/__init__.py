@@ -1,0 +1,1 @@
+"""Declarative Cloud SQL -> warehouse syncs: config, source dialects, extraction."""

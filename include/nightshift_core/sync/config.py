@@ -1,0 +1,275 @@
+"""Sync definitions: ``include/config/syncs/*.yaml``, one file per source database.
+
+Validated strictly before any DAG is built: an unknown key, a merge table without a primary
+key or an identifier like ``orders; DROP TABLE x`` is an error naming the file, the key and
+the fix — a table is never dropped silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from nightshift_core.warehouse.types import check_identifier
+
+SYNC_DIR = Path(__file__).resolve().parents[2] / "config" / "syncs"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+_DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+_TOP_KEYS = {"dag_id", "description", "source", "schedule", "start_date", "catchup", "target", "tables",
+             "post_load", "tags", "quality"}  # fmt: skip
+_SOURCE_KEYS = {"conn_id", "pool", "max_connections", "batch_rows"}
+_TARGET_KEYS = {"dataset"}
+_TABLE_KEYS = {"name", "mode", "primary_key", "cursor", "lag", "exclude", "target_table"}
+_POST_KEYS = {"name", "sql", "target"}
+_QUALITY_KEYS = {"row_count_tolerance"}
+
+
+class SyncConfigError(ValueError):
+    """A bad sync definition; the message names file, key and fix."""
+
+
+@dataclass(frozen=True)
+class TableSync:
+    name: str
+    mode: Literal["full", "incremental"]
+    primary_key: tuple[str, ...]
+    cursor: str | None = None
+    lag: timedelta = timedelta(0)
+    exclude: tuple[str, ...] = ()
+    target_table: str = ""
+
+
+@dataclass(frozen=True)
+class PostLoad:
+    name: str
+    sql: str  # path under include/sql
+    target: str  # dataset.table, replaced on every run
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    path: Path
+    dag_id: str
+    description: str
+    conn_id: str
+    pool: str
+    max_connections: int
+    batch_rows: int
+    schedule: str | None
+    start_date: datetime
+    catchup: bool
+    dataset: str
+    tables: tuple[TableSync, ...]
+    post_load: tuple[PostLoad, ...] = ()
+    tags: tuple[str, ...] = ()
+    row_count_tolerance: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_all(directory: Path = SYNC_DIR) -> list[SyncConfig]:
+    """Every definition in ``directory``; all problems of all files in one error."""
+    configs, problems = [], []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            configs.append(load(path))
+        except SyncConfigError as exc:
+            problems.append(str(exc))
+    seen: dict[str, Path] = {}
+    for config in configs:
+        if config.dag_id in seen:
+            problems.append(
+                f"{config.path}: dag_id {config.dag_id!r} is also used by {seen[config.dag_id]}; "
+                "give one of them another 'dag_id'"
+            )
+        seen[config.dag_id] = config.path
+    if problems:
+        raise SyncConfigError("invalid sync definition(s):\n- " + "\n- ".join(problems))
+    return configs
+
+
+def load(path: Path) -> SyncConfig:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SyncConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SyncConfigError(f"{path}: expected a mapping at the top level")
+    where = _Where(path)
+    where.keys(raw, _TOP_KEYS, "top level")
+    source = where.mapping(raw, "source", required=True)
+    where.keys(source, _SOURCE_KEYS, "source")
+    target = where.mapping(raw, "target", required=True)
+    where.keys(target, _TARGET_KEYS, "target")
+    conn_id = where.string(source, "conn_id", "source.conn_id", required=True)
+    dataset = where.ident(target.get("dataset"), "target.dataset", "dataset name")
+    tables_raw = raw.get("tables")
+    if not isinstance(tables_raw, list) or not tables_raw:
+        raise SyncConfigError(f"{path}: 'tables' must be a non-empty list of tables to sync")
+    tables = []
+    names: set[str] = set()
+    for i, item in enumerate(tables_raw):
+        tables.append(_table(where, item, f"tables[{i}]"))
+        if tables[-1].target_table in names:
+            raise SyncConfigError(
+                f"{path}: tables[{i}]: target table {tables[-1].target_table!r} appears twice"
+            )
+        names.add(tables[-1].target_table)
+    post = []
+    for i, item in enumerate(raw.get("post_load") or []):
+        key = f"post_load[{i}]"
+        if not isinstance(item, dict):
+            raise SyncConfigError(f"{path}: {key}: expected a mapping with name, sql, target")
+        where.keys(item, _POST_KEYS, key)
+        name = where.ident(item.get("name"), f"{key}.name", "task name")
+        sql = where.string(item, "sql", f"{key}.sql", required=True)
+        if not (SQL_DIR / sql).is_file() or ".." in Path(sql).parts:
+            raise SyncConfigError(
+                f"{path}: {key}.sql: include/sql/{sql} does not exist; add it or fix the path"
+            )
+        target_ref = where.string(item, "target", f"{key}.target", required=True)
+        parts = target_ref.split(".")
+        if len(parts) != 2:
+            raise SyncConfigError(f"{path}: {key}.target: expected 'dataset.table', got {target_ref!r}")
+        for part in parts:
+            where.ident(part, f"{key}.target", "name")
+        post.append(PostLoad(name, sql, target_ref))
+    quality = where.mapping(raw, "quality", required=False)
+    where.keys(quality, _QUALITY_KEYS, "quality")
+    tolerance = quality.get("row_count_tolerance", 0.0)
+    if not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
+        raise SyncConfigError(f"{path}: quality.row_count_tolerance must be a fraction in [0, 1), e.g. 0.001")
+    dag_id = raw.get("dag_id", f"sync_{path.stem}")
+    if not isinstance(dag_id, str) or not _DAG_ID.match(dag_id):
+        raise SyncConfigError(f"{path}: dag_id {dag_id!r} must use letters, digits, '_', '.', '-'")
+    schedule = raw.get("schedule", "@daily")
+    if schedule is not None and not isinstance(schedule, str):
+        raise SyncConfigError(f"{path}: schedule must be a cron string, a preset like '@daily', or null")
+    start = raw.get("start_date", date(2026, 1, 1))
+    if isinstance(start, datetime):
+        start_dt = start if start.tzinfo else start.replace(tzinfo=_utc())
+    elif isinstance(start, date):
+        start_dt = datetime(start.year, start.month, start.day, tzinfo=_utc())
+    else:
+        raise SyncConfigError(f"{path}: start_date must be a date like 2026-01-01, got {start!r}")
+    max_conn = source.get("max_connections", 4)
+    if not isinstance(max_conn, int) or max_conn < 1:
+        raise SyncConfigError(f"{path}: source.max_connections must be a positive integer")
+    batch_rows = source.get("batch_rows", 50_000)
+    if not isinstance(batch_rows, int) or batch_rows < 100:
+        raise SyncConfigError(f"{path}: source.batch_rows must be an integer >= 100")
+    tags = raw.get("tags", ["nightshift", "sync", "warehouse"])
+    return SyncConfig(
+        path=path,
+        dag_id=dag_id,
+        description=str(raw.get("description") or f"Sync {conn_id} into {dataset}"),
+        conn_id=conn_id,
+        pool=where.string(source, "pool", "source.pool") or f"{conn_id}_pool",
+        max_connections=max_conn,
+        batch_rows=batch_rows,
+        schedule=schedule,
+        start_date=start_dt,
+        catchup=bool(raw.get("catchup", False)),
+        dataset=dataset,
+        tables=tuple(tables),
+        post_load=tuple(post),
+        tags=tuple(tags),
+        row_count_tolerance=float(tolerance),
+    )
+
+
+def _table(where: _Where, item: Any, key: str) -> TableSync:
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, dict):
+        raise SyncConfigError(f"{where.path}: {key}: expected a table name or a mapping")
+    where.keys(item, _TABLE_KEYS, key)
+    name = where.ident(item.get("name"), f"{key}.name", "table name")
+    key = f"{key} ({name})"
+    mode = item.get("mode", "full")
+    if mode not in ("full", "incremental"):
+        raise SyncConfigError(f"{where.path}: {key}.mode is {mode!r}; use 'full' or 'incremental'")
+    pk = item.get("primary_key") or []
+    pk = [pk] if isinstance(pk, str) else pk
+    if not isinstance(pk, list) or not pk:
+        raise SyncConfigError(
+            f"{where.path}: {key}.primary_key is missing: every table is merged on its primary key; "
+            "list its column(s), e.g. primary_key: [orderNumber]"
+        )
+    pk = [where.ident(c, f"{key}.primary_key", "column name") for c in pk]
+    cursor = item.get("cursor")
+    if mode == "incremental":
+        if not isinstance(cursor, str):
+            raise SyncConfigError(
+                f"{where.path}: {key}.cursor is missing: incremental tables need a column that grows "
+                "on every insert/update (e.g. cursor: updatedAt), or use mode: full"
+            )
+        where.ident(cursor, f"{key}.cursor", "column name")
+    elif cursor is not None:
+        raise SyncConfigError(f"{where.path}: {key}.cursor is only used with mode: incremental")
+    exclude = [where.ident(c, f"{key}.exclude", "column name") for c in item.get("exclude") or []]
+    clash = set(exclude) & (set(pk) | {cursor})
+    if clash:
+        raise SyncConfigError(f"{where.path}: {key}.exclude removes key/cursor column(s) {sorted(clash)}")
+    return TableSync(
+        name=name,
+        mode=mode,
+        primary_key=tuple(pk),
+        cursor=cursor,
+        lag=_duration(where, item.get("lag", "0s"), f"{key}.lag"),
+        exclude=tuple(exclude),
+        target_table=where.ident(item.get("target_table", name), f"{key}.target_table", "table name"),
+    )
+
+
+def _duration(where: _Where, value: Any, key: str) -> timedelta:
+    match = _DURATION.match(str(value).strip())
+    if not match:
+        raise SyncConfigError(f"{where.path}: {key} is {value!r}; write a duration like 10m, 2h or 1d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _utc():
+
+    return UTC
+
+
+class _Where:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def keys(self, mapping: dict, allowed: set[str], where: str) -> None:
+        unknown = set(mapping) - allowed
+        if unknown:
+            raise SyncConfigError(
+                f"{self.path}: unknown key(s) {sorted(unknown)} in {where}; allowed: {sorted(allowed)}"
+            )
+
+    def mapping(self, raw: dict, key: str, *, required: bool) -> dict:
+        value = raw.get(key)
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            raise SyncConfigError(f"{self.path}: '{key}' must be a mapping")
+        return value
+
+    def string(self, raw: dict, key: str, where: str, *, required: bool = False) -> str | None:
+        value = raw.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise SyncConfigError(f"{self.path}: {where} must be a non-empty string")
+        return value
+
+    def ident(self, value: Any, where: str, what: str) -> str:
+        try:
+            return check_identifier(value, what)
+        except ValueError as exc:
+            raise SyncConfigError(f"{self.path}: {where}: {exc}") from None

@@ -1,0 +1,302 @@
+"""Source-database dialects: column discovery, exact Arrow types, streaming extraction.
+
+Every quirk of MySQL/MariaDB, PostgreSQL and SQLite lives here; callers only pass the
+dialect name. Extraction uses server-side cursors so memory stays flat as tables grow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from nightshift_core.warehouse.types import UnsupportedTypeError, check_identifier
+
+Dialect = Literal["mysql", "postgres", "sqlite"]
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    name: str
+    source_type: str
+    arrow_type: pa.DataType
+    nullable: bool
+    convert: Callable[[Any], Any] | None = None  # driver value -> Arrow-ready value
+
+
+def dialect_for(conn_type: str) -> Dialect:
+    kind = (conn_type or "").lower()
+    if kind in ("mysql", "mariadb", "google_cloud_sql_mysql"):
+        return "mysql"
+    if kind in ("postgres", "postgresql"):
+        return "postgres"
+    if kind == "sqlite":
+        return "sqlite"
+    raise ValueError(f"unsupported source connection type {conn_type!r}: use mysql, postgres or sqlite")
+
+
+def quote(dialect: Dialect, name: str) -> str:
+    check_identifier(name, "source identifier")
+    return f"`{name}`" if dialect == "mysql" else f'"{name}"'
+
+
+def placeholder(dialect: Dialect) -> str:
+    return "?" if dialect == "sqlite" else "%s"
+
+
+def bind(dialect: Dialect, value: Any) -> Any:
+    """A query parameter in the form the source compares correctly.
+
+    SQLite keeps datetimes as ISO text; Python's sqlite3 would bind '2026-01-01 00:00:00'
+    (space), which sorts before '2026-01-01T...' (T) as text: bind the ISO 'T' form.
+    """
+    if dialect == "sqlite" and isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None).isoformat(timespec="microseconds")
+    return value
+
+
+def prepare_session(conn: Any, dialect: Dialect) -> None:
+    """Make values unambiguous: MySQL TIMESTAMPs come back in UTC."""
+    if dialect == "mysql":
+        cur = conn.cursor()
+        cur.execute("SET time_zone = '+00:00'")
+        cur.close()
+    elif dialect == "postgres":
+        cur = conn.cursor()
+        cur.execute("SET TIME ZONE 'UTC'")
+        cur.close()
+
+
+def describe(conn: Any, dialect: Dialect, table: str) -> list[SourceColumn]:
+    """The table's columns with exact Arrow types; unsupported types fail naming the column."""
+    check_identifier(table, "table name")
+    cur = conn.cursor()
+    try:
+        if dialect == "mysql":
+            cur.execute(
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE "
+                "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s "
+                "ORDER BY ORDINAL_POSITION",
+                (table,),
+            )
+            rows = [
+                (n, dtp.lower(), ct.lower(), p, s, nl == "YES") for n, dtp, ct, p, s, nl in cur.fetchall()
+            ]
+            mapper = _mysql_type
+        elif dialect == "postgres":
+            cur.execute(
+                "SELECT column_name, data_type, udt_name, numeric_precision, numeric_scale, is_nullable "
+                "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s "
+                "ORDER BY ordinal_position",
+                (table,),
+            )
+            rows = [
+                (n, dtp.lower(), udt.lower(), p, s, nl == "YES") for n, dtp, udt, p, s, nl in cur.fetchall()
+            ]
+            mapper = _postgres_type
+        else:
+            cur.execute(f'PRAGMA table_info("{table}")')
+            rows = [(r[1], (r[2] or "").lower(), (r[2] or "").lower(), None, None, not r[3] and not r[5])
+                    for r in cur.fetchall()]  # fmt: skip
+            mapper = _sqlite_type
+    finally:
+        cur.close()
+    if not rows:
+        raise LookupError(f"source table {table!r} not found (or has no columns visible to this connection)")
+    out = []
+    for name, data_type, full_type, precision, scale, nullable in rows:
+        try:
+            arrow_type, convert = mapper(data_type, full_type, precision, scale)
+        except UnsupportedTypeError as exc:
+            raise UnsupportedTypeError(
+                f"table {table!r}, column {name!r}: source type {full_type!r} is not supported ({exc}); "
+                "exclude the column in the sync definition or cast it in a view"
+            ) from None
+        out.append(SourceColumn(name, full_type, arrow_type, nullable, convert))
+    return out
+
+
+def arrow_schema(columns: Sequence[SourceColumn]) -> pa.Schema:
+    return pa.schema([pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in columns])
+
+
+def extract(
+    conn: Any,
+    dialect: Dialect,
+    table: str,
+    columns: Sequence[SourceColumn],
+    *,
+    where: str = "",
+    params: Sequence[Any] = (),
+    batch_rows: int = 50_000,
+) -> Iterator[pa.RecordBatch]:
+    """Stream ``SELECT columns FROM table [WHERE ...]`` as Arrow batches (server-side cursor)."""
+    cols = ", ".join(quote(dialect, c.name) for c in columns)
+    sql = f"SELECT {cols} FROM {quote(dialect, table)}" + (f" WHERE {where}" if where else "")  # noqa: S608
+    schema = arrow_schema(columns)
+    cur = _streaming_cursor(conn, dialect, batch_rows)
+    try:
+        cur.execute(sql, tuple(params))
+        converters = [(i, c.convert) for i, c in enumerate(columns) if c.convert is not None]
+        while True:
+            rows = cur.fetchmany(batch_rows)
+            if not rows:
+                break
+            yield _to_batch(rows, schema, converters, table)
+    finally:
+        cur.close()
+
+
+def scalar(conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, tuple(params))
+        row = cur.fetchone()
+        return row[0] if row else None
+    finally:
+        cur.close()
+
+
+def _streaming_cursor(conn: Any, dialect: Dialect, batch_rows: int) -> Any:
+    if dialect == "mysql":
+        import MySQLdb.cursors
+
+        return conn.cursor(MySQLdb.cursors.SSCursor)
+    if dialect == "postgres":
+        cur = conn.cursor(name="nightshift_extract")
+        cur.itersize = batch_rows
+        return cur
+    return conn.cursor()
+
+
+def _to_batch(rows: list[tuple], schema: pa.Schema, converters, table: str) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True))
+    for i, convert in converters:
+        columns[i] = [None if v is None else convert(v) for v in columns[i]]
+    arrays = []
+    for i, field in enumerate(schema):
+        try:
+            arrays.append(pa.array(columns[i], type=field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"table {table!r}, column {field.name!r}: a value does not fit {field.type} ({exc}); "
+                "fix the data or exclude the column"
+            ) from None
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+# -- type maps ---------------------------------------------------------------------------
+_INTS = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"}
+_TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
+_BINARY = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+
+
+def _decimal_type(precision: int | None, scale: int | None) -> pa.DataType:
+    p, s = int(precision or 38), int(scale or 0)
+    return pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
+
+
+def _mysql_type(data_type: str, full: str, precision, scale):
+    if full.startswith("tinyint(1)") or full == "bit(1)":
+        return pa.bool_(), (_bit_to_bool if full == "bit(1)" else bool)
+    if data_type == "bigint" and "unsigned" in full:
+        return pa.uint64(), None
+    if data_type in _INTS:
+        return pa.int64(), None
+    if data_type == "bit":
+        return pa.int64(), lambda v: int.from_bytes(v, "big")
+    if data_type == "decimal":
+        return _decimal_type(precision, scale), None
+    if data_type in ("float", "double", "real"):
+        return pa.float64(), None
+    if data_type in _TEXT:
+        return pa.string(), None
+    if data_type in _BINARY:
+        return pa.binary(), None
+    if data_type == "json":
+        return pa.json_(pa.string()), None
+    if data_type == "date":
+        return pa.date32(), None
+    if data_type == "datetime":
+        return pa.timestamp("us"), None
+    if data_type == "timestamp":
+        return pa.timestamp("us", tz="UTC"), _assume_utc
+    if data_type == "time":
+        return pa.time64("us"), _timedelta_to_time
+    raise UnsupportedTypeError(f"MySQL type {data_type}")
+
+
+def _postgres_type(data_type: str, udt: str, precision, scale):
+    if data_type in ("smallint", "integer", "bigint"):
+        return pa.int64(), None
+    if data_type == "numeric":
+        if precision is None:  # unconstrained NUMERIC: keep every digit
+            return pa.decimal256(76, 38), None
+        return _decimal_type(precision, scale), None
+    if data_type in ("real", "double precision"):
+        return pa.float64(), None
+    if data_type == "boolean":
+        return pa.bool_(), None
+    if data_type in ("text", "character varying", "character", "uuid", "citext") or udt in ("citext",):
+        return pa.string(), (str if data_type == "uuid" else None)
+    if data_type == "bytea":
+        return pa.binary(), bytes
+    if data_type in ("json", "jsonb"):
+        import json
+
+        return pa.json_(pa.string()), lambda v: v if isinstance(v, str) else json.dumps(v)
+    if data_type == "date":
+        return pa.date32(), None
+    if data_type == "timestamp without time zone":
+        return pa.timestamp("us"), None
+    if data_type == "timestamp with time zone":
+        return pa.timestamp("us", tz="UTC"), None
+    if data_type == "time without time zone":
+        return pa.time64("us"), None
+    raise UnsupportedTypeError(f"PostgreSQL type {data_type}")
+
+
+def _sqlite_type(data_type: str, full: str, precision, scale):
+    t = data_type
+    if t.startswith(("decimal", "numeric")):
+        p, s = 38, 9
+        if "(" in t:
+            inner = t[t.index("(") + 1 : t.index(")")].split(",")
+            p, s = int(inner[0]), int(inner[1]) if len(inner) > 1 else 0
+        return _decimal_type(p, s), lambda v: Decimal(str(v))
+    if t.startswith(("bool",)):
+        return pa.bool_(), bool
+    if t.startswith("datetime") or t.startswith("timestamp"):
+        return pa.timestamp("us"), lambda v: v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(v)
+    if t.startswith("date"):
+        return pa.date32(), lambda v: v if isinstance(v, dt.date) else dt.date.fromisoformat(v)
+    if "int" in t:
+        return pa.int64(), None
+    if any(k in t for k in ("char", "clob", "text")) or t == "":
+        return pa.string(), None
+    if "blob" in t:
+        return pa.binary(), None
+    if any(k in t for k in ("real", "floa", "doub")):
+        return pa.float64(), None
+    raise UnsupportedTypeError(f"SQLite type {data_type}")
+
+
+def _bit_to_bool(v: Any) -> bool:
+    return bool(int.from_bytes(v, "big")) if isinstance(v, (bytes, bytearray)) else bool(v)
+
+
+def _assume_utc(v: dt.datetime) -> dt.datetime:
+    return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v
+
+
+def _timedelta_to_time(v: Any) -> dt.time:
+    if isinstance(v, dt.time):
+        return v
+    seconds = v.total_seconds()
+    if not 0 <= seconds < 86400:
+        raise ValueError(f"TIME value {v} is outside 00:00-24:00 and has no BigQuery TIME equivalent")
+    return (dt.datetime.min + v).time()

@@ -1,0 +1,104 @@
+"""Operators that work inside the warehouse: quality gates and SQL-built tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class SyncQualityGateOperator(BaseOperator):
+    """Fail (without retries) when a synced table breaks its contract.
+
+    For each load result (the return value of :class:`SqlToWarehouseOperator`): staged rows
+    equal the source's count for the same window (within ``tolerance``, for sources that
+    change while being read), and the target's primary key is never NULL and unique.
+    """
+
+    template_fields: Sequence[str] = ("load_results",)
+
+    def __init__(
+        self,
+        *,
+        load_results: Any,
+        primary_keys: Mapping[str, Sequence[str]],
+        tolerance: float = 0.0,
+        warehouse_conn_id: str = "nightshift_warehouse",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.load_results = load_results
+        self.primary_keys = {k: list(v) for k, v in primary_keys.items()}
+        self.tolerance = tolerance
+        self.warehouse_conn_id = warehouse_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from nightshift.hooks.warehouse import WarehouseHook
+        from nightshift_core.warehouse.types import check_identifier
+
+        problems, checked = [], []
+        results = [r for r in (self.load_results or []) if r]
+        with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:
+            for result in results:
+                target = result["target"]
+                staged, expected = result["staged_rows"], result["source_rows"]
+                if abs(staged - expected) > self.tolerance * max(staged, expected):
+                    problems.append(
+                        f"{target}: loaded {staged} rows but the source has {expected} for window {result['window']}"
+                    )
+                keys = [check_identifier(k) for k in self.primary_keys[target]]
+                cols = ", ".join(keys)
+                nulls = " OR ".join(f"{k} IS NULL" for k in keys)
+                counts = warehouse.query(
+                    f"SELECT (SELECT COUNT(*) FROM {target} WHERE {nulls}) AS null_keys, "  # noqa: S608
+                    f"(SELECT COUNT(*) FROM (SELECT {cols} FROM {target} GROUP BY {cols} "
+                    "HAVING COUNT(*) > 1) AS d) AS duplicate_keys"
+                ).to_pylist()[0]
+                if counts["null_keys"] or counts["duplicate_keys"]:
+                    problems.append(
+                        f"{target}: primary key {keys} has {counts['null_keys']} NULL and "
+                        f"{counts['duplicate_keys']} duplicated value(s)"
+                    )
+                checked.append(target)
+        if problems:
+            raise AirflowFailException("quality gate failed:\n- " + "\n- ".join(problems))
+        return {"checked": checked}
+
+
+class WarehouseQueryToTableOperator(BaseOperator):
+    """Run ``include/sql/<sql>`` (BigQuery SQL) in the warehouse and replace ``target`` with the result."""
+
+    def __init__(
+        self,
+        *,
+        sql: str,
+        target: str,
+        shape: Mapping[str, Any] | None = None,
+        params_sql: Mapping[str, Any] | None = None,
+        warehouse_conn_id: str = "nightshift_warehouse",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sql = sql
+        self.target = target
+        self.shape = dict(shape or {})
+        self.params_sql = dict(params_sql or {})
+        self.warehouse_conn_id = warehouse_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from nightshift.hooks.warehouse import WarehouseHook, job_key
+        from nightshift_core.sql import render
+        from nightshift_core.warehouse import TableRef
+
+        target = TableRef.parse(self.target)
+        with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:
+            table = warehouse.query(render(self.sql, **self.shape), self.params_sql)
+            staged = warehouse.stage(job_key(context), target, table.to_batches(), table.schema)
+            result = warehouse.publish(staged, "replace")
+        return {"target": str(target), "rows": result.staged_rows}

@@ -1,0 +1,106 @@
+"""Sync definitions: strict validation with errors naming file, key and fix."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nightshift_core.sync.config import SyncConfigError, load, load_all
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = """
+source: {conn_id: src}
+target: {dataset: sales}
+tables:
+  - {name: orders, mode: incremental, primary_key: [id], cursor: updated_at, lag: 10m}
+  - {name: currencies, primary_key: code}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "shop.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_good_file_with_defaults(tmp_path):
+    config = load(write(tmp_path, GOOD))
+    assert config.dag_id == "sync_shop" and config.pool == "src_pool" and config.schedule == "@daily"
+    orders, currencies = config.tables
+    assert orders.lag.total_seconds() == 600 and orders.cursor == "updated_at"
+    assert currencies.mode == "full" and currencies.primary_key == ("code",)
+
+
+def test_shipped_classicmodels_definition():
+    config = load(ROOT / "include/config/syncs/classicmodels.yaml")
+    assert {t.name for t in config.tables} == {
+        "offices", "employees", "productlines", "products", "customers", "orders", "orderdetails", "payments",
+    }  # fmt: skip
+    assert config.post_load[0].target == "classicmodels_agg.top_employees_by_sales"
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "message"),
+    [
+        (
+            "target: {dataset: sales}",
+            "target: {dataset: sales, region: eu}",
+            "unknown key(s) ['region'] in target",
+        ),
+        ("primary_key: code", "primary_kee: code", "unknown key(s) ['primary_kee'] in tables[1]"),
+        (
+            "{name: currencies, primary_key: code}",
+            "{name: currencies}",
+            "tables[1] (currencies).primary_key is missing",
+        ),
+        ("name: orders,", "name: 'orders; DROP TABLE x',", "invalid table name 'orders; DROP TABLE x'"),
+        ("cursor: updated_at, ", "", "tables[0] (orders).cursor is missing"),
+        ("lag: 10m", "lag: soon", "lag is 'soon'; write a duration like 10m"),
+        ("mode: incremental", "mode: cdc", "mode is 'cdc'; use 'full' or 'incremental'"),
+        (
+            "primary_key: [id]",
+            "primary_key: [id], exclude: [id]",
+            "exclude removes key/cursor column(s) ['id']",
+        ),
+    ],
+)
+def test_bad_definitions_name_file_key_and_fix(tmp_path, replace, by, message):
+    assert replace in GOOD
+    path = write(tmp_path, GOOD.replace(replace, by))
+    with pytest.raises(SyncConfigError) as info:
+        load(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_post_load_sql_must_exist(tmp_path):
+    path = write(tmp_path, GOOD + "post_load: [{name: agg, sql: nope/missing.sql, target: sales_agg.x}]\n")
+    with pytest.raises(
+        SyncConfigError, match=r"post_load\[0\]\.sql: include/sql/nope/missing.sql does not exist"
+    ):
+        load(path)
+
+
+def test_duplicate_dag_ids_across_files(tmp_path):
+    write(tmp_path, GOOD, "a.yaml")
+    write(tmp_path, GOOD.replace("source:", "dag_id: sync_a\nsource:"), "b.yaml")
+    with pytest.raises(SyncConfigError, match="dag_id 'sync_a' is also used by"):
+        load_all(tmp_path)
+
+
+def test_a_bad_file_is_a_dag_import_error_naming_file_and_key(tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    syncs = tmp_path / "syncs"
+    syncs.mkdir()
+    write(syncs, GOOD.replace("primary_key: code", "primary_key: []"), "broken.yaml")
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    shutil.copy(ROOT / "dags/nightshift_syncs.py", dags)
+    monkeypatch.setenv("NIGHTSHIFT_SYNC_DIR", str(syncs))
+    bag = DagBag(dag_folder=str(dags))
+    assert bag.dag_ids == []
+    (error,) = bag.import_errors.values()
+    assert "broken.yaml" in error and "primary_key is missing" in error
