@@ -4,7 +4,7 @@
 
 Phases, each in its own process (peak RSS is its own), on the same table in one run:
   raw        SELECT * through a server-side cursor, rows discarded (the floor)
-  provider   MySQLToGCSOperator's local Parquet file writing (no upload)
+  provider   MySQLToGCSOperator's local file writing (no upload): Parquet, and its default JSON
   ours       SqlToWarehouseOperator, full sync into DuckDB (and the BigQuery emulator: informative)
   incr       SqlToWarehouseOperator, incremental after 1 % of the rows changed
 Prints rows/s, ratios and peak RSS. Needs MariaDB on 127.0.0.1:3306 (root, no password).
@@ -57,12 +57,13 @@ def phase(name: str, db: str, workdir: str) -> dict:
         while batch := cur.fetchmany(50_000):
             rows += len(batch)
         conn.close()
-    elif name == "provider":
+    elif name.startswith("provider"):
         from airflow.providers.google.cloud.transfers.mysql_to_gcs import MySQLToGCSOperator
 
+        fmt = name.split("-")[1]
         op = MySQLToGCSOperator(
-            task_id="provider", sql=f"SELECT * FROM {TABLE}", bucket="unused", filename="bench_{}.parquet",  # noqa: S608
-            export_format="parquet", mysql_conn_id="bench_mysql",
+            task_id="provider", sql=f"SELECT * FROM {TABLE}", bucket="unused", filename="bench_{}." + fmt,  # noqa: S608
+            export_format=fmt, mysql_conn_id="bench_mysql",
         )  # fmt: skip
         for file in op._write_local_data_files(op.query()):
             rows += file["file_row_count"]
@@ -115,7 +116,8 @@ def bench_size(target_rows: int, with_bigquery: bool) -> None:
                 emulator = start_emulator(Path(workdir) / "bq", project="bench")
                 env["BQ_ENDPOINT"] = emulator.endpoint
             results = {}
-            for name in ["raw", "provider", "ours-duckdb"] + (["ours-bigquery"] if with_bigquery else []):
+            phases = ["raw", "provider-parquet", "provider-json", "ours-duckdb"]
+            for name in phases + (["ours-bigquery"] if with_bigquery else []):
                 results[name] = run_phase(name, db, workdir, env)
             changed = classicmodels.mutate(conn, dialect, fraction=0.01, seed=2, now=dt.datetime(2030, 1, 1))
             conn.commit()
@@ -131,9 +133,13 @@ def bench_size(target_rows: int, with_bigquery: bool) -> None:
                 print(
                     f"  {name:14} {r['rows']:10,} {rate:12,.0f} {r['seconds']:8.2f} {r['peak_rss_mb']:12.0f} {ratio:6.2f}x"
                 )
-        ours, provider, incr = results.get("ours-duckdb"), results.get("provider"), results.get("incr")
-        if ours and provider:
-            print(f"  ours-duckdb vs provider: {provider['seconds'] / ours['seconds']:.2f}x faster")
+        ours, incr = results.get("ours-duckdb"), results.get("incr")
+        for provider_phase in ("provider-parquet", "provider-json"):
+            provider = results.get(provider_phase)
+            if ours and provider:
+                print(
+                    f"  ours-duckdb vs {provider_phase}: {provider['seconds'] / ours['seconds']:.2f}x faster"
+                )
         if ours and incr:
             print(f"  incremental time / full time: {incr['seconds'] / ours['seconds']:.1%}")
     finally:

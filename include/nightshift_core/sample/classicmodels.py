@@ -674,20 +674,16 @@ def _customer_rows(plan: Plan, rng: random.Random, reps: Sequence[int]) -> Itera
         )  # fmt: skip
 
 
+# Cumulative odds: (upper bound of random(), status). The newest orders are still being worked on.
+_STATUS_ODDS = ((0.935, "Shipped"), (0.955, "Cancelled"), (0.97, "Resolved"), (0.98, "Disputed"),
+                (0.99, "On Hold"), (1.0, "In Process"))  # fmt: skip
+_RECENT_STATUS_ODDS = ((0.45, "In Process"), (0.6, "On Hold"), (0.65, "Disputed"), (1.0, "Shipped"))
+
+
 def _status(rng: random.Random, progress: float) -> str:
     r = rng.random()
-    if progress > 0.97:  # the newest orders are still being worked on
-        return "In Process" if r < 0.45 else "On Hold" if r < 0.6 else "Disputed" if r < 0.65 else "Shipped"
-    if r < 0.935:
-        return "Shipped"
-    return (
-        "Cancelled"
-        if r < 0.955
-        else "Resolved"
-        if r < 0.97
-        else "Disputed"
-        if r < 0.98
-        else ("On Hold" if r < 0.99 else "In Process")
+    return next(
+        status for limit, status in (_RECENT_STATUS_ODDS if progress > 0.97 else _STATUS_ODDS) if r < limit
     )
 
 
@@ -902,7 +898,9 @@ def generate(
 ) -> dict[str, int]:
     """Replace the eight tables with seeded data at ``scale`` (1.0 ~ reference sizes); commit; row counts.
 
-    The same scale and seed give the same content (``updatedAt`` included) in every dialect.
+    The same scale and seed give the same content (``updatedAt`` included) in every dialect, whatever
+    ``batch_rows`` is. Other tables in the database are left alone; for MySQL/MariaDB and PostgreSQL
+    the database itself must exist. ``audit_column=False`` gives the exact reference shape.
     """
     _check_dialect(dialect)
     Plan.for_scale(scale)  # validate before dropping anything

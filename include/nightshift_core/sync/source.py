@@ -86,6 +86,8 @@ def describe(conn: Any, dialect: Dialect, table: str) -> list[SourceColumn]:
             rows = [
                 (n, dtp.lower(), ct.lower(), p, s, nl == "YES") for n, dtp, ct, p, s, nl in cur.fetchall()
             ]
+            json_columns = _mariadb_json_columns(cur, table)
+            rows = [(n, "json" if n in json_columns else d, c, p, s, nl) for n, d, c, p, s, nl in rows]
             mapper = _mysql_type
         elif dialect == "postgres":
             cur.execute(
@@ -118,6 +120,23 @@ def describe(conn: Any, dialect: Dialect, table: str) -> list[SourceColumn]:
             ) from None
         out.append(SourceColumn(name, full_type, arrow_type, nullable, convert))
     return out
+
+
+def _mariadb_json_columns(cur: Any, table: str) -> set[str]:
+    """MariaDB's JSON is LONGTEXT plus a json_valid() check; MySQL reports 'json' itself."""
+    import re
+
+    try:
+        cur.execute(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (table,),
+        )
+    except Exception:  # MySQL has no TABLE_NAME there, and needs no help
+        return set()
+    return {
+        m.group(1) for (clause,) in cur.fetchall() for m in re.finditer(r"json_valid\(`([^`]+)`\)", clause)
+    }
 
 
 def arrow_schema(columns: Sequence[SourceColumn]) -> pa.Schema:
