@@ -231,3 +231,43 @@ def test_reference_database_on_mariadb_syncs_exactly(mariadb, monkeypatch, wareh
     finally:
         conn.cursor().execute(f"DROP DATABASE IF EXISTS `{db}`")
         conn.close()
+
+
+def test_schema_drift_added_column_appears_dropped_column_stops(sqlite_source):
+    conn, _ = sqlite_source
+    sync_all("classicmodels_sqlite", full_refresh=True)
+    cur = conn.cursor()
+    cur.execute('ALTER TABLE offices ADD COLUMN "timezone" VARCHAR(40)')
+    cur.execute("UPDATE offices SET \"timezone\" = 'Europe/Paris' WHERE \"officeCode\" = '4'")
+    conn.commit()
+    results = sync_all("classicmodels_sqlite")
+    assert results["offices"]["added_columns"] == ["timezone"]
+    rows = {r["officeCode"]: r["timezone"] for r in warehouse_rows("offices", ("officeCode",))}
+    assert rows["4"] == "Europe/Paris" and rows["1"] is None
+    cur.execute('ALTER TABLE offices DROP COLUMN "territory"')
+    conn.commit()
+    before = warehouse_rows("offices", ("officeCode",))
+    with pytest.raises(ValueError, match=r"no longer has column\(s\) \['territory'\].*nothing was written"):
+        sync_all("classicmodels_sqlite")
+    assert warehouse_rows("offices", ("officeCode",)) == before
+
+
+def test_thirty_hourly_runs_leave_no_duplicates(sqlite_source):
+    from nightshift_core.sample import classicmodels
+
+    conn, dialect = sqlite_source
+    start = dt.datetime(2026, 11, 20, tzinfo=UTC)
+    for hour in range(30):
+        lo = start + dt.timedelta(hours=hour)
+        if hour % 10 == 5:
+            now = (lo + dt.timedelta(minutes=30)).replace(tzinfo=None)
+            classicmodels.mutate(conn, dialect, fraction=0.01, seed=hour, now=now)
+            conn.commit()
+        sync_all("classicmodels_sqlite", lo, lo + dt.timedelta(hours=1))
+    for table in CONFIG.tables:
+        rows = warehouse_rows(table.name, table.primary_key)
+        keys = [tuple(r[k] for k in table.primary_key) for r in rows]
+        assert len(keys) == len(set(keys)), f"{table.name}: duplicate primary keys after a backfill"
+        want = source_rows(conn, table.name, table.primary_key, '"')
+        live = {tuple(r[k] for k in table.primary_key) for r in want}
+        assert same([r for r in rows if tuple(r[k] for k in table.primary_key) in live], want), table.name

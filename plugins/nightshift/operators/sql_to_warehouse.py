@@ -87,6 +87,7 @@ class SqlToWarehouseOperator(BaseOperator):
                 )
             target = TableRef(self.dataset, self.target_table)
             with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:
+                self._refuse_dropped_columns(warehouse, target, columns)
                 full = self.mode == "full" or str(self.full_refresh).lower() in ("true", "1")
                 where, params, window = "", [], None
                 if not full:
@@ -129,6 +130,20 @@ class SqlToWarehouseOperator(BaseOperator):
             "window": window,
             "added_columns": list(result.added_columns),
         }
+
+    def _refuse_dropped_columns(self, warehouse: Warehouse, target, columns) -> None:
+        """A column the warehouse has but the source lost would silently turn NULL: stop instead."""
+        if not warehouse.table_exists(target):
+            return
+        present = {c.name.lower() for c in columns} | {c.lower() for c in self.exclude}
+        dropped = [c.name for c in warehouse.get_schema(target) if c.name.lower() not in present]
+        if dropped:
+            raise ValueError(
+                f"source table {self.table!r} no longer has column(s) {dropped} that {target} holds; "
+                "nothing was written. If the drop is intended, add them to 'exclude' in the sync "
+                "definition (the warehouse keeps the old values) or rebuild the table with a full refresh "
+                "into a new target_table"
+            )
 
     def _window(self, warehouse: Warehouse, target, columns, context: Context) -> tuple[Any, Any]:
         """Lower and upper bound of the cursor for an incremental read (None: unbounded)."""
