@@ -90,8 +90,16 @@ def same(a: list[dict], b: list[dict]) -> bool:
 
 
 @pytest.fixture
-def warehouse_conn(tmp_path, monkeypatch):
+def warehouse_conn(request, tmp_path, monkeypatch):
+    """DuckDB by default; tests parametrized with indirect=True also run on the BigQuery emulator."""
     extra = {"engine": "duckdb", "path": str(tmp_path / "warehouse.duckdb")}
+    if getattr(request, "param", "duckdb") == "bigquery":
+        emulator = request.getfixturevalue("bq_emulator")
+        client = emulator.client()
+        for dataset in ("classicmodels", "classicmodels_agg"):
+            client.delete_dataset(f"{emulator.project}.{dataset}", delete_contents=True, not_found_ok=True)
+        extra = {"engine": "bigquery", "anonymous": True, "project": emulator.project,
+                 "api_endpoint": emulator.endpoint, "use_storage_api": False}  # fmt: skip
     monkeypatch.setenv(
         "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
     )
@@ -111,6 +119,7 @@ def sqlite_source(tmp_path, monkeypatch, warehouse_conn):
     conn.close()
 
 
+@pytest.mark.parametrize("warehouse_conn", ["duckdb", "bigquery"], indirect=True)
 def test_full_then_incremental_equals_the_source(sqlite_source):
     from nightshift_core.sample import classicmodels
 
@@ -155,6 +164,7 @@ def test_rerunning_the_same_interval_changes_nothing(sqlite_source):
     assert before == after
 
 
+@pytest.mark.parametrize("warehouse_conn", ["duckdb", "bigquery"], indirect=True)
 def test_top_five_aggregate_matches_the_source(sqlite_source):
     from nightshift.operators.warehouse_ops import WarehouseQueryToTableOperator
 

@@ -9,6 +9,8 @@ Connection extras (read by name):
 ``location``     BigQuery: dataset/job location (default ``US``)
 ``api_endpoint`` BigQuery: override the API URL (a local emulator); with ``anonymous: true``
                  no credentials are sent
+``use_storage_api`` BigQuery: read query results through the Storage Read API (default true;
+                 false for an emulator without it)
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ class WarehouseHook(BaseHook):
                 credentials=credentials,
                 client_options=google.get_client_options(api_endpoint_override=endpoint),
             )
-        return BigQueryWarehouse(client, location=location)
+        use_storage_api = self.extra.get("use_storage_api", True) not in (False, "false", "False")
+        return BigQueryWarehouse(client, location=location, use_storage_api=use_storage_api)
 
 
 def job_key(context: Any) -> JobKey:
