@@ -201,9 +201,9 @@ class DuckDBWarehouse(Warehouse):
                             f"{target}: staged rows repeat the merge key {list(key)}, e.g. {dup}; "
                             "fix the primary key in the sync definition or deduplicate the source"
                         )
-                    con.execute(
-                        f"DELETE FROM {fq(target)} WHERE ({keys}) IN (SELECT ({keys}) FROM {source})", [path]
-                    )
+                    # A join, not a tuple IN (...): DuckDB hashes the staged keys once.
+                    on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
+                    con.execute(f"DELETE FROM {fq(target)} AS t USING {source} AS s WHERE {on}", [path])
                 elif mode == "replace" and partition is not None:
                     col = q(partition.column)
                     outside = con.execute(
