@@ -26,7 +26,9 @@ def context(task_id: str, start: dt.datetime | None, end: dt.datetime | None) ->
     return {"ti": ti, "data_interval_start": start, "data_interval_end": end}
 
 
-def sync_all(conn_id: str, start=None, end=None, *, full_refresh=False, modes=None) -> dict[str, dict]:
+def sync_all(
+    conn_id: str, start=None, end=None, *, full_refresh=False, modes=None, detect=()
+) -> dict[str, dict]:
     from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
 
     results = {}
@@ -41,6 +43,7 @@ def sync_all(conn_id: str, start=None, end=None, *, full_refresh=False, modes=No
             cursor=table.cursor,
             lag=table.lag,
             full_refresh=full_refresh,
+            detect_deletes=table.name in detect,
         )
         results[table.name] = op.execute(context(op.task_id, start, end))
     return results
@@ -281,3 +284,37 @@ def test_thirty_hourly_runs_leave_no_duplicates(sqlite_source):
         want = source_rows(conn, table.name, table.primary_key, '"')
         live = {tuple(r[k] for k in table.primary_key) for r in want}
         assert same([r for r in rows if tuple(r[k] for k in table.primary_key) in live], want), table.name
+
+
+def test_detect_deletes_soft_deletes_rows_gone_from_the_source(sqlite_source):
+    from nightshift_core.sample import classicmodels
+
+    conn, dialect = sqlite_source
+    t0 = dt.datetime(2026, 11, 20, tzinfo=UTC)
+    sync_all("classicmodels_sqlite", t0, t0 + dt.timedelta(hours=1))
+    changed = classicmodels.mutate(
+        conn, dialect, fraction=0.05, seed=11, now=dt.datetime(2026, 11, 20, 1, 30)
+    )
+    conn.commit()
+    assert changed["payments_deleted"] and changed["orderdetails_deleted"]
+    t1 = t0 + dt.timedelta(hours=1)
+    results = sync_all(
+        "classicmodels_sqlite", t1, t1 + dt.timedelta(hours=1), detect={"payments", "orderdetails"}
+    )
+    for table in ("payments", "orderdetails"):
+        assert results[table]["marked_deleted"] == changed[f"{table}_deleted"]
+        spec = next(t for t in CONFIG.tables if t.name == table)
+        rows = warehouse_rows(table, spec.primary_key)
+        live = [{k: v for k, v in r.items() if k != "_nightshift_deleted_at"} for r in rows
+                if r["_nightshift_deleted_at"] is None]  # fmt: skip
+        assert same(live, source_rows(conn, table, spec.primary_key, '"')), table
+        marked = {r["_nightshift_deleted_at"] for r in rows if r["_nightshift_deleted_at"] is not None}
+        assert marked == {t1 + dt.timedelta(hours=1)}
+    # The next run neither trips over the soft-delete column nor marks anything again.
+    t2 = t1 + dt.timedelta(hours=1)
+    before = {t: warehouse_rows(t, next(s for s in CONFIG.tables if s.name == t).primary_key)
+              for t in ("payments", "orderdetails")}  # fmt: skip
+    again = sync_all("classicmodels_sqlite", t2, t2 + dt.timedelta(hours=1), detect={"payments", "orderdetails"})
+    for table, rows in before.items():
+        assert again[table]["marked_deleted"] == 0
+        assert warehouse_rows(table, next(s for s in CONFIG.tables if s.name == table).primary_key) == rows

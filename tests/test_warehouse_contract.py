@@ -334,3 +334,20 @@ def test_every_shipped_sql_file_parses_and_transpiles(path):
     assert sqlglot.parse(render(relative, **shape), read="bigquery"), f"{relative}: no statement"
     duck = render(relative, "duckdb", **shape)
     assert sqlglot.parse(duck, read="duckdb") and "@" not in duck
+
+
+def test_mark_missing_deleted_soft_deletes_once(wh):
+    load(wh, T, [{"id": i, "v": f"v{i}"} for i in range(1, 6)], key=["id"])
+    keys = pa.schema([pa.field("id", pa.int64(), nullable=False)])
+    at = dt.datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+
+    def mark(ids, when):
+        staged = wh.stage(key(task="keys"), T, batches(keys, [{"id": i} for i in ids]), keys)
+        return wh.mark_missing_deleted(staged, ["id"], column="_nightshift_deleted_at", at=when)
+
+    assert mark([1, 2, 4], at) == 2
+    rows = wh.query(f"SELECT id, _nightshift_deleted_at AS d FROM {T} ORDER BY id").to_pylist()
+    assert [(r["id"], r["d"]) for r in rows] == [(1, None), (2, None), (3, at), (4, None), (5, at)]
+    assert mark([1, 2, 4], at + dt.timedelta(hours=1)) == 0, "already marked rows keep their first time"
+    if wh.engine != "bigquery":  # the emulator's tables.get misses DDL-added columns (see test_bq_emulator)
+        assert "_nightshift_deleted_at" in {c.name for c in wh.get_schema(T)}

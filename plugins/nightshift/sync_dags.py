@@ -74,6 +74,7 @@ def build(config: SyncConfig) -> DAG:
                     batch_rows=config.batch_rows,
                     full_refresh="{{ params.full_refresh }}",
                     only_tables="{{ params.tables | join(',') }}",
+                    detect_deletes=table.detect_deletes,
                     pool=config.pool,
                     outlets=[Asset(name=f"{config.dataset}.{table.target_table}")],
                 )

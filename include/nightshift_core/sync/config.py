@@ -27,7 +27,7 @@ _TOP_KEYS = {"dag_id", "description", "source", "schedule", "start_date", "catch
              "post_load", "tags", "quality"}  # fmt: skip
 _SOURCE_KEYS = {"conn_id", "pool", "max_connections", "batch_rows"}
 _TARGET_KEYS = {"dataset"}
-_TABLE_KEYS = {"name", "mode", "primary_key", "cursor", "lag", "exclude", "target_table"}
+_TABLE_KEYS = {"name", "mode", "primary_key", "cursor", "lag", "exclude", "target_table", "detect_deletes"}
 _POST_KEYS = {"name", "sql", "target"}
 _QUALITY_KEYS = {"row_count_tolerance"}
 
@@ -45,6 +45,7 @@ class TableSync:
     lag: timedelta = timedelta(0)
     exclude: tuple[str, ...] = ()
     target_table: str = ""
+    detect_deletes: bool = False
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,13 @@ def _table(where: _Where, item: Any, key: str) -> TableSync:
     clash = set(exclude) & (set(pk) | {cursor})
     if clash:
         raise SyncConfigError(f"{where.path}: {key}.exclude removes key/cursor column(s) {sorted(clash)}")
+    detect = item.get("detect_deletes", False)
+    if not isinstance(detect, bool):
+        raise SyncConfigError(f"{where.path}: {key}.detect_deletes must be true or false")
+    if detect and mode != "incremental":
+        raise SyncConfigError(f"{where.path}: {key}.detect_deletes only applies to mode: incremental")
     return TableSync(
+        detect_deletes=detect,
         name=name,
         mode=mode,
         primary_key=tuple(pk),

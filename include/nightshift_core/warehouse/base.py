@@ -148,6 +148,14 @@ class Warehouse(ABC):
         """
 
     @abstractmethod
+    def mark_missing_deleted(
+        self, staged_keys: StagedTable, key: Sequence[str], *, column: str, at: Any
+    ) -> int:
+        """Soft-delete: set ``column`` (TIMESTAMP) to ``at`` on target rows whose ``key`` is not in
+        ``staged_keys`` (all keys the source still has) and that are not marked yet. One atomic
+        statement; returns how many rows it marked. Adds ``column`` (NULLABLE) when missing."""
+
+    @abstractmethod
     def drop_staging(self, older_than_seconds: float = 0) -> list[str]:
         """Remove leftover staging tables (of crashed runs); return their names."""
 

@@ -226,6 +226,24 @@ class BigQueryWarehouse(Warehouse):
         self.client.delete_table(ref, not_found_ok=True)
         return PublishResult(target, mode, finished.job_id, staged.rows, added_columns=added)
 
+    def mark_missing_deleted(
+        self, staged_keys: StagedTable, key: Sequence[str], *, column: str, at: Any
+    ) -> int:
+        ref = staged_keys.name.rpartition("#")[0]
+        target = staged_keys.target
+        if column.lower() not in {c.name.lower() for c in self.get_schema(target)}:
+            self.add_columns(target, [Column(column, "TIMESTAMP")])
+        on = " AND ".join(f"S.{q(k)} = T.{q(k)}" for k in key)
+        sql = (
+            f"UPDATE {self._fq(target)} T SET {q(column)} = @at WHERE T.{q(column)} IS NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM `{ref}` S WHERE {on})"
+        )
+        config = bigquery.QueryJobConfig(query_parameters=[_param("at", at)])
+        job = self.client.query(sql, job_config=config, location=self.location)
+        job.result()
+        self.client.delete_table(ref, not_found_ok=True)
+        return int(job.num_dml_affected_rows or 0)
+
     def drop_staging(self, older_than_seconds: float = 0) -> list[str]:
         cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_seconds)
         removed = []

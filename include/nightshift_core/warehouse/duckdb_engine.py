@@ -233,6 +233,29 @@ class DuckDBWarehouse(Warehouse):
         Path(path).unlink(missing_ok=True)
         return PublishResult(target, mode, job_id, staged.rows, added_columns=added)
 
+    def mark_missing_deleted(
+        self, staged_keys: StagedTable, key: Sequence[str], *, column: str, at: Any
+    ) -> int:
+        path = staged_keys.name.rpartition("#")[0]
+        target = staged_keys.target
+        on = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in key)
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                _add_columns(con, target, [c for c in [Column(column, "TIMESTAMP")] if c.name not in
+                                           {x.name for x in _schema(con, target)}])  # fmt: skip
+                marked = con.execute(
+                    f"UPDATE {fq(target)} AS t SET {q(column)} = ? WHERE t.{q(column)} IS NULL "
+                    f"AND NOT EXISTS (SELECT 1 FROM read_parquet(?) AS s WHERE {on})",
+                    [at, path],
+                ).fetchone()[0]
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        Path(path).unlink(missing_ok=True)
+        return int(marked)
+
     def _prepare(self, con: duckdb.DuckDBPyConnection, target: TableRef, columns: Sequence[Column]) -> tuple:
         from nightshift_core.warehouse.types import plan_schema_change
 

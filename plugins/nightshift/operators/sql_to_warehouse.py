@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from nightshift_core.warehouse import Warehouse
 
 
+DELETED_COLUMN = "_nightshift_deleted_at"
+
+
 class SqlToWarehouseOperator(BaseOperator):
     """Copy ``table`` from a MySQL/MariaDB, PostgreSQL or SQLite connection into the warehouse.
 
@@ -22,6 +25,8 @@ class SqlToWarehouseOperator(BaseOperator):
     lower bound is the earlier of the data interval start and the target's own watermark
     (``MAX(cursor)``, committed together with the data), minus ``lag``; its upper bound is
     the data interval end when the run has one. ``full_refresh=True`` forces a full load.
+    ``detect_deletes=True`` (incremental, small tables) also diffs the primary keys and sets
+    ``_nightshift_deleted_at`` on rows the source no longer has (a soft delete).
 
     Returns small metadata (row counts, window) for the quality gate, never data.
     """
@@ -44,6 +49,7 @@ class SqlToWarehouseOperator(BaseOperator):
         batch_rows: int = 50_000,
         full_refresh: bool | str = False,
         only_tables: str | Sequence[str] = "",
+        detect_deletes: bool = False,
         warehouse_conn_id: str = "nightshift_warehouse",
         **kwargs: Any,
     ) -> None:
@@ -60,6 +66,7 @@ class SqlToWarehouseOperator(BaseOperator):
         self.batch_rows = batch_rows
         self.full_refresh = full_refresh
         self.only_tables = only_tables
+        self.detect_deletes = detect_deletes
         self.warehouse_conn_id = warehouse_conn_id
 
     def execute(self, context: Context) -> dict[str, Any] | None:
@@ -107,6 +114,9 @@ class SqlToWarehouseOperator(BaseOperator):
                 )
                 staged = warehouse.stage(job_key(context), target, batches, source.arrow_schema(columns))
                 result = warehouse.publish(staged, "replace" if full else "merge", key=self.primary_key)
+                marked = None
+                if self.detect_deletes and not full:
+                    marked = self._mark_deleted(conn, dialect, warehouse, target, columns, context)
             source_rows = source.scalar(
                 conn,
                 f"SELECT COUNT(*) FROM {source.quote(dialect, self.table)}"  # noqa: S608 - validated identifier
@@ -129,13 +139,34 @@ class SqlToWarehouseOperator(BaseOperator):
             "source_rows": source_rows,
             "window": window,
             "added_columns": list(result.added_columns),
+            "marked_deleted": marked,
         }
+
+    def _mark_deleted(self, conn, dialect, warehouse: Warehouse, target, columns, context: Context) -> int:
+        """Primary-key diff: target rows whose key the source no longer has get a deletion time."""
+        import dataclasses
+
+        from nightshift.hooks.warehouse import job_key
+        from nightshift_core.sync import source
+
+        keys = [c for c in columns if c.name in self.primary_key]
+        batches = source.extract(conn, dialect, self.table, keys, batch_rows=self.batch_rows)
+        job = job_key(context)
+        job = dataclasses.replace(job, task_id=f"{job.task_id}.keys")
+        staged = warehouse.stage(job, target, batches, source.arrow_schema(keys))
+        dag_run = context.get("dag_run")
+        run_at = (
+            context.get("data_interval_end") or getattr(dag_run, "run_after", None) or dt.datetime.now(dt.UTC)
+        )
+        marked = warehouse.mark_missing_deleted(staged, self.primary_key, column=DELETED_COLUMN, at=run_at)
+        self.log.info("%s: %s row(s) deleted in the source, marked in %s", target, marked, DELETED_COLUMN)
+        return marked
 
     def _refuse_dropped_columns(self, warehouse: Warehouse, target, columns) -> None:
         """A column the warehouse has but the source lost would silently turn NULL: stop instead."""
         if not warehouse.table_exists(target):
             return
-        present = {c.name.lower() for c in columns} | {c.lower() for c in self.exclude}
+        present = {c.name.lower() for c in columns} | {c.lower() for c in self.exclude} | {DELETED_COLUMN}
         dropped = [c.name for c in warehouse.get_schema(target) if c.name.lower() not in present]
         if dropped:
             raise ValueError(
