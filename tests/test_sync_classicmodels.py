@@ -314,7 +314,9 @@ def test_detect_deletes_soft_deletes_rows_gone_from_the_source(sqlite_source):
     t2 = t1 + dt.timedelta(hours=1)
     before = {t: warehouse_rows(t, next(s for s in CONFIG.tables if s.name == t).primary_key)
               for t in ("payments", "orderdetails")}  # fmt: skip
-    again = sync_all("classicmodels_sqlite", t2, t2 + dt.timedelta(hours=1), detect={"payments", "orderdetails"})
+    again = sync_all(
+        "classicmodels_sqlite", t2, t2 + dt.timedelta(hours=1), detect={"payments", "orderdetails"}
+    )
     for table, rows in before.items():
         assert again[table]["marked_deleted"] == 0
         assert warehouse_rows(table, next(s for s in CONFIG.tables if s.name == table).primary_key) == rows
