@@ -320,3 +320,50 @@ def test_detect_deletes_soft_deletes_rows_gone_from_the_source(sqlite_source):
     for table, rows in before.items():
         assert again[table]["marked_deleted"] == 0
         assert warehouse_rows(table, next(s for s in CONFIG.tables if s.name == table).primary_key) == rows
+
+
+CRASH_SCRIPT = """
+import datetime as dt, os, signal, sys
+from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
+
+def crash(self, *args, **kwargs):  # the stage is written; the merge never starts
+    os.kill(os.getpid(), signal.SIGKILL)
+
+DuckDBWarehouse.publish = crash
+import test_sync_classicmodels as t
+start = dt.datetime.fromisoformat(sys.argv[1])
+t.sync_all("classicmodels_sqlite", start, start + dt.timedelta(hours=1))
+"""
+
+
+def test_kill_9_between_stage_and_merge_then_rerun_is_correct(sqlite_source):
+    """A worker killed after staging leaves the target as it was; the retry lands the interval."""
+    import os
+    import sys
+
+    from nightshift_core.sample import classicmodels
+
+    conn, dialect = sqlite_source
+    t0 = dt.datetime(2026, 11, 20, tzinfo=UTC)
+    sync_all("classicmodels_sqlite", t0, t0 + dt.timedelta(hours=1))
+    tables = [t for t in CONFIG.tables if t.mode == "incremental"]
+    before = {t.name: warehouse_rows(t.name, t.primary_key) for t in tables}
+    classicmodels.mutate(conn, dialect, fraction=0.05, seed=5, now=dt.datetime(2026, 11, 20, 1, 30))
+    conn.commit()
+    t1 = t0 + dt.timedelta(hours=1)
+    pythonpath = os.pathsep.join(str(ROOT / p) for p in ("include", "plugins", "tests"))
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASH_SCRIPT, t1.isoformat()],
+        env={**os.environ, "PYTHONPATH": pythonpath},
+        capture_output=True,
+        timeout=300,
+    )
+    assert crashed.returncode == -9, crashed.stderr.decode()[-3000:]
+    for table in tables:
+        assert warehouse_rows(table.name, table.primary_key) == before[table.name], table.name
+    sync_all("classicmodels_sqlite", t1, t1 + dt.timedelta(hours=1), detect={"payments", "orderdetails"})
+    for table in CONFIG.tables:
+        rows = [{k: v for k, v in r.items() if k != "_nightshift_deleted_at"}
+                for r in warehouse_rows(table.name, table.primary_key)
+                if r.get("_nightshift_deleted_at") is None]  # fmt: skip
+        assert same(rows, source_rows(conn, table.name, table.primary_key, '"')), table.name
