@@ -45,10 +45,19 @@ def phase(name: str, db: str, workdir: str) -> dict:
             "api_endpoint": os.environ["BQ_ENDPOINT"],
         }
     os.environ["AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE"] = json.dumps({"conn_type": "generic", "extra": extra})
-    # Imports (Airflow alone takes seconds) are not part of what is measured.
+    # Imports (Airflow alone takes seconds) are not part of what is measured, nor are the modules
+    # the operator imports lazily: a constant per process, whatever the rows. pandas is pulled
+    # in by DuckDB's Python bindings on first use; sqlglot loads its dialects on first use.
     import MySQLdb  # noqa: F401
+    import pandas  # noqa: F401
+    import pyarrow.compute  # noqa: F401
+    import sqlglot.dialects.bigquery  # noqa: F401
+    import sqlglot.dialects.duckdb  # noqa: F401
     from airflow.providers.google.cloud.transfers.mysql_to_gcs import MySQLToGCSOperator  # noqa: F401
 
+    import nightshift_core.sql  # noqa: F401
+    import nightshift_core.warehouse.bigquery_engine  # noqa: F401
+    import nightshift_core.warehouse.duckdb_engine  # noqa: F401
     from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator  # noqa: F401
 
     started = time.perf_counter()
@@ -84,7 +93,16 @@ def phase(name: str, db: str, workdir: str) -> dict:
             cursor="updatedAt" if incremental else None,
         )  # fmt: skip
         ti = SimpleNamespace(dag_id="bench", task_id=op.task_id, run_id=name, map_index=-1)
-        rows = op.execute({"ti": ti, "data_interval_start": None, "data_interval_end": None})["staged_rows"]
+        ctx = {"ti": ti, "data_interval_start": None, "data_interval_end": None}
+        if os.environ.get("BENCH_PROFILE") == name:
+            import cProfile
+            import pstats
+
+            with cProfile.Profile() as profile:
+                rows = op.execute(ctx)["staged_rows"]
+            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+        else:
+            rows = op.execute(ctx)["staged_rows"]
     seconds = time.perf_counter() - started
     return {"phase": name, "rows": rows, "seconds": seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
@@ -96,6 +114,8 @@ def run_phase(name: str, db: str, workdir: str, env: dict) -> dict | None:
     if out.returncode != 0:
         print(f"  {name}: FAILED\n{out.stderr[-3000:]}")
         return None
+    if os.environ.get("BENCH_PROFILE") == name:
+        print(out.stderr[-12000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

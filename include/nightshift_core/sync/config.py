@@ -13,9 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from nightshift_core.warehouse.types import check_identifier
+from nightshift_core.yamlconf import Where, read_mapping
 
 SYNC_DIR = Path(__file__).resolve().parents[2] / "config" / "syncs"
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -97,13 +95,8 @@ def load_all(directory: Path = SYNC_DIR) -> list[SyncConfig]:
 
 
 def load(path: Path) -> SyncConfig:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SyncConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SyncConfigError(f"{path}: expected a mapping at the top level")
-    where = _Where(path)
+    raw = read_mapping(path, SyncConfigError)
+    where = Where(path, SyncConfigError)
     where.keys(raw, _TOP_KEYS, "top level")
     source = where.mapping(raw, "source", required=True)
     where.keys(source, _SOURCE_KEYS, "source")
@@ -186,7 +179,7 @@ def load(path: Path) -> SyncConfig:
     )
 
 
-def _table(where: _Where, item: Any, key: str) -> TableSync:
+def _table(where: Where, item: Any, key: str) -> TableSync:
     if isinstance(item, str):
         item = {"name": item}
     if not isinstance(item, dict):
@@ -236,7 +229,7 @@ def _table(where: _Where, item: Any, key: str) -> TableSync:
     )
 
 
-def _duration(where: _Where, value: Any, key: str) -> timedelta:
+def _duration(where: Where, value: Any, key: str) -> timedelta:
     match = _DURATION.match(str(value).strip())
     if not match:
         raise SyncConfigError(f"{where.path}: {key} is {value!r}; write a duration like 10m, 2h or 1d")
@@ -246,37 +239,3 @@ def _duration(where: _Where, value: Any, key: str) -> timedelta:
 def _utc():
 
     return UTC
-
-
-class _Where:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def keys(self, mapping: dict, allowed: set[str], where: str) -> None:
-        unknown = set(mapping) - allowed
-        if unknown:
-            raise SyncConfigError(
-                f"{self.path}: unknown key(s) {sorted(unknown)} in {where}; allowed: {sorted(allowed)}"
-            )
-
-    def mapping(self, raw: dict, key: str, *, required: bool) -> dict:
-        value = raw.get(key)
-        if value is None and not required:
-            return {}
-        if not isinstance(value, dict):
-            raise SyncConfigError(f"{self.path}: '{key}' must be a mapping")
-        return value
-
-    def string(self, raw: dict, key: str, where: str, *, required: bool = False) -> str | None:
-        value = raw.get(key)
-        if value is None and not required:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise SyncConfigError(f"{self.path}: {where} must be a non-empty string")
-        return value
-
-    def ident(self, value: Any, where: str, what: str) -> str:
-        try:
-            return check_identifier(value, what)
-        except ValueError as exc:
-            raise SyncConfigError(f"{self.path}: {where}: {exc}") from None

@@ -43,6 +43,39 @@ from nightshift_core.warehouse.types import (
 CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 _META = "_nightshift"  # schema for the publish ledger
 CATALOG = "_nightshift_warehouse"
+_DATABASE: tuple[int, duckdb.DuckDBPyConnection] | None = None
+
+
+def _database() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process; warehouse files are attached to it per operation.
+
+    Starting a DuckDB instance costs tens of milliseconds, several times per task; attaching
+    a file is cheaper, and detaching it releases the file for other processes just the same.
+    """
+    global _DATABASE
+    if _DATABASE is None or _DATABASE[0] != os.getpid():  # never reuse an instance across fork()
+        database = duckdb.connect(":memory:", config=CONFIG)
+        # Row order inside a table carries no meaning here; not keeping it lets big
+        # INSERT ... SELECT loads stream with less memory.
+        database.execute("SET preserve_insertion_order = false")
+        _DATABASE = (os.getpid(), database)
+    return _DATABASE[1]
+
+
+def _release(con: duckdb.DuckDBPyConnection) -> None:
+    """Detach the warehouse file so other processes can open it; drop the instance if that fails."""
+    global _DATABASE
+    try:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")  # only when an operation left a transaction open
+        con.execute("USE memory")
+        con.execute(f"DETACH {CATALOG}")
+        con.close()
+    except duckdb.Error:
+        con.close()
+        if _DATABASE is not None:
+            _DATABASE[1].close()  # closing the instance closes every file it holds
+        _DATABASE = None
 _DDL_TYPES: dict[str, str] = {
     "INT64": "BIGINT",
     "FLOAT64": "DOUBLE",
@@ -103,18 +136,15 @@ class DuckDBWarehouse(Warehouse):
                     time.sleep(0.05)
             # Attached under a fixed catalog name: connecting to the file directly would name the
             # catalog after the file, and a dataset with the same name would become ambiguous.
-            con = duckdb.connect(":memory:", config=CONFIG)
+            con = _database().cursor()
             try:
                 literal = "'" + str(self.path).replace("'", "''") + "'"
                 con.execute(f"ATTACH {literal} AS {CATALOG}")
                 con.execute(f"USE {CATALOG}")
                 con.execute("SET TimeZone = 'UTC'")
-                # Row order inside a table carries no meaning here; not keeping it lets big
-                # INSERT ... SELECT loads stream with less memory.
-                con.execute("SET preserve_insertion_order = false")
                 yield con
             finally:
-                con.close()
+                _release(con)
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     # -- datasets and tables -------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Report shaping: safe cell values, Excel workbooks, e-mail summaries (no Airflow imports)."""

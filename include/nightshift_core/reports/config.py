@@ -1,0 +1,282 @@
+"""Report definitions: ``include/config/reports/*.yaml``, one file per report.
+
+Each report is a list of sections (a ``.sql`` file each, BigQuery SQL rendered with Jinja,
+the report date bound as ``@report_date``) and the destinations it is published to: an
+Excel workbook, Google Sheets worksheets and an e-mail. A bad file is an error naming the
+file, the key and the fix; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from nightshift_core.yamlconf import Where, read_mapping
+
+REPORT_DIR = Path(__file__).resolve().parents[2] / "config" / "reports"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+_REPORT_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_SHEET_NAME = re.compile(r"^[^\[\]:*?/\\]{1,31}$")
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+$")
+
+_TOP_KEYS = {"report_id", "title", "description", "schedule", "start_date", "catchup", "tags", "shape",
+             "sections", "excel", "sheets", "email"}  # fmt: skip
+_SECTION_KEYS = {"name", "title", "sql", "pivot", "money", "counts", "totals", "chart"}
+_PIVOT_KEYS = {"index", "columns", "values"}
+_CHART_KEYS = {"category", "values"}
+_EXCEL_KEYS = {"split_by"}
+_SHEETS_KEYS = {"spreadsheet_key", "worksheet_prefix", "gcp_conn_id"}
+_EMAIL_KEYS = {"to", "cc", "subject", "attach_workbook"}
+
+
+class ReportConfigError(ValueError):
+    """A bad report definition; the message names file, key and fix."""
+
+
+@dataclass(frozen=True)
+class Pivot:
+    index: tuple[str, ...]
+    columns: str
+    values: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    category: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    title: str
+    sql: str  # path under include/sql
+    pivot: Pivot | None = None
+    money: tuple[str, ...] = ()
+    counts: tuple[str, ...] = ()
+    totals: tuple[str, ...] = ()
+    chart: Chart | None = None
+
+
+@dataclass(frozen=True)
+class SheetsDestination:
+    spreadsheet_key: str  # may be a Jinja template, e.g. "{{ var.value.get('x', '') }}"
+    worksheet_prefix: str = ""
+    gcp_conn_id: str = "google_cloud_default"
+
+
+@dataclass(frozen=True)
+class EmailDestination:
+    to: tuple[str, ...]
+    cc: tuple[str, ...] = ()
+    subject: str = "[nightshift] {title} {report_date}"
+    attach_workbook: bool = True
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    path: Path
+    report_id: str
+    title: str
+    description: str
+    schedule: str | None
+    assets: tuple[str, ...]
+    start_date: datetime
+    catchup: bool
+    tags: tuple[str, ...]
+    shape: dict[str, Any]
+    sections: tuple[Section, ...]
+    split_by: str | None = None
+    sheets: SheetsDestination | None = None
+    email: EmailDestination | None = None
+
+    @property
+    def dag_id(self) -> str:
+        return f"report_{self.report_id}"
+
+
+def load_all(directory: Path = REPORT_DIR) -> list[ReportConfig]:
+    """Every definition in ``directory``; all problems of all files in one error."""
+    configs, problems = [], []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            configs.append(load(path))
+        except ReportConfigError as exc:
+            problems.append(str(exc))
+    seen: dict[str, Path] = {}
+    for config in configs:
+        if config.report_id in seen:
+            problems.append(
+                f"{config.path}: report_id {config.report_id!r} is also used by {seen[config.report_id]}; "
+                "give one of them another 'report_id'"
+            )
+        seen[config.report_id] = config.path
+    if problems:
+        raise ReportConfigError("invalid report definition(s):\n- " + "\n- ".join(problems))
+    return configs
+
+
+def load(path: Path) -> ReportConfig:
+    raw = read_mapping(path, ReportConfigError)
+    where = Where(path, ReportConfigError)
+    where.keys(raw, _TOP_KEYS, "top level")
+    report_id = raw.get("report_id", path.stem)
+    if not isinstance(report_id, str) or not _REPORT_ID.match(report_id):
+        where.fail(f"report_id {report_id!r} must be lower-case letters, digits and '_' (e.g. daily_sales)")
+    title = where.string(raw, "title", "title", required=True)
+    sections_raw = raw.get("sections")
+    if not isinstance(sections_raw, list) or not sections_raw:
+        where.fail("'sections' must be a non-empty list of {name, sql, ...} entries")
+    sections, names = [], set()
+    for i, item in enumerate(sections_raw):
+        section = _section(where, item, f"sections[{i}]")
+        if section.name in names:
+            where.fail(
+                f"sections[{i}]: name {section.name!r} appears twice; section names become sheet names"
+            )
+        names.add(section.name)
+        sections.append(section)
+    schedule, assets = _schedule(where, raw.get("schedule", "@daily"))
+    excel = where.mapping(raw, "excel", required=False)
+    where.keys(excel, _EXCEL_KEYS, "excel")
+    split_by = excel.get("split_by")
+    if split_by is not None:
+        split_by = where.ident(split_by, "excel.split_by", "column name")
+    shape = where.mapping(raw, "shape", required=False)
+    for key, value in shape.items():
+        where.ident(key, "shape", "template variable name")
+        where.ident(value, f"shape.{key}", "dataset or table name")
+    return ReportConfig(
+        path=path,
+        report_id=report_id,
+        title=title,
+        description=str(raw.get("description") or title),
+        schedule=schedule,
+        assets=assets,
+        start_date=_start_date(where, raw.get("start_date", date(2026, 1, 1))),
+        catchup=bool(raw.get("catchup", False)),
+        tags=tuple(raw.get("tags", ["nightshift", "reports"])),
+        shape=dict(shape),
+        sections=tuple(sections),
+        split_by=split_by,
+        sheets=_sheets(where, raw.get("sheets")),
+        email=_email(where, raw.get("email")),
+    )
+
+
+def _section(where: Where, item: Any, key: str) -> Section:
+    if not isinstance(item, dict):
+        where.fail(f"{key}: expected a mapping with at least name and sql")
+    where.keys(item, _SECTION_KEYS, key)
+    name = item.get("name")
+    if not isinstance(name, str) or not _SHEET_NAME.match(name):
+        where.fail(f"{key}.name {name!r} must be 1-31 characters without []:*?/\\ (it names a worksheet)")
+    key = f"{key} ({name})"
+    sql = where.string(item, "sql", f"{key}.sql", required=True)
+    if ".." in Path(sql).parts or not (SQL_DIR / sql).is_file():
+        where.fail(f"{key}.sql: include/sql/{sql} does not exist; add it or fix the path")
+
+    def columns(value: Any, sub: str) -> tuple[str, ...]:
+        value = [value] if isinstance(value, str) else (value or [])
+        if not isinstance(value, list):
+            where.fail(f"{key}.{sub} must be a column name or a list of column names")
+        return tuple(where.ident(c, f"{key}.{sub}", "column name") for c in value)
+
+    pivot = None
+    if item.get("pivot") is not None:
+        raw = where.mapping(item, "pivot", required=True)
+        where.keys(raw, _PIVOT_KEYS, f"{key}.pivot")
+        missing = _PIVOT_KEYS - set(raw)
+        if missing:
+            where.fail(f"{key}.pivot is missing {sorted(missing)}; a pivot needs index, columns and values")
+        pivot = Pivot(
+            columns(raw["index"], "pivot.index"), *columns([raw["columns"], raw["values"]], "pivot")
+        )
+    chart = None
+    if item.get("chart") is not None:
+        raw = where.mapping(item, "chart", required=True)
+        where.keys(raw, _CHART_KEYS, f"{key}.chart")
+        if "category" not in raw or not raw.get("values"):
+            where.fail(f"{key}.chart needs 'category' (a column) and 'values' (one or more columns)")
+        chart = Chart(columns(raw["category"], "chart.category")[0], columns(raw["values"], "chart.values"))
+    return Section(
+        name=name,
+        title=str(item.get("title") or name),
+        sql=sql,
+        pivot=pivot,
+        money=columns(item.get("money"), "money"),
+        counts=columns(item.get("counts"), "counts"),
+        totals=columns(item.get("totals"), "totals"),
+        chart=chart,
+    )
+
+
+def _schedule(where: Where, value: Any) -> tuple[str | None, tuple[str, ...]]:
+    if value is None or isinstance(value, str):
+        return value, ()
+    if isinstance(value, dict) and set(value) == {"assets"} and isinstance(value["assets"], list):
+        names = []
+        for name in value["assets"]:
+            parts = name.split(".") if isinstance(name, str) else []
+            if len(parts) != 2:
+                where.fail(f"schedule.assets: {name!r} is not 'dataset.table' (the Asset a sync publishes)")
+            names.append(".".join(where.ident(p, "schedule.assets", "name") for p in parts))
+        if names:
+            return None, tuple(names)
+    where.fail(
+        "schedule must be a cron string, a preset like '@daily', null, or {assets: [dataset.table, ...]} "
+        "to run when those tables are synced"
+    )
+    raise AssertionError  # unreachable: fail() raises
+
+
+def _start_date(where: Where, value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    where.fail(f"start_date must be a date like 2026-01-01, got {value!r}")
+    raise AssertionError
+
+
+def _sheets(where: Where, raw: Any) -> SheetsDestination | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        where.fail("'sheets' must be a mapping with spreadsheet_key")
+    where.keys(raw, _SHEETS_KEYS, "sheets")
+    key = where.string(raw, "spreadsheet_key", "sheets.spreadsheet_key", required=True)
+    prefix = raw.get("worksheet_prefix", "")
+    if not isinstance(prefix, str) or len(prefix) > 10:
+        where.fail("sheets.worksheet_prefix must be a string of at most 10 characters")
+    return SheetsDestination(key, prefix, raw.get("gcp_conn_id", "google_cloud_default"))
+
+
+def _email(where: Where, raw: Any) -> EmailDestination | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        where.fail("'email' must be a mapping with to (and optionally cc, subject, attach_workbook)")
+    where.keys(raw, _EMAIL_KEYS, "email")
+
+    def addresses(name: str, required: bool) -> tuple[str, ...]:
+        value = raw.get(name) or []
+        value = [value] if isinstance(value, str) else value
+        if required and not value:
+            where.fail(f"email.{name} needs at least one address")
+        for address in value:
+            # A templated address ("{{ var.value.x }}") is checked when it is rendered.
+            if not isinstance(address, str) or not (_EMAIL.match(address) or "{{" in address):
+                where.fail(f"email.{name}: {address!r} is not an e-mail address")
+        return tuple(value)
+
+    subject = raw.get("subject", EmailDestination.subject)
+    if not isinstance(subject, str):
+        where.fail("email.subject must be a string")
+    attach = raw.get("attach_workbook", True)
+    if not isinstance(attach, bool):
+        where.fail("email.attach_workbook must be true or false")
+    return EmailDestination(addresses("to", True), addresses("cc", False), subject, attach)
