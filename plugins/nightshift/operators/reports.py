@@ -1,0 +1,231 @@
+"""Operators that build a report from the warehouse and publish it to Google Sheets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from airflow.sdk import Context
+
+    from nightshift_core.reports.config import Section
+    from nightshift_core.reports.tables import ReportTable
+
+
+def reports_dir() -> Path:
+    """Where built reports go: $NIGHTSHIFT_REPORTS_DIR, else $NIGHTSHIFT_RUNTIME/reports.
+
+    Every worker must see the same folder (a shared volume, or a GCS FUSE mount on Composer).
+    """
+    if os.environ.get("NIGHTSHIFT_REPORTS_DIR"):
+        return Path(os.environ["NIGHTSHIFT_REPORTS_DIR"])
+    if os.environ.get("NIGHTSHIFT_RUNTIME"):
+        return Path(os.environ["NIGHTSHIFT_RUNTIME"]) / "reports"
+    raise RuntimeError(
+        "no folder for reports: set NIGHTSHIFT_REPORTS_DIR to a folder every Airflow worker shares "
+        "(docker-compose.yaml sets it to the reports volume)"
+    )
+
+
+def resolve_report_date(value: Any, context: Context) -> dt.date:
+    """The report date: the ``report_date`` Param when given, else the day before the run.
+
+    A daily run at 06:00 on the 23rd reports on the 22nd. Asset-triggered and manual runs have
+    no logical date, so the run's ``run_after`` (always set) decides.
+    """
+    if isinstance(value, dt.date):
+        return value
+    if value and str(value).strip() not in ("", "None"):
+        try:
+            return dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ValueError(f"report_date {value!r} is not a date like 2026-11-22 (YYYY-MM-DD)") from None
+    dag_run = context.get("dag_run")
+    moment = context.get("data_interval_end") or getattr(dag_run, "run_after", None)
+    if moment is None:
+        raise ValueError("the run has neither a data interval nor run_after: pass report_date explicitly")
+    return moment.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+
+
+def section_table(section: Section, table: pa.Table) -> ReportTable:
+    """A query result shaped for the workbook: pivoted when the section says so."""
+    from nightshift_core.reports.tables import ChartSpec, ReportTable, pivot
+
+    money, totals = list(section.money), list(section.totals)
+    if section.pivot:
+        table = pivot(table, index=list(section.pivot.index), columns=section.pivot.columns,
+                      values=section.pivot.values)  # fmt: skip
+        spread = [c for c in table.column_names if c not in section.pivot.index]
+        # Formats and totals named after the pivoted value apply to every spread column.
+        money = [c for c in money if c != section.pivot.values] + (
+            spread if section.pivot.values in section.money else []
+        )
+        totals = [c for c in totals if c != section.pivot.values] + (
+            spread if section.pivot.values in section.totals else []
+        )
+    chart = None
+    if section.chart:
+        values = list(section.chart.values)
+        if section.pivot and section.pivot.values in values:
+            values = [v for v in values if v != section.pivot.values] + spread
+        chart = ChartSpec(section.chart.category, tuple(values))
+    return ReportTable.from_arrow(
+        section.name, section.title, table, money=tuple(money), counts=section.counts,
+        totals=tuple(totals), chart=chart,
+    )  # fmt: skip
+
+
+class WarehouseToReportOperator(BaseOperator):
+    """Run every section query of a report for one date and write its files.
+
+    Files land in ``<reports_dir>/<report_id>/<date>/``: the workbook (plus one per value of
+    ``excel.split_by``), each section as Parquet (read by the Sheets task) and the e-mail
+    bodies. Each file is replaced atomically, and files of an earlier run of the same date
+    that this run did not write are removed, so re-running a date never leaves duplicates.
+    Returns the paths (XCom carries references, never data).
+    """
+
+    template_fields: Sequence[str] = ("report_date",)
+
+    def __init__(
+        self,
+        *,
+        config_path: str,
+        report_date: str = "",
+        warehouse_conn_id: str = "nightshift_warehouse",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.config_path = config_path
+        self.report_date = report_date
+        self.warehouse_conn_id = warehouse_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import pyarrow.parquet as pq
+
+        from nightshift.hooks.warehouse import WarehouseHook
+        from nightshift_core.reports.config import load
+        from nightshift_core.reports.excel import build_workbook, build_workbooks_by, workbook_name
+        from nightshift_core.reports.summary import write_summary_files
+        from nightshift_core.sql import render
+
+        config = load(Path(self.config_path))
+        day = resolve_report_date(self.report_date, context)
+        out = reports_dir() / config.report_id / day.isoformat()
+        (out / "sections").mkdir(parents=True, exist_ok=True)
+        tables, rows = [], {}
+        with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:
+            for section in config.sections:
+                sql = render(section.sql, **config.shape)
+                # Bound only where used: engines reject parameters a statement does not have.
+                result = warehouse.query(sql, {"report_date": day} if "@report_date" in sql else {})
+                tables.append(section_table(section, result))
+                rows[section.name] = len(tables[-1].rows)
+                parquet = out / "sections" / f"{section.name}.parquet"
+                tmp = parquet.with_name(f".{parquet.name}.tmp")
+                pq.write_table(_section_arrow(tables[-1], result, section), tmp)
+                os.replace(tmp, parquet)
+                self.log.info("section %s: %d row(s)", section.name, rows[section.name])
+        subtitle = f"Report date {day.isoformat()} · warehouse data as synced · times in UTC"
+        workbook = build_workbook(
+            out / workbook_name(config.report_id, day), title=config.title, subtitle=subtitle, tables=tables
+        )
+        written = {workbook}
+        parts: dict[str, str] = {}
+        if config.split_by:
+            by = build_workbooks_by(
+                out, report_id=config.report_id, report_date=day, title=config.title, subtitle=subtitle,
+                tables=tables, split_column=config.split_by,
+            )  # fmt: skip
+            parts = {str(k): str(v) for k, v in by.items()}
+            written |= set(by.values())
+        html_path, text_path = write_summary_files(
+            workbook, config.title, subtitle,
+            [(t.title, t.columns, list(t.rows)) for t in tables],
+            max_rows=10, note=f"The full report is attached: {workbook.name}.",
+        )  # fmt: skip
+        written |= {html_path, text_path} | {out / "sections" / f"{s.name}.parquet" for s in config.sections}
+        for stale in [p for p in out.rglob("*") if p.is_file() and p not in written]:
+            self.log.info("removing %s left by an earlier run of this date", stale.name)
+            stale.unlink()
+        return {
+            "report_id": config.report_id,
+            "report_date": day.isoformat(),
+            "folder": str(out),
+            "workbook": str(workbook),
+            "parts": parts,
+            "summary_html": str(html_path),
+            "summary_text": str(text_path),
+            "rows": rows,
+        }
+
+
+def _section_arrow(table: ReportTable, result: pa.Table, section: Section) -> pa.Table:
+    """What the Sheets task publishes: the shaped table (pivoted when the section pivots)."""
+    import pyarrow as pa
+
+    if not section.pivot:
+        return result
+    return pa.Table.from_pylist([dict(zip(table.columns, r, strict=True)) for r in table.rows])
+
+
+class ReportToSheetsOperator(BaseOperator):
+    """Publish each section of a built report to its own worksheet of one spreadsheet.
+
+    Skipped (with the reason in the log) when no spreadsheet key is set or the Google
+    connection has no service-account key: the embedded default has no Sheets.
+    """
+
+    template_fields: Sequence[str] = ("spreadsheet_key", "folder")
+
+    def __init__(
+        self,
+        *,
+        spreadsheet_key: str,
+        folder: str,
+        sections: Sequence[str],
+        worksheet_prefix: str = "",
+        gcp_conn_id: str = "google_cloud_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.spreadsheet_key = spreadsheet_key
+        self.folder = folder
+        self.sections = list(sections)
+        self.worksheet_prefix = worksheet_prefix
+        self.gcp_conn_id = gcp_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import pyarrow.parquet as pq
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from nightshift.hooks.sheets import GoogleSheetsHook, SheetsNotConfigured
+        from nightshift_core.reports.tables import ArrowRows
+
+        key = (self.spreadsheet_key or "").strip()
+        if not key:
+            raise AirflowSkipException(
+                "Google Sheets is not configured for this report: set the spreadsheet key (see the "
+                "report's sheets.spreadsheet_key; README 'Publishing to Google Sheets'), share the "
+                f"spreadsheet with the service account of connection {self.gcp_conn_id!r}"
+            )
+        hook = GoogleSheetsHook(gcp_conn_id=self.gcp_conn_id)
+        written = []
+        try:
+            for name in self.sections:
+                table = pq.read_table(Path(self.folder) / "sections" / f"{name}.parquet")
+                result = hook.write_table(
+                    key, self.worksheet_prefix + name, table.column_names, ArrowRows(table)
+                )
+                self.log.info("worksheet %s: %s rows in %s request(s)", result["worksheet"], result["rows"],
+                              result["requests"])  # fmt: skip
+                written.append(result)
+        except SheetsNotConfigured as exc:
+            raise AirflowSkipException(str(exc)) from None
+        return {"spreadsheet": key, "worksheets": written}

@@ -1,0 +1,213 @@
+"""Report definitions and the report DAG's tasks, on a synced classicmodels sample."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from test_sync_classicmodels import sqlite_source, sync_all, warehouse_conn  # noqa: F401 - fixtures
+
+from nightshift_core.reports.config import ReportConfigError, load, load_all
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_PATH = ROOT / "include/config/reports/daily_sales.yaml"
+HOSTILE = '=HYPERLINK("http://x","click")'
+DAY = dt.date(2026, 11, 22)
+
+
+def test_shipped_definitions_load():
+    configs = {c.report_id: c for c in load_all()}
+    sales = configs["daily_sales"]
+    assert [s.name for s in sales.sections] == [
+        "by_territory",
+        "top_customers",
+        "top_employees",
+        "last_7_days",
+    ]
+    assert sales.assets and sales.email and sales.sheets and sales.split_by == "territory"
+
+
+GOOD = """
+report_id: r1
+title: A report
+sections:
+  - {name: customers, sql: reports/top_customers.sql, money: [sales]}
+email: {to: [a@example.com]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("title: A report", "title: A report\ncolour: red"), "unknown key(s) ['colour'] in top level"),
+        (("reports/top_customers.sql", "reports/nope.sql"), "include/sql/reports/nope.sql does not exist"),
+        (("reports/top_customers.sql", "../../etc/passwd"), "does not exist"),
+        (("name: customers", "name: 'cust/omers'"), "names a worksheet"),
+        (("money: [sales]", "money: ['sales; DROP TABLE x']"), "sections[0] (cust"),
+        (("a@example.com", "not-an-address"), "email.to: 'not-an-address' is not an e-mail address"),
+        (("report_id: r1", "report_id: R-1"), "report_id 'R-1' must be lower-case"),
+        (("report_id: r1", "report_id: r1\nschedule: {assets: [orders]}"), "is not 'dataset.table'"),
+        (("sql: reports/top_customers.sql,", "sql: reports/top_customers.sql, pivot: {index: a},"),
+         "pivot is missing ['columns', 'values']"),
+    ],
+)  # fmt: skip
+def test_bad_definitions_name_file_key_and_fix(tmp_path, change, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(GOOD.replace(*change))
+    with pytest.raises(ReportConfigError) as info:
+        load(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_duplicate_report_ids_are_reported_together(tmp_path):
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(GOOD)
+    with pytest.raises(ReportConfigError, match="report_id 'r1' is also used by"):
+        load_all(tmp_path)
+
+
+def context(task_id: str, run_after: dt.datetime) -> dict:
+    ti = SimpleNamespace(
+        dag_id="report_daily_sales", task_id=task_id, run_id=f"test__{run_after}", map_index=-1
+    )
+    return {"ti": ti, "data_interval_start": None, "data_interval_end": None,
+            "dag_run": SimpleNamespace(run_after=run_after)}  # fmt: skip
+
+
+@pytest.fixture
+def synced(sqlite_source, tmp_path, monkeypatch):  # noqa: F811 - fixture from the sync tests
+    """The sample synced into DuckDB, with a formula payload as the best customer's name."""
+    from nightshift.operators.warehouse_ops import WarehouseQueryToTableOperator
+
+    conn, _ = sqlite_source
+    best = conn.execute(
+        "SELECT o.customerNumber FROM orders o JOIN orderdetails d ON d.orderNumber = o.orderNumber "
+        "GROUP BY o.customerNumber ORDER BY SUM(d.quantityOrdered * d.priceEach) DESC LIMIT 1"
+    ).fetchone()[0]
+    conn.execute("UPDATE customers SET customerName = ? WHERE customerNumber = ?", (HOSTILE, best))
+    conn.commit()
+    t0 = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
+    sync_all("classicmodels_sqlite")  # no data interval: everything the source has
+    WarehouseQueryToTableOperator(
+        task_id="top_employees_by_sales", sql="classicmodels/top_employees_by_sales.sql",
+        target="classicmodels_agg.top_employees_by_sales", shape={"dataset": "classicmodels"},
+    ).execute(context("top_employees_by_sales", t0))  # fmt: skip
+    monkeypatch.setenv("NIGHTSHIFT_REPORTS_DIR", str(tmp_path / "reports"))
+    return conn
+
+
+def build(report_date: str = "", run_after=dt.datetime(2026, 11, 23, 6, tzinfo=dt.UTC)) -> dict:
+    from nightshift.operators.reports import WarehouseToReportOperator
+
+    op = WarehouseToReportOperator(task_id="build", config_path=str(CONFIG_PATH), report_date=report_date)
+    return op.execute(context("build", run_after))
+
+
+def test_build_writes_workbook_parts_sections_and_summary(synced):
+    import openpyxl
+
+    conn = synced
+    result = build()
+    assert result["report_date"] == DAY.isoformat()  # the day before the run
+    workbook = openpyxl.load_workbook(result["workbook"])
+    assert workbook.sheetnames == ["by_territory", "top_customers", "top_employees", "last_7_days"]
+
+    # The pivot's totals equal the source, per territory, to the cent.
+    sheet = workbook["by_territory"]
+    header = [c.value for c in sheet[3]]
+    assert header[0] == "territory"
+    want = dict(
+        conn.execute(
+            "SELECT COALESCE(f.territory, 'Unassigned'), SUM(d.quantityOrdered * d.priceEach) "
+            "FROM orderdetails d JOIN orders o ON o.orderNumber = d.orderNumber "
+            "JOIN customers c ON c.customerNumber = o.customerNumber "
+            "LEFT JOIN employees e ON e.employeeNumber = c.salesRepEmployeeNumber "
+            "LEFT JOIN offices f ON f.officeCode = e.officeCode WHERE o.orderDate <= ? GROUP BY 1",
+            (DAY.isoformat(),),
+        ).fetchall()
+    )
+    got = {}
+    for row in sheet.iter_rows(min_row=4, values_only=True):
+        if row[0] in (None, "Total"):
+            break
+        got[row[0]] = sum(Decimal(str(v)) for v in row[1:] if v is not None)
+    assert got.keys() == want.keys()
+    for territory, sales in want.items():
+        assert got[territory] == Decimal(str(sales)).quantize(Decimal("0.01")), territory
+
+    # The formula payload (the best customer's name) is stored as text, never as a formula.
+    cell = workbook["top_customers"]["A4"]
+    assert cell.value == HOSTILE and cell.data_type == "s"
+    assert not any(
+        c.data_type == "f" and not str(c.value).startswith("=SUM(")
+        for ws in workbook.worksheets for row in ws.iter_rows() for c in row
+    )  # fmt: skip
+    # An empty section still has its sheet, saying so.
+    assert "No rows" in " ".join(str(c.value) for row in workbook["last_7_days"].iter_rows() for c in row)
+
+    # One workbook per territory, each with only its rows.
+    assert set(result["parts"]) == set(want)
+    for territory, path in result["parts"].items():
+        part = openpyxl.load_workbook(path)
+        territories = {r[0] for r in part["by_territory"].iter_rows(min_row=4, values_only=True)} - {
+            None,
+            "Total",
+        }
+        assert territories == {territory}
+    html = Path(result["summary_html"]).read_text()
+    assert "&lt;" not in HOSTILE and "=HYPERLINK(&quot;http://x&quot;" in html
+    assert "No rows for this report date." in html
+
+
+def test_rebuilding_a_date_replaces_its_files(synced):
+    first = build(report_date=DAY.isoformat())
+    folder = Path(first["folder"])
+    files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+    stale = folder / "daily_sales_2026-11-22_Gone.xlsx"
+    stale.write_bytes(b"left by an earlier definition")
+    second = build(report_date=DAY.isoformat(), run_after=dt.datetime(2026, 12, 30, tzinfo=dt.UTC))
+    assert second["folder"] == first["folder"]
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file()) == files
+    assert len([p for p in folder.parent.iterdir()]) == 1
+
+
+def test_bad_report_date_param_is_explained(synced):
+    with pytest.raises(ValueError, match="report_date '22/11/2026' is not a date like 2026-11-22"):
+        build(report_date="22/11/2026")
+
+
+def test_sheets_task_skips_with_the_reason_when_not_configured(synced, monkeypatch):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from nightshift.operators.reports import ReportToSheetsOperator
+
+    result = build()
+    sections = ["by_territory"]
+    op = ReportToSheetsOperator(
+        task_id="to_sheets", spreadsheet_key="", folder=result["folder"], sections=sections
+    )
+    with pytest.raises(AirflowSkipException, match="Google Sheets is not configured"):
+        op.execute(context("to_sheets", dt.datetime(2026, 11, 23, tzinfo=dt.UTC)))
+    # A key but a connection without a service-account key: skipped too, naming the connection.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps({"conn_type": "google_cloud_platform", "extra": {}})
+    )
+    op = ReportToSheetsOperator(
+        task_id="to_sheets", spreadsheet_key="abc", folder=result["folder"], sections=sections
+    )
+    with pytest.raises(AirflowSkipException, match="google_cloud_default"):
+        op.execute(context("to_sheets", dt.datetime(2026, 11, 23, tzinfo=dt.UTC)))
+
+
+def test_report_dag_shape():
+    from nightshift.report_dags import build as build_dag
+
+    dag = build_dag(load(CONFIG_PATH))
+    assert dag.dag_id == "report_daily_sales"
+    assert dag.get_task("build").downstream_task_ids == {"to_sheets", "email"}
+    assert "classicmodels.orders" in dag.doc_md
