@@ -29,4 +29,4 @@ for path in (ROOT / "include", ROOT / "plugins", ROOT / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-pytest_plugins = ["support.services", "support.bq_emulator"]
+pytest_plugins = ["support.services", "support.bq_emulator", "support.fake_sheets"]

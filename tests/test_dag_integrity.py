@@ -38,7 +38,7 @@ def _dags(dagbag):
 
 def test_there_are_dags(dagbag):
     assert DAG_FILES, "no DAG files found"
-    assert {"nightshift_selftest", "sync_classicmodels"} <= set(dagbag.dag_ids)
+    assert {"nightshift_selftest", "sync_classicmodels", "report_daily_sales"} <= set(dagbag.dag_ids)
 
 
 def test_no_import_errors(dagbag):

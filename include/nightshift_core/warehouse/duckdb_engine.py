@@ -76,6 +76,8 @@ def _release(con: duckdb.DuckDBPyConnection) -> None:
         if _DATABASE is not None:
             _DATABASE[1].close()  # closing the instance closes every file it holds
         _DATABASE = None
+
+
 _DDL_TYPES: dict[str, str] = {
     "INT64": "BIGINT",
     "FLOAT64": "DOUBLE",
