@@ -7,7 +7,8 @@
 
 Everything lives in the runtime folder (``.nightshift/`` or $NIGHTSHIFT_RUNTIME):
 AIRFLOW_HOME, the SQLite metadata DB, logs, pid files, the mail catcher's .eml files.
-Ports and the admin password can be changed with NIGHTSHIFT_PORT, NIGHTSHIFT_SMTP_PORT and
+Ports and the admin password can be changed with NIGHTSHIFT_PORT, NIGHTSHIFT_SMTP_PORT,
+NIGHTSHIFT_REDDIT_PORT (the Reddit replay server; default: SMTP port + 1) and
 NIGHTSHIFT_ADMIN_PASSWORD, so a second stack (the tests') can run beside yours.
 """
 
@@ -44,6 +45,10 @@ def port() -> int:
 
 def smtp_port() -> int:
     return int(os.environ.get("NIGHTSHIFT_SMTP_PORT", "8025"))
+
+
+def reddit_port() -> int:
+    return int(os.environ.get("NIGHTSHIFT_REDDIT_PORT", str(smtp_port() + 1)))
 
 
 def admin_password() -> str:
@@ -107,6 +112,7 @@ def stack_env() -> dict[str, str]:
             "NIGHTSHIFT_HOME": str(ROOT),
             "NIGHTSHIFT_RUNTIME": str(rt),
             "NIGHTSHIFT_SMTP_PORT": str(smtp_port()),
+            "NIGHTSHIFT_REDDIT_PORT": str(reddit_port()),
             "PYTHONPATH": os.pathsep.join(python_path),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -260,6 +266,7 @@ def start(env: dict[str, str]) -> None:
     for number, what, var in (
         (port(), "the Airflow UI", "NIGHTSHIFT_PORT"),
         (smtp_port(), "the mail catcher", "NIGHTSHIFT_SMTP_PORT"),
+        (reddit_port(), "the Reddit replay server", "NIGHTSHIFT_REDDIT_PORT"),
     ):
         if _port_in_use(number):
             raise SystemExit(
@@ -271,6 +278,12 @@ def start(env: dict[str, str]) -> None:
             "mail-catcher",
             [sys.executable, "-m", "nightshift_core.local.mail_catcher", "--dir", str(runtime() / "mail"),
              "--port", str(smtp_port())],
+            env,
+        )  # fmt: skip
+        _spawn(
+            "reddit-replay",
+            [sys.executable, "-m", "nightshift_core.local.reddit_replay", "--port", str(reddit_port()),
+             "--snapshot", str(ROOT / "include" / "data" / "reddit_snapshot.json")],
             env,
         )  # fmt: skip
         for component in COMPONENTS:
@@ -362,26 +375,33 @@ def _wait_healthy(timeout: float) -> None:
 
 
 def _check_children_alive() -> None:
-    expected = {"mail-catcher", *COMPONENTS}
+    expected = {"mail-catcher", "reddit-replay", *COMPONENTS}
     dead = expected - set(_running())
     if dead:
         logs = ", ".join(str(runtime() / "logs" / f"{name}.log") for name in sorted(dead))
         raise SystemExit(f"error: {', '.join(sorted(dead))} exited during start-up; read {logs}")
 
 
-def expected_dag_ids() -> list[str]:
-    """Parse dags/ here first, so an import error is shown right away with its file."""
+def expected_dag_ids() -> dict[str, bool]:
+    """Parse dags/ here first, so an import error is shown right away with its file.
+
+    Maps each DAG id to whether it is scheduled on Assets (it then runs when its upstream
+    DAGs have refreshed them, instead of being triggered).
+    """
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     if bag.import_errors:
         details = "\n".join(f"  {file}:\n{err}" for file, err in bag.import_errors.items())
         raise SystemExit(f"error: DAG import errors:\n{details}")
-    return sorted(bag.dag_ids)
+    return {dag_id: "Asset" in type(bag.dags[dag_id].timetable).__name__ for dag_id in sorted(bag.dag_ids)}
 
 
-def trigger_all(dag_ids: Iterable[str], timeout: float = 900) -> bool:
+def trigger_all(dag_ids: Iterable[str] | dict[str, bool], timeout: float = 900) -> bool:
     api = Api(base_url(), ADMIN_USER, admin_password())
+    asset_driven = (
+        {d for d, on_assets in dag_ids.items() if on_assets} if isinstance(dag_ids, dict) else set()
+    )
     dag_ids = list(dag_ids)
     with Step(f"Waiting for the dag-processor to register {len(dag_ids)} DAG(s)"):
         deadline = time.monotonic() + 180
@@ -403,7 +423,11 @@ def trigger_all(dag_ids: Iterable[str], timeout: float = 900) -> bool:
             time.sleep(2)
     runs = {}
     with Step("Unpausing and triggering every DAG through the REST API"):
-        for dag_id in dag_ids:
+        for dag_id in sorted(asset_driven):
+            # Unpaused first, so that the Asset events of this very run start them.
+            api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
+            print(f"    {dag_id}: runs when its upstream Assets are refreshed")
+        for dag_id in [d for d in dag_ids if d not in asset_driven]:
             api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
             run = api.post(
                 f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "note": "triggered by make run"}
@@ -414,7 +438,14 @@ def trigger_all(dag_ids: Iterable[str], timeout: float = 900) -> bool:
     with Step("Waiting for the runs to finish"):
         pending = dict(runs)
         deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
+        waiting = set(asset_driven)
+        while (pending or waiting) and time.monotonic() < deadline:
+            for dag_id in list(waiting):
+                started = api.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=1")["dag_runs"]
+                if started:
+                    pending[dag_id] = started[0]["dag_run_id"]
+                    print(f"    {dag_id}: {started[0]['dag_run_id']} (started by its Assets)")
+                    waiting.discard(dag_id)
             for dag_id, run_id in list(pending.items()):
                 state = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
                 if state in ("success", "failed"):
@@ -424,6 +455,9 @@ def trigger_all(dag_ids: Iterable[str], timeout: float = 900) -> bool:
             time.sleep(2)
         for dag_id in pending:
             print(f"    {dag_id}: still running after {timeout:.0f}s")
+            ok = False
+        for dag_id in waiting:
+            print(f"    {dag_id}: never started by its Assets within {timeout:.0f}s")
             ok = False
     return ok
 
@@ -458,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "status":
         running = _running()
-        for name in ("mail-catcher", *COMPONENTS):
+        for name in ("mail-catcher", "reddit-replay", *COMPONENTS):
             print(f"  {name:14} {'running, pid ' + str(running[name]) if name in running else 'stopped'}")
         return 0 if running else 1
     env = stack_env()

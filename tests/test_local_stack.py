@@ -73,7 +73,41 @@ def test_up_runs_every_dag_and_prints_the_login(stack):
     out = stack["up"].stdout
     assert "nightshift_selftest: success" in out
     assert "sync_classicmodels: success" in out
+    assert "report_daily_sales: success" in out
+    assert "(started by its Assets)" in out
+    assert "reddit_sentiment: success" in out
     assert "admin / stack-test-password" in out
+
+
+def test_report_landed_on_disk_in_the_mailbox_and_sheets_was_skipped(stack):
+    client = api(stack)
+    # Unpausing the hourly sync also schedules a run: each sync run's Assets start a report run.
+    runs = client.get("/api/v2/dags/report_daily_sales/dagRuns")["dag_runs"]
+    assert runs and {r["run_type"] for r in runs} == {"asset_triggered"}
+    for run in runs:
+        assert wait_for_run(client, "report_daily_sales", run["dag_run_id"]) == "success"
+        tis = client.get(f"/api/v2/dags/report_daily_sales/dagRuns/{run['dag_run_id']}/taskInstances")
+        states = {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
+        assert states == {"build": "success", "to_sheets": "skipped", "email": "success"}
+    workbooks = list((stack["runtime"] / "reports" / "daily_sales").glob("*/daily_sales_*.xlsx"))
+    assert workbooks, "no workbook written"
+    mails = [m for m in read_messages(stack["runtime"] / "mail")
+             if m["Subject"].startswith("[nightshift] Classic Models daily sales")]  # fmt: skip
+    assert len(mails) == 1, "one e-mail per report date, however many runs built it"
+    attachment = next(mails[0].iter_attachments())
+    assert attachment.get_filename().startswith("daily_sales_")
+
+
+def test_reddit_rows_were_scraped_and_scored(stack):
+    import duckdb
+
+    con = duckdb.connect(str(stack["runtime"] / "warehouse.duckdb"), read_only=True)
+    try:
+        counts = {t: con.execute(f"SELECT COUNT(*) FROM reddit.{t}").fetchone()[0]  # noqa: S608
+                  for t in ("posts", "comments", "sentiment", "daily_sentiment")}  # fmt: skip
+    finally:
+        con.close()
+    assert all(counts.values()), counts
 
 
 def test_ui_is_served(stack):

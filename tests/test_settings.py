@@ -14,7 +14,7 @@ from nightshift_core.settings import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {"NIGHTSHIFT_RUNTIME": "/srv/ns", "NIGHTSHIFT_SMTP_PORT": "2525"}
+ENV = {"NIGHTSHIFT_RUNTIME": "/srv/ns", "NIGHTSHIFT_SMTP_PORT": "2525", "NIGHTSHIFT_REDDIT_PORT": "2526"}
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -1,0 +1,1 @@
+"""Reddit scraping logic without Airflow: the reddit.yaml definition and praw objects -> rows."""

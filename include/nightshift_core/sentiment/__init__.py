@@ -1,0 +1,1 @@
+"""Sentiment scoring: the seed's TextBlob and VADER rules, plus a seam for a trained model."""
