@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +18,7 @@ UTC = dt.UTC
 ANCHOR = dt.datetime(2026, 3, 2, 12, tzinfo=UTC).timestamp()
 END = dt.datetime(2026, 3, 2, 12, tzinfo=UTC)
 LONG = "long " * 8000  # 40,000 characters
+ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = {
     "h1": '=HYPERLINK("http://example.invalid","x")',
     "h2": "<script>alert('x')</script> &amp; <b>bold</b>",
@@ -331,3 +333,33 @@ def test_replace_more_is_bounded(reddit):
     assert not reddit.app.requests(r"^/api/morechildren")
     got = {c["fullname"] for c in rows("comments")}
     assert "t1_top7" not in got and "t1_top0" in got  # past tree_limit: left as a stub
+
+
+def test_digest_report_over_scraped_text_is_safe(reddit, tmp_path, monkeypatch):
+    """The Reddit digest report: hostile text stays text in Excel and is escaped in the e-mail."""
+    import openpyxl
+
+    from nightshift.operators.reports import WarehouseToReportOperator
+    from nightshift.operators.warehouse_ops import WarehouseQueryToTableOperator
+
+    scrape()
+    score()
+    op = WarehouseQueryToTableOperator(task_id="daily_sentiment", sql="reddit/daily_sentiment.sql",
+                                       target="reddit.daily_sentiment", shape={"dataset": "reddit"})  # fmt: skip
+    op.execute(context(op.task_id))
+    monkeypatch.setenv("NIGHTSHIFT_REPORTS_DIR", str(tmp_path / "reports"))
+    from nightshift.hooks.warehouse import WarehouseHook
+
+    with WarehouseHook().get_conn() as wh:
+        report_date = wh.query("SELECT MAX(day) AS day FROM reddit.daily_sentiment").to_pylist()[0]["day"]
+    config = ROOT / "include/config/reports/reddit_digest.yaml"
+    build = WarehouseToReportOperator(
+        task_id="build", config_path=str(config), report_date=report_date.isoformat()
+    )
+    result = build.execute(context("build"))
+    assert result["rows"]["by_subreddit"] >= 2 and result["rows"]["most_negative"] >= 1
+    workbook = openpyxl.load_workbook(result["workbook"])
+    cells = [c for ws in workbook.worksheets for row in ws.iter_rows(min_row=4) for c in row]
+    assert not [c.value for c in cells if c.data_type == "f" and not str(c.value).startswith("=SUM(")]
+    html = Path(result["summary_html"]).read_text()
+    assert "<script>" not in html

@@ -211,3 +211,25 @@ def test_report_dag_shape():
     assert dag.dag_id == "report_daily_sales"
     assert dag.get_task("build").downstream_task_ids == {"to_sheets", "email"}
     assert "classicmodels.orders" in dag.doc_md
+
+
+def test_sheets_task_writes_every_section_in_three_requests_each(synced, fake_sheets, monkeypatch):
+    from support.fake_sheets import use_google_connection
+
+    from nightshift.operators.reports import ReportToSheetsOperator
+
+    use_google_connection(monkeypatch, fake_sheets)
+    fake_sheets.add_spreadsheet("sales-sheet")
+    result = build()
+    sections = ["by_territory", "top_customers", "top_employees", "last_7_days"]
+    op = ReportToSheetsOperator(
+        task_id="to_sheets", spreadsheet_key="sales-sheet", folder=result["folder"], sections=sections,
+        worksheet_prefix="d_",
+    )  # fmt: skip
+    out = op.execute(context("to_sheets", dt.datetime(2026, 11, 23, tzinfo=dt.UTC)))
+    assert [w["worksheet"] for w in out["worksheets"]] == [f"d_{s}" for s in sections]
+    assert len(fake_sheets.api_requests) == 3 * len(sections)
+    customers = fake_sheets.values("sales-sheet", "d_top_customers")
+    assert customers[0] == ["customer", "country", "territory", "orders", "sales"]
+    assert customers[1][0] == HOSTILE  # RAW input: stored as the text it is
+    assert fake_sheets.values("sales-sheet", "d_last_7_days")[1:] in ([], [[]])
