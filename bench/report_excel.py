@@ -8,7 +8,9 @@ written to Parquet once; then, each in a fresh subprocess so its peak RSS is its
 * ``report``: three pivots (region x productline, month x region, top customers) and the
   workbook (the pivots with charts and totals, plus a detail sheet of the first
   ``--detail-rows`` rows);
-* ``floor``: the same detail rows written with the ``csv`` module.
+* ``floor``: the same detail rows written with the ``csv`` module;
+* ``sheets``: the same sections written to a local fake Sheets API by the real gspread client
+  (``GoogleSheetsHook``): the number of API requests.
 
 The workbook time is printed as a ratio to the CSV floor measured in the same run (absolute
 times on a shared machine mean little). Not a test: nothing here passes or fails.
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "include")]
+sys.path[:0] = [str(ROOT / "include"), str(ROOT / "plugins"), str(ROOT / "tests")]
 BATCH = 65_536
 REGIONS = ["APAC", "EMEA", "Japan", "NA"]
 LINES = ["Classic Cars", "Motorcycles", "Planes", "Ships", "Trains", "Trucks and Buses", "Vintage Cars"]
@@ -71,6 +73,63 @@ def write_source(rows: int, path: Path) -> None:
             writer.write_batch(batch)
 
 
+def report_tables(table, detail) -> tuple[list, float]:
+    """The report's sections: three pivots and the detail rows."""
+    import pyarrow.compute as pc
+
+    from nightshift_core.reports.tables import ChartSpec, ReportTable, pivot
+
+    by_line = pivot(table, index="region", columns="productline", values="amount")
+    by_month = pivot(table, index="month", columns="region", values="amount")
+    customers = (
+        table.group_by("customer")
+        .aggregate([("amount", "sum"), ("quantity", "sum"), ("amount", "count")])
+        .rename_columns(["customer", "revenue", "units", "orders"])
+        .sort_by([("revenue", "descending"), ("customer", "ascending")])
+        .slice(0, TOP_CUSTOMERS)
+        .select(["customer", "orders", "units", "revenue"])
+    )
+    grand = pc.sum(table["amount"]).as_py()
+    lines = [c for c in by_line.column_names if c != "region"]
+    regions = [c for c in by_month.column_names if c != "month"]
+    tables = [
+        ReportTable.from_arrow(
+            "Region x line",
+            "Revenue by region and product line",
+            by_line,
+            money=tuple(lines),
+            totals=tuple(lines),
+            chart=ChartSpec("region", tuple(lines)),
+        ),
+        ReportTable.from_arrow(
+            "By month",
+            "Revenue by month",
+            by_month,
+            money=tuple(regions),
+            totals=tuple(regions),
+            chart=ChartSpec("month", tuple(regions)),
+        ),
+        ReportTable.from_arrow(
+            "Top customers",
+            f"Top {TOP_CUSTOMERS} customers",
+            customers,
+            money=("revenue",),
+            counts=("orders", "units"),
+            totals=("orders", "units", "revenue"),
+            chart=ChartSpec("customer", ("revenue",)),
+        ),
+        ReportTable.from_arrow(
+            "Detail",
+            "Order lines",
+            detail,
+            money=("amount",),
+            counts=("quantity",),
+            totals=("amount", "quantity"),
+        ),
+    ]
+    return tables, grand
+
+
 def phase(name: str, source: str, workdir: str, detail_rows: int) -> dict:
     """Run one measured phase in this process and return its numbers."""
     import pyarrow.parquet as pq
@@ -90,61 +149,35 @@ def phase(name: str, source: str, workdir: str, detail_rows: int) -> dict:
             writer.writerow(detail.column_names)
             writer.writerows(ArrowRows(detail))
         result["seconds"] = time.perf_counter() - started
+    elif name == "sheets":
+        # The same sections through the real gspread client to the local fake Sheets API:
+        # the request count is what the quota (60 writes/min/user) sees.
+        import os
+
+        import pytest
+        from support.fake_sheets import FakeSheets, use_google_connection
+
+        from nightshift.hooks.sheets import GoogleSheetsHook
+
+        os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
+        tables, _ = report_tables(table, detail)
+        fake = FakeSheets().start()
+        try:
+            use_google_connection(pytest.MonkeyPatch(), fake)
+            fake.add_spreadsheet("bench")
+            hook = GoogleSheetsHook()
+            for t in tables:
+                hook.write_table("bench", t.name, t.columns, t.rows)
+            result["requests"] = len(fake.api_requests)
+            result["worksheets"] = len(tables)
+        finally:
+            fake.stop()
+        result["seconds"] = time.perf_counter() - started
     else:
-        import pyarrow.compute as pc
-
         from nightshift_core.reports.excel import build_workbook
-        from nightshift_core.reports.tables import ChartSpec, ReportTable, pivot
 
-        by_line = pivot(table, index="region", columns="productline", values="amount")
-        by_month = pivot(table, index="month", columns="region", values="amount")
-        customers = (
-            table.group_by("customer")
-            .aggregate([("amount", "sum"), ("quantity", "sum"), ("amount", "count")])
-            .rename_columns(["customer", "revenue", "units", "orders"])
-            .sort_by([("revenue", "descending"), ("customer", "ascending")])
-            .slice(0, TOP_CUSTOMERS)
-            .select(["customer", "orders", "units", "revenue"])
-        )
-        grand = pc.sum(table["amount"]).as_py()
+        tables, grand = report_tables(table, detail)
         result["pivot_seconds"] = time.perf_counter() - started
-        lines = [c for c in by_line.column_names if c != "region"]
-        regions = [c for c in by_month.column_names if c != "month"]
-        tables = [
-            ReportTable.from_arrow(
-                "Region x line",
-                "Revenue by region and product line",
-                by_line,
-                money=tuple(lines),
-                totals=tuple(lines),
-                chart=ChartSpec("region", tuple(lines)),
-            ),
-            ReportTable.from_arrow(
-                "By month",
-                "Revenue by month",
-                by_month,
-                money=tuple(regions),
-                totals=tuple(regions),
-                chart=ChartSpec("month", tuple(regions)),
-            ),
-            ReportTable.from_arrow(
-                "Top customers",
-                f"Top {TOP_CUSTOMERS} customers",
-                customers,
-                money=("revenue",),
-                counts=("orders", "units"),
-                totals=("orders", "units", "revenue"),
-                chart=ChartSpec("customer", ("revenue",)),
-            ),
-            ReportTable.from_arrow(
-                "Detail",
-                "Order lines",
-                detail,
-                money=("amount",),
-                counts=("quantity",),
-                totals=("amount", "quantity"),
-            ),
-        ]
         path = build_workbook(
             Path(workdir) / "report.xlsx",
             title="Sales report",
@@ -187,22 +220,24 @@ def main() -> None:
             write_source(size, source)
             floor = run_phase("floor", source, workdir, args.detail_rows)
             report = run_phase("report", source, workdir, args.detail_rows)
+            sheets = run_phase("sheets", source, workdir, args.detail_rows)
             if floor and report:
-                results.append((size, floor, report))
+                results.append((size, floor, report, sheets))
             source.unlink()
 
     print(f"\nexcel report bench: 3 pivots + charts + a detail sheet of up to {args.detail_rows:,} rows")
     print(
         f"{'source rows':>12} {'detail':>8} {'pivot s':>8} {'xlsx s':>8} {'rows/s':>9} {'RSS MB':>7} "
-        f"{'file MB':>8} {'csv s':>7} {'csv MB':>7} {'xlsx/csv':>9}"
+        f"{'file MB':>8} {'csv s':>7} {'csv MB':>7} {'xlsx/csv':>9} {'Sheets requests':>16}"
     )
-    for size, floor, report in results:
+    for size, floor, report, sheets in results:
         rate = report["detail_rows"] / report["workbook_seconds"]
         ratio = report["workbook_seconds"] / floor["seconds"]
         print(
             f"{size:12,} {report['detail_rows']:8,} {report['pivot_seconds']:8.2f} "
             f"{report['workbook_seconds']:8.2f} {rate:9,.0f} {report['peak_rss_mb']:7.0f} "
-            f"{report['file_mb']:8.1f} {floor['seconds']:7.2f} {floor['peak_rss_mb']:7.0f} {ratio:8.1f}x"
+            f"{report['file_mb']:8.1f} {floor['seconds']:7.2f} {floor['peak_rss_mb']:7.0f} {ratio:8.1f}x "
+            + (f"{sheets['requests']:>7} ({sheets['worksheets']} sheets)" if sheets else "failed")
         )
 
 
