@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from nightshift_core.warehouse.types import check_identifier
+
+T = TypeVar("T")
+
+
+def load_folder(
+    directory: Path, load: Callable[[Path], T], error: type[ValueError], *, id_key: str, what: str
+) -> list[T]:
+    """Every ``*.yaml`` in ``directory`` loaded by ``load``; all problems of all files in one error.
+
+    Two definitions with the same ``id_key`` attribute are a problem too, naming both files.
+    """
+    configs, problems = [], []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            configs.append(load(path))
+        except error as exc:
+            problems.append(str(exc))
+    seen: dict[str, Path] = {}
+    for config in configs:
+        ident, path = getattr(config, id_key), config.path
+        if ident in seen:
+            problems.append(
+                f"{path}: {id_key} {ident!r} is also used by {seen[ident]}; give one of them another '{id_key}'"
+            )
+        seen[ident] = path
+    if problems:
+        raise error(f"invalid {what} definition(s):\n- " + "\n- ".join(problems))
+    return configs
 
 
 def read_mapping(path: Path, error: type[ValueError]) -> dict:

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from nightshift_core.yamlconf import Where, read_mapping
+from nightshift_core.yamlconf import Where, load_folder, read_mapping
 
 REPORT_DIR = Path(__file__).resolve().parents[2] / "config" / "reports"
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -100,23 +100,7 @@ class ReportConfig:
 
 def load_all(directory: Path = REPORT_DIR) -> list[ReportConfig]:
     """Every definition in ``directory``; all problems of all files in one error."""
-    configs, problems = [], []
-    for path in sorted(directory.glob("*.yaml")):
-        try:
-            configs.append(load(path))
-        except ReportConfigError as exc:
-            problems.append(str(exc))
-    seen: dict[str, Path] = {}
-    for config in configs:
-        if config.report_id in seen:
-            problems.append(
-                f"{config.path}: report_id {config.report_id!r} is also used by {seen[config.report_id]}; "
-                "give one of them another 'report_id'"
-            )
-        seen[config.report_id] = config.path
-    if problems:
-        raise ReportConfigError("invalid report definition(s):\n- " + "\n- ".join(problems))
-    return configs
+    return load_folder(directory, load, ReportConfigError, id_key="report_id", what="report")
 
 
 def load(path: Path) -> ReportConfig:

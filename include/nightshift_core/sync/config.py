@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from nightshift_core.yamlconf import Where, read_mapping
+from nightshift_core.yamlconf import Where, load_folder, read_mapping
 
 SYNC_DIR = Path(__file__).resolve().parents[2] / "config" / "syncs"
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -75,23 +75,7 @@ class SyncConfig:
 
 def load_all(directory: Path = SYNC_DIR) -> list[SyncConfig]:
     """Every definition in ``directory``; all problems of all files in one error."""
-    configs, problems = [], []
-    for path in sorted(directory.glob("*.yaml")):
-        try:
-            configs.append(load(path))
-        except SyncConfigError as exc:
-            problems.append(str(exc))
-    seen: dict[str, Path] = {}
-    for config in configs:
-        if config.dag_id in seen:
-            problems.append(
-                f"{config.path}: dag_id {config.dag_id!r} is also used by {seen[config.dag_id]}; "
-                "give one of them another 'dag_id'"
-            )
-        seen[config.dag_id] = config.path
-    if problems:
-        raise SyncConfigError("invalid sync definition(s):\n- " + "\n- ".join(problems))
-    return configs
+    return load_folder(directory, load, SyncConfigError, id_key="dag_id", what="sync")
 
 
 def load(path: Path) -> SyncConfig:
