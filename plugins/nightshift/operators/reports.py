@@ -129,7 +129,7 @@ class WarehouseToReportOperator(BaseOperator):
                 rows[section.name] = len(tables[-1].rows)
                 parquet = out / "sections" / f"{section.name}.parquet"
                 tmp = parquet.with_name(f".{parquet.name}.tmp")
-                pq.write_table(_section_arrow(tables[-1], result, section), tmp)
+                pq.write_table(tables[-1].rows.table, tmp)  # the shaped (maybe pivoted) result
                 os.replace(tmp, parquet)
                 self.log.info("section %s: %d row(s)", section.name, rows[section.name])
         subtitle = f"Report date {day.isoformat()} · warehouse data as synced · times in UTC"
@@ -147,7 +147,7 @@ class WarehouseToReportOperator(BaseOperator):
             written |= set(by.values())
         html_path, text_path = write_summary_files(
             workbook, config.title, subtitle,
-            [(t.title, t.columns, list(t.rows)) for t in tables],
+            [(t.title, t.columns, t.rows) for t in tables],  # only the shown rows become Python
             max_rows=10, note=f"The full report is attached: {workbook.name}.",
         )  # fmt: skip
         written |= {html_path, text_path} | {out / "sections" / f"{s.name}.parquet" for s in config.sections}
@@ -164,15 +164,6 @@ class WarehouseToReportOperator(BaseOperator):
             "summary_text": str(text_path),
             "rows": rows,
         }
-
-
-def _section_arrow(table: ReportTable, result: pa.Table, section: Section) -> pa.Table:
-    """What the Sheets task publishes: the shaped table (pivoted when the section pivots)."""
-    import pyarrow as pa
-
-    if not section.pivot:
-        return result
-    return pa.Table.from_pylist([dict(zip(table.columns, r, strict=True)) for r in table.rows])
 
 
 class ReportToSheetsOperator(BaseOperator):
