@@ -137,6 +137,11 @@ def test_build_writes_workbook_parts_sections_and_summary(synced):
             break
         got[row[0]] = sum(Decimal(str(v)) for v in row[1:] if v is not None)
     assert got.keys() == want.keys()
+    # Money format and totals named after the pivoted value apply to every spread column.
+    total = next(r for r in sheet.iter_rows(min_row=4) if r[0].value == "Total")
+    assert [c.value for c in total[1:]] == [f"=SUM({c.column_letter}4:{c.column_letter}{3 + len(want)})"
+                                            for c in total[1:]]  # fmt: skip
+    assert all("#,##0.00" in c.number_format for c in sheet[4][1:])
     for territory, sales in want.items():
         assert got[territory] == Decimal(str(sales)).quantize(Decimal("0.01")), territory
 

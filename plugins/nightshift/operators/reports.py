@@ -57,27 +57,22 @@ def section_table(section: Section, table: pa.Table) -> ReportTable:
     """A query result shaped for the workbook: pivoted when the section says so."""
     from nightshift_core.reports.tables import ChartSpec, ReportTable, pivot
 
-    money, totals = list(section.money), list(section.totals)
+    spread: list[str] = []
     if section.pivot:
         table = pivot(table, index=list(section.pivot.index), columns=section.pivot.columns,
                       values=section.pivot.values)  # fmt: skip
         spread = [c for c in table.column_names if c not in section.pivot.index]
-        # Formats and totals named after the pivoted value apply to every spread column.
-        money = [c for c in money if c != section.pivot.values] + (
-            spread if section.pivot.values in section.money else []
-        )
-        totals = [c for c in totals if c != section.pivot.values] + (
-            spread if section.pivot.values in section.totals else []
-        )
-    chart = None
-    if section.chart:
-        values = list(section.chart.values)
-        if section.pivot and section.pivot.values in values:
-            values = [v for v in values if v != section.pivot.values] + spread
-        chart = ChartSpec(section.chart.category, tuple(values))
+
+    def expand(columns: tuple[str, ...]) -> tuple[str, ...]:
+        """Formats, totals and chart values named after the pivoted value apply to every spread column."""
+        if not section.pivot or section.pivot.values not in columns:
+            return columns
+        return tuple(c for c in columns if c != section.pivot.values) + tuple(spread)
+
+    chart = ChartSpec(section.chart.category, expand(section.chart.values)) if section.chart else None
     return ReportTable.from_arrow(
-        section.name, section.title, table, money=tuple(money), counts=section.counts,
-        totals=tuple(totals), chart=chart,
+        section.name, section.title, table, money=expand(section.money), counts=section.counts,
+        totals=expand(section.totals), chart=chart,
     )  # fmt: skip
 
 
