@@ -26,7 +26,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -397,12 +396,11 @@ def expected_dag_ids() -> dict[str, bool]:
     return {dag_id: "Asset" in type(bag.dags[dag_id].timetable).__name__ for dag_id in sorted(bag.dag_ids)}
 
 
-def trigger_all(dag_ids: Iterable[str] | dict[str, bool], timeout: float = 900) -> bool:
+def trigger_all(dags: dict[str, bool], timeout: float = 900) -> bool:
+    """Trigger each DAG of ``expected_dag_ids()`` and wait; Asset-scheduled ones start from their Assets."""
     api = Api(base_url(), ADMIN_USER, admin_password())
-    asset_driven = (
-        {d for d, on_assets in dag_ids.items() if on_assets} if isinstance(dag_ids, dict) else set()
-    )
-    dag_ids = list(dag_ids)
+    asset_driven = {d for d, on_assets in dags.items() if on_assets}
+    dag_ids = list(dags)
     with Step(f"Waiting for the dag-processor to register {len(dag_ids)} DAG(s)"):
         deadline = time.monotonic() + 180
         while True:
