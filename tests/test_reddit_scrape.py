@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from support.fake_reddit import FakeReddit
+from support.ml import use_mlflow
 
 UTC = dt.UTC
 ANCHOR = dt.datetime(2026, 3, 2, 12, tzinfo=UTC).timestamp()
@@ -92,6 +93,7 @@ def expected_comments(snap: dict[str, Any]) -> dict[str, tuple[str, str, int]]:
 
 @pytest.fixture
 def warehouse(tmp_path, monkeypatch):
+    use_mlflow(monkeypatch, tmp_path / "mlflow")  # an empty registry: rules only
     monkeypatch.setenv(
         "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE",
         json.dumps(

@@ -8,7 +8,6 @@ import pytest
 
 from nightshift_core.sentiment.rules import (
     Scorer,
-    load_champion,
     score_texts,
     textblob_label,
     textblob_polarity,
@@ -72,10 +71,6 @@ def test_real_libraries_through_the_rules(text: str, textblob: str, vader: str):
 def test_vader_works_offline_with_emoji():
     # vaderSentiment ships its lexicon and emoji table; nltk's downloader is never needed.
     assert vader_scores("😀😀")["compound"] > 0
-
-
-def test_no_champion_yet_means_rules_only():
-    assert load_champion() is None
 
 
 class _ConstantModel:

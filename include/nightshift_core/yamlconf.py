@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,6 +13,7 @@ import yaml
 from nightshift_core.warehouse.types import check_identifier
 
 T = TypeVar("T")
+_DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
 
 def load_folder(
@@ -80,6 +83,23 @@ class Where:
         if not isinstance(value, str) or not value.strip():
             self.fail(f"{where} must be a non-empty string")
         return value
+
+    def dag_basics(self, raw: dict, dag_id: str, schedule: str) -> tuple[str, str | None, datetime]:
+        """``dag_id``, ``schedule`` and ``start_date`` (a date or datetime, UTC if naive) of a definition."""
+        ident = raw.get("dag_id", dag_id)
+        if not isinstance(ident, str) or not _DAG_ID.match(ident):
+            self.fail(f"dag_id {ident!r} must use letters, digits, '_', '.', '-'")
+        cron = raw.get("schedule", schedule)
+        if cron is not None and not isinstance(cron, str):
+            self.fail(f"schedule: use a cron string, a preset like {schedule!r}, or null")
+        start = raw.get("start_date", date(2026, 1, 1))
+        if isinstance(start, datetime):
+            start_dt = start if start.tzinfo else start.replace(tzinfo=UTC)
+        elif isinstance(start, date):
+            start_dt = datetime(start.year, start.month, start.day, tzinfo=UTC)
+        else:
+            self.fail(f"start_date: use a date like 2026-01-01, got {start!r}")
+        return ident, cron, start_dt
 
     def ident(self, value: Any, where: str, what: str) -> str:
         try:

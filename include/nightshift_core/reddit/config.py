@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from nightshift_core.warehouse.types import check_identifier
+from nightshift_core.yamlconf import Where
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "reddit.yaml"
 Listing = Literal["top", "hot", "new"]
@@ -29,7 +30,6 @@ MAX_REPLACE_MORE = 100
 
 _KEYS = {"dag_id", "description", "schedule", "start_date", "conn_id", "pool", "dataset", "subreddits",
          "listing", "time_filter", "limit", "comment_depth", "replace_more_limit", "tags"}  # fmt: skip
-_DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
 
 class RedditConfigError(ValueError):
@@ -116,19 +116,7 @@ def load(path: Path = CONFIG_PATH) -> RedditConfig:
     limit = _int(raw, "limit", 25, 1, MAX_LISTING, fail)
     depth = _int(raw, "comment_depth", 10, 0, 1000, fail)
     more = _int(raw, "replace_more_limit", 32, 0, MAX_REPLACE_MORE, fail)
-    dag_id = raw.get("dag_id", "reddit_sentiment")
-    if not isinstance(dag_id, str) or not _DAG_ID.match(dag_id):
-        raise fail("dag_id", f"{dag_id!r} must use letters, digits, '_', '.', '-'")
-    schedule = raw.get("schedule", "@hourly")
-    if schedule is not None and not isinstance(schedule, str):
-        raise fail("schedule", "use a cron string, a preset like '@hourly', or null")
-    start = raw.get("start_date", date(2026, 1, 1))
-    if isinstance(start, datetime):
-        start_dt = start if start.tzinfo else start.replace(tzinfo=UTC)
-    elif isinstance(start, date):
-        start_dt = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    else:
-        raise fail("start_date", f"use a date like 2026-01-01, got {start!r}")
+    dag_id, schedule, start_dt = Where(path, RedditConfigError).dag_basics(raw, "reddit_sentiment", "@hourly")
     try:
         dataset = check_identifier(raw.get("dataset", "reddit"), "dataset name")
     except ValueError as exc:

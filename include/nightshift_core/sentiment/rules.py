@@ -5,8 +5,8 @@ TextBlob polarity ``>= 0.0001`` is positive and ``<= -0.0001`` negative; VADER l
 ``pos``/``neg`` proportions, not the compound score. VADER comes from the ``vaderSentiment``
 package, which ships its lexicon (nltk's VADER needs a download that cannot work offline).
 
-A trained model plugs in through :class:`Scorer`; :func:`load_champion` returns the current
-champion once the retraining job registers one (until then: ``None``, rules only).
+A trained model plugs in through :class:`Scorer`: the scoring task passes the registry's
+current champion (``nightshift_core.ml.model.SentimentModel``), or ``None`` for rules only.
 """
 
 from __future__ import annotations
@@ -73,17 +73,8 @@ class Scorer(Protocol):
     version: str
 
     def predict(self, texts: Sequence[str]) -> list[tuple[Label, float]]:
-        """One ``(label, score)`` per text, in order; score is the model's confidence."""
+        """One ``(label, score)`` per text, in order; score is a polarity in [-1, 1]."""
         ...
-
-
-def load_champion() -> Scorer | None:
-    """The current champion model, or ``None`` while no model has been promoted.
-
-    The retraining issue replaces this body with a registry lookup; every caller already
-    handles both outcomes, and rows scored without a model keep ``model_version`` NULL.
-    """
-    return None
 
 
 def score_texts(texts: Iterable[str], model: Scorer | None = None) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +17,6 @@ from nightshift_core.yamlconf import Where, load_folder, read_mapping
 
 SYNC_DIR = Path(__file__).resolve().parents[2] / "config" / "syncs"
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-_DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -124,19 +123,7 @@ def load(path: Path) -> SyncConfig:
     tolerance = quality.get("row_count_tolerance", 0.0)
     if not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
         raise SyncConfigError(f"{path}: quality.row_count_tolerance must be a fraction in [0, 1), e.g. 0.001")
-    dag_id = raw.get("dag_id", f"sync_{path.stem}")
-    if not isinstance(dag_id, str) or not _DAG_ID.match(dag_id):
-        raise SyncConfigError(f"{path}: dag_id {dag_id!r} must use letters, digits, '_', '.', '-'")
-    schedule = raw.get("schedule", "@daily")
-    if schedule is not None and not isinstance(schedule, str):
-        raise SyncConfigError(f"{path}: schedule must be a cron string, a preset like '@daily', or null")
-    start = raw.get("start_date", date(2026, 1, 1))
-    if isinstance(start, datetime):
-        start_dt = start if start.tzinfo else start.replace(tzinfo=_utc())
-    elif isinstance(start, date):
-        start_dt = datetime(start.year, start.month, start.day, tzinfo=_utc())
-    else:
-        raise SyncConfigError(f"{path}: start_date must be a date like 2026-01-01, got {start!r}")
+    dag_id, schedule, start_dt = where.dag_basics(raw, f"sync_{path.stem}", "@daily")
     max_conn = source.get("max_connections", 4)
     if not isinstance(max_conn, int) or max_conn < 1:
         raise SyncConfigError(f"{path}: source.max_connections must be a positive integer")
@@ -218,8 +205,3 @@ def _duration(where: Where, value: Any, key: str) -> timedelta:
     if not match:
         raise SyncConfigError(f"{where.path}: {key} is {value!r}; write a duration like 10m, 2h or 1d")
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def _utc():
-
-    return UTC

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import Context
 
+    from nightshift_core.sentiment.rules import Scorer
+
 
 def run_time(context: Any) -> dt.datetime:
     """The deterministic time of this run: data interval end, else when it was due to run."""
@@ -127,6 +129,8 @@ class SentimentScoreOperator(BaseOperator):
     """Score the texts this run scraped (titles, self-text, comments, replies) with TextBlob,
     VADER and the champion model if one exists; merge into ``<dataset>.sentiment``.
 
+    The champion is looked up in the MLflow registry (``mlflow_conn_id``, alias ``champion``) at
+    run time and cached per worker process; ``mlflow_conn_id=None`` scores with the rules only.
     A text is scored again only when its words changed (edited) or the champion model changed.
     """
 
@@ -136,24 +140,38 @@ class SentimentScoreOperator(BaseOperator):
         dataset: str = "reddit",
         batch_size: int = 2000,
         warehouse_conn_id: str = "nightshift_warehouse",
+        mlflow_conn_id: str | None = "mlflow_default",
+        model_name: str = "sentiment",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.dataset = dataset
         self.batch_size = batch_size
         self.warehouse_conn_id = warehouse_conn_id
+        self.mlflow_conn_id = mlflow_conn_id
+        self.model_name = model_name
+
+    def champion(self) -> Scorer | None:
+        if self.mlflow_conn_id is None:
+            return None
+        from nightshift.hooks.mlflow import MlflowRegistryHook
+
+        model = MlflowRegistryHook(self.mlflow_conn_id, self.model_name).load_alias("champion")
+        if model is None:
+            self.log.info("no %r champion in the registry yet: rules only", self.model_name)
+        return model
 
     def execute(self, context: Context) -> dict[str, Any]:
         import pyarrow as pa
 
         from nightshift.hooks.warehouse import WarehouseHook, job_key
         from nightshift_core.reddit.records import COMMENT_SCHEMA, POST_SCHEMA, SENTIMENT_SCHEMA
-        from nightshift_core.sentiment.rules import load_champion, score_texts
+        from nightshift_core.sentiment.rules import score_texts
         from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
 
         scored_at = run_time(context)
-        model = load_champion()
+        model = self.champion()
         version = f"{model.name}:{model.version}" if model is not None else None
         target = TableRef(self.dataset, "sentiment")
         stats = {"texts": 0, "scored": 0}

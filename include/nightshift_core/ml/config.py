@@ -1,0 +1,202 @@
+"""The retraining definition: ``include/config/retrain.yaml``, validated strictly."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from nightshift_core.yamlconf import Where, read_mapping
+
+ROOT = Path(__file__).resolve().parents[3]
+CONFIG_PATH = ROOT / "include" / "config" / "retrain.yaml"
+LABELS_ENV = "NIGHTSHIFT_LABELS_DIR"
+_TOP = {"dag_id", "description", "schedule", "start_date", "queue", "dataset", "model_name", "mlflow_conn_id",
+        "labels", "texts_dataset", "weak_labels", "retrain_when", "drift", "model", "gate", "tags"}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and training knobs; saved beside the weights, part of the version digest."""
+
+    buckets: int = 1 << 18
+    dim: int = 64
+    ngrams: int = 2
+    lexicon: bool = True
+    hidden: int = 32
+    dropout: float = 0.5
+    epochs: int = 4
+    min_steps: int = 1200  # small label sets train for more epochs, to at least this many batches
+    batch_size: int = 32
+    lr: float = 0.01
+    rating_weight: float = 0.5
+    weak_weight: float = 0.5
+    seed: int = 13
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> ModelConfig:
+        """``self``, or a ValueError naming the setting that is out of range."""
+        limits = {"buckets": (1024, 1 << 24), "dim": (2, 1024), "ngrams": (1, 3), "hidden": (0, 1024),
+                  "dropout": (0.0, 0.9), "epochs": (1, 100), "min_steps": (0, 10**6), "batch_size": (1, 4096), "lr": (1e-5, 1.0),
+                  "rating_weight": (0.0, 10.0), "weak_weight": (0.0, 1.0), "seed": (0, 2**31)}  # fmt: skip
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ValueError(f"{name} must be from {low:g} to {high:g}, got {value!r}")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown model setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+class RetrainConfigError(ValueError):
+    """A bad retrain.yaml; the message names file, key and fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WeakLabels:
+    max_share: float = 0.3
+    min_vader_compound: float = 0.5
+    min_textblob_polarity: float = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class Drift:
+    recent_days: int = 7
+    min_recent_texts: int = 50
+    max_length_psi: float = 0.25
+    max_score_psi: float = 0.25
+    max_unseen_share: float = 0.35
+    max_f1_drop: float = 0.05
+    min_new_eval_labels: int = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainConfig:
+    path: Path
+    dag_id: str
+    description: str
+    schedule: str | None
+    start_date: datetime
+    queue: str
+    dataset: str
+    model_name: str
+    mlflow_conn_id: str
+    labels_path: str
+    eval_share: float
+    split_seed: int
+    texts_dataset: str
+    weak: WeakLabels | None
+    min_new_labels: int
+    drift: Drift
+    model: ModelConfig
+    min_f1_gain: float
+    max_ms_per_1k: float
+    tags: tuple[str, ...]
+
+    def labels_location(self) -> Path:
+        """Where the label files are: $NIGHTSHIFT_LABELS_DIR, else ``labels.path`` (from the project root)."""
+        chosen = os.environ.get(LABELS_ENV) or self.labels_path
+        path = Path(chosen)
+        return path if path.is_absolute() else ROOT / path
+
+
+def _number(
+    where: Where, raw: dict, key: str, default: float, low: float, high: float, kind: type = float
+) -> Any:
+    value = raw.get(key, default)
+    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
+    if not ok or not low <= value <= high:
+        what = "a number" if kind is float else "a whole number"
+        where.fail(f"{key} must be {what} from {low:g} to {high:g}, got {value!r}")
+    return kind(value)
+
+
+def _section(where: Where, raw: dict, key: str, cls: type, limits: dict[str, tuple[float, float]]) -> Any:
+    section = where.mapping(raw, key, required=False)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    where.keys(section, set(fields), key)
+    values = {}
+    for name, (low, high) in limits.items():
+        default = fields[name].default
+        kind = int if isinstance(default, int) else float
+        values[name] = _number(where, section, name, default, low, high, kind)
+    return values, section
+
+
+def load(path: Path = CONFIG_PATH) -> RetrainConfig:
+    """Read and validate ``path``; every problem is a :class:`RetrainConfigError`."""
+    if not path.is_file():
+        raise RetrainConfigError(f"{path}: file not found; create it (see include/config/retrain.yaml)")
+    where = Where(path, RetrainConfigError)
+    raw = read_mapping(path, RetrainConfigError)
+    where.keys(raw, _TOP, "the top level")
+    dag_id, schedule, start_dt = where.dag_basics(raw, "sentiment_retrain", "0 2 * * *")
+
+    labels = where.mapping(raw, "labels", required=True)
+    where.keys(labels, {"path", "eval_share", "split_seed"}, "labels")
+    labels_path = where.string(labels, "path", "labels.path", required=True)
+    eval_share = _number(where, labels, "eval_share", 0.2, 0.05, 0.5)
+    split_seed = _number(where, labels, "split_seed", 42, 0, 2**31, int)
+
+    weak = None
+    if raw.get("weak_labels") is not None:
+        values, _ = _section(
+            where, raw, "weak_labels", WeakLabels,
+            {"max_share": (0.0, 0.9), "min_vader_compound": (0.0, 1.0), "min_textblob_polarity": (0.0, 1.0)},
+        )  # fmt: skip
+        weak = WeakLabels(**values)
+
+    retrain_when = where.mapping(raw, "retrain_when", required=False)
+    where.keys(retrain_when, {"min_new_labels"}, "retrain_when")
+    min_new = _number(where, retrain_when, "min_new_labels", 50, 0, 10**9, int)
+    drift_values, _ = _section(
+        where, raw, "drift", Drift,
+        {"recent_days": (1, 365), "min_recent_texts": (1, 10**9), "max_length_psi": (0.0, 100.0),
+         "max_score_psi": (0.0, 100.0), "max_unseen_share": (0.0, 1.0), "max_f1_drop": (0.0, 1.0),
+         "min_new_eval_labels": (1, 10**9)},
+    )  # fmt: skip
+    model_raw = where.mapping(raw, "model", required=False)
+    try:
+        model = ModelConfig.from_dict(model_raw)
+        model.validate()
+    except (TypeError, ValueError) as exc:
+        where.fail(f"model: {exc}")
+    gate = where.mapping(raw, "gate", required=False)
+    where.keys(gate, {"min_f1_gain", "max_ms_per_1k"}, "gate")
+    tags = raw.get("tags", ["nightshift", "sentiment", "ml"])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        where.fail("tags must be a list of strings")
+    names = {}
+    for key, default in (("queue", "ml"), ("model_name", "sentiment"), ("mlflow_conn_id", "mlflow_default")):
+        raw.setdefault(key, default)
+        names[key] = where.string(raw, key, key, required=True)
+    return RetrainConfig(
+        path=path,
+        dag_id=dag_id,
+        description=raw.get("description") or "Retrain the sentiment model",
+        schedule=schedule,
+        start_date=start_dt,
+        dataset=where.ident(raw.get("dataset", "ml"), "dataset", "dataset name"),
+        labels_path=labels_path,
+        eval_share=eval_share,
+        split_seed=split_seed,
+        texts_dataset=where.ident(raw.get("texts_dataset", "reddit"), "texts_dataset", "dataset name"),
+        weak=weak,
+        min_new_labels=min_new,
+        drift=Drift(**drift_values),
+        model=model,
+        min_f1_gain=_number(where, gate, "min_f1_gain", 0.01, -1.0, 1.0),
+        max_ms_per_1k=_number(where, gate, "max_ms_per_1k", 1000.0, 1.0, 10**7),
+        tags=tuple(tags),
+        **names,
+    )

@@ -1,0 +1,67 @@
+"""Score the frozen evaluation set with every contender and measure them the same way.
+
+Contenders: the challenger, the champion (if any), and the two rules. VADER is judged by its
+compound score with the benchmarks' +-0.05 thresholds (its stronger reading); TextBlob by the
+seed's polarity rule. Latency is wall time per 1,000 texts of the same texts, after a warm-up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nightshift_core.ml.labels import gold_label
+from nightshift_core.ml.metrics import classification_report
+from nightshift_core.ml.model import SentimentModel, TrainingExample
+from nightshift_core.sentiment.rules import LABELS, textblob_label, textblob_polarity, vader_scores
+
+RULES = ("vader", "textblob")
+
+
+def _timed(fn, texts: Sequence[str]) -> tuple[Any, float]:
+    fn(list(texts[:16]))  # warm-up: lexicons, first-call allocations
+    started = time.perf_counter()
+    out = fn(list(texts))
+    return out, (time.perf_counter() - started) * 1000 / max(len(texts), 1) * 1000
+
+
+def evaluate_model(model: SentimentModel, examples: Sequence[TrainingExample]) -> dict[str, Any]:
+    texts = [e.text for e in examples]
+    (probs, scores), ms_per_1k = _timed(model.probabilities, texts)
+    predicted = [LABELS[i] for i in np.asarray(probs).argmax(axis=1)] if len(texts) else []
+    report = classification_report(
+        [e.label for e in examples],
+        predicted,
+        probabilities=probs,
+        scores=scores,
+        ratings=[e.rating for e in examples],
+    )
+    return {**report, "ms_per_1k": round(ms_per_1k, 2)}
+
+
+def evaluate_rule(rule: str, examples: Sequence[TrainingExample]) -> dict[str, Any]:
+    texts = [e.text for e in examples]
+    if rule == "vader":
+        scores, ms_per_1k = _timed(lambda ts: [vader_scores(t)["compound"] for t in ts], texts)
+        predicted = [gold_label(s) for s in scores]
+    elif rule == "textblob":
+        scores, ms_per_1k = _timed(lambda ts: [textblob_polarity(t) for t in ts], texts)
+        predicted = [textblob_label(s) for s in scores]
+    else:
+        raise ValueError(f"unknown rule {rule!r}; use one of {RULES}")
+    report = classification_report(
+        [e.label for e in examples], predicted, scores=scores, ratings=[e.rating for e in examples]
+    )
+    return {**report, "ms_per_1k": round(ms_per_1k, 2)}
+
+
+SUMMARY_KEYS = ("n", "weighted_f1", "macro_f1", "accuracy", "weighted_precision", "weighted_recall", "auc",
+                "pearson_r", "ms_per_1k")  # fmt: skip
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The scalar metrics of a report (what goes to XCom, MLflow metrics and the e-mail)."""
+    return {k: (round(report[k], 4) if isinstance(report[k], float) else report[k]) for k in SUMMARY_KEYS}

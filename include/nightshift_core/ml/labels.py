@@ -1,0 +1,186 @@
+"""Human sentiment labels: the file formats we read, the gold rule, and the frozen split.
+
+Two formats, chosen by file name:
+
+* ``*.csv`` -- header ``text,label`` plus optional ``id`` and ``rating``: ``label`` is
+  ``positive``/``negative``/``neutral``; ``rating`` is an intensity in [-1, 1] (optional). A row
+  with a rating and no label gets the gold rule's label.
+* ``*.txt`` / ``*.tsv`` -- the VADER ground-truth layout ``ID<TAB>MEAN_RATING<TAB>TEXT``, mean
+  rating on a -4..+4 scale (divided by 4 here); the label is the gold rule's.
+
+Gold rule (the benchmarks' protocol): rating >= 0.05 positive, <= -0.05 negative, else neutral.
+
+The split is by a hash of the *normalised text* and a seed: a text is in the evaluation set or
+not, forever, whatever else is added -- so the evaluation set never leaks into training, even
+when the same sentence arrives twice from two files.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from nightshift_core.sentiment.rules import LABELS, Label
+
+GOLD_THRESHOLD = 0.05
+CSV_COLUMNS = frozenset({"id", "text", "label", "rating"})
+SUFFIXES = (".csv", ".tsv", ".txt")
+MAX_TEXT = 10_000
+
+
+class LabelFileError(ValueError):
+    """A label file that cannot be read as-is; the message names file, line and fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelRow:
+    example_id: str  # "<file stem>:<id>": stable across reloads of the same file
+    text: str
+    label: Label
+    rating: float | None
+    source: str  # the file's name
+
+
+def gold_label(rating: float) -> Label:
+    """The benchmarks' rule on a [-1, 1] rating."""
+    if rating >= GOLD_THRESHOLD:
+        return "positive"
+    if rating <= -GOLD_THRESHOLD:
+        return "negative"
+    return "neutral"
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def text_key(text: str) -> str:
+    """The id of a text's content, used for the split and for de-duplication."""
+    return hashlib.sha256(normalise(text).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def in_eval(text: str, seed: int, eval_share: float) -> bool:
+    """Whether ``text`` belongs to the frozen evaluation set for ``seed``/``eval_share``."""
+    digest = hashlib.sha256(f"{seed}:{text_key(text)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < eval_share
+
+
+def _rating(raw: str, where: str, scale: float) -> float:
+    try:
+        value = float(raw) / scale
+    except ValueError:
+        raise LabelFileError(f"{where}: rating {raw!r} is not a number") from None
+    if not math.isfinite(value) or not -1.0 <= value <= 1.0:
+        raise LabelFileError(f"{where}: rating {raw!r} is outside [{-scale:g}, {scale:g}]")
+    return value
+
+
+def _text(raw: str | None, where: str) -> str:
+    text = (raw or "").strip()
+    if not text:
+        raise LabelFileError(f"{where}: the text is empty; remove the row or fill it in")
+    if len(text) > MAX_TEXT:
+        raise LabelFileError(
+            f"{where}: the text has {len(text)} characters (at most {MAX_TEXT}); shorten or drop it"
+        )
+    return text
+
+
+def _read_csv(path: Path) -> Iterator[LabelRow]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        columns = set(reader.fieldnames or ())
+        if not {"text"} <= columns or not columns & {"label", "rating"}:
+            raise LabelFileError(
+                f"{path}: the header is {sorted(columns) or 'missing'}; it needs 'text' and 'label' "
+                "(optional: 'id', 'rating' in [-1, 1])"
+            )
+        if columns - CSV_COLUMNS:
+            raise LabelFileError(
+                f"{path}: unknown column(s) {sorted(columns - CSV_COLUMNS)}; allowed: {sorted(CSV_COLUMNS)}"
+            )
+        for row in reader:
+            where = f"{path}, line {reader.line_num}"
+            if None in row:
+                raise LabelFileError(
+                    f"{where}: more fields than the header has; quote text containing commas"
+                )
+            text = _text(row["text"], where)
+            raw_rating = (row.get("rating") or "").strip()
+            rating = _rating(raw_rating, where, 1.0) if raw_rating else None
+            label = (row.get("label") or "").strip().lower()
+            if not label and rating is not None:
+                label = gold_label(rating)
+            if label not in LABELS:
+                raise LabelFileError(f"{where}: label {row.get('label')!r} is not one of {', '.join(LABELS)}")
+            if rating is not None and label != gold_label(rating):
+                raise LabelFileError(
+                    f"{where}: label {label!r} contradicts rating {rating:g} (>= 0.05 positive, <= -0.05 "
+                    "negative, else neutral); fix one of them"
+                )
+            row_id = (row.get("id") or "").strip() or text_key(text)[:16]
+            yield LabelRow(f"{path.stem}:{row_id}", text, label, rating, path.name)  # type: ignore[arg-type]
+
+
+def _read_ground_truth(path: Path) -> Iterator[LabelRow]:
+    with path.open(encoding="utf-8", errors="strict") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {number}"
+            parts = line.rstrip("\r\n").split("\t", 2)
+            if len(parts) != 3:
+                raise LabelFileError(
+                    f"{where}: expected ID<TAB>MEAN_RATING<TAB>TEXT (3 tab-separated fields)"
+                )
+            row_id, raw_rating, raw_text = parts
+            rating = _rating(raw_rating, where, 4.0)
+            yield LabelRow(
+                f"{path.stem}:{row_id.strip()}", _text(raw_text, where), gold_label(rating), rating, path.name
+            )
+
+
+def read_file(path: Path) -> list[LabelRow]:
+    """Every row of one label file, validated; duplicate ids in one file are an error."""
+    try:
+        rows = list(_read_csv(path) if path.suffix == ".csv" else _read_ground_truth(path))
+    except UnicodeDecodeError as exc:
+        raise LabelFileError(
+            f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+        ) from None
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if row.example_id in seen:
+            raise LabelFileError(
+                f"{path}: id {row.example_id.split(':', 1)[1]!r} appears twice; ids must be unique"
+            )
+        seen[row.example_id] = i
+    return rows
+
+
+def label_files(location: Path) -> list[Path]:
+    """The label files at ``location``: the file itself, or a folder's files in name order."""
+    if location.is_file():
+        return [location]
+    if location.is_dir():
+        files = sorted(p for p in location.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+        if files:
+            return files
+        raise LabelFileError(f"{location}: no label files ({', '.join(SUFFIXES)}) in this folder")
+    raise LabelFileError(
+        f"{location}: no such file or folder; point labels.path (or NIGHTSHIFT_LABELS_DIR) at one"
+    )
+
+
+def read_labels(locations: Iterable[Path]) -> list[LabelRow]:
+    """All rows of all label files under ``locations``, in a stable order."""
+    rows: list[LabelRow] = []
+    for location in locations:
+        for path in label_files(location):
+            rows.extend(read_file(path))
+    return rows

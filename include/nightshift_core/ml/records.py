@@ -1,0 +1,35 @@
+"""Warehouse tables of the retraining job."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+LABEL_SCHEMA = pa.schema(
+    [
+        pa.field("example_id", pa.string(), nullable=False),  # "<file stem>:<id>"
+        ("text", pa.string()),
+        ("label", pa.string()),  # positive | negative | neutral
+        ("rating", pa.float64()),  # -1..1 where the labeller gave one
+        ("source", pa.string()),  # the label file's name
+        ("first_seen_at", pa.timestamp("us", tz="UTC")),  # run time of the load that first saw it
+    ]
+)
+
+CHECK_SCHEMA = pa.schema(
+    [
+        pa.field("run_key", pa.string(), nullable=False),  # "<dag_id>/<run_id>"
+        ("checked_at", pa.timestamp("us", tz="UTC")),
+        ("champion_version", pa.string()),
+        ("human_labels", pa.int64()),
+        ("new_labels", pa.int64()),
+        ("recent_texts", pa.int64()),
+        ("length_psi", pa.float64()),
+        ("score_psi", pa.float64()),
+        ("unseen_share", pa.float64()),
+        ("champion_f1", pa.float64()),  # the champion's weighted F1 when it was promoted
+        ("recent_f1", pa.float64()),  # ... and on labels newer than it
+        ("drifted", pa.bool_()),
+        ("decision", pa.string()),  # train | skip
+        ("reason", pa.string()),
+    ]
+)

@@ -1,0 +1,276 @@
+"""The retraining steps end to end in-process: real DuckDB warehouse, real MLflow (SQLite
+store, local artifacts), real torch training on the embedded labels; the DAG's shape and Params;
+and the scoring task loading the champion."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.ml import Run, use_mlflow
+
+from nightshift_core.ml.config import CONFIG_PATH, RetrainConfig, load
+
+ROOT = Path(__file__).resolve().parents[1]
+END = dt.datetime(2026, 11, 20, 2, tzinfo=dt.UTC)
+LABELS = ROOT / "include" / "data" / "sentiment_labels.csv"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE",
+        json.dumps(
+            {"conn_type": "generic", "extra": {"engine": "duckdb", "path": str(tmp_path / "w.duckdb")}}
+        ),
+    )
+    monkeypatch.delenv("NIGHTSHIFT_LABELS_DIR", raising=False)
+    use_mlflow(monkeypatch, tmp_path / "mlflow")
+    return tmp_path
+
+
+def config(**changes: Any) -> RetrainConfig:
+    base = load(CONFIG_PATH)
+    model = dataclasses.replace(base.model, **changes.pop("model", {}))
+    return dataclasses.replace(base, model=model, **changes)
+
+
+def steps(cfg: RetrainConfig) -> dict[str, Any]:
+    from nightshift.operators import retrain as r
+
+    return {
+        "load_labels": r.LabelsToWarehouseOperator(task_id="load_labels", config=cfg),
+        "plan": r.RetrainPlanOperator(task_id="plan", config=cfg),
+        "train": r.TrainSentimentModelOperator(task_id="train", config=cfg),
+        "evaluate": r.EvaluateSentimentModelsOperator(task_id="evaluate", config=cfg),
+        "promote": r.PromoteSentimentModelOperator(task_id="promote", config=cfg),
+    }
+
+
+def flow(cfg: RetrainConfig, end: dt.datetime = END, **params: Any) -> Run:
+    run = Run("sentiment_retrain", end, params)
+    for op in steps(cfg).values():
+        run.run(op)
+    return run
+
+
+def registry(cfg: RetrainConfig):
+    from nightshift.hooks.mlflow import MlflowRegistryHook
+
+    return MlflowRegistryHook(cfg.mlflow_conn_id, cfg.model_name)
+
+
+def aliases(hook) -> tuple[str | None, str | None]:
+    """(champion, rollback) versions as strings."""
+    found = (hook.version("champion"), hook.version("rollback"))
+    return tuple(None if v is None else str(v.version) for v in found)
+
+
+def test_first_night_trains_registers_and_promotes_over_the_rules(env):
+    cfg = config(min_f1_gain=-1.0)  # whatever the metrics, the first model ships
+    run = flow(cfg)
+    assert run.xcom["load_labels"]["rows"] == 300 and run.xcom["load_labels"]["new"] == 300
+    assert run.xcom["plan"]["decision"] == "train" and run.xcom["plan"]["reason"] == "no champion yet"
+    trained = run.xcom["train"]
+    assert trained["human_train"] + trained["eval"] == 300 and trained["weak"] == 0
+    metrics = run.xcom["evaluate"]["metrics"]
+    assert set(metrics) == {"challenger", "vader", "textblob"}
+    for m in metrics.values():
+        assert m["n"] == trained["eval"] and 0 <= m["weighted_f1"] <= 1 and m["ms_per_1k"] > 0
+    assert run.xcom["promote"]["promoted"] is True
+    champion = registry(cfg).version("champion")
+    assert str(champion.version) == trained["version"] == "1"
+    assert registry(cfg).version("rollback") is None
+
+
+def test_same_data_and_seed_give_the_same_model_and_an_equal_challenger_is_rejected(env):
+    cfg = config(min_f1_gain=-1.0)
+    first = flow(cfg)
+    gated = dataclasses.replace(cfg, min_f1_gain=0.01)
+    second = flow(gated, END + dt.timedelta(days=1), force=True)
+    a, b = first.xcom["evaluate"]["metrics"]["challenger"], second.xcom["evaluate"]["metrics"]["challenger"]
+    assert {k: v for k, v in a.items() if k != "ms_per_1k"} == {
+        k: v for k, v in b.items() if k != "ms_per_1k"
+    }
+    assert second.xcom["train"]["version"] == "2"
+    assert second.xcom["evaluate"]["metrics"]["champion"]["weighted_f1"] == a["weighted_f1"]
+    promote = second.xcom["promote"]
+    assert promote["promoted"] is False and promote["reason"].startswith("rejected: weighted F1")
+    assert str(registry(cfg).version("champion").version) == "1"
+    version = registry(cfg).client.get_model_version(cfg.model_name, "2")
+    assert version.tags["nightshift.decision"] == "rejected"
+    weights = [
+        (Path(registry(cfg).client.get_model_version(cfg.model_name, v).source) / "weights.pt").read_bytes()
+        for v in ("1", "2")
+    ]
+    assert weights[0] == weights[1]
+
+
+def test_no_new_labels_and_no_drift_skips_visibly(env):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    cfg = config(min_f1_gain=-1.0)
+    flow(cfg)
+    run = Run("sentiment_retrain", END + dt.timedelta(days=1))
+    ops = steps(cfg)
+    run.run(ops["load_labels"])
+    plan = run.run(ops["plan"])
+    assert plan["decision"] == "skip" and plan["new_labels"] == 0 and plan["champion_version"] == "1"
+    assert "0 new labels since champion v1 (< 50) and no drift" in plan["reason"]
+    with pytest.raises(AirflowSkipException, match="trigger with force=true"):
+        run.run(ops["train"])
+    checks = warehouse_rows("ml", "retrain_checks")
+    assert [c["decision"] for c in checks] == ["train", "skip"]
+
+
+def test_new_labels_since_the_champion_trigger_training(env, tmp_path, monkeypatch):
+    cfg = config(min_f1_gain=-1.0)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "a_embedded.csv").write_bytes(LABELS.read_bytes())
+    monkeypatch.setenv("NIGHTSHIFT_LABELS_DIR", str(labels))
+    flow(cfg)
+    extra = "\n".join(
+        f"new-{i},Fresh sentence number {i} is {'great' if i % 2 else 'awful'}," for i in range(60)
+    )
+    (labels / "b_more.csv").write_text("id,text,label,rating\n" + extra.replace(",\n", ",positive,\n") + "\n")
+    (labels / "b_more.csv").write_text(
+        "id,text,label,rating\n"
+        + "".join(f"new-{i},Fresh sentence {i} is {'great' if i % 2 else 'awful'},"
+                  f"{'positive' if i % 2 else 'negative'},\n" for i in range(60))
+    )  # fmt: skip
+    run = Run("sentiment_retrain", END + dt.timedelta(days=1))
+    ops = steps(cfg)
+    assert run.run(ops["load_labels"])["new"] == 60
+    plan = run.run(ops["plan"])
+    assert plan["decision"] == "train" and plan["reason"] == "60 new labels since champion v1 (>= 50)"
+    assert run.run(ops["train"])["human_train"] + run.xcom["train"]["eval"] == 360
+
+
+def warehouse_rows(dataset: str, table: str) -> list[dict[str, Any]]:
+    from nightshift.hooks.warehouse import WarehouseHook
+    from nightshift_core.warehouse import TableRef
+
+    with WarehouseHook().get_conn() as wh:
+        return wh.query(f"SELECT * FROM {TableRef(dataset, table)} ORDER BY 2").to_pylist()  # noqa: S608
+
+
+def scraped(texts: list[str], at: dt.datetime) -> None:
+    """Put ``texts`` into reddit.posts/comments/sentiment as comments scored at ``at``."""
+    import pyarrow as pa
+
+    from nightshift.hooks.warehouse import WarehouseHook
+    from nightshift_core.reddit.records import COMMENT_SCHEMA, POST_SCHEMA, SENTIMENT_SCHEMA
+    from nightshift_core.sentiment.rules import score_texts
+    from nightshift_core.warehouse import JobKey, TableRef
+
+    def row(schema: pa.Schema, **values: Any) -> dict[str, Any]:
+        return {name: values.get(name) for name in schema.names}
+
+    comments = [row(COMMENT_SCHEMA, fullname=f"t1_{i}", body=t, status="visible", depth=0, scraped_at=at)
+                for i, t in enumerate(texts)]  # fmt: skip
+    sentiment = [row(SENTIMENT_SCHEMA, text_id=f"t1_{i}:body", fullname=f"t1_{i}", scored_at=at, **s)
+                 for i, s in enumerate(score_texts(texts))]  # fmt: skip
+    job = JobKey("test", "scraped", at.isoformat(), 1)
+    with WarehouseHook().get_conn() as wh:
+        for name, schema, rows in (("posts", POST_SCHEMA, []), ("comments", COMMENT_SCHEMA, comments),
+                                   ("sentiment", SENTIMENT_SCHEMA, sentiment)):  # fmt: skip
+            batches = [pa.RecordBatch.from_pylist(rows, schema=schema)]
+            wh.publish(
+                wh.stage(job, TableRef("reddit", name), batches, schema), "merge", key=schema.names[:1]
+            )
+
+
+def test_drifted_inputs_force_training_and_weak_labels_join_capped(env):
+    cfg = config(min_f1_gain=-1.0)
+    flow(cfg)
+    day2 = END + dt.timedelta(days=1)
+    texts = [
+        f"Quarterly reconciliation {i}: " + "ledger variance amortisation schedule " * 12 for i in range(40)
+    ]
+    texts += [f"Absolutely wonderful brilliant fantastic result number {i}, I love it!" for i in range(40)]
+    scraped(texts, day2 - dt.timedelta(hours=3))
+    run = Run("sentiment_retrain", day2)
+    ops = steps(cfg)
+    run.run(ops["load_labels"])
+    plan = run.run(ops["plan"])
+    assert plan["decision"] == "train" and plan["reason"].startswith("drift: ")
+    assert plan["recent_texts"] == 80 and plan["length_psi"] > 0.25 and plan["unseen_share"] > 0.35
+    trained = run.run(ops["train"])
+    assert 0 < trained["weak"] <= int(0.3 / 0.7 * trained["human_train"])
+
+
+def test_promotion_keeps_the_old_champion_as_rollback_and_manual_rollback_swaps(env):
+    from nightshift.operators.retrain import RollbackSentimentModelOperator
+
+    cfg = config(min_f1_gain=-1.0)
+    rollback = RollbackSentimentModelOperator(task_id="rollback", config=cfg)
+    with pytest.raises(RuntimeError, match="has no 'rollback' version: nothing to roll back to"):
+        Run("sentiment_retrain", END).run(rollback)
+    flow(cfg)
+    flow(cfg, END + dt.timedelta(days=1), force=True, seed=7)
+    hook = registry(cfg)
+    assert aliases(hook) == ("2", "1")
+    result = Run("sentiment_retrain", END + dt.timedelta(days=2), {"action": "rollback"}).run(rollback)
+    assert result["reason"] == "rolled back from v2 to v1"
+    assert aliases(hook) == ("1", "2")
+
+
+def test_a_failing_canary_restores_the_aliases_and_fails(env):
+    cfg = config(min_f1_gain=-1.0)
+    flow(cfg)
+    run = Run("sentiment_retrain", END + dt.timedelta(days=1), {"force": True, "seed": 5})
+    ops = steps(cfg)
+    for name in ("load_labels", "plan", "train", "evaluate"):
+        run.run(ops[name])
+    source = Path(registry(cfg).client.get_model_version(cfg.model_name, run.xcom["train"]["version"]).source)
+    (source / "weights.pt").write_bytes(b"truncated")  # the artifact breaks after evaluation
+    with pytest.raises(RuntimeError, match=r"canary of sentiment v2 failed, aliases restored \(version 1\)"):
+        run.run(ops["promote"])
+    assert aliases(registry(cfg)) == ("1", None)
+
+
+def test_a_retried_train_task_reuses_its_registered_version(env):
+    cfg = config()
+    run = Run("sentiment_retrain", END)
+    ops = steps(cfg)
+    for name in ("load_labels", "plan", "train"):
+        run.run(ops[name])
+    again = run.run(ops["train"])
+    assert again == run.xcom["train"]
+    assert len(registry(cfg).client.search_model_versions(f"name = '{cfg.model_name}'")) == 1
+
+
+def test_a_bad_label_file_fails_naming_file_and_line_and_writes_nothing(env, tmp_path, monkeypatch):
+    from nightshift_core.ml.labels import LabelFileError
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,text,label\n1,fine text,positive\n2,other text,happy\n")
+    monkeypatch.setenv("NIGHTSHIFT_LABELS_DIR", str(bad))
+    with pytest.raises(
+        LabelFileError, match=rf"{bad}, line 3: label 'happy' is not one of positive, negative"
+    ):
+        Run("sentiment_retrain", END).run(steps(config())["load_labels"])
+    from nightshift.hooks.warehouse import WarehouseHook
+    from nightshift_core.warehouse import TableRef
+
+    with WarehouseHook().get_conn() as wh:
+        assert not wh.table_exists(TableRef("ml", "labels"))
+
+
+def test_scoring_loads_the_champion_once_per_worker_and_records_its_version(env):
+    from nightshift.operators.reddit import SentimentScoreOperator
+    from nightshift_core.sentiment.rules import score_texts
+
+    op = SentimentScoreOperator(task_id="score_sentiment")
+    assert op.champion() is None
+    flow(config(min_f1_gain=-1.0))
+    model = op.champion()
+    assert model is not None and model.version == "1" and op.champion() is model
+    rows = score_texts(["I love this", "I hate this"], model)
+    assert {r["model_version"] for r in rows} == {"sentiment:1"}
+    assert all(r["model_label"] in {"positive", "negative", "neutral"} for r in rows)
