@@ -274,3 +274,79 @@ def test_scoring_loads_the_champion_once_per_worker_and_records_its_version(env)
     rows = score_texts(["I love this", "I hate this"], model)
     assert {r["model_version"] for r in rows} == {"sentiment:1"}
     assert all(r["model_label"] in {"positive", "negative", "neutral"} for r in rows)
+
+
+def test_notify_mails_the_metrics_table_and_the_decision(env, monkeypatch):
+    from support.smtp import RecordingHandler, start_server
+
+    from nightshift.operators.retrain import RetrainReportEmailOperator
+
+    handler = RecordingHandler()
+    server = start_server(handler)
+    try:
+        conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": server.port,
+                "extra": {"from_email": "ml@nightshift.test", "disable_ssl": True, "disable_tls": True}}  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps(conn))
+        run = flow(config(min_f1_gain=-1.0))
+        notify = RetrainReportEmailOperator(
+            task_id="notify", to="ml-team@nightshift.test", model_name="sentiment"
+        )
+        sent = run.run(notify)
+    finally:
+        server.stop()
+    (received,) = handler.messages
+    message = received.message
+    assert sent["subject"] == message["Subject"] == "[nightshift] sentiment: v1 promoted (sentiment_retrain)"
+    html = message.get_body(("html",)).get_content()
+    for contender in ("challenger", "vader", "textblob"):
+        assert f"<td>{contender}</td>" in html
+    assert "promoted: weighted F1" in html and "weighted F1" in html and "no champion yet" in html
+    text = message.get_body(("plain",)).get_content()
+    f1 = run.xcom["evaluate"]["metrics"]["challenger"]["weighted_f1"]
+    assert f"challenger | {f1:.4f}" in text
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+    from support.parse_guard import no_io_while_parsing
+
+    with no_io_while_parsing():
+        bag = DagBag(dag_folder=str(ROOT / "dags" / "sentiment_retrain.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["sentiment_retrain"]
+
+
+def test_dag_shape_queues_and_params(dag):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert dag.get_task("choose_action").downstream_task_ids == {"load_labels", "rollback"}
+    chain = ["load_labels", "plan", "train", "evaluate", "promote", "notify"]
+    for up, down in zip(chain, chain[1:], strict=False):
+        assert down in dag.get_task(up).downstream_task_ids
+    assert dag.get_task("notify").upstream_task_ids == {"promote", "rollback"}
+    assert {t.task_id for t in dag.tasks if t.queue == "ml"} == {"train", "evaluate", "promote", "rollback"}
+    assert dag.get_task("notify").trigger_rule == "none_failed_min_one_success"
+    branch = dag.get_task("choose_action").python_callable
+    assert branch(params={"action": "rollback"}) == "rollback"
+    assert branch(params={"action": "train"}) == "load_labels"
+    params = ParamsDict(dag.params)
+    params.validate()
+    for name, bad in (("action", "delete"), ("epochs", 0), ("seed", -1), ("force", "yes")):
+        params = ParamsDict(dag.params)
+        with pytest.raises(ValueError):  # noqa: PT011 - ParamValidationError subclasses ValueError
+            params[name] = bad
+
+
+def test_bad_retrain_yaml_is_the_dag_import_error(tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+    from support.parse_guard import no_io_while_parsing
+
+    bad = tmp_path / "retrain.yaml"
+    bad.write_text(CONFIG_PATH.read_text().replace("eval_share: 0.2", "eval_share: 0.9"))
+    monkeypatch.setenv("NIGHTSHIFT_RETRAIN_CONFIG", str(bad))
+    with no_io_while_parsing():
+        bag = DagBag(dag_folder=str(ROOT / "dags" / "sentiment_retrain.py"))
+    (error,) = bag.import_errors.values()
+    assert "RetrainConfigError" in error and "eval_share must be a number from 0.05 to 0.5, got 0.9" in error

@@ -32,6 +32,7 @@ class ModelConfig:
     batch_size: int = 32
     lr: float = 0.01
     rating_weight: float = 0.5
+    class_balance: float = 0.0  # 0: plain loss; 1: classes weighted by inverse frequency
     weak_weight: float = 0.5
     seed: int = 13
 
@@ -42,7 +43,7 @@ class ModelConfig:
         """``self``, or a ValueError naming the setting that is out of range."""
         limits = {"buckets": (1024, 1 << 24), "dim": (2, 1024), "ngrams": (1, 3), "hidden": (0, 1024),
                   "dropout": (0.0, 0.9), "epochs": (1, 100), "min_steps": (0, 10**6), "batch_size": (1, 4096), "lr": (1e-5, 1.0),
-                  "rating_weight": (0.0, 10.0), "weak_weight": (0.0, 1.0), "seed": (0, 2**31)}  # fmt: skip
+                  "rating_weight": (0.0, 10.0), "class_balance": (0.0, 1.0), "weak_weight": (0.0, 1.0), "seed": (0, 2**31)}  # fmt: skip
         for name, (low, high) in limits.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:

@@ -248,6 +248,9 @@ def train(
         ratings = torch.tensor([0.0 if e.rating is None else e.rating for e in examples])
         has_rating = torch.tensor([e.rating is not None for e in examples], dtype=torch.float32)
         weights = torch.tensor([config.weak_weight if e.weak else 1.0 for e in examples])
+        counts = torch.bincount(targets, minlength=len(LABELS)).clamp(min=1).float()
+        class_weights = (counts.sum() / counts) ** config.class_balance
+        class_weights = class_weights / (class_weights * counts).sum() * counts.sum()
         texts = [e.text for e in examples]
         # Featurise once: every epoch reuses the same ids.
         all_ids = [
@@ -272,7 +275,10 @@ def train(
                 logits, rating = net(torch.cat(chunks), offsets, lexicon[idx])
                 w = weights[idx]
                 loss_cls = (
-                    torch.nn.functional.cross_entropy(logits, targets[idx], reduction="none") * w
+                    torch.nn.functional.cross_entropy(
+                        logits, targets[idx], weight=class_weights, reduction="none"
+                    )
+                    * w
                 ).sum()
                 loss_rating = (((rating - ratings[idx]) ** 2) * has_rating[idx] * w).sum()
                 loss = (loss_cls + config.rating_weight * loss_rating) / w.sum()

@@ -16,7 +16,9 @@ artifact files (``state_dict`` + JSON), never unpickled, and cached per worker p
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,25 @@ RUN_KEY_TAG = "nightshift.run_key"
 MODEL_ARTIFACT = "model"
 _CACHE: dict[tuple[str, str, str], SentimentModel] = {}
 _CACHE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _sqlite_init_lock(uri: str) -> Iterator[None]:
+    """Serialise the first use of a SQLite store across processes: two workers creating
+    MLflow's tables at the same moment would trip over each other."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    path = Path(uri.removeprefix("sqlite:///") + ".init-lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class MlflowConfigError(ValueError):
