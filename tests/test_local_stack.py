@@ -76,7 +76,23 @@ def test_up_runs_every_dag_and_prints_the_login(stack):
     assert "report_daily_sales: success" in out
     assert "(started by its Assets)" in out
     assert "reddit_sentiment: success" in out
+    assert "sentiment_retrain: success" in out
     assert "admin / stack-test-password" in out
+
+
+def test_retraining_registered_a_model_and_mailed_its_decision(stack):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{stack['runtime'] / 'mlflow.db'}"
+    # Unpausing makes the scheduled run and `up` triggers one more: the second trains again only
+    # when the first was rejected (no champion yet), else it skips for lack of new labels.
+    versions = MlflowClient(tracking_uri=uri).search_model_versions("name = 'sentiment'")
+    assert versions, "the retraining run registered no model version"
+    subjects = [m["Subject"] for m in read_messages(stack["runtime"] / "mail")]
+    for version in versions:
+        decision = version.tags["nightshift.decision"]
+        assert decision in {"promoted", "rejected"}, version.tags
+        assert f"[nightshift] sentiment: v{version.version} {decision} (sentiment_retrain)" in subjects, subjects
 
 
 def test_report_landed_on_disk_in_the_mailbox_and_sheets_was_skipped(stack):
