@@ -1,10 +1,13 @@
 """Static checks of the Docker deployment: docker-compose.yaml, Dockerfile, .env.example, .dockerignore.
 
-Docker is not needed: the files are parsed, not run.
+Docker is not needed: the files are parsed, not run. What `make e2e` proves on one machine
+(scripts/e2e_stack.py) is the reference: the same components, queues, pools and connections.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import shlex
 from pathlib import Path
@@ -12,22 +15,31 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nightshift_core.ml import config as retrain_config
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
+SETTINGS_FILE = ROOT / "airflow_settings.yaml"
+E2E_STACK = ROOT / "scripts" / "e2e_stack.py"
 
+WORKERS = {"airflow-worker": "default", "airflow-worker-ml": "ml"}
 AIRFLOW_COMMANDS = {
     "airflow-apiserver": "api-server",
     "airflow-scheduler": "scheduler",
     "airflow-dag-processor": "dag-processor",
     "airflow-triggerer": "triggerer",
-    "airflow-worker": "celery worker -q default,ml",
+    **{
+        name: f"celery worker --queues {queue} --celery-hostname {queue}@%h"
+        for name, queue in WORKERS.items()
+    },
 }
 AIRFLOW_SERVICES = {"airflow-init", *AIRFLOW_COMMANDS}
-EXPECTED_SERVICES = {"postgres", "redis", *AIRFLOW_SERVICES}
-LONG_RUNNING_AIRFLOW = set(AIRFLOW_COMMANDS)
+ONE_SHOT = {"airflow-init", "mlflow-db-init"}
+PROXY = "cloud-sql-proxy"
+EXPECTED_SERVICES = {"postgres", "redis", "mlflow-db-init", PROXY, *AIRFLOW_SERVICES}
 
 CODE_MOUNTS = {
     "./dags": "/opt/airflow/dags",
@@ -35,9 +47,15 @@ CODE_MOUNTS = {
     "./include": "/opt/airflow/include",
     "./logs": "/opt/airflow/logs",
 }
-SECRET_KEY_RE = re.compile(r"PASSWORD|SECRET|FERNET|CONN|_KEY|ALERT_TO|_AUTH$|BROKER_URL|RESULT_BACKEND")
+# Environment keys / variable names that hold a secret. "_CONN_" (AIRFLOW_CONN_*) and "_CONN$"
+# (SQL_ALCHEMY_CONN), but not "_CONNECTION_" (an instance connection name is no secret).
+SECRET_KEY_RE = re.compile(
+    r"PASSWORD|SECRET|FERNET|_CONN_|_CONN$|_KEY|ALERT_TO|REPORT_TO|_AUTH$|BROKER_URL|RESULT_BACKEND"
+)
 # Keys that match SECRET_KEY_RE but hold a path, not a secret.
 NOT_SECRET_VALUES = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"}
+# A connection assembled in the compose file; its password part is checked as a URL password.
+COMPOSITE_CONNECTIONS = {"AIRFLOW_CONN_MLFLOW_DEFAULT"}
 # ${NAME...} interpolation; "$${...}" is an escaped literal "$" and is not interpolated.
 INTERPOLATION_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}")
 REQUIRED_VAR_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]+\}")
@@ -61,21 +79,31 @@ def services(compose: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
+def settings() -> dict:
+    return yaml.safe_load(SETTINGS_FILE.read_text())["airflow"]
+
+
+def _strings(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(key)
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+    elif isinstance(node, str):
+        yield node
+
+
+@pytest.fixture(scope="module")
 def compose_values(compose: dict) -> str:
     """Every string in the parsed compose file (what compose interpolates; comments are not)."""
+    return "\n".join(_strings(compose))
 
-    def walk(node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                yield from walk(key)
-                yield from walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                yield from walk(item)
-        elif isinstance(node, str):
-            yield node
 
-    return "\n".join(walk(compose))
+@pytest.fixture(scope="module")
+def init_script(services) -> str:
+    return _command(services["airflow-init"])
 
 
 @pytest.fixture(scope="module")
@@ -96,16 +124,23 @@ def dockerfile_instructions() -> list[str]:
     return instructions
 
 
-def _env_example() -> dict[str, str]:
+def _env_example() -> tuple[dict[str, str], set[str]]:
+    """(KEY -> value of the active lines, names of the commented-out `# KEY=...` optional lines)."""
     values: dict[str, str] = {}
+    optional: set[str] = set()
     for raw in ENV_EXAMPLE.read_text().splitlines():
         line = raw.strip()
-        if not line or line.startswith("#"):
+        if not line:
+            continue
+        if line.startswith("#"):
+            match = re.match(r"#\s*([A-Z][A-Z0-9_]*)=", line)
+            if match:
+                optional.add(match.group(1))
             continue
         key, sep, value = line.partition("=")
         assert sep, f".env.example line is not KEY=VALUE: {raw!r}"
         values[key.strip()] = value.strip()
-    return values
+    return values, optional
 
 
 def _environment(service: dict) -> dict[str, str]:
@@ -127,7 +162,7 @@ def _healthcheck_test(service: dict) -> str:
 
 
 def _mounts(service: dict) -> dict[str, tuple[str, str]]:
-    """host path -> (container path, mode)"""
+    """source -> (container path, mode), for the short volume syntax."""
     mounts = {}
     for volume in service.get("volumes", []):
         assert isinstance(volume, str), "use the short volume syntax"
@@ -136,11 +171,41 @@ def _mounts(service: dict) -> dict[str, tuple[str, str]]:
     return mounts
 
 
-# --- docker-compose.yaml ------------------------------------------------------------------------------
+def _script_commands(script: str, prefix: list[str]) -> list[list[str]]:
+    """Lines of a shell script that start with ``prefix`` words, split like the shell would."""
+    found = []
+    for line in script.splitlines():
+        line = line.strip()
+        if line.startswith(prefix[0]):
+            words = shlex.split(line)
+            if words[: len(prefix)] == prefix:
+                found.append(words)
+    return found
+
+
+def _e2e_workers() -> dict[str, str]:
+    """``WORKERS`` (process name -> queue) of scripts/e2e_stack.py, read without importing it."""
+    tree = ast.parse(E2E_STACK.read_text())
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        if any(isinstance(t, ast.Name) and t.id == "WORKERS" for t in targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{E2E_STACK.relative_to(ROOT)} no longer defines WORKERS = {{name: queue}}")
+
+
+# --- docker-compose.yaml: services ---------------------------------------------------------------
 
 
 def test_services(services):
     assert set(services) == EXPECTED_SERVICES
+
+
+def test_only_the_cloud_sql_proxy_is_behind_a_profile(services):
+    """`docker compose up` starts everything but the optional proxy (`--profile cloudsql`)."""
+    profiled = {name: service["profiles"] for name, service in services.items() if "profiles" in service}
+    assert profiled == {PROXY: ["cloudsql"]}
 
 
 @pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
@@ -157,16 +222,14 @@ def test_airflow_service_commands(services, name, command):
     assert _command(services[name]) == command
 
 
-def test_airflow_init_migrates_and_imports_connections(services):
-    script = _command(services["airflow-init"])
-    assert "airflow db migrate" in script
+def test_airflow_init_migrates_and_imports_connections(init_script):
+    assert "airflow db migrate" in init_script
     guard = "[ -f /opt/airflow/secrets/connections.json ]"
     importing = "airflow connections import /opt/airflow/secrets/connections.json"
-    assert guard in script and importing in script
-    assert script.index(guard) < script.index(importing) and script.index(
-        "airflow db migrate"
-    ) < script.index(importing)
-    assert "set -e" in script, "a failed migration must fail airflow-init"
+    assert guard in init_script and importing in init_script
+    assert init_script.index(guard) < init_script.index(importing)
+    assert init_script.index("airflow db migrate") < init_script.index(importing)
+    assert "set -euo pipefail" in init_script, "a failed step must fail airflow-init"
 
 
 @pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
@@ -179,14 +242,22 @@ def test_airflow_services_mount_code_and_logs(services, name):
     assert mounts.get("./secrets") == ("/opt/airflow/secrets", "ro")
 
 
-def test_healthchecks(services):
+# --- healthchecks --------------------------------------------------------------------------------
+
+
+def test_every_long_running_service_has_a_healthcheck_and_restarts(services):
     for name, service in services.items():
-        if name == "airflow-init":
-            assert "healthcheck" not in service
-        else:
-            assert "healthcheck" in service, f"{name} has no healthcheck"
-            assert not service["healthcheck"].get("disable"), f"{name} disables its healthcheck"
-            assert _healthcheck_test(service).split()[0] in ("CMD", "CMD-SHELL")
+        if name in ONE_SHOT:
+            assert "healthcheck" not in service, f"one-shot {name} needs no healthcheck"
+            assert "restart" not in service, f"one-shot {name} must not be restarted after it exits"
+            continue
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+        check = service["healthcheck"]
+        assert not check.get("disable"), f"{name} disables its healthcheck"
+        assert _healthcheck_test(service).split()[0] in ("CMD", "CMD-SHELL")
+        for key in ("interval", "timeout", "retries"):
+            assert key in check, f"{name} healthcheck lacks {key}"
+        assert service.get("restart") == "always", f"{name} must come back after a crash or reboot"
 
 
 @pytest.mark.parametrize(
@@ -202,9 +273,18 @@ def test_healthchecks(services):
             "airflow-worker",
             [
                 "celery --app airflow.providers.celery.executors.celery_executor.app inspect ping",
-                '-d "celery@$${HOSTNAME}"',
+                '-d "default@$${HOSTNAME}"',
             ],
         ),
+        (
+            "airflow-worker-ml",
+            [
+                "celery --app airflow.providers.celery.executors.celery_executor.app inspect ping",
+                '-d "ml@$${HOSTNAME}"',
+            ],
+        ),
+        # The proxy image is distroless (no shell, no curl): its own `wait` asks /startup.
+        (PROXY, ["CMD /cloud-sql-proxy wait"]),
     ],
 )
 def test_healthcheck_commands(services, name, fragments):
@@ -213,10 +293,75 @@ def test_healthcheck_commands(services, name, fragments):
         assert fragment in test, f"{name} healthcheck lacks {fragment!r}: {test!r}"
 
 
+# --- workers and queues --------------------------------------------------------------------------
+
+
+def _queues(service: dict) -> set[str]:
+    args = shlex.split(_command(service))
+    assert args[:2] == ["celery", "worker"]
+    flag = next(i for i, arg in enumerate(args) if arg in ("-q", "--queues"))
+    return set(args[flag + 1].split(","))
+
+
+@pytest.mark.parametrize(("name", "queue"), sorted(WORKERS.items()))
+def test_worker_consumes_its_queue_and_scales(services, name, queue):
+    worker = services[name]
+    assert _queues(worker) == {queue}
+    args = shlex.split(_command(worker))
+    hostname = args[args.index("--celery-hostname") + 1]
+    assert hostname == f"{queue}@%h"
+    # The healthcheck pings this replica by the name Celery gave it, not another worker.
+    assert f'-d "{queue}@$${{HOSTNAME}}"' in _healthcheck_test(worker)
+    # A container_name or a fixed host port would stop `--scale` from working.
+    assert "container_name" not in worker
+    assert "ports" not in worker
+    env = _environment(worker)
+    assert env["DUMB_INIT_SETSID"] == "0", "warm shutdown: running tasks finish before the worker stops"
+    assert re.fullmatch(
+        r"\$\{NIGHTSHIFT_\w*WORKER_CONCURRENCY:-\d+\}", env["AIRFLOW__CELERY__WORKER_CONCURRENCY"]
+    )
+
+
+def test_queues_cover_every_task_and_match_make_e2e(services):
+    queues = {queue for name in WORKERS for queue in _queues(services[name])}
+    default_queue = _environment(services["airflow-scheduler"])["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
+    needed = {default_queue, retrain_config.load().queue}
+    assert needed <= queues, f"no worker consumes {sorted(needed - queues)}"
+    assert queues == set(_e2e_workers().values()), "compose and make e2e must run the same queues"
+
+
+def test_api_server_port_is_published(services):
+    ports = [str(port) for port in services["airflow-apiserver"].get("ports", [])]
+    assert any(re.fullmatch(r"(\d+\.\d+\.\d+\.\d+:)?8080:8080(/tcp)?", port) for port in ports), ports
+
+
+def test_dependencies(services):
+    for name in AIRFLOW_SERVICES:
+        depends_on = services[name]["depends_on"]
+        assert isinstance(depends_on, dict), f"{name}: use the long depends_on form with conditions"
+        assert depends_on["postgres"]["condition"] == "service_healthy"
+        assert depends_on["redis"]["condition"] == "service_healthy"
+        if name != "airflow-init":
+            assert depends_on["airflow-init"]["condition"] == "service_completed_successfully"
+    assert services["airflow-init"]["depends_on"]["mlflow-db-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert services["mlflow-db-init"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in WORKERS:
+        assert services[name]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+    # Sync tasks wait for the proxy when it runs; without the profile it must not be required.
+    on_proxy = services["airflow-worker"]["depends_on"][PROXY]
+    assert on_proxy == {"condition": "service_healthy", "required": False}
+
+
+# --- settings shared by every Airflow component ------------------------------------------------------
+
+
 @pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
 def test_celery_executor_and_core_settings(services, name):
     env = _environment(services[name])
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == "default"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
     assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"].lower() == "true"
@@ -241,68 +386,180 @@ def test_ui_always_needs_a_password(services, name):
     )
 
 
-def test_worker_is_scalable_and_serves_both_queues(services):
-    worker = services["airflow-worker"]
-    assert "container_name" not in worker
-    args = shlex.split(_command(worker))
-    assert args[:2] == ["celery", "worker"]
-    flag = next(i for i, arg in enumerate(args) if arg in ("-q", "--queues"))
-    assert set(args[flag + 1].split(",")) == {"default", "ml"}
-    # A fixed host port would also stop --scale from working.
-    assert "ports" not in worker
+@pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
+def test_every_connection_of_the_settings_file_is_defined(services, settings, name):
+    """Each connection `make run` defines locally has its production counterpart here."""
+    env = _environment(services[name])
+    conn_ids = {c["conn_id"] for c in settings["connections"]} | {"google_cloud_default"}
+    missing = {c for c in conn_ids if f"AIRFLOW_CONN_{c.upper()}" not in env}
+    assert not missing, f"{name} lacks AIRFLOW_CONN_* for {sorted(missing)}"
 
 
-def test_api_server_port_is_published(services):
-    ports = [str(port) for port in services["airflow-apiserver"].get("ports", [])]
-    assert any(re.fullmatch(r"(\d+\.\d+\.\d+\.\d+:)?8080:8080(/tcp)?", port) for port in ports), ports
+@pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
+def test_reports_and_mlflow_artifacts_are_shared(compose, services, name):
+    env = _environment(services[name])
+    mounts = {container: (host, mode) for host, (container, mode) in _mounts(services[name]).items()}
+    reports = env["NIGHTSHIFT_REPORTS_DIR"]
+    assert mounts.get(reports) == ("./reports", "rw"), f"{name}: {reports} must be the shared ./reports"
+    artifacts = json.loads(env["AIRFLOW_CONN_MLFLOW_DEFAULT"])["extra"]["artifact_location"]
+    default = re.fullmatch(r"\$\{MLFLOW_ARTIFACT_LOCATION:-(/[^}]+)\}", artifacts)
+    assert default, artifacts
+    host, mode = mounts[default.group(1)]
+    assert host in compose["volumes"] and mode == "rw", "MLflow artifacts live on a shared named volume"
 
 
-def test_dependencies(services):
-    for name in AIRFLOW_SERVICES:
-        depends_on = services[name]["depends_on"]
-        assert isinstance(depends_on, dict), f"{name}: use the long depends_on form with conditions"
-        assert depends_on["postgres"]["condition"] == "service_healthy"
-        assert depends_on["redis"]["condition"] == "service_healthy"
-        if name != "airflow-init":
-            assert depends_on["airflow-init"]["condition"] == "service_completed_successfully"
-    assert services["airflow-worker"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+# --- MLflow ------------------------------------------------------------------------------------
 
 
-def test_postgres_and_redis(compose, services):
-    postgres = services["postgres"]
-    assert postgres["image"] == "postgres:16"
-    env = _environment(postgres)
-    assert env["POSTGRES_USER"] == "airflow" and env["POSTGRES_DB"] == "airflow"
-    volume = _mounts(postgres)
-    assert volume and all(host in compose.get("volumes", {}) for host in volume), "use a named volume"
+def test_mlflow_connection_points_at_the_compose_postgres(services):
+    env = _environment(services["airflow-worker-ml"])
+    conn = json.loads(env["AIRFLOW_CONN_MLFLOW_DEFAULT"])
+    assert conn["conn_type"] == "generic"
+    assert retrain_config.load().mlflow_conn_id == "mlflow_default"
+    match = re.fullmatch(
+        r"postgresql://(\w+):\$\{MLFLOW_DB_PASSWORD:\?[^}]+\}@postgres/(\w+)", conn["extra"]["tracking_uri"]
+    )
+    assert match, conn["extra"]["tracking_uri"]
+    user, database = match.groups()
+    # mlflow-db-init creates exactly that role and database, owned by the role, idempotently,
+    # reading the password from its environment (never from its command line).
+    script = _command(services["mlflow-db-init"])
+    assert f"WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}')" in script
+    assert f"ALTER ROLE {user} WITH LOGIN PASSWORD :'mlflow_password'" in script
+    assert f"'CREATE DATABASE {database} OWNER {user}' WHERE NOT EXISTS" in script
+    assert "\\getenv mlflow_password MLFLOW_DB_PASSWORD" in script
+    assert "ON_ERROR_STOP=1" in script and "set -euo pipefail" in script
+    db_env = _environment(services["mlflow-db-init"])
+    assert db_env["PGHOST"] == "postgres" and db_env["PGUSER"] == "airflow"
+    assert REQUIRED_ONLY_RE.match(db_env["MLFLOW_DB_PASSWORD"])
 
-    redis = services["redis"]
-    assert redis["image"] == "redis:7.2-bookworm"
-    command = _command(redis)
-    assert re.search(r"--requirepass \$\{REDIS_PASSWORD:\?[^}]+\}", command), command
+
+def test_airflow_init_creates_the_mlflow_tables_once(init_script):
+    """Two workers creating MLflow's schema at the same moment would collide: init does it first."""
+    assert 'json.loads(os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"])' in init_script
+    assert "MlflowClient(tracking_uri=" in init_script
+    assert init_script.index("airflow db migrate") < init_script.index("MlflowClient(")
+
+
+# --- pools and variables created at init -----------------------------------------------------------
+
+
+def test_airflow_init_creates_the_pools_of_the_settings_file(init_script, settings):
+    created = {
+        words[3]: int(words[4]) for words in _script_commands(init_script, ["airflow", "pools", "set"])
+    }
+    expected = {p["pool_name"]: p["pool_slot"] for p in settings["pools"]}
+    assert created == expected
+    assert init_script.index("airflow db migrate") < init_script.index("airflow pools set")
+
+
+def test_airflow_init_sets_the_variables_of_the_settings_file(services, init_script, settings):
+    set_lines = _script_commands(init_script, ["airflow", "variables", "set"])
+    values = {}
+    for words in set_lines:
+        args = words[3:]
+        if args[0] == "--description":
+            args = args[2:]
+        values[args[0]] = args[1]
+    init_env = _environment(services["airflow-init"])
+    for variable in (v["variable_name"] for v in settings["variables"]):
+        assert variable in values, f"airflow-init does not set Variable {variable}"
+        # The value comes from .env through airflow-init's environment ($$ = a literal $ for bash).
+        source = re.fullmatch(r"\$\$(\w+)", values[variable])
+        assert source, f"{variable}: {values[variable]!r} is not $$<ENV>"
+        assert REQUIRED_ONLY_RE.match(init_env[source.group(1)]), f"{source.group(1)} must be required"
+    # An AIRFLOW_VAR_* environment variable would shadow the value set in the database.
+    for name, service in services.items():
+        shadowing = {
+            k for k in _environment(service) if k.startswith("AIRFLOW_VAR_") and k[12:].lower() in values
+        }
+        assert not shadowing, f"{name}: {sorted(shadowing)} would hide the Variables set at init"
+    assert init_script.index("airflow db migrate") < init_script.index("airflow variables set")
+
+
+def test_airflow_init_makes_shared_folders_writable(services, init_script):
+    assert services["airflow-init"]["user"] == "0:0"
+    owned = set()
+    for words in _script_commands(init_script, ["chown"]):
+        paths = [w for w in words[1:] if not w.startswith("-")][1:]  # drop the owner
+        owned.update(paths)
+    uid = services["airflow-scheduler"]["user"].rsplit(":", 1)[0]
+    assert f'chown -R "{uid}:0" /opt/airflow/logs' in init_script, "owned by the user the services run as"
+    for path in ("/opt/airflow/logs", "/opt/airflow/reports", "/opt/airflow/mlflow-artifacts"):
+        assert path in owned, f"airflow-init does not chown {path}"
+
+
+# --- Cloud SQL Auth Proxy ------------------------------------------------------------------------
+
+
+def test_cloud_sql_proxy_service(services):
+    proxy = services[PROXY]
+    assert re.fullmatch(r"gcr\.io/cloud-sql-connectors/cloud-sql-proxy:\d+\.\d+\.\d+", proxy["image"])
+    args = proxy["command"]
+    for flag in ("--address=0.0.0.0", "--private-ip", "--health-check"):
+        assert flag in args, f"{PROXY} lacks {flag}"
+    assert re.fullmatch(
+        r"--port=\$\{CLOUD_SQL_PROXY_PORT:-3306\}", next(a for a in args if a.startswith("--port"))
+    )
+    key = next(a for a in args if a.startswith("--credentials-file=")).split("=", 1)[1]
+    (mount,) = proxy["volumes"]
+    assert mount["type"] == "bind" and mount["target"] == key and mount["read_only"] is True
+    assert mount["source"].startswith("./secrets/")
+    assert mount["bind"]["create_host_path"] is False, "a missing key must fail, not become a directory"
+    env = _environment(proxy)
+    assert env["CSQL_PROXY_INSTANCE_CONNECTION_NAME"] == "${CLOUD_SQL_INSTANCE_CONNECTION_NAME:-}"
+    # Reachable only inside the compose network.
+    assert "ports" not in proxy
+
+
+def test_cloud_sql_proxy_requires_nothing_of_users_without_the_profile(services):
+    """Compose interpolates services of inactive profiles too: a ${VAR:?} in the proxy would stop
+    `docker compose up` for everyone who does not use it."""
+    required = REQUIRED_VAR_RE.findall("\n".join(_strings(services[PROXY])))
+    assert not required, f"{PROXY} must not require {required}"
+
+
+# --- secrets -------------------------------------------------------------------------------------
 
 
 def test_every_secret_is_required_without_default(services):
-    checked = 0
+    checked = set()
     for name, service in services.items():
         for key, value in _environment(service).items():
             if not SECRET_KEY_RE.search(key) or key in NOT_SECRET_VALUES:
                 continue
-            checked += 1
+            checked.add(key)
             assert REQUIRED_VAR_RE.search(value), f"{name}: {key} must come from ${{VAR:?message}}"
-            if key.startswith("AIRFLOW_CONN_") or key.endswith(
-                ("_PASSWORD", "_SECRET", "_KEY", "_AUTH", "ALERT_TO")
-            ):
+            whole = key.startswith("AIRFLOW_CONN_") or key.endswith(
+                ("_PASSWORD", "_SECRET", "_KEY", "_AUTH", "ALERT_TO", "REPORT_TO")
+            )
+            if whole and key not in COMPOSITE_CONNECTIONS:
                 assert REQUIRED_ONLY_RE.match(value), f"{name}: {key} must be only ${{VAR:?message}}"
-    # 8 per Airflow service, plus POSTGRES_PASSWORD and REDISCLI_AUTH.
-    assert checked >= 8 * len(AIRFLOW_SERVICES) + 2
+    assert {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW_CONN_NIGHTSHIFT_SMTP",
+        "AIRFLOW_CONN_MLFLOW_DEFAULT",
+        "POSTGRES_PASSWORD",
+        "PGPASSWORD",
+        "MLFLOW_DB_PASSWORD",
+        "REDISCLI_AUTH",
+        "NIGHTSHIFT_ALERT_TO",
+    } <= checked
 
 
 def test_every_url_password_is_required(services):
+    found = 0
     for name, service in services.items():
         for key, value in _environment(service).items():
-            for password in re.findall(r"://[^:/@]*:([^@]*)@", value):
+            for password in re.findall(r"://[^:/@\"]*:([^@\"]*)@", value):
+                found += 1
                 assert REQUIRED_ONLY_RE.match(password), f"{name}: {key} has a literal URL password"
+    assert found >= 3 * len(AIRFLOW_SERVICES), "metadata DB, result backend and broker (and MLflow) URLs"
 
 
 def test_no_secret_interpolation_has_a_default(compose_values):
@@ -359,7 +616,7 @@ def test_dockerfile_layers_and_code(dockerfile_instructions):
 def test_dockerignore():
     entries = {line.strip().rstrip("/") for line in DOCKERIGNORE.read_text().splitlines()}
     entries.discard("")
-    for entry in (".venv", ".nightshift", ".git", "test-output", ".env", "secrets"):
+    for entry in (".venv", ".nightshift", ".git", "test-output", ".env", "secrets", "reports"):
         assert entry in entries, f".dockerignore lacks {entry}"
     assert entries & {"__pycache__", "**/__pycache__"}
 
@@ -371,6 +628,7 @@ def test_env_example_lists_every_required_variable_empty(compose_values):
     required = set(REQUIRED_VAR_RE.findall(compose_values))
     assert {
         "POSTGRES_PASSWORD",
+        "MLFLOW_DB_PASSWORD",
         "REDIS_PASSWORD",
         "AIRFLOW_FERNET_KEY",
         "AIRFLOW_JWT_SECRET",
@@ -378,12 +636,27 @@ def test_env_example_lists_every_required_variable_empty(compose_values):
         "AIRFLOW_ADMIN_USER",
         "AIRFLOW_CONN_NIGHTSHIFT_SMTP",
         "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE",
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",
+        "AIRFLOW_CONN_CLASSICMODELS_SOURCE",
+        "AIRFLOW_CONN_REDDIT_DEFAULT",
         "NIGHTSHIFT_ALERT_TO",
+        "NIGHTSHIFT_REPORT_TO",
     } <= required
-    example = _env_example()
+    example, _ = _env_example()
     assert not required - set(example), f".env.example lacks {sorted(required - set(example))}"
     filled = {key: value for key, value in example.items() if value}
     assert not filled, f".env.example must not ship values: {sorted(filled)}"
+
+
+def test_env_example_documents_every_variable_and_defaults_no_secret(compose_values):
+    example, optional = _env_example()
+    optional -= set(example)  # commented examples of required values are not optional settings
+    used = {var for var, _ in INTERPOLATION_RE.findall(compose_values)}
+    undocumented = used - set(example) - optional
+    assert not undocumented, f".env.example does not mention {sorted(undocumented)}"
+    assert "CLOUD_SQL_INSTANCE_CONNECTION_NAME" in example
+    secret_optional = {name for name in optional if SECRET_KEY_RE.search(name)}
+    assert not secret_optional, f"secrets cannot be optional: {sorted(secret_optional)}"
 
 
 def test_env_example_explains_how_to_generate():
@@ -391,3 +664,4 @@ def test_env_example_explains_how_to_generate():
     assert "Fernet.generate_key()" in text
     assert "openssl rand -hex 32" in text
     assert '"conn_type":"smtp"' in text
+    assert "cloud-sql-proxy" in text, "classicmodels_source example must go through the proxy"
