@@ -3,10 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help run stop status test lint unit venv venv-dev lock clean
+.PHONY: help run stop status test e2e lint unit venv venv-dev lock clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 run: venv ## set up, start Airflow on 127.0.0.1:8080 and run every DAG once
 	@$(PY) scripts/local_stack.py up
@@ -19,6 +19,9 @@ status: ## show which local components are running
 
 test: venv-dev ## set up, then ruff + the whole pytest suite
 	@scripts/test.sh
+
+e2e: venv-dev ## every DAG under CeleryExecutor (PostgreSQL, Redis, 2 workers), REST API + browser checks
+	@scripts/services.sh && mkdir -p test-output && .venv/bin/python -m pytest tests/test_e2e_celery.py
 
 lint: venv-dev ## ruff only
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -19,8 +19,13 @@ if ! pkg-config --exists mysqlclient 2>/dev/null && ! pkg-config --exists mariad
     need_apt+=(default-libmysqlclient-dev)
 fi
 command -v gcc >/dev/null 2>&1 || need_apt+=(build-essential)
+# --dev: the e2e browser check drives Debian's headless Chromium through its matching driver.
+if [ $dev = 1 ]; then
+    [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+    [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "    installing: ${need_apt[*]} (needed to build mysqlclient)"
+    echo "    installing: ${need_apt[*]} (to build mysqlclient; --dev: Chromium for the browser check)"
     if [ "$(id -u)" = 0 ]; then apt=(apt-get); elif command -v sudo >/dev/null; then apt=(sudo apt-get); else
         die "missing ${need_apt[*]}: install them with your package manager (Debian/Ubuntu: apt-get install ${need_apt[*]}) and re-run"
     fi

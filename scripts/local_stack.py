@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,12 +98,12 @@ def _local_secrets(folder: Path) -> dict[str, str]:
     return values
 
 
-def stack_env() -> dict[str, str]:
-    """Environment for every Airflow process of the local stack."""
+def stack_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for every Airflow process of the local stack, on top of ``base`` (default: ours)."""
     rt = runtime()
     home = rt / "airflow"
     keys = _local_secrets(rt)
-    env = dict(os.environ)
+    env = dict(os.environ if base is None else base)
     python_path = [str(ROOT / "include"), str(ROOT / "plugins")]
     if env.get("PYTHONPATH"):
         python_path.append(env["PYTHONPATH"])
@@ -149,8 +150,11 @@ def _airflow(args: list[str], env: dict[str, str], *, quiet: bool = True) -> Non
         raise SystemExit(f"error: `airflow {' '.join(args)}` failed (exit {result.returncode})\n{detail}")
 
 
-def init(env: dict[str, str]) -> None:
-    """Migrate the metadata DB, set the admin password, load airflow_settings.yaml."""
+def init(env: dict[str, str], *, sample_source: bool = True) -> None:
+    """Migrate the metadata DB, set the admin password, load airflow_settings.yaml.
+
+    ``sample_source``: also generate the SQLite classicmodels source (`make run`'s default).
+    """
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     (runtime() / "logs").mkdir(parents=True, exist_ok=True)
@@ -160,7 +164,7 @@ def init(env: dict[str, str]) -> None:
     with Step("Loading connections, variables and pools from airflow_settings.yaml"):
         load_settings(ROOT / "airflow_settings.yaml", env)
     sample = runtime() / "classicmodels.sqlite"
-    if not sample.exists():
+    if sample_source and not sample.exists():
         with Step("Generating the sample classicmodels source database (SQLite)"):
             from nightshift_core.sample import classicmodels
 
@@ -212,6 +216,13 @@ def _pid_dir() -> Path:
 
 def _alive(pid: int) -> bool:
     try:
+        # A child of this very process that exited is a zombie until reaped, and kill(pid, 0)
+        # still finds it: reap it first, so a component dying at start-up is seen at once.
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child (started by an earlier `make run`)
+    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
@@ -257,7 +268,9 @@ def _port_in_use(number: int) -> bool:
         return sock.connect_ex(("127.0.0.1", number)) == 0
 
 
-def start(env: dict[str, str]) -> None:
+def start(env: dict[str, str], extra: Mapping[str, tuple[list[str], dict[str, str]]] | None = None) -> None:
+    """Start the stand-ins and Airflow; ``extra`` maps more process names to (command, environment)."""
+    extra = dict(extra or {})
     running = _running()
     if running:
         print(f"    already running: {', '.join(running)} (use `make stop` first to restart)")
@@ -272,7 +285,7 @@ def start(env: dict[str, str]) -> None:
                 f"error: port {number} (for {what}) is already in use on 127.0.0.1: stop whatever uses it "
                 f"or choose another with {var}=<port>"
             )
-    with Step("Starting the mail catcher and Airflow (" + ", ".join(COMPONENTS) + ")"):
+    with Step("Starting the mail catcher and Airflow (" + ", ".join([*COMPONENTS, *extra]) + ")"):
         _spawn(
             "mail-catcher",
             [sys.executable, "-m", "nightshift_core.local.mail_catcher", "--dir", str(runtime() / "mail"),
@@ -290,8 +303,10 @@ def start(env: dict[str, str]) -> None:
             if component == "api-server":
                 args += ["--host", "127.0.0.1", "--port", str(port()), "--workers", "1"]
             _spawn(component, [sys.executable, "-m", "airflow", *args], env)
+        for name, (cmd, process_env) in extra.items():
+            _spawn(name, cmd, process_env)
     with Step(f"Waiting for the API server on {base_url()}"):
-        _wait_healthy(timeout=180)
+        _wait_healthy(timeout=180, also=extra)
 
 
 def stop() -> None:
@@ -353,7 +368,7 @@ class Api:
         return self._request("PATCH", path, payload)
 
 
-def _wait_healthy(timeout: float) -> None:
+def _wait_healthy(timeout: float, also: Iterable[str] = ()) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -366,15 +381,15 @@ def _wait_healthy(timeout: float) -> None:
             last = str(states)
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError) as exc:
             last = str(exc)
-        _check_children_alive()
+        _check_children_alive(also)
         time.sleep(2)
     raise SystemExit(
         f"error: the API server did not become healthy in {timeout:.0f}s ({last}); see .nightshift/logs/"
     )
 
 
-def _check_children_alive() -> None:
-    expected = {"mail-catcher", "reddit-replay", *COMPONENTS}
+def _check_children_alive(also: Iterable[str] = ()) -> None:
+    expected = {"mail-catcher", "reddit-replay", *COMPONENTS, *also}
     dead = expected - set(_running())
     if dead:
         logs = ", ".join(str(runtime() / "logs" / f"{name}.log") for name in sorted(dead))
@@ -396,7 +411,7 @@ def expected_dag_ids() -> dict[str, bool]:
     return {dag_id: "Asset" in type(bag.dags[dag_id].timetable).__name__ for dag_id in sorted(bag.dag_ids)}
 
 
-def trigger_all(dags: dict[str, bool], timeout: float = 900) -> bool:
+def trigger_all(dags: dict[str, bool], timeout: float = 900, note: str = "triggered by make run") -> bool:
     """Trigger each DAG of ``expected_dag_ids()`` and wait; Asset-scheduled ones start from their Assets."""
     api = Api(base_url(), ADMIN_USER, admin_password())
     asset_driven = {d for d, on_assets in dags.items() if on_assets}
@@ -427,9 +442,7 @@ def trigger_all(dags: dict[str, bool], timeout: float = 900) -> bool:
             print(f"    {dag_id}: runs when its upstream Assets are refreshed")
         for dag_id in [d for d in dag_ids if d not in asset_driven]:
             api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
-            run = api.post(
-                f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "note": "triggered by make run"}
-            )
+            run = api.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "note": note})
             runs[dag_id] = run["dag_run_id"]
             print(f"    {dag_id}: {run['dag_run_id']}")
     ok = True

@@ -504,3 +504,10 @@ def test_update_table_new_field_is_writable_by_sql(client: bigquery.Client, kv: 
     client.update_table(table, ["schema"])
     run(client, f"UPDATE `{kv}` SET note = 'n' WHERE k = 1")
     assert rows(client, f"SELECT k, note FROM `{kv}` ORDER BY k") == [(1, "n"), (2, None), (3, None)]
+
+
+def test_named_parameter_in_a_comment_or_a_string_is_not_bound(client: bigquery.Client) -> None:
+    # As in BigQuery; bqemulator bound these too (patched in nightshift_core.local.bq_emulator).
+    config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("p", "INT64", 3)])
+    sql = "-- rows where x = @p\nSELECT 'a@p' AS s, @p + @p AS x /* @p */"
+    assert [tuple(r.values()) for r in client.query(sql, job_config=config).result()] == [("a@p", 6)]

@@ -92,7 +92,9 @@ def test_retraining_registered_a_model_and_mailed_its_decision(stack):
     for version in versions:
         decision = version.tags["nightshift.decision"]
         assert decision in {"promoted", "rejected"}, version.tags
-        assert f"[nightshift] sentiment: v{version.version} {decision} (sentiment_retrain)" in subjects, subjects
+        assert f"[nightshift] sentiment: v{version.version} {decision} (sentiment_retrain)" in subjects, (
+            subjects
+        )
 
 
 def test_report_landed_on_disk_in_the_mailbox_and_sheets_was_skipped(stack):

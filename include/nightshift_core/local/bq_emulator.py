@@ -1,12 +1,14 @@
 """A local, offline BigQuery emulator that the real google-cloud-bigquery client can talk to.
 
-Wraps the `bqemulator` package (DuckDB-backed) with three fixes, applied by monkeypatching at
+Wraps the `bqemulator` package (DuckDB-backed) with four fixes, applied by monkeypatching at
 import time so nothing in site-packages is edited:
 
 * DuckDB extensions are never downloaded: `INSTALL spatial` / `INSTALL avro` are replaced by
   `SET autoinstall_known_extensions=false` and `SET autoload_known_extensions=false`. GEOGRAPHY
   works only if the spatial extension is already installed locally.
 * `*/*` is accepted as an upload media type: google-cloud-bigquery sends it on load jobs.
+* `@name` inside a comment or a string literal is not a query parameter (as in BigQuery):
+  bqemulator bound those too, and the query then failed with a parameter count mismatch.
 * numpy must be importable next to bqemulator (checked up front, with a clear message).
 
     python -m nightshift_core.local.bq_emulator --host 127.0.0.1 --port 9050 --project local-project
@@ -19,6 +21,7 @@ import asyncio
 import importlib.util
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -39,6 +42,7 @@ import duckdb  # noqa: E402
 from bqemulator.api.routes import upload as _upload  # noqa: E402
 from bqemulator.config import LogFormat, LogLevel, PersistenceMode, Settings  # noqa: E402
 from bqemulator.server import EmulatorServer  # noqa: E402
+from bqemulator.sql import parameters as _parameters  # noqa: E402
 from bqemulator.storage import engine as _engine  # noqa: E402
 from bqemulator.types import geography as _geography  # noqa: E402
 
@@ -85,11 +89,31 @@ def _geography_conv_conn() -> duckdb.DuckDBPyConnection:
         return _geography._CONV_CONN
 
 
+#: Comments and quoted text in the (DuckDB-translated) SQL: no parameter lives there.
+_NOT_CODE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`", re.DOTALL)
+_bind_named_everywhere = _parameters._bind_named
+
+
+def _bind_named_in_code(sql: str, params: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """Replacement for parameters._bind_named: bind ``@name``/``$name`` outside comments and strings."""
+    out: list[str] = []
+    values: list[Any] = []
+    start = 0
+    for match in _NOT_CODE.finditer(sql):
+        code, bound = _bind_named_everywhere(sql[start : match.start()], params)
+        out += [code, match.group(0)]
+        values += bound
+        start = match.end()
+    code, bound = _bind_named_everywhere(sql[start:], params)
+    return "".join([*out, code]), values + bound
+
+
 def apply_patches() -> None:
     """Patch bqemulator for offline use (idempotent)."""
     _engine.DuckDBEngine._load_spatial = _engine_load_spatial
     _engine.DuckDBEngine._load_format_extensions = _engine_load_format_extensions
     _geography._ensure_conv_conn = _geography_conv_conn
+    _parameters._bind_named = _bind_named_in_code
     if ANY_MEDIA_TYPE not in _upload._PERMITTED_MEDIA_CONTENT_TYPES:
         _upload._PERMITTED_MEDIA_CONTENT_TYPES = (*_upload._PERMITTED_MEDIA_CONTENT_TYPES, ANY_MEDIA_TYPE)
 

@@ -1,0 +1,517 @@
+"""End-to-end under a real CeleryExecutor (`make e2e`): every shipped DAG, checked by outcome.
+
+scripts/e2e_stack.py starts Airflow as production runs it (PostgreSQL metadata DB and result
+backend, Redis broker, api-server, scheduler, dag-processor, triggerer, one Celery worker per
+queue: ``default`` and ``ml``). This module owns the stand-ins the DAGs talk to, all reached
+through ``AIRFLOW_CONN_*``: the classicmodels source generated into MariaDB, the BigQuery
+emulator as the warehouse, the fake Google Sheets API, the mail catcher, the Reddit replay
+server. It unpauses and triggers every DAG over the REST API v2 (JWT), waits, and checks the
+runs, the queues and workers that ran them, the outcomes, and the UI in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import e2e_stack
+import local_stack
+import pytest
+from support.bq_emulator import BqEmulator, start_emulator, stop_emulator
+from support.fake_sheets import FakeSheets, use_google_connection
+from support.net import free_port
+from support.services import require
+
+from nightshift_core.local.mail_catcher import read_messages
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "test-output" / "e2e"
+RUNTIME = ROOT / ".nightshift" / "e2e"  # fixed: a killed run's leftovers are stopped by the next one
+LABELS_DIR = ROOT.parent / "shared" / "data" / "sentiment"
+SOURCE_DB = "nightshift_e2e_classicmodels"
+MLFLOW_DB = "nightshift_e2e_mlflow"  # the model registry on PostgreSQL, as in production
+SHEET_KEY = "1nightshiftE2eDailySalesSpreadsheet"
+RETRAIN_DAG = "sentiment_retrain"
+ML_QUEUE = "ml"
+RUNS_TIMEOUT_S = 480
+pytestmark = pytest.mark.stack
+
+
+@dataclass
+class E2E:
+    """The running stack and its stand-ins, after every triggered run has finished."""
+
+    config: e2e_stack.E2EConfig
+    api: local_stack.Api
+    env: dict[str, str]
+    dags: dict[str, bool]
+    all_succeeded: bool
+    emulator: BqEmulator
+    sheets: FakeSheets
+    source_counts: dict[str, int]
+    _runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _tis: list[dict[str, Any]] | None = None
+
+    @property
+    def runtime(self) -> Path:
+        return self.config.runtime
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's runs (read once: the stack is idle once the fixture yields)."""
+        if dag_id not in self._runs:
+            self._runs[dag_id] = self.api.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+        return self._runs[dag_id]
+
+    def task_instances(self) -> list[dict[str, Any]]:
+        """Every task instance of every run of the shipped DAGs (read once)."""
+        if self._tis is None:
+            self._tis = []
+            for dag_id in self.dags:
+                for run in self.runs(dag_id):
+                    path = f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances?limit=1000"
+                    self._tis += self.api.get(path)["task_instances"]
+        return self._tis
+
+    def warehouse(self, sql: str) -> list[dict[str, Any]]:
+        client = self.emulator.client()
+        return [dict(row.items()) for row in client.query(sql).result()]
+
+
+def _classicmodels_on_mariadb(service) -> dict[str, int]:
+    """(Re)create the source database and generate the sample into it; rows per table."""
+    import MySQLdb
+
+    from nightshift_core.sample import classicmodels
+
+    admin = MySQLdb.connect(host=service.host, port=service.port, user="root", autocommit=True)
+    try:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{SOURCE_DB}`")
+        admin.cursor().execute(f"CREATE DATABASE `{SOURCE_DB}` CHARACTER SET utf8mb4")
+    finally:
+        admin.close()
+    conn, dialect = classicmodels.connect(f"mysql://root@{service.host}:{service.port}/{SOURCE_DB}")
+    try:
+        return classicmodels.generate(conn, dialect, scale=1.0, seed=42)
+    finally:
+        conn.close()
+
+
+def _drop_source(service) -> None:
+    import MySQLdb
+
+    admin = MySQLdb.connect(host=service.host, port=service.port, user="root", autocommit=True)
+    try:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{SOURCE_DB}`")
+    finally:
+        admin.close()
+
+
+def _mlflow_store(postgres) -> str:
+    """A fresh PostgreSQL database for MLflow's tracking store and registry; its URI."""
+    import psycopg2
+
+    admin = psycopg2.connect(host=postgres.host, port=postgres.port, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {MLFLOW_DB} WITH (FORCE)")
+            cur.execute(f"CREATE DATABASE {MLFLOW_DB}")
+    finally:
+        admin.close()
+    uri = f"postgresql://postgres@{postgres.host}:{postgres.port}/{MLFLOW_DB}"
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=uri).search_experiments()  # create the tables once, before any worker races
+    return uri
+
+
+def _connections(mariadb, emulator: BqEmulator, google_conn: str, smtp_port: int, reddit_port: int):
+    """AIRFLOW_CONN_* for every connection the DAGs use, pointing at this module's stand-ins."""
+    reddit = f"http://127.0.0.1:{reddit_port}"
+    conns = {
+        "classicmodels_source": {"conn_type": "mysql", "host": mariadb.host, "port": mariadb.port,
+                                 "login": "root", "schema": SOURCE_DB},
+        "nightshift_warehouse": {"conn_type": "generic", "extra": {
+            "engine": "bigquery", "anonymous": True, "project": emulator.project,
+            "api_endpoint": emulator.endpoint, "use_storage_api": False}},
+        "nightshift_smtp": {"conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port, "extra": {
+            "from_email": "nightshift-e2e@localhost", "disable_ssl": True, "disable_tls": True,
+            "timeout": 10, "retry_limit": 1}},
+        "reddit_default": {"conn_type": "generic", "login": "e2e-replay-client-id",
+                           "password": "e2e-replay-not-a-secret", "extra": {
+            "user_agent": "local:com.example.nightshift:v1.0 (by /u/nightshift_e2e)",
+            "oauth_url": reddit, "reddit_url": reddit, "short_url": reddit}},
+    }  # fmt: skip
+    env = {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(value) for conn_id, value in conns.items()}
+    env["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = google_conn
+    return env
+
+
+def _save_logs(runtime: Path) -> None:
+    logs = runtime / "logs"
+    if not logs.exists():
+        return
+    target = OUTPUT / "logs"
+    target.mkdir(parents=True, exist_ok=True)
+    for log in logs.glob("*.log"):
+        (target / log.name).write_bytes(log.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory) -> Iterator[E2E]:
+    started = time.monotonic()
+    mariadb = require("mariadb")
+    postgres = require("postgres")
+    require("redis")
+    if not LABELS_DIR.is_dir():
+        pytest.fail(f"shared test data missing: {LABELS_DIR} (the retraining DAG reads its labels there)")
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    emulator = start_emulator(tmp_path_factory.mktemp("e2e-bq"))
+    sheets = FakeSheets().start()
+    try:
+        source_counts = _classicmodels_on_mariadb(mariadb)
+        sheets.add_spreadsheet(SHEET_KEY, title="Nightshift e2e")
+        smtp_port, reddit_port = free_port(), free_port()
+        with pytest.MonkeyPatch.context() as mp:
+            use_google_connection(mp, sheets)
+            google_conn = os.environ["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"]
+        config = e2e_stack.E2EConfig(
+            runtime=RUNTIME,
+            port=free_port(),
+            smtp_port=smtp_port,
+            reddit_port=reddit_port,
+            log_server_ports={name: free_port() for name in e2e_stack.WORKERS},
+            extra_env={
+                **_connections(mariadb, emulator, google_conn, smtp_port, reddit_port),
+                "AIRFLOW_VAR_NIGHTSHIFT_DAILY_SALES_SHEET": SHEET_KEY,
+                "NIGHTSHIFT_LABELS_DIR": str(LABELS_DIR),
+                "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
+                    {
+                        "conn_type": "generic",
+                        "extra": {
+                            "tracking_uri": _mlflow_store(postgres),
+                            "artifact_location": str(RUNTIME / "mlflow-artifacts"),
+                        },
+                    }
+                ),
+            },  # fmt: skip
+        )
+        dags = local_stack.expected_dag_ids()
+        try:
+            with e2e_stack.celery_stack(config) as env:
+                api = local_stack.Api(local_stack.base_url(), local_stack.ADMIN_USER, config.admin_password)
+                ok = local_stack.trigger_all(dags, timeout=RUNS_TIMEOUT_S, note="triggered by make e2e")
+                e2e_stack.wait_until_idle(api, timeout=RUNS_TIMEOUT_S)
+                print(f"e2e: stack up and every run finished after {time.monotonic() - started:.0f}s")
+                yield E2E(config, api, env, dags, ok, emulator, sheets, source_counts)
+        finally:
+            _save_logs(config.runtime)
+    finally:
+        sheets.stop()
+        stop_emulator(emulator)
+        _drop_source(mariadb)
+        print(f"e2e: {time.monotonic() - started:.0f}s in all")
+
+
+def _failed_tasks(e2e: E2E) -> list[str]:
+    return sorted(
+        f"{ti['dag_id']}.{ti['task_id']}[{ti['map_index']}] {ti['dag_run_id']}: {ti['state']} "
+        f"(log: {e2e.runtime}/logs/tasks/dag_id={ti['dag_id']})"
+        for ti in e2e.task_instances()
+        if ti["state"] not in ("success", "skipped")
+    )
+
+
+def test_every_shipped_dag_ran_and_every_run_succeeded(e2e):
+    states = {dag_id: Counter(r["state"] for r in e2e.runs(dag_id)) for dag_id in e2e.dags}
+    assert all(states.values()), f"DAGs without any run: {[d for d, s in states.items() if not s]}"
+    bad = {dag_id: dict(s) for dag_id, s in states.items() if set(s) != {"success"}}
+    assert not bad, f"runs that did not succeed: {bad}; failed tasks: {_failed_tasks(e2e)}"
+    assert e2e.all_succeeded
+    manual = {d for d in e2e.dags if any(r["run_type"] == "manual" for r in e2e.runs(d))}
+    assert manual == {d for d, on_assets in e2e.dags.items() if not on_assets}
+    for dag_id, on_assets in e2e.dags.items():
+        if on_assets:
+            assert {r["run_type"] for r in e2e.runs(dag_id)} == {"asset_triggered"}, dag_id
+
+
+# ---- queues and workers ----------------------------------------------------------------------------
+
+_EXECUTING = re.compile(r"Executing workload in Celery: .*")
+_FIELD = re.compile(r"\b(dag_id|task_id|run_id|queue)='([^']*)'")
+_MAP_INDEX = re.compile(r"\bmap_index=(-?\d+)")
+
+
+def executed_by_worker(e2e: E2E) -> dict[str, list[dict[str, str]]]:
+    """For each worker: the task instances its log says it executed."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for name in e2e_stack.WORKERS:
+        text = e2e_stack.worker_log(e2e.config, name).read_text(errors="replace")
+        items = []
+        for match in _EXECUTING.finditer(text):
+            fields = dict(_FIELD.findall(match.group(0)))
+            index = _MAP_INDEX.search(match.group(0))
+            fields["map_index"] = index.group(1) if index else "-1"
+            items.append(fields)
+        out[name] = items
+    return out
+
+
+def test_both_workers_consume_their_own_queue(e2e):
+    listed = subprocess.run(
+        [sys.executable, "-m", "airflow", "celery", "list-workers", "--output", "json"],
+        env=e2e.env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    workers = json.loads(listed.stdout[listed.stdout.index("[") :])
+    queues = {w["worker_name"].split("@")[0]: w["queues"] for w in workers}
+    assert queues == {"default": ["default"], ML_QUEUE: [ML_QUEUE]}, workers
+
+
+def test_every_task_ran_on_the_worker_of_its_queue(e2e):
+    tis = [ti for ti in e2e.task_instances() if ti["state"] == "success"]
+    assert tis
+    executed = executed_by_worker(e2e)
+    where: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
+    for worker, items in executed.items():
+        assert all(item.get("queue") == e2e_stack.WORKERS[worker] for item in items), (worker, items[:3])
+        for item in items:
+            where[(item["dag_id"], item["run_id"], item["task_id"], int(item["map_index"]))].add(worker)
+    wrong, missing = [], []
+    for ti in tis:
+        key = (ti["dag_id"], ti["dag_run_id"], ti["task_id"], ti["map_index"])
+        workers = where.get(key)
+        expected = next(w for w, q in e2e_stack.WORKERS.items() if q == ti["queue"])
+        if not workers:
+            missing.append(key)
+        elif workers != {expected}:
+            wrong.append((key, ti["queue"], sorted(workers)))
+    assert not missing, f"succeeded but no worker log records running them: {missing[:10]}"
+    assert not wrong, f"ran on a worker that does not consume their queue: {wrong[:10]}"
+    by_queue = Counter(ti["queue"] for ti in tis)
+    assert by_queue["default"] > 0, by_queue
+    ml_dags = {ti["dag_id"] for ti in tis if ti["queue"] == ML_QUEUE}
+    if RETRAIN_DAG in e2e.dags:
+        assert RETRAIN_DAG in ml_dags, f"{RETRAIN_DAG} put no task on queue {ML_QUEUE!r}: {by_queue}"
+        assert executed["worker-ml"], "the ml worker ran nothing"
+    print(f"tasks per queue: {dict(by_queue)}; per worker: { {w: len(i) for w, i in executed.items()} }")
+
+
+# ---- outcomes -------------------------------------------------------------------------------------
+
+
+def test_sync_copied_every_source_row_into_the_bigquery_emulator(e2e):
+    project = e2e.emulator.project
+    got = {
+        table: e2e.warehouse(f"SELECT COUNT(*) AS n FROM `{project}.classicmodels.{table}`")[0]["n"]
+        for table in e2e.source_counts
+    }
+    assert got == e2e.source_counts
+    top = e2e.warehouse(f"SELECT * FROM `{project}.classicmodels_agg.top_employees_by_sales`")
+    assert len(top) == 5
+
+
+def test_reddit_rows_were_scraped_and_scored_into_the_warehouse(e2e):
+    project = e2e.emulator.project
+    counts = {
+        t: e2e.warehouse(f"SELECT COUNT(*) AS n FROM `{project}.reddit.{t}`")[0]["n"]
+        for t in ("posts", "comments", "sentiment", "daily_sentiment")
+    }
+    assert all(counts.values()), counts
+
+
+def test_selftest_heartbeats_are_in_the_warehouse(e2e):
+    runs = {r["dag_run_id"] for r in e2e.runs("nightshift_selftest")}
+    rows = e2e.warehouse(f"SELECT run_id FROM `{e2e.emulator.project}.nightshift_ops.selftest_heartbeat`")
+    assert {r["run_id"] for r in rows} == runs
+
+
+def _daily_sales_folders(e2e: E2E) -> list[Path]:
+    return sorted(p for p in (e2e.runtime / "reports" / "daily_sales").iterdir() if p.is_dir())
+
+
+def test_daily_sales_workbook_is_on_disk(e2e):
+    import openpyxl
+
+    folders = _daily_sales_folders(e2e)
+    assert folders, "no report folder"
+    for folder in folders:
+        workbook = folder / f"daily_sales_{folder.name}.xlsx"
+        assert workbook.is_file(), f"missing {workbook}"
+        names = openpyxl.load_workbook(workbook, read_only=True).sheetnames
+        assert {"by_territory", "top_customers", "top_employees", "last_7_days"} <= set(names), names
+
+
+def test_daily_sales_sections_were_written_to_the_fake_sheets_api(e2e):
+    import pyarrow.parquet as pq
+
+    folder = _daily_sales_folders(e2e)[-1]
+    for section in ("by_territory", "top_customers", "top_employees", "last_7_days"):
+        table = pq.read_table(folder / "sections" / f"{section}.parquet")
+        values = e2e.sheets.values(SHEET_KEY, section)
+        assert values and values[0] == table.column_names, section
+        assert len(values) == table.num_rows + 1, section
+    tis = [ti for ti in e2e.task_instances() if ti["task_id"] == "to_sheets"]
+    assert tis and {ti["state"] for ti in tis} == {"success"}, "the Sheets task must run, not skip"
+    assert e2e.sheets.token_requests, "the service-account token exchange went to the fake"
+
+
+def test_emails_arrived_in_the_catcher(e2e):
+    subjects = Counter(m["Subject"] for m in read_messages(e2e.runtime / "mail"))
+    sales = [s for s in subjects if s.startswith("[nightshift] Classic Models daily sales ")]
+    digest = [s for s in subjects if s.startswith("[nightshift] Reddit sentiment digest ")]
+    selftest = [s for s in subjects if s.startswith("[nightshift] self-test OK: ")]
+    assert sales and digest and selftest, subjects
+    assert all(subjects[s] == 1 for s in sales + digest), f"one e-mail per report and date: {subjects}"
+    assert not [s for s in subjects if "FAILED" in s], subjects
+
+
+# ---- retraining ------------------------------------------------------------------------------------
+
+
+def assert_model_registered(e2e: E2E) -> None:
+    """The retraining runs succeeded on queue ``ml``, trained on the shared human-rated sets,
+    registered a version in the PostgreSQL-backed MLflow registry, and the gate promoted it
+    over the rules to ``champion`` with its metrics logged."""
+    from mlflow import MlflowClient
+
+    runs = e2e.runs(RETRAIN_DAG)
+    assert runs and {r["state"] for r in runs} == {"success"}, runs
+    tis = [ti for ti in e2e.task_instances() if ti["dag_id"] == RETRAIN_DAG]
+    assert {ti["queue"] for ti in tis if ti["task_id"] in {"train", "evaluate", "promote"}} == {ML_QUEUE}, tis
+    uri = json.loads(e2e.env["AIRFLOW_CONN_MLFLOW_DEFAULT"])["extra"]["tracking_uri"]
+    client = MlflowClient(tracking_uri=uri)
+    versions = client.search_model_versions("name = 'sentiment'")
+    assert versions, "no model version registered"
+    champion = client.get_model_version_by_alias("sentiment", "champion")
+    assert champion.tags["nightshift.decision"] == "promoted", champion.tags
+    run = client.get_run(champion.run_id)
+    assert int(run.data.params["human_train"]) > 10_000  # the three shared sets, minus their eval split
+    metrics = run.data.metrics
+    assert metrics["challenger.weighted_f1"] >= metrics["vader.weighted_f1"] + 0.01, metrics
+    assert metrics["challenger.n"] == int(run.data.params["eval"]) > 3000
+
+
+def test_retraining_registered_a_model(e2e):
+    if RETRAIN_DAG not in e2e.dags:
+        pytest.skip(f"no DAG {RETRAIN_DAG!r} in dags/ yet")
+    assert_model_registered(e2e)
+
+
+# ---- the UI in a browser ---------------------------------------------------------------------------
+
+
+GRID_DAG = "sync_classicmodels"
+
+
+def _is_green(css_color: str) -> bool:
+    """A computed CSS colour that is clearly green (Airflow's success colour).
+
+    Chromium reports ``rgb()``/``rgba()`` or, for the UI's theme tokens, ``oklch(L C H)``.
+    """
+    numbers = [float(n) for n in re.findall(r"-?[\d.]+", css_color)]
+    if css_color.startswith("oklch(") and len(numbers) >= 3:
+        _, chroma, hue = numbers[:3]
+        return chroma >= 0.08 and 110 <= hue <= 170
+    if css_color.startswith("rgb") and len(numbers) >= 3:
+        red, green, blue = numbers[:3]
+        return green > red + 40 and green > blue + 20
+    return False
+
+
+@pytest.mark.parametrize(
+    ("css", "green"),
+    [("oklch(0.47 0.2 149)", True), ("oklch(0.58 0.22 27)", False), ("oklch(0.5 0.01 149)", False),
+     ("rgba(21, 128, 61, 1)", True), ("rgb(220, 38, 38)", False), ("transparent", False)],
+)  # fmt: skip
+def test_green_means_green(css, green):
+    assert _is_green(css) is green
+
+
+def test_ui_shows_every_dag_and_its_green_runs(e2e):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+    from support.browser import chromium
+
+    base = local_stack.base_url()
+    with chromium(width=1600, height=2200, log_path=OUTPUT / "chromedriver.log") as driver:
+        wait = WebDriverWait(driver, 60)
+        try:
+            driver.get(base + "/")
+            wait.until(ec.url_contains("/auth/login"))
+            wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys(
+                local_stack.ADMIN_USER
+            )
+            driver.find_element(By.NAME, "password").send_keys(e2e.config.admin_password)
+            wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]"))).click()
+            wait.until(lambda d: "/auth/login" not in d.current_url)
+
+            driver.get(base + "/dags")
+            cards = wait.until(
+                lambda d: (
+                    (found := d.find_elements(By.CSS_SELECTOR, "[data-testid=dag-card]"))
+                    and len(found) >= len(e2e.dags)
+                    and found
+                )
+            )
+            # The latest-run badges render after the cards: wait for one per DAG.
+            wait.until(
+                lambda d: (
+                    len(
+                        d.find_elements(By.CSS_SELECTOR, "[data-testid=latest-run] [data-testid=state-badge]")
+                    )
+                    >= len(e2e.dags)
+                )
+            )
+            driver.save_screenshot(str(OUTPUT / "ui-dag-list.png"))
+            shown = {}
+            for card in driver.find_elements(By.CSS_SELECTOR, "[data-testid=dag-card]"):
+                dag_id = card.find_element(By.CSS_SELECTOR, "[data-testid=dag-id]").text
+                badge = card.find_element(
+                    By.CSS_SELECTOR, "[data-testid=latest-run] [data-testid=state-badge]"
+                )
+                shown[dag_id] = (
+                    badge.get_attribute("aria-label"),
+                    badge.value_of_css_property("background-color"),
+                )
+            assert set(shown) == set(e2e.dags), shown
+            not_green = {d: s for d, s in shown.items() if s[0] != "success" or not _is_green(s[1])}
+            assert not not_green, f"latest run not shown as a green success: {not_green}"
+            assert len(cards) == len(e2e.dags)
+
+            driver.get(f"{base}/dags/{GRID_DAG}")
+            runs = [r["dag_run_id"] for r in e2e.runs(GRID_DAG)]
+            tasks = {ti["task_id"] for ti in e2e.task_instances() if ti["dag_id"] == GRID_DAG}
+            wanted = {f"grid-{run}-{task}" for run in runs for task in tasks}
+            wait.until(
+                lambda d: (
+                    wanted
+                    <= {
+                        a.get_attribute("data-testid")
+                        for a in d.find_elements(By.CSS_SELECTOR, "a[data-testid^=grid-]")
+                    }
+                )
+            )
+            driver.save_screenshot(str(OUTPUT / f"ui-grid-{GRID_DAG}.png"))
+            colours = {}
+            for cell in driver.find_elements(By.CSS_SELECTOR, "a[data-testid^=grid-]"):
+                badge = cell.find_element(By.CSS_SELECTOR, "[data-testid=task-state-badge]")
+                colours[cell.get_attribute("data-testid")] = badge.value_of_css_property("background-color")
+            not_green = {cell: c for cell, c in colours.items() if cell in wanted and not _is_green(c)}
+            assert not not_green, f"grid cells not green: {not_green}"
+            for task in tasks:
+                assert driver.find_elements(By.CSS_SELECTOR, f"[data-testid=task-{task}]"), f"no row {task}"
+        except Exception:
+            driver.save_screenshot(str(OUTPUT / "ui-failure.png"))
+            (OUTPUT / "ui-failure.html").write_text(driver.page_source)
+            raise
