@@ -7,7 +7,7 @@ the REST API client and the DAG triggering come from ``local_stack``; only what 
 here. The caller (tests/test_e2e_celery.py) owns the external stand-ins (BigQuery emulator,
 fake Sheets API, MariaDB source) and hands their connections in as ``AIRFLOW_CONN_*``::
 
-    with CeleryStack(E2EConfig(runtime=..., port=..., ..., extra_env={"AIRFLOW_CONN_...": ...})):
+    with celery_stack(E2EConfig(runtime=..., port=..., ..., extra_env={"AIRFLOW_CONN_...": ...})) as env:
         local_stack.trigger_all(local_stack.expected_dag_ids())
 
 The PostgreSQL database and the Redis db number are dedicated to the e2e and emptied when it
