@@ -46,8 +46,13 @@ class ModelConfig:
                   "rating_weight": (0.0, 10.0), "class_balance": (0.0, 1.0), "weak_weight": (0.0, 1.0), "seed": (0, 2**31)}  # fmt: skip
         for name, (low, high) in limits.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise ValueError(f"{name} must be from {low:g} to {high:g}, got {value!r}")
+            whole = isinstance(getattr(ModelConfig, name), int)  # the default's type is the setting's
+            kinds = int if whole else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+                kind = "a whole number" if whole else "a number"
+                raise ValueError(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
+        if not isinstance(self.lexicon, bool):
+            raise ValueError(f"lexicon must be true or false, got {self.lexicon!r}")
         return self
 
     @classmethod

@@ -24,7 +24,9 @@ def drift_reasons(drift: Drift, measured: dict[str, Any]) -> list[str]:
         if value is not None and value > limit:
             reasons.append(f"{key} {value:.3f} > {limit:g}")
     before, recent = measured.get("champion_f1"), measured.get("recent_f1")
-    if before is not None and recent is not None and before - recent > drift.max_f1_drop:
+    # Metrics are rounded to 4 places: compare at that precision, so a drop of exactly the
+    # limit (0.80 -> 0.75 with a 0.05 limit) is not drift because of float noise.
+    if before is not None and recent is not None and round(before - recent, 4) > drift.max_f1_drop:
         reasons.append(
             f"champion F1 fell from {before:.3f} to {recent:.3f} on new labels (> {drift.max_f1_drop:g})"
         )
@@ -67,7 +69,7 @@ def should_promote(
     f1, ms = challenger["weighted_f1"], challenger["ms_per_1k"]
     if ms > max_ms_per_1k:
         return Decision(False, f"rejected: {ms:.0f} ms per 1k texts is over the {max_ms_per_1k:g} ms budget")
-    if f1 < bar + min_f1_gain:
+    if round(f1, 4) < round(bar + min_f1_gain, 4):  # metrics carry 4 places; no float noise
         return Decision(False, f"rejected: weighted F1 {f1:.4f} < {name} {bar:.4f} + margin {min_f1_gain:g}")
     return Decision(
         True, f"promoted: weighted F1 {f1:.4f} >= {name} {bar:.4f} + margin {min_f1_gain:g}, {ms:.0f} ms/1k"

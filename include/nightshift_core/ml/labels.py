@@ -8,6 +8,9 @@ Two formats, chosen by file name:
 * ``*.txt`` / ``*.tsv`` -- the VADER ground-truth layout ``ID<TAB>MEAN_RATING<TAB>TEXT``, mean
   rating on a -4..+4 scale (divided by 4 here); the label is the gold rule's.
 
+Files are UTF-8 (a leading byte-order mark, as spreadsheet programs write, is fine). An example's
+id is ``<file stem>:<id>``, so two files in one folder may not share a stem.
+
 Gold rule (the benchmarks' protocol): rating >= 0.05 positive, <= -0.05 negative, else neutral.
 
 The split is by a hash of the *normalised text* and a seed: a text is in the evaluation set or
@@ -20,6 +23,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -91,8 +95,21 @@ def _text(raw: str | None, where: str) -> str:
     return text
 
 
-def _read_csv(path: Path) -> Iterator[LabelRow]:
-    with path.open(newline="", encoding="utf-8") as fh:
+def _decode(path: Path) -> str:
+    """The file's text; a non-UTF-8 byte is an error naming its line and its offset in the file."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LabelFileError(
+            f"{path}, line {line}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def _read_csv(path: Path) -> Iterator[tuple[int, LabelRow]]:
+    with io.StringIO(_decode(path), newline="") as fh:
         reader = csv.DictReader(fh)
         columns = set(reader.fieldnames or ())
         if not {"text"} <= columns or not columns & {"label", "rating"}:
@@ -124,11 +141,12 @@ def _read_csv(path: Path) -> Iterator[LabelRow]:
                     "negative, else neutral); fix one of them"
                 )
             row_id = (row.get("id") or "").strip() or text_key(text)[:16]
-            yield LabelRow(f"{path.stem}:{row_id}", text, label, rating, path.name)  # type: ignore[arg-type]
+            label_row = LabelRow(f"{path.stem}:{row_id}", text, label, rating, path.name)  # type: ignore[arg-type]
+            yield reader.line_num, label_row
 
 
-def _read_ground_truth(path: Path) -> Iterator[LabelRow]:
-    with path.open(encoding="utf-8", errors="strict") as fh:
+def _read_ground_truth(path: Path) -> Iterator[tuple[int, LabelRow]]:
+    with io.StringIO(_decode(path)) as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -139,27 +157,26 @@ def _read_ground_truth(path: Path) -> Iterator[LabelRow]:
                     f"{where}: expected ID<TAB>MEAN_RATING<TAB>TEXT (3 tab-separated fields)"
                 )
             row_id, raw_rating, raw_text = parts
+            if not row_id.strip():
+                raise LabelFileError(f"{where}: the ID (first field) is empty; give every row an id")
             rating = _rating(raw_rating, where, 4.0)
-            yield LabelRow(
-                f"{path.stem}:{row_id.strip()}", _text(raw_text, where), gold_label(rating), rating, path.name
-            )
+            text = _text(raw_text, where)
+            example_id = f"{path.stem}:{row_id.strip()}"
+            yield number, LabelRow(example_id, text, gold_label(rating), rating, path.name)
 
 
 def read_file(path: Path) -> list[LabelRow]:
     """Every row of one label file, validated; duplicate ids in one file are an error."""
-    try:
-        rows = list(_read_csv(path) if path.suffix == ".csv" else _read_ground_truth(path))
-    except UnicodeDecodeError as exc:
-        raise LabelFileError(
-            f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
-        ) from None
+    rows = []
     seen: dict[str, int] = {}
-    for i, row in enumerate(rows):
+    for line, row in _read_csv(path) if path.suffix == ".csv" else _read_ground_truth(path):
         if row.example_id in seen:
             raise LabelFileError(
-                f"{path}: id {row.example_id.split(':', 1)[1]!r} appears twice; ids must be unique"
+                f"{path}, line {line}: id {row.example_id.split(':', 1)[1]!r} appears twice; ids must be "
+                f"unique (first on line {seen[row.example_id]})"
             )
-        seen[row.example_id] = i
+        seen[row.example_id] = line
+        rows.append(row)
     return rows
 
 
@@ -180,7 +197,14 @@ def label_files(location: Path) -> list[Path]:
 def read_labels(locations: Iterable[Path]) -> list[LabelRow]:
     """All rows of all label files under ``locations``, in a stable order."""
     rows: list[LabelRow] = []
+    stems: dict[str, Path] = {}
     for location in locations:
         for path in label_files(location):
+            other = stems.setdefault(path.stem, path)
+            if other != path:
+                raise LabelFileError(
+                    f"{path}: ids are '<file stem>:<id>', and {other} has the same stem "
+                    f"{path.stem!r}; rename one of them"
+                )
             rows.extend(read_file(path))
     return rows

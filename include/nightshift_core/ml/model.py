@@ -28,15 +28,17 @@ from nightshift_core.ml.config import ModelConfig
 from nightshift_core.sentiment.rules import LABELS, Label, vader_scores
 
 TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]|[:;]-?[()dp]")
+# The same tokens plus the punctuation that ends a clause; used only to end a negation's scope.
+CLAUSE_TOKEN = re.compile(TOKEN.pattern + r"|[.,;]")
+CLAUSE_ENDS = frozenset({"!", "?", ".", ",", ";"})
 NEGATIONS = frozenset({"not", "no", "never", "nothing", "nobody", "neither", "nor", "hardly", "without"})
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "model.json"
 
 
-def tokens(text: str) -> list[str]:
-    """Lower-cased words, ``!``/``?`` and emoticons; ``n't`` also counts as ``not``."""
+def _expand(found: list[str]) -> list[str]:
     out = []
-    for token in TOKEN.findall(text.lower()):
+    for token in found:
         if token.endswith("n't"):
             out.extend((token, "not"))
         else:
@@ -44,16 +46,22 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+def tokens(text: str) -> list[str]:
+    """Lower-cased words, ``!``/``?`` and emoticons; ``n't`` also counts as ``not``."""
+    return _expand(TOKEN.findall(text.lower()))
+
+
 def feature_ids(text: str, buckets: int, ngrams: int = 2) -> list[int]:
-    """Hashed ids of the text's word 1..n-grams; a negation marks the words after it in the
-    same clause (``not good`` also yields ``NOT_good``)."""
+    """Hashed ids of the text's word 1..n-grams; a negation marks the words after it up to the
+    end of its clause (``.``, ``,``, ``;``, ``!``, ``?`` or an emoticon): ``not good`` also
+    yields ``NOT_good``."""
     words = tokens(text)
     grams = list(words)
     negated = False
-    for word in words:
+    for word in _expand(CLAUSE_TOKEN.findall(text.lower())):
         if word in NEGATIONS:
             negated = True
-        elif word in {"!", "?"} or word.startswith((":", ";")):
+        elif word in CLAUSE_ENDS or word.startswith((":", ";")):
             negated = False
         elif negated:
             grams.append("NOT_" + word)
