@@ -51,6 +51,32 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 
+# uv, pinned, installed into the venv, reading pip's own configuration (indexes, find-links,
+# constraints) so that both installers see the same packages.
+UV_VERSION=0.13.8
+uv_install() {
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" \
+        2> >(grep -v '^WARNING: Location' >&2) || return 1
+    local conf line key value more find_links=() extra=() index="" constraints=()
+    conf="$("$venv/bin/python" -m pip config list 2>/dev/null || true)"
+    while IFS= read -r line; do
+        key="${line%%=*}" && key="${key##*.}"
+        value="${line#*=}" && value="${value#\'}" && value="${value%\'}"
+        case "$key" in
+            find-links) read -ra more <<<"$value" && find_links+=("${more[@]}") ;;
+            extra-index-url) read -ra more <<<"$value" && extra+=("${more[@]}") ;;
+            index-url) index="$value" ;;
+            constraint) read -ra more <<<"$value" && constraints+=("${more[@]}") ;;
+        esac
+    done <<<"$conf"
+    local args=(--python "$venv/bin/python" --compile-bytecode --index-strategy unsafe-best-match)
+    [ -n "$index" ] && args+=(--index-url "$index")
+    for value in $(printf '%s\n' "${find_links[@]}" | sort -u); do args+=(--find-links "$value"); done
+    for value in $(printf '%s\n' "${extra[@]}" | sort -u); do args+=(--extra-index-url "$value"); done
+    for value in $(printf '%s\n' "${constraints[@]}" | sort -u); do [ -f "$value" ] && args+=(-c "$value"); done
+    "$venv/bin/uv" pip install --quiet "${args[@]}" "$@"
+}
+
 files=(requirements.txt requirements.lock)
 [ $dev = 1 ] && files+=(requirements-dev.txt)
 want="$(cat "${files[@]}" | sha256sum | cut -d' ' -f1) $("$venv/bin/python" -V 2>&1)"
@@ -62,8 +88,12 @@ else
     reqs=(-r requirements.txt)
     [ $dev = 1 ] && reqs+=(-r requirements-dev.txt)
     # The lock is a constraints file: exact versions for everything, direct and transitive.
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${reqs[@]}" -c requirements.lock \
-        2> >(grep -v '^WARNING: Location' >&2)
+    # uv installs the same pins in about 2 minutes instead of pip's 7; pip is the fallback.
+    if ! uv_install "${reqs[@]}" -c requirements.lock; then
+        echo "    uv unavailable or failed; installing with pip"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${reqs[@]}" -c requirements.lock \
+            2> >(grep -v '^WARNING: Location' >&2)
+    fi
     "$venv/bin/python" -m pip check >/dev/null || { "$venv/bin/python" -m pip check; die "inconsistent environment in $venv: delete it and re-run"; }
     echo "$want" >"$stamp"
     # A --dev install satisfies a later runtime-only check too.
