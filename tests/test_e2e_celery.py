@@ -211,6 +211,11 @@ def e2e(tmp_path_factory) -> Iterator[E2E]:
                 api = local_stack.Api(local_stack.base_url(), local_stack.ADMIN_USER, config.admin_password)
                 ok = local_stack.trigger_all(dags, timeout=RUNS_TIMEOUT_S, note="triggered by make e2e")
                 e2e_stack.wait_until_idle(api, timeout=RUNS_TIMEOUT_S)
+                # Freeze the picture the checks look at: an hour boundary while they run would
+                # start scheduled runs, and the UI's "latest run" would be a running one.
+                for dag_id in dags:
+                    api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": True})
+                e2e_stack.wait_until_idle(api, timeout=RUNS_TIMEOUT_S)
                 print(f"e2e: stack up and every run finished after {time.monotonic() - started:.0f}s")
                 yield E2E(config, api, env, dags, ok, emulator, sheets, source_counts)
         finally:
