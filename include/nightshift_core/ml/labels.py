@@ -156,13 +156,12 @@ def _read_ground_truth(path: Path) -> Iterator[tuple[int, LabelRow]]:
                 raise LabelFileError(
                     f"{where}: expected ID<TAB>MEAN_RATING<TAB>TEXT (3 tab-separated fields)"
                 )
-            row_id, raw_rating, raw_text = parts
-            if not row_id.strip():
+            row_id, raw_rating, raw_text = parts[0].strip(), parts[1], parts[2]
+            if not row_id:
                 raise LabelFileError(f"{where}: the ID (first field) is empty; give every row an id")
             rating = _rating(raw_rating, where, 4.0)
             text = _text(raw_text, where)
-            example_id = f"{path.stem}:{row_id.strip()}"
-            yield number, LabelRow(example_id, text, gold_label(rating), rating, path.name)
+            yield number, LabelRow(f"{path.stem}:{row_id}", text, gold_label(rating), rating, path.name)
 
 
 def read_file(path: Path) -> list[LabelRow]:

@@ -28,9 +28,11 @@ from nightshift_core.ml.config import ModelConfig
 from nightshift_core.sentiment.rules import LABELS, Label, vader_scores
 
 TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]|[:;]-?[()dp]")
-# The same tokens plus the punctuation that ends a clause; used only to end a negation's scope.
+# The same tokens plus the punctuation that ends a clause; the punctuation only ends a negation's
+# scope and is not a feature itself.
 CLAUSE_TOKEN = re.compile(TOKEN.pattern + r"|[.,;]")
-CLAUSE_ENDS = frozenset({"!", "?", ".", ",", ";"})
+CLAUSE_BREAKS = frozenset({".", ",", ";"})
+CLAUSE_ENDS = CLAUSE_BREAKS | {"!", "?"}
 NEGATIONS = frozenset({"not", "no", "never", "nothing", "nobody", "neither", "nor", "hardly", "without"})
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "model.json"
@@ -55,10 +57,11 @@ def feature_ids(text: str, buckets: int, ngrams: int = 2) -> list[int]:
     """Hashed ids of the text's word 1..n-grams; a negation marks the words after it up to the
     end of its clause (``.``, ``,``, ``;``, ``!``, ``?`` or an emoticon): ``not good`` also
     yields ``NOT_good``."""
-    words = tokens(text)
+    scanned = _expand(CLAUSE_TOKEN.findall(text.lower()))  # tokens(text) plus the clause breaks
+    words = [w for w in scanned if w not in CLAUSE_BREAKS]
     grams = list(words)
     negated = False
-    for word in _expand(CLAUSE_TOKEN.findall(text.lower())):
+    for word in scanned:
         if word in NEGATIONS:
             negated = True
         elif word in CLAUSE_ENDS or word.startswith((":", ";")):
