@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -249,6 +250,8 @@ def _running() -> dict[str, int]:
 def _spawn(name: str, cmd: list[str], env: dict[str, str]) -> int:
     log_path = runtime() / "logs" / f"{name}.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    log.write(f"{_LOG_MARK} {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
+    log.flush()
     proc = subprocess.Popen(
         cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True,
@@ -309,8 +312,10 @@ def start(env: dict[str, str], extra: Mapping[str, tuple[list[str], dict[str, st
         _wait_healthy(timeout=180, also=extra)
 
 
-def stop() -> None:
+def stop(only: Iterable[str] | None = None) -> None:
     running = _running()
+    if only is not None:
+        running = {name: pid for name, pid in running.items() if name in set(only)}
     if not running:
         print("    nothing running")
         return
@@ -392,8 +397,33 @@ def _check_children_alive(also: Iterable[str] = ()) -> None:
     expected = {"mail-catcher", "reddit-replay", *COMPONENTS, *also}
     dead = expected - set(_running())
     if dead:
-        logs = ", ".join(str(runtime() / "logs" / f"{name}.log") for name in sorted(dead))
-        raise SystemExit(f"error: {', '.join(sorted(dead))} exited during start-up; read {logs}")
+        raise SystemExit("\n".join(_explain_exit(name) for name in sorted(dead)))
+
+
+_LOG_MARK = "--- nightshift: started"
+_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
+
+
+def _explain_exit(name: str) -> str:
+    """What a component that died at start-up left in its log, and the likely fix."""
+    log = runtime() / "logs" / f"{name}.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    tail = text.rpartition(_LOG_MARK)[2].partition("\n")[2].strip().splitlines()[-15:]
+    text = "\n".join(tail)
+    missing = _MISSING_MODULE.findall(text)
+    if missing:
+        package = missing[-1].split(".")[0]
+        fix = (
+            f"Python package {package!r} is not installed in {Path(sys.prefix)}: run `make venv` to install "
+            f"the locked runtime requirements (delete the venv first if it was built by hand); if {package!r} "
+            "is still missing, it is not in requirements.txt: add it there and run `make lock`"
+        )
+    elif "Address already in use" in text:
+        fix = "a port it needs is taken: stop what uses it, or pick other ports (NIGHTSHIFT_PORT, NIGHTSHIFT_SMTP_PORT)"
+    else:
+        fix = "read the log above; `make run` again once it is fixed"
+    quoted = "\n".join(f"      | {line}" for line in tail) or "      | (the log is empty)"
+    return f"error: {name} exited during start-up; its log {log} ends with:\n{quoted}\n    likely fix: {fix}"
 
 
 def expected_dag_ids() -> dict[str, bool]:
@@ -512,7 +542,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("up", "init"):
         init(env)
     if args.command in ("up", "start"):
-        start(env)
+        started_before = set(_running())
+        try:
+            start(env)
+        except BaseException:
+            # Whatever this very call started goes down again: a failed start leaves nothing behind.
+            left = set(_running()) - started_before
+            if left:
+                with Step(f"Start-up failed: stopping what this run started ({', '.join(sorted(left))})"):
+                    stop(only=left)
+            raise
     ok = True
     if args.command == "trigger" or (args.command == "up" and not args.no_trigger):
         with Step("Parsing dags/"):
@@ -522,7 +561,8 @@ def main(argv: list[str] | None = None) -> int:
         banner()
     if not ok:
         print(
-            "error: some DAG runs did not succeed: open the UI above to see which task failed and why",
+            "error: some DAG runs did not succeed: open the UI above to see which task failed and why. "
+            f"The stack stays up for that ({', '.join(sorted(_running()))}); `make stop` stops it",
             file=sys.stderr,
         )
         return 1

@@ -507,7 +507,7 @@ def test_update_table_new_field_is_writable_by_sql(client: bigquery.Client, kv: 
 
 
 def test_named_parameter_in_a_comment_or_a_string_is_not_bound(client: bigquery.Client) -> None:
-    # As in BigQuery; bqemulator bound these too (patched in nightshift_core.local.bq_emulator).
+    # As in BigQuery; bqemulator bound these too (patched in tests/support/bq_emulator_server.py).
     config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("p", "INT64", 3)])
     sql = "-- rows where x = @p\nSELECT 'a@p' AS s, @p + @p AS x /* @p */"
     assert [tuple(r.values()) for r in client.query(sql, job_config=config).result()] == [("a@p", 6)]

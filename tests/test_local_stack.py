@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from support.net import free_port
+from support.services import in_ci
+from test_runtime_install import runtime_python
 
 from nightshift_core.local.mail_catcher import read_messages
 
@@ -32,7 +34,10 @@ def stack(tmp_path_factory):
     }
     for key in [k for k in env if k.startswith("AIRFLOW")]:
         del env[key]  # the stack builds its own Airflow environment
-    script = [sys.executable, str(ROOT / "scripts/local_stack.py")]
+    # The stack runs from the runtime venv (`make test` builds it as `make run` does), so a package
+    # only the dev tools bring in fails here, as it would on a user's machine.
+    python = os.environ.get("NIGHTSHIFT_RUNTIME_PYTHON") or (runtime_python() if in_ci() else sys.executable)
+    script = [python, str(ROOT / "scripts/local_stack.py")]
     up = subprocess.run([*script, "up"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     try:
         assert up.returncode == 0, f"`local_stack.py up` failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"

@@ -1,7 +1,7 @@
 """pytest fixture: a local BigQuery emulator in a subprocess, for the real google-cloud-bigquery client.
 
 Enable it in a conftest with `pytest_plugins = ["support.bq_emulator"]`; the emulator itself is
-`nightshift_core.local.bq_emulator` (offline, in memory).
+`support.bq_emulator_server` (offline, in memory; a test tool, so it lives with the tests).
 """
 
 from __future__ import annotations
@@ -79,11 +79,13 @@ def start_emulator(workdir: Path, project: str = PROJECT) -> BqEmulator:
     log_path = workdir / "bq-emulator.log"
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "include"), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT / "tests"), str(ROOT / "include"), os.environ.get("PYTHONPATH")])
+        ),
         "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
         "PYTHONUNBUFFERED": "1",
     }
-    command = [sys.executable, "-m", "nightshift_core.local.bq_emulator"]
+    command = [sys.executable, "-m", "support.bq_emulator_server"]
     command += [
         "--host",
         "127.0.0.1",

@@ -11,7 +11,7 @@ import time so nothing in site-packages is edited:
   bqemulator bound those too, and the query then failed with a parameter count mismatch.
 * numpy must be importable next to bqemulator (checked up front, with a clear message).
 
-    python -m nightshift_core.local.bq_emulator --host 127.0.0.1 --port 9050 --project local-project
+    PYTHONPATH=tests python -m support.bq_emulator_server --host 127.0.0.1 --port 9050 --project local-project
 """
 
 from __future__ import annotations
