@@ -64,9 +64,11 @@ def snapshot() -> dict[str, Any]:
             "testsub": [
                 {"id": "big", "title": "A big thread", "selftext": "Self text, quite nice.", "author": "op",
                  "score": 900, "age_hours": 6, "comments": _tree()},
+                # "edited": true with no time, as older Reddit objects carry it
                 {"id": "small", "title": "Small and sad", "selftext": "", "author": "op2", "score": 50,
-                 "age_hours": 30, "url": "https://example.invalid/article",
-                 "comments": [{"id": "s1", "author": "a", "body": "This is awful.", "score": 2, "age_hours": 20}]},
+                 "age_hours": 30, "url": "https://example.invalid/article", "edited": True,
+                 "comments": [{"id": "s1", "author": "a", "body": "This is awful.", "score": 2, "age_hours": 20,
+                               "edited": True}]},
                 {"id": "gone", "title": "Removed post", "selftext": "[removed]", "author": "[deleted]",
                  "score": 10, "age_hours": 40, "comments": []},
                 {"id": "old", "title": "Too old for the week", "selftext": "", "author": "op3", "score": 5000,
@@ -168,8 +170,22 @@ def test_deleted_removed_and_edited(reddit):
     )  # fmt: skip
     assert (comments["t1_top3"]["author"], comments["t1_top3"]["status"]) == (None, "removed")
     assert comments["t1_top4"]["author"] is None and comments["t1_top4"]["status"] == "visible"
-    assert comments["t1_top6"]["edited_utc"] == dt.datetime.fromtimestamp(ANCHOR - 3600, UTC)
-    assert comments["t1_top0"]["edited_utc"] is None
+    assert (comments["t1_top6"]["edited"], comments["t1_top6"]["edited_utc"]) == (
+        True, dt.datetime.fromtimestamp(ANCHOR - 3600, UTC),
+    )  # fmt: skip
+    assert (comments["t1_top0"]["edited"], comments["t1_top0"]["edited_utc"]) == (False, None)
+
+
+def test_edited_true_without_a_time_is_stored_as_edited_with_an_unknown_time(reddit):
+    """Older objects say ``"edited": true``: edited, time NULL (never float(True) = 1970-01-01)."""
+    assert reddit.app.snapshot.nodes["t3_small"]["edited"] is True  # the wire really carries a boolean
+    scrape()
+    post = next(p for p in rows("posts") if p["fullname"] == "t3_small")
+    comment = next(c for c in rows("comments") if c["fullname"] == "t1_s1")
+    assert (post["edited"], post["edited_utc"]) == (True, None)
+    assert (comment["edited"], comment["edited_utc"]) == (True, None)
+    big = next(p for p in rows("posts") if p["fullname"] == "t3_big")
+    assert (big["edited"], big["edited_utc"]) == (False, None)
     gone = next(p for p in rows("posts") if p["fullname"] == "t3_gone")
     assert (gone["author"], gone["selftext"], gone["status"]) == (None, "[removed]", "removed")
 

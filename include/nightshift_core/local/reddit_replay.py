@@ -70,6 +70,12 @@ class Snapshot:
         hours = raw.get("age_hours" if key == "created" else f"{key}_age_hours")
         return None if hours is None else self.anchor - float(hours) * 3600
 
+    def _edited(self, raw: dict[str, Any]) -> float | bool:
+        """Reddit's ``edited``: the edit time, ``False``, or (older objects) a bare ``true``."""
+        if raw.get("edited") is True:
+            return True
+        return self._time(raw, "edited") or False
+
     def _post(self, sub: str, raw: dict[str, Any]) -> dict[str, Any]:
         post_id = raw["id"]
         permalink = f"/r/{sub}/comments/{post_id}/{_slug(raw['title'])}/"
@@ -77,7 +83,7 @@ class Snapshot:
             "id": post_id, "name": f"t3_{post_id}", "subreddit": sub, "title": raw["title"],
             "selftext": raw.get("selftext", ""), "author": raw.get("author", "[deleted]"),
             "score": raw.get("score", 1), "created_utc": self._time(raw, "created"),
-            "edited": self._time(raw, "edited") or False, "permalink": permalink,
+            "edited": self._edited(raw), "permalink": permalink,
             "url": raw.get("url") or f"https://www.reddit.com{permalink}", "children": [],
         }  # fmt: skip
         if node["created_utc"] is None:
@@ -92,7 +98,7 @@ class Snapshot:
             "id": raw["id"], "name": f"t1_{raw['id']}", "parent_id": parent, "link_id": post["name"],
             "subreddit": post["subreddit"], "body": raw["body"], "author": raw.get("author", "[deleted]"),
             "score": raw.get("score", 1), "created_utc": self._time(raw, "created"),
-            "edited": self._time(raw, "edited") or False, "depth": depth,
+            "edited": self._edited(raw), "depth": depth,
         }  # fmt: skip
         if node["created_utc"] is None:
             raise ValueError(f"snapshot comment {raw['id']}: give 'age_hours' or 'created_utc'")

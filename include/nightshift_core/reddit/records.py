@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from nightshift_core.errors import PermanentError
+
 Status = Literal["visible", "deleted", "removed"]
 DELETED, REMOVED = "[deleted]", "[removed]"
 
@@ -27,7 +29,8 @@ POST_SCHEMA = pa.schema(
         ("score", pa.int64()),
         ("num_comments", pa.int64()),
         ("created_utc", pa.timestamp("us", tz="UTC")),
-        ("edited_utc", pa.timestamp("us", tz="UTC")),
+        ("edited", pa.bool_()),
+        ("edited_utc", pa.timestamp("us", tz="UTC")),  # NULL when not edited or the time is unknown
         ("permalink", pa.string()),
         ("url", pa.string()),
         ("status", pa.string()),
@@ -45,7 +48,8 @@ COMMENT_SCHEMA = pa.schema(
         ("author", pa.string()),
         ("score", pa.int64()),
         ("created_utc", pa.timestamp("us", tz="UTC")),
-        ("edited_utc", pa.timestamp("us", tz="UTC")),
+        ("edited", pa.bool_()),
+        ("edited_utc", pa.timestamp("us", tz="UTC")),  # NULL when not edited or the time is unknown
         ("status", pa.string()),
         ("scraped_at", pa.timestamp("us", tz="UTC")),
     ]
@@ -73,7 +77,7 @@ SENTIMENT_SCHEMA = pa.schema(
 )
 
 
-class RecordError(ValueError):
+class RecordError(ValueError, PermanentError):
     """A Reddit object lacks a field every post/comment has; names the object and the field."""
 
 
@@ -87,10 +91,21 @@ def text_status(text: str | None) -> Status:
 
 
 def timestamp(value: Any) -> dt.datetime | None:
-    """Reddit epoch seconds (``created_utc``, ``edited``) -> aware UTC; ``False``/None -> None."""
-    if value is None or value is False:
+    """Reddit epoch seconds (``created_utc``, ``edited``) -> aware UTC; ``False``/``True``/None -> None.
+
+    Older Reddit objects carry ``"edited": true`` with no time: the edit time is then unknown
+    (NULL), never ``float(True)`` = 1970-01-01 00:00:01.
+    """
+    if value is None or isinstance(value, bool):
         return None
     return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+
+
+def was_edited(value: Any) -> bool:
+    """Reddit's ``edited`` (``false``, ``true`` or the edit's epoch seconds) -> edited or not."""
+    if isinstance(value, bool):
+        return value
+    return value is not None and float(value) > 0
 
 
 def _fields(obj: Any) -> dict[str, Any]:
@@ -126,6 +141,7 @@ def post_record(submission: Any, scraped_at: dt.datetime) -> dict[str, Any]:
         "score": data.get("score"),
         "num_comments": data.get("num_comments"),
         "created_utc": timestamp(_need(data, "created_utc", name)),
+        "edited": was_edited(data.get("edited")),
         "edited_utc": timestamp(data.get("edited")),
         "permalink": data.get("permalink"),
         "url": data.get("url"),
@@ -162,6 +178,7 @@ def walk_comments(
             "author": _author(data.get("author")),
             "score": data.get("score"),
             "created_utc": timestamp(_need(data, "created_utc", name)),
+            "edited": was_edited(data.get("edited")),
             "edited_utc": timestamp(data.get("edited")),
             "status": text_status(body),
             "scraped_at": scraped_at,
