@@ -23,9 +23,13 @@ command -v gcc >/dev/null 2>&1 || need_apt+=(build-essential)
 if [ $dev = 1 ]; then
     [ -x /usr/bin/chromium ] || need_apt+=(chromium)
     [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+    # The spatial-type tests sync PostGIS geometry from the local Debian PostgreSQL.
+    for pg in /usr/share/postgresql/[0-9]*; do
+        [ -d "$pg/extension" ] && [ ! -f "$pg/extension/postgis.control" ] && need_apt+=("postgresql-$(basename "$pg")-postgis-3")
+    done
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "    installing: ${need_apt[*]} (to build mysqlclient; --dev: Chromium for the browser check)"
+    echo "    installing: ${need_apt[*]} (to build mysqlclient; --dev: Chromium for the browser check, PostGIS for the spatial tests)"
     if [ "$(id -u)" = 0 ]; then apt=(apt-get); elif command -v sudo >/dev/null; then apt=(sudo apt-get); else
         die "missing ${need_apt[*]}: install them with your package manager (Debian/Ubuntu: apt-get install ${need_apt[*]}) and re-run"
     fi

@@ -590,6 +590,9 @@ def test_dockerfile_installs_pinned_requirements(dockerfile_instructions):
     install = installs[0]
     assert re.search(r"-r (/opt/airflow/)?requirements\.txt\b", install), install
     assert re.search(r"-c (/opt/airflow/)?requirements\.lock\b", install), install
+    # The same set as the runtime venv that make run and make test's runtime check build: nothing more.
+    assert re.findall(r"-r\s+(\S+)", install) == ["requirements.txt"], install
+    assert "requirements-dev" not in " ".join(dockerfile_instructions)
     assert "--no-cache-dir" in install
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in install
     # pip runs as the airflow user, the system packages as root, before it.
@@ -616,7 +619,16 @@ def test_dockerfile_layers_and_code(dockerfile_instructions):
 def test_dockerignore():
     entries = {line.strip().rstrip("/") for line in DOCKERIGNORE.read_text().splitlines()}
     entries.discard("")
-    for entry in (".venv", ".nightshift", ".git", "test-output", ".env", "secrets", "reports"):
+    for entry in (
+        ".venv",
+        ".venv-runtime",
+        ".nightshift",
+        ".git",
+        "test-output",
+        ".env",
+        "secrets",
+        "reports",
+    ):
         assert entry in entries, f".dockerignore lacks {entry}"
     assert entries & {"__pycache__", "**/__pycache__"}
 

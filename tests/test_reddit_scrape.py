@@ -325,8 +325,14 @@ def test_generic_user_agent_is_refused_before_any_request(reddit):
     from nightshift.hooks.reddit import RedditConfigError
 
     reddit.connect(user_agent="python-requests/2.32")
-    with pytest.raises(RedditConfigError, match=r"<platform>:<app id>:<version> \(by /u/<reddit username>\)"):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    # a configuration error cannot heal: one try, no retries
+    with pytest.raises(
+        AirflowFailException, match=r"<platform>:<app id>:<version> \(by /u/<reddit username>\)"
+    ) as err:
         scrape()
+    assert isinstance(err.value.__cause__, RedditConfigError)
     assert reddit.app.log == []
 
 
@@ -334,8 +340,13 @@ def test_wrong_secret_names_the_connection(reddit):
     from nightshift.hooks.reddit import RedditConfigError
 
     reddit.connect(secret="not-the-secret")
-    with pytest.raises(RedditConfigError, match=r"refused the credentials of connection 'reddit_default'"):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(
+        AirflowFailException, match=r"refused the credentials of connection 'reddit_default'"
+    ) as err:
         scrape()
+    assert isinstance(err.value.__cause__, RedditConfigError)
 
 
 def test_unknown_subreddit_is_a_clear_error(reddit):

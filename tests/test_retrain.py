@@ -251,10 +251,13 @@ def test_a_bad_label_file_fails_naming_file_and_line_and_writes_nothing(env, tmp
     bad = tmp_path / "bad.csv"
     bad.write_text("id,text,label\n1,fine text,positive\n2,other text,happy\n")
     monkeypatch.setenv("NIGHTSHIFT_LABELS_DIR", str(bad))
+    from airflow.sdk.exceptions import AirflowFailException
+
     with pytest.raises(
-        LabelFileError, match=rf"{bad}, line 3: label 'happy' is not one of positive, negative"
-    ):
+        AirflowFailException, match=rf"{bad}, line 3: label 'happy' is not one of positive, negative"
+    ) as err:
         Run("sentiment_retrain", END).run(steps(config())["load_labels"])
+    assert isinstance(err.value.__cause__, LabelFileError)
     from nightshift.hooks.warehouse import WarehouseHook
     from nightshift_core.warehouse import TableRef
 

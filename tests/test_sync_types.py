@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -47,7 +46,7 @@ PG_TYPES = {
 }  # fmt: skip
 
 
-def sync(conn_id: str, tmp_path, monkeypatch):
+def sync(conn_id: str, tmp_path, monkeypatch, **options):
     from nightshift.hooks.warehouse import WarehouseHook
     from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
     from nightshift_core.warehouse import TableRef
@@ -57,7 +56,7 @@ def sync(conn_id: str, tmp_path, monkeypatch):
         "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
     )
     op = SqlToWarehouseOperator(
-        task_id="t", source_conn_id=conn_id, table="typed", dataset="types", primary_key=["id"]
+        task_id="t", source_conn_id=conn_id, table="typed", dataset="types", primary_key=["id"], **options
     )
     ti = SimpleNamespace(dag_id="types", task_id="t", run_id="r", map_index=-1)
     assert op.execute({"ti": ti})["staged_rows"] == 2
@@ -67,33 +66,33 @@ def sync(conn_id: str, tmp_path, monkeypatch):
     return schema, rows
 
 
-def test_mariadb_types_round_trip(mariadb, tmp_path, monkeypatch):
-    import MySQLdb
+@pytest.fixture
+def maria_db(mariadb, monkeypatch):
+    """A scratch MariaDB database behind connection ``typed_mariadb``; yields a cursor on it."""
+    from support.services import scratch_database
 
-    db = f"ns_types_{uuid.uuid4().hex[:8]}"
-    admin = MySQLdb.connect(host=mariadb.host, port=mariadb.port, user="root")
-    admin.cursor().execute(f"CREATE DATABASE `{db}`")
-    try:
-        conn = MySQLdb.connect(host=mariadb.host, port=mariadb.port, user="root", database=db)
-        cur = conn.cursor()
-        cur.execute("SET time_zone = '+00:00'")
-        cur.execute(MYSQL_DDL)
-        cur.execute(f"INSERT INTO typed VALUES ({', '.join(['%s'] * len(MYSQL_ROW))})", MYSQL_ROW)
-        cur.execute("INSERT INTO typed (id) VALUES (2)")
-        conn.commit()
-        conn.close()
-        conn_json = {
-            "conn_type": "mysql",
-            "host": mariadb.host,
-            "port": mariadb.port,
-            "login": "root",
-            "schema": db,
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_TYPED_MARIADB", json.dumps(conn_json))
-        schema, (row, empty) = sync("typed_mariadb", tmp_path, monkeypatch)
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{db}`")
-        admin.close()
+    with scratch_database(mariadb, "ns_types") as db:
+        monkeypatch.setenv("AIRFLOW_CONN_TYPED_MARIADB", db.airflow_conn)
+        yield db.conn.cursor()
+
+
+@pytest.fixture
+def pg_db(postgres, monkeypatch):
+    """A scratch PostgreSQL database behind connection ``typed_postgres``; yields a cursor on it."""
+    from support.services import scratch_database
+
+    with scratch_database(postgres, "ns_types") as db:
+        monkeypatch.setenv("AIRFLOW_CONN_TYPED_POSTGRES", db.airflow_conn)
+        yield db.conn.cursor()
+
+
+def test_mariadb_types_round_trip(maria_db, tmp_path, monkeypatch):
+    cur = maria_db
+    cur.execute("SET time_zone = '+00:00'")
+    cur.execute(MYSQL_DDL)
+    cur.execute(f"INSERT INTO typed VALUES ({', '.join(['%s'] * len(MYSQL_ROW))})", MYSQL_ROW)
+    cur.execute("INSERT INTO typed (id) VALUES (2)")
+    schema, (row, empty) = sync("typed_mariadb", tmp_path, monkeypatch)
     assert schema == MYSQL_TYPES
     assert all(v is None for k, v in empty.items() if k != "id"), "NULLs must stay NULL"
     assert row["flag"] is True and row["bit1"] is True and row["small"] == -32768
@@ -106,28 +105,12 @@ def test_mariadb_types_round_trip(mariadb, tmp_path, monkeypatch):
     assert row["clock"] == dt.time(13, 14, 15, 500000) and row["yr"] == 2026
 
 
-def test_postgres_types_round_trip(postgres, tmp_path, monkeypatch):
-    import psycopg2
-
-    db = f"ns_types_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host=postgres.host, port=postgres.port, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{db}"')
-    try:
-        conn = psycopg2.connect(host=postgres.host, port=postgres.port, user="postgres", dbname=db)
-        cur = conn.cursor()
-        cur.execute(PG_DDL)
-        cur.execute(f"INSERT INTO typed VALUES ({', '.join(['%s'] * len(PG_ROW))})", PG_ROW)
-        cur.execute("INSERT INTO typed (id) VALUES (2)")
-        conn.commit()
-        conn.close()
-        conn_json = {"conn_type": "postgres", "host": postgres.host, "port": postgres.port, "login": "postgres",
-                     "schema": db}  # fmt: skip
-        monkeypatch.setenv("AIRFLOW_CONN_TYPED_POSTGRES", json.dumps(conn_json))
-        schema, (row, empty) = sync("typed_postgres", tmp_path, monkeypatch)
-    finally:
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        admin.close()
+def test_postgres_types_round_trip(pg_db, tmp_path, monkeypatch):
+    cur = pg_db
+    cur.execute(PG_DDL)
+    cur.execute(f"INSERT INTO typed VALUES ({', '.join(['%s'] * len(PG_ROW))})", PG_ROW)
+    cur.execute("INSERT INTO typed (id) VALUES (2)")
+    schema, (row, empty) = sync("typed_postgres", tmp_path, monkeypatch)
     assert schema == PG_TYPES
     assert all(v is None for k, v in empty.items() if k != "id")
     assert row["flag"] is True and row["money"] == Decimal("-12345678.90")
@@ -138,26 +121,99 @@ def test_postgres_types_round_trip(postgres, tmp_path, monkeypatch):
     assert row["local_ts"] == PG_ROW[12] and row["utc_ts"] == PG_ROW[13] and row["clock"] == PG_ROW[14]
 
 
-def test_unsupported_source_type_names_table_column_and_type(mariadb, tmp_path, monkeypatch):
-    import MySQLdb
+def test_mariadb_spatial_columns_become_exact_wkb(maria_db, tmp_path, monkeypatch):
+    cur = maria_db
+    cur.execute("CREATE TABLE typed (id INT PRIMARY KEY, place POINT, shape GEOMETRY, route LINESTRING)")
+    cur.execute(
+        "INSERT INTO typed VALUES (1, ST_GeomFromText('POINT(151.2093 -33.868820001234567)', 4326), "
+        "ST_GeomFromText('POLYGON((0 0, 4 0, 4 4, 0 0))'), ST_GeomFromText('LINESTRING(1 1, 2 2.5)'))"
+    )
+    cur.execute("INSERT INTO typed (id) VALUES (2)")
+    cur.execute("SELECT ST_AsBinary(place), ST_AsBinary(shape), ST_AsBinary(route) FROM typed WHERE id = 1")
+    expected = cur.fetchone()
+    schema, (row, empty) = sync("typed_mariadb", tmp_path, monkeypatch)
+    assert {k: schema[k] for k in ("place", "shape", "route")} == dict.fromkeys(
+        ("place", "shape", "route"), "BYTES"
+    )
+    assert (row["place"], row["shape"], row["route"]) == expected  # the server's own OGC WKB, byte for byte
+    cur.execute("SELECT ST_AsText(ST_GeomFromWKB(UNHEX(%s)))", (row["place"].hex(),))
+    assert cur.fetchone()[0].startswith("POINT(151.2093 -33.86882")
+    assert empty["place"] is None and empty["shape"] is None
 
-    from nightshift_core.warehouse import UnsupportedTypeError
 
-    db = f"ns_types_{uuid.uuid4().hex[:8]}"
-    admin = MySQLdb.connect(host=mariadb.host, port=mariadb.port, user="root")
-    admin.cursor().execute(f"CREATE DATABASE `{db}`")
-    try:
-        admin.cursor().execute(f"CREATE TABLE `{db}`.typed (id INT PRIMARY KEY, place POINT)")
-        conn_json = {
-            "conn_type": "mysql",
-            "host": mariadb.host,
-            "port": mariadb.port,
-            "login": "root",
-            "schema": db,
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_TYPED_MARIADB", json.dumps(conn_json))
-        with pytest.raises(UnsupportedTypeError, match="table 'typed', column 'place': source type 'point'"):
-            sync("typed_mariadb", tmp_path, monkeypatch)
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{db}`")
-        admin.close()
+def test_mariadb_inet_and_uuid_types_are_text(maria_db, tmp_path, monkeypatch):
+    cur = maria_db
+    cur.execute("CREATE TABLE typed (id INT PRIMARY KEY, ip6 INET6, ip4 INET4, uid UUID)")
+    cur.execute(
+        "INSERT INTO typed VALUES (1, '2001:db8::1', '10.0.0.1', '6f1c2a9e-7d0b-4c1e-9a43-2d5f0e8b7c11')"
+    )
+    cur.execute("INSERT INTO typed (id) VALUES (2)")
+    schema, (row, _) = sync("typed_mariadb", tmp_path, monkeypatch)
+    assert (schema["ip6"], schema["ip4"], schema["uid"]) == ("STRING", "STRING", "STRING")
+    assert (row["ip6"], row["ip4"], row["uid"]) == (
+        "2001:db8::1",
+        "10.0.0.1",
+        "6f1c2a9e-7d0b-4c1e-9a43-2d5f0e8b7c11",
+    )
+
+
+def test_postgis_geometry_and_geography_become_exact_wkb(pg_db, tmp_path, monkeypatch):
+    from support.services import in_ci
+
+    cur = pg_db
+    cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
+    if cur.fetchone() is None:
+        message = "PostGIS is not installed for this PostgreSQL (Debian: postgresql-<version>-postgis-3)"
+        pytest.fail(message) if in_ci() else pytest.skip(message)
+    cur.execute("CREATE EXTENSION postgis")
+    cur.execute("CREATE TABLE typed (id INT PRIMARY KEY, shape geometry, spot geography(POINT, 4326))")
+    cur.execute(
+        "INSERT INTO typed VALUES (1, ST_GeomFromText('POLYGON Z((0 0 1, 4 0 1, 4 4 2, 0 0 1))', 3857), "
+        "'SRID=4326;POINT(-73.9857 40.7484)')"
+    )
+    cur.execute("INSERT INTO typed (id) VALUES (2)")
+    cur.execute("SELECT ST_AsBinary(shape), ST_AsBinary(spot) FROM typed WHERE id = 1")
+    expected = tuple(bytes(v) for v in cur.fetchone())
+    schema, (row, empty) = sync("typed_postgres", tmp_path, monkeypatch)
+    assert (schema["shape"], schema["spot"]) == ("BYTES", "BYTES")
+    assert (row["shape"], row["spot"]) == expected
+    cur.execute("SELECT ST_AsText(ST_GeomFromWKB(%s))", (row["spot"],))
+    assert cur.fetchone()[0] == "POINT(-73.9857 40.7484)"
+    assert empty["shape"] is None
+
+
+def test_an_unsupported_type_fails_at_once_naming_file_table_column_and_the_yaml_fix(
+    pg_db, tmp_path, monkeypatch
+):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    pg_db.execute("CREATE TABLE typed (id INT PRIMARY KEY, span int4range, note TEXT)")
+    pg_db.execute("INSERT INTO typed VALUES (1, '[1,5)', 'kept'), (2, NULL, NULL)")
+    with pytest.raises(AirflowFailException) as failure:
+        sync("typed_postgres", tmp_path, monkeypatch, definition="include/config/syncs/shop.yaml")
+    message = str(failure.value)
+    assert message.startswith(
+        "UnsupportedTypeError: sync definition include/config/syncs/shop.yaml, table 'typed', column 'span': "
+        "source type 'int4range' is not supported (PostgreSQL type int4range)"
+    ), message
+    assert "set `exclude: [span]` on table 'typed' in include/config/syncs/shop.yaml" in message
+    assert "not retried" in message
+
+
+def test_following_the_advice_syncs_the_table_without_the_column(pg_db, tmp_path, monkeypatch):
+    """``exclude`` is applied before type mapping: the excluded column is never looked at."""
+    pg_db.execute("CREATE TABLE typed (id INT PRIMARY KEY, span int4range, note TEXT)")
+    pg_db.execute("INSERT INTO typed VALUES (1, '[1,5)', 'kept'), (2, NULL, NULL)")
+    schema, (row, _) = sync("typed_postgres", tmp_path, monkeypatch, exclude=["span"])
+    assert schema == {"id": "INT64", "note": "STRING"}
+    assert row == {"id": 1, "note": "kept"}
+
+
+def test_a_missing_primary_key_column_fails_at_once(maria_db, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    maria_db.execute("CREATE TABLE typed (code INT PRIMARY KEY, place POINT)")
+    with pytest.raises(
+        AirflowFailException, match=r"SourceDefinitionError: .*primary key column\(s\) \['id'\]"
+    ):
+        sync("typed_mariadb", tmp_path, monkeypatch)

@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from nightshift_core.errors import PermanentError
+
 _CONN_KEYS = {
     "conn_id", "conn_type", "conn_host", "conn_schema", "conn_login", "conn_password",
     "conn_port", "conn_extra", "conn_description",
@@ -43,7 +45,7 @@ _ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class SettingsError(ValueError):
+class SettingsError(ValueError, PermanentError):
     """A settings file problem, always naming the file, the entry and the fix."""
 
 

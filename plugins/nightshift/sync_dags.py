@@ -75,6 +75,7 @@ def build(config: SyncConfig) -> DAG:
                     full_refresh="{{ params.full_refresh }}",
                     only_tables="{{ params.tables | join(',') }}",
                     detect_deletes=table.detect_deletes,
+                    definition=_shown(config.path),
                     pool=config.pool,
                     outlets=[Asset(name=f"{config.dataset}.{table.target_table}")],
                 )
@@ -96,6 +97,13 @@ def build(config: SyncConfig) -> DAG:
                 outlets=[Asset(name=post.target)],
             )
     return dag
+
+
+def _shown(path: Path) -> str:
+    """The definition's path as a user finds it: relative to the project when inside it."""
+    root = Path(__file__).resolve().parents[2]
+    path = path.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def build_all() -> list[DAG]:

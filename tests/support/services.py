@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -65,3 +70,45 @@ def postgres() -> Service:
 @pytest.fixture
 def redis() -> Service:
     return require("redis")
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A throw-away database: its name, an autocommit connection and the Airflow connection JSON."""
+
+    name: str
+    conn: Any
+    airflow_conn: str
+
+
+@contextlib.contextmanager
+def scratch_database(service: Service, prefix: str = "ns_scratch") -> Iterator[Scratch]:
+    """Create a uniquely named database on MariaDB or PostgreSQL; drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    if service is SERVICES["mariadb"]:
+        import MySQLdb
+
+        admin = MySQLdb.connect(host=service.host, port=service.port, user="root", autocommit=True)
+        admin.cursor().execute(f"CREATE DATABASE `{name}`")
+        conn = MySQLdb.connect(
+            host=service.host, port=service.port, user="root", database=name, autocommit=True
+        )
+        kind, login, drop = "mysql", "root", f"DROP DATABASE IF EXISTS `{name}`"
+    else:
+        import psycopg2
+
+        admin = psycopg2.connect(host=service.host, port=service.port, user="postgres", dbname="postgres")
+        admin.autocommit = True
+        admin.cursor().execute(f'CREATE DATABASE "{name}"')
+        conn = psycopg2.connect(host=service.host, port=service.port, user="postgres", dbname=name)
+        conn.autocommit = True
+        kind, login, drop = "postgres", "postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    airflow_conn = json.dumps(
+        {"conn_type": kind, "host": service.host, "port": service.port, "login": login, "schema": name}
+    )
+    try:
+        yield Scratch(name, conn, airflow_conn)
+    finally:
+        conn.close()
+        admin.cursor().execute(drop)
+        admin.close()

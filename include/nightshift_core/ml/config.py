@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nightshift_core.errors import PermanentError
 from nightshift_core.yamlconf import Where, read_mapping
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -64,7 +65,7 @@ class ModelConfig:
         return cls(**values)
 
 
-class RetrainConfigError(ValueError):
+class RetrainConfigError(ValueError, PermanentError):
     """A bad retrain.yaml; the message names file, key and fix."""
 
 

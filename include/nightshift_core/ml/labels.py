@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from nightshift_core.errors import PermanentError
 from nightshift_core.sentiment.rules import LABELS, Label
 
 GOLD_THRESHOLD = 0.05
@@ -37,7 +38,7 @@ SUFFIXES = (".csv", ".tsv", ".txt")
 MAX_TEXT = 10_000
 
 
-class LabelFileError(ValueError):
+class LabelFileError(ValueError, PermanentError):
     """A label file that cannot be read as-is; the message names file, line and fix."""
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
+from nightshift_core.errors import PermanentError
 from nightshift_core.warehouse.types import check_identifier
 from nightshift_core.yamlconf import Where
 
@@ -32,7 +33,7 @@ _KEYS = {"dag_id", "description", "schedule", "start_date", "conn_id", "pool", "
          "listing", "time_filter", "limit", "comment_depth", "replace_more_limit", "tags"}  # fmt: skip
 
 
-class RedditConfigError(ValueError):
+class RedditConfigError(ValueError, PermanentError):
     """A bad reddit.yaml; the message names file, key and fix."""
 
 

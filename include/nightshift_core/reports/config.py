@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from nightshift_core.errors import PermanentError
 from nightshift_core.yamlconf import Where, load_folder, read_mapping
 
 REPORT_DIR = Path(__file__).resolve().parents[2] / "config" / "reports"
@@ -32,7 +33,7 @@ _SHEETS_KEYS = {"spreadsheet_key", "worksheet_prefix", "gcp_conn_id"}
 _EMAIL_KEYS = {"to", "cc", "subject", "attach_workbook"}
 
 
-class ReportConfigError(ValueError):
+class ReportConfigError(ValueError, PermanentError):
     """A bad report definition; the message names file, key and fix."""
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from nightshift_core.errors import PermanentError
 from nightshift_core.yamlconf import Where, load_folder, read_mapping
 
 SYNC_DIR = Path(__file__).resolve().parents[2] / "config" / "syncs"
@@ -29,7 +30,7 @@ _POST_KEYS = {"name", "sql", "target"}
 _QUALITY_KEYS = {"row_count_tolerance"}
 
 
-class SyncConfigError(ValueError):
+class SyncConfigError(ValueError, PermanentError):
     """A bad sync definition; the message names file, key and fix."""
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from nightshift_core.errors import SourceDataError, SourceDefinitionError
 from nightshift_core.warehouse.types import UnsupportedTypeError, check_identifier
 
 Dialect = Literal["mysql", "postgres", "sqlite"]
@@ -27,6 +28,17 @@ class SourceColumn:
     nullable: bool
     convert: Callable[[Any], Any] | None = None  # driver value -> Arrow-ready value
     text_cast: bool = False  # driver returns raw text; Arrow parses it (much faster than Python)
+    select: str | None = None  # SQL expression read instead of the bare column ({column}: quoted name)
+
+
+class UnsupportedColumnError(UnsupportedTypeError):
+    """A source column whose type has no exact mapping; carries what the fix needs."""
+
+    def __init__(self, table: str, column: str, source_type: str, detail: str) -> None:
+        super().__init__(
+            f"table {table!r}, column {column!r}: source type {source_type!r} is not supported ({detail})"
+        )
+        self.table, self.column, self.source_type, self.detail = table, column, source_type, detail
 
 
 def dialect_for(conn_type: str) -> Dialect:
@@ -72,8 +84,12 @@ def prepare_session(conn: Any, dialect: Dialect) -> None:
         cur.close()
 
 
-def describe(conn: Any, dialect: Dialect, table: str) -> list[SourceColumn]:
-    """The table's columns with exact Arrow types; unsupported types fail naming the column."""
+def describe(conn: Any, dialect: Dialect, table: str, exclude: Sequence[str] = ()) -> list[SourceColumn]:
+    """The table's columns with exact Arrow types; unsupported types fail naming the column.
+
+    Columns in ``exclude`` (case-insensitive) are dropped before any type is mapped, so an
+    excluded column never has to be understood.
+    """
     check_identifier(table, "table name")
     cur = conn.cursor()
     try:
@@ -109,20 +125,24 @@ def describe(conn: Any, dialect: Dialect, table: str) -> list[SourceColumn]:
     finally:
         cur.close()
     if not rows:
-        raise LookupError(f"source table {table!r} not found (or has no columns visible to this connection)")
+        raise SourceDefinitionError(
+            f"source table {table!r} not found (or has no columns visible to this connection): check the "
+            "table name in the sync definition and the connection's database/schema and grants"
+        )
+    skip = {c.lower() for c in exclude}
     out = []
     for name, data_type, full_type, precision, scale, nullable in rows:
+        if name.lower() in skip:
+            continue
         try:
-            arrow_type, convert = mapper(data_type, full_type, precision, scale)
+            mapped = mapper(data_type, full_type, precision, scale)
             text_cast = dialect == "mysql" and data_type in _MYSQL_TEXT_CAST
         except UnsupportedTypeError as exc:
-            raise UnsupportedTypeError(
-                f"table {table!r}, column {name!r}: source type {full_type!r} is not supported ({exc}); "
-                "exclude the column in the sync definition or cast it in a view"
-            ) from None
+            raise UnsupportedColumnError(table, name, full_type, str(exc)) from None
+        arrow_type, convert, select = (*mapped, None)[:3]
         if text_cast:
             convert = None
-        out.append(SourceColumn(name, full_type, arrow_type, nullable, convert, text_cast))
+        out.append(SourceColumn(name, full_type, arrow_type, nullable, convert, text_cast, select))
     return out
 
 
@@ -158,7 +178,10 @@ def extract(
     batch_rows: int = 50_000,
 ) -> Iterator[pa.RecordBatch]:
     """Stream ``SELECT columns FROM table [WHERE ...]`` as Arrow batches (server-side cursor)."""
-    cols = ", ".join(quote(dialect, c.name) for c in columns)
+    cols = ", ".join(
+        c.select.format(column=quote(dialect, c.name)) if c.select else quote(dialect, c.name)
+        for c in columns
+    )
     sql = f"SELECT {cols} FROM {quote(dialect, table)}" + (f" WHERE {where}" if where else "")  # noqa: S608
     schema = arrow_schema(columns)
     restore = _raw_mysql_values(conn) if dialect == "mysql" else {}
@@ -232,7 +255,7 @@ def _to_batch(
                 continue
             arrays.append(pa.array(columns[i], type=field.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError) as exc:
-            raise ValueError(
+            raise SourceDataError(
                 f"table {table!r}, column {field.name!r}: a value does not fit {field.type} ({exc}); "
                 "fix the data or exclude the column"
             ) from None
@@ -264,6 +287,9 @@ _MYSQL_TEXT_CAST = {"decimal", "date", "datetime", "timestamp"}
 _INTS = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"}
 _TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
 _BINARY = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+_MYSQL_SPATIAL = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+                  "geometrycollection", "geomcollection"}  # fmt: skip
+_MARIADB_TEXT = {"inet4", "inet6", "uuid"}  # MariaDB's own types; the driver returns their text form
 
 
 def _decimal_type(precision: int | None, scale: int | None) -> pa.DataType:
@@ -284,10 +310,12 @@ def _mysql_type(data_type: str, full: str, precision, scale):
         return _decimal_type(precision, scale), None
     if data_type in ("float", "double", "real"):
         return pa.float64(), None
-    if data_type in _TEXT:
+    if data_type in _TEXT or data_type in _MARIADB_TEXT:
         return pa.string(), None
     if data_type in _BINARY:
         return pa.binary(), None
+    if data_type in _MYSQL_SPATIAL:
+        return pa.binary(), _mysql_geometry_to_wkb
     if data_type == "json":
         return pa.json_(pa.string()), None
     if data_type == "date":
@@ -328,7 +356,9 @@ def _postgres_type(data_type: str, udt: str, precision, scale):
         return pa.timestamp("us", tz="UTC"), None
     if data_type == "time without time zone":
         return pa.time64("us"), None
-    raise UnsupportedTypeError(f"PostgreSQL type {data_type}")
+    if data_type == "user-defined" and udt in ("geometry", "geography"):  # PostGIS
+        return pa.binary(), bytes, "ST_AsBinary({column})"
+    raise UnsupportedTypeError(f"PostgreSQL type {data_type if data_type != 'user-defined' else udt}")
 
 
 def _sqlite_type(data_type: str, full: str, precision, scale):
@@ -354,6 +384,11 @@ def _sqlite_type(data_type: str, full: str, precision, scale):
     if any(k in t for k in ("real", "floa", "doub")):
         return pa.float64(), None
     raise UnsupportedTypeError(f"SQLite type {data_type}")
+
+
+def _mysql_geometry_to_wkb(v: bytes) -> bytes:
+    """MySQL/MariaDB store a geometry as a 4-byte SRID then standard (OGC) WKB: keep the WKB."""
+    return bytes(v[4:])
 
 
 def _bit_to_bool(v: Any) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from nightshift_core.errors import PermanentError
 from nightshift_core.warehouse.types import (
     Column,
     TableRef,
@@ -75,7 +76,7 @@ class PublishResult:
     added_columns: tuple[str, ...] = field(default_factory=tuple)
 
 
-class DuplicateKeyError(WarehouseError):
+class DuplicateKeyError(WarehouseError, PermanentError):
     """Staged rows repeat a merge key: the upsert would be ambiguous."""
 
 

@@ -11,6 +11,8 @@ from typing import Literal
 
 import pyarrow as pa
 
+from nightshift_core.errors import IdentifierError, PermanentError
+
 LogicalType = Literal[
     "INT64", "FLOAT64", "NUMERIC", "BIGNUMERIC", "BOOL", "STRING", "BYTES",
     "DATE", "DATETIME", "TIME", "TIMESTAMP", "JSON",
@@ -26,18 +28,18 @@ class WarehouseError(RuntimeError):
     """Base class: every message names the table/column and what to do."""
 
 
-class SchemaChangeError(WarehouseError):
+class SchemaChangeError(WarehouseError, PermanentError):
     """Incoming data would drop or retype existing columns."""
 
 
-class UnsupportedTypeError(WarehouseError):
+class UnsupportedTypeError(WarehouseError, PermanentError):
     """An Arrow type with no exact warehouse type."""
 
 
 def check_identifier(name: str, what: str = "identifier") -> str:
     """Return ``name`` if it is a plain identifier, else raise naming it and the rule."""
     if not isinstance(name, str) or not _IDENT.match(name):
-        raise ValueError(
+        raise IdentifierError(
             f"invalid {what} {name!r}: use letters, digits and '_' (not starting with a digit, max 128)"
         )
     return name

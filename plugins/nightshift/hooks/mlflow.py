@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from nightshift_core.errors import PermanentError
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
@@ -57,7 +59,7 @@ def _sqlite_init_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class MlflowConfigError(ValueError):
+class MlflowConfigError(ValueError, PermanentError):
     """The MLflow connection is incomplete; the message names the key to set."""
 
 

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from nightshift_core.errors import PermanentError
+
 if TYPE_CHECKING:
     import praw
     from praw.models import Submission
@@ -44,7 +46,7 @@ _USER_AGENT = re.compile(r"^[\w.\-]+:[\w.\-]+:v?\d[\w.\-]* \(by /u/[\w\-]{3,20}\
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 522})
 
 
-class RedditConfigError(ValueError):
+class RedditConfigError(ValueError, PermanentError):
     """The Reddit connection is incomplete or wrong; the message names the field to fix."""
 
 

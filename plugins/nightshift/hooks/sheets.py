@@ -42,6 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 
+from nightshift_core.errors import PermanentError
 from nightshift_core.reports.cells import sheets_value
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class SheetsNotConfigured(RuntimeError):
     """There is no Google connection, or it has no key: Sheets reports cannot run here."""
 
 
-class SheetsConfigError(ValueError):
+class SheetsConfigError(ValueError, PermanentError):
     """The Google connection has a key, but it is unusable; the message names the key to fix."""
 
 
@@ -78,7 +79,7 @@ class SheetsApiError(RuntimeError):
         self.status = status
 
 
-class SheetsTooLarge(ValueError):
+class SheetsTooLarge(ValueError, PermanentError):
     """The result would push the spreadsheet over the Google Sheets cell limit."""
 
 

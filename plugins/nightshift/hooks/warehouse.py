@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from nightshift_core.errors import PermanentError
+
 if TYPE_CHECKING:
     from nightshift_core.warehouse import JobKey, Warehouse
 
 ENGINES = ("duckdb", "bigquery")
 
 
-class WarehouseConfigError(ValueError):
+class WarehouseConfigError(ValueError, PermanentError):
     """The warehouse connection is incomplete; the message names the key to set."""
 
 

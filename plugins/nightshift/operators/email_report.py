@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from nightshift.operators._fail_fast import fail_fast
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -159,6 +161,7 @@ class EmailReportOperator(BaseOperator):
         self.warehouse_conn_id = warehouse_conn_id
         self.ledger_table = ledger_table
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from nightshift.operators._fail_fast import fail_fast
+
 if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import Context
@@ -68,6 +70,7 @@ class RedditToWarehouseOperator(BaseOperator):
         self.reddit_conn_id = reddit_conn_id
         self.warehouse_conn_id = warehouse_conn_id
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         import pyarrow as pa
 
@@ -161,6 +164,7 @@ class SentimentScoreOperator(BaseOperator):
             self.log.info("no %r champion in the registry yet: rules only", self.model_name)
         return model
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         import pyarrow as pa
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from nightshift.operators._fail_fast import fail_fast
+
 if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import Context
@@ -101,6 +103,7 @@ class WarehouseToReportOperator(BaseOperator):
         self.report_date = report_date
         self.warehouse_conn_id = warehouse_conn_id
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         import pyarrow.parquet as pq
 
@@ -187,6 +190,7 @@ class ReportToSheetsOperator(BaseOperator):
         self.worksheet_prefix = worksheet_prefix
         self.gcp_conn_id = gcp_conn_id
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         import pyarrow.parquet as pq
         from airflow.sdk.exceptions import AirflowSkipException

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from nightshift.operators._fail_fast import fail_fast
 from nightshift.operators.reddit import run_time
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class LabelsToWarehouseOperator(_RetrainStep):
     and nothing is written.
     """
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         import pyarrow as pa
 
@@ -139,6 +141,7 @@ class RetrainPlanOperator(_RetrainStep):
     (recent scraped texts vs the champion's training texts; the champion's F1 on labels newer
     than it), record the check in ``<dataset>.retrain_checks`` and return the decision."""
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         import datetime as dt
 
@@ -223,6 +226,7 @@ class TrainSentimentModelOperator(_RetrainStep):
     """Train a challenger on the human labels outside the frozen evaluation set plus capped weak
     labels; log it, its training profile and the evaluation set to MLflow; register a version."""
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         import dataclasses
         import datetime as dt
@@ -318,6 +322,7 @@ class EvaluateSentimentModelsOperator(_RetrainStep):
     """Score the frozen evaluation set with the challenger, the champion of plan time, VADER and
     TextBlob; log every metric and confusion matrix to the challenger's MLflow run."""
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         import pyarrow.parquet as pq
 
@@ -360,6 +365,7 @@ class PromoteSentimentModelOperator(_RetrainStep):
     budget. Then a canary loads ``champion`` the way scoring does and scores the evaluation set
     plus odd inputs; any error or a different F1 puts the aliases back and fails the task."""
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         from nightshift.hooks.mlflow import CHAMPION, ROLLBACK
         from nightshift_core.ml.gate import should_promote
@@ -430,6 +436,7 @@ class RollbackSentimentModelOperator(_RetrainStep):
     """Manual rollback (Param ``action: rollback``): ``champion`` and ``rollback`` swap, so a
     second rollback undoes the first. Fails when there is nothing to roll back to."""
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         from nightshift.hooks.mlflow import CHAMPION, ROLLBACK
 
@@ -463,6 +470,7 @@ class RetrainReportEmailOperator(BaseOperator):
         self.model_name = model_name
         self.smtp_conn_id = smtp_conn_id
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         import hashlib
 

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator
 
+from nightshift.operators._fail_fast import fail_fast
+from nightshift_core.errors import SourceDefinitionError
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -51,6 +54,7 @@ class SqlToWarehouseOperator(BaseOperator):
         only_tables: str | Sequence[str] = "",
         detect_deletes: bool = False,
         warehouse_conn_id: str = "nightshift_warehouse",
+        definition: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -68,7 +72,9 @@ class SqlToWarehouseOperator(BaseOperator):
         self.only_tables = only_tables
         self.detect_deletes = detect_deletes
         self.warehouse_conn_id = warehouse_conn_id
+        self.definition = definition  # the sync file this task comes from, named in errors
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any] | None:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -85,12 +91,12 @@ class SqlToWarehouseOperator(BaseOperator):
         conn = BaseHook.get_hook(self.source_conn_id).get_conn()
         try:
             source.prepare_session(conn, dialect)
-            columns = [c for c in source.describe(conn, dialect, self.table) if c.name not in self.exclude]
+            columns = self._describe(conn, dialect)
             missing = set(self.primary_key) - {c.name for c in columns}
             if missing:
-                raise ValueError(
-                    f"table {self.table!r}: primary key column(s) {sorted(missing)} not found in the source; "
-                    "fix primary_key in the sync definition"
+                raise SourceDefinitionError(
+                    f"{self._where()}table {self.table!r}: primary key column(s) {sorted(missing)} not found in "
+                    "the source (or excluded); fix primary_key (or exclude) in the sync definition"
                 )
             target = TableRef(self.dataset, self.target_table)
             with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:
@@ -142,6 +148,27 @@ class SqlToWarehouseOperator(BaseOperator):
             "marked_deleted": marked,
         }
 
+    def _where(self) -> str:
+        return f"sync definition {self.definition}, " if self.definition else ""
+
+    def _describe(self, conn: Any, dialect: str) -> list:
+        """The source columns minus ``exclude`` (dropped before type mapping); a type with no exact
+        mapping fails naming the file, table, column and the YAML change that skips it."""
+        from nightshift_core.sync import source
+        from nightshift_core.warehouse.types import UnsupportedTypeError
+
+        try:
+            return source.describe(conn, dialect, self.table, exclude=self.exclude)
+        except source.UnsupportedColumnError as exc:
+            value = "[" + ", ".join([*self.exclude, exc.column]) + "]"
+            where = self.definition or "the sync definition"
+            raise UnsupportedTypeError(
+                f"{self._where()}{exc}. Nothing was read. To skip the column, set `exclude: {value}` on "
+                f"table {self.table!r} in {where} (its entry under `tables:`, e.g. "
+                f"`- {{name: {self.table}, ..., exclude: {value}}}`); or cast it to a supported type in a "
+                "view and sync the view"
+            ) from None
+
     def _mark_deleted(self, conn, dialect, warehouse: Warehouse, target, columns, context: Context) -> int:
         """Primary-key diff: target rows whose key the source no longer has get a deletion time."""
         import dataclasses
@@ -169,8 +196,8 @@ class SqlToWarehouseOperator(BaseOperator):
         present = {c.name.lower() for c in columns} | {c.lower() for c in self.exclude} | {DELETED_COLUMN}
         dropped = [c.name for c in warehouse.get_schema(target) if c.name.lower() not in present]
         if dropped:
-            raise ValueError(
-                f"source table {self.table!r} no longer has column(s) {dropped} that {target} holds; "
+            raise SourceDefinitionError(
+                f"{self._where()}source table {self.table!r} no longer has column(s) {dropped} that {target} holds; "
                 "nothing was written. If the drop is intended, add them to 'exclude' in the sync "
                 "definition (the warehouse keeps the old values) or rebuild the table with a full refresh "
                 "into a new target_table"
@@ -184,7 +211,10 @@ class SqlToWarehouseOperator(BaseOperator):
 
         cursor_column = next((c for c in columns if c.name == self.cursor), None)
         if cursor_column is None:
-            raise ValueError(f"table {self.table!r}: cursor column {self.cursor!r} not found in the source")
+            raise SourceDefinitionError(
+                f"{self._where()}table {self.table!r}: cursor column {self.cursor!r} not found in the source "
+                "(or excluded); fix cursor in the sync definition"
+            )
         watermark = None
         if warehouse.table_exists(target):
             col = check_identifier(self.cursor)

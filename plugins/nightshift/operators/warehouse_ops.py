@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from nightshift.operators._fail_fast import fail_fast
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -36,6 +38,7 @@ class SyncQualityGateOperator(BaseOperator):
         self.tolerance = tolerance
         self.warehouse_conn_id = warehouse_conn_id
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -91,6 +94,7 @@ class WarehouseQueryToTableOperator(BaseOperator):
         self.params_sql = dict(params_sql or {})
         self.warehouse_conn_id = warehouse_conn_id
 
+    @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         from nightshift.hooks.warehouse import WarehouseHook, job_key
         from nightshift_core.sql import render
