@@ -378,7 +378,7 @@ def test_private_key_is_masked_and_never_logged(fake_sheets, monkeypatch, tmp_pa
 
 
 def test_backoff_grows_with_jitter_and_is_capped():
-    from nightshift.hooks.sheets import RetryPolicy
+    from nightshift_core.http_retry import RetryPolicy
 
     policy = RetryPolicy(backoff_base=1.0, max_wait=10.0)
     rng = random.Random(7)
@@ -389,7 +389,7 @@ def test_backoff_grows_with_jitter_and_is_capped():
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
-    from nightshift.hooks.sheets import retry_after_seconds
+    from nightshift_core.http_retry import retry_after_seconds
 
     now = dt.datetime(2026, 11, 21, 12, 0, 0, tzinfo=dt.UTC)
     assert retry_after_seconds("7") == 7.0

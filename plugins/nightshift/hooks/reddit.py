@@ -19,20 +19,19 @@ honouring ``Retry-After``; after the last try the request fails with a message s
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import logging
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
 from nightshift_core.errors import PermanentError
+from nightshift_core.http_retry import RetriesExhausted, RetryPolicy, call_with_retries
 
 if TYPE_CHECKING:
     import praw
@@ -64,34 +63,6 @@ def check_user_agent(user_agent: Any, conn_id: str = "reddit_default") -> str:
     return user_agent.strip()
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    backoff: float = 2.0
-    max_wait: float = 120.0
-
-    def wait(self, attempt: int, headers: Any) -> float:
-        """Seconds before try ``attempt + 1``: ``Retry-After`` when given, else exponential."""
-        retry_after = _retry_after(headers.get("Retry-After"))
-        if retry_after is not None:
-            return retry_after
-        return min(self.backoff * 2 ** (attempt - 1), self.max_wait)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
-
-
 @functools.cache
 def retrying_requestor() -> type:
     """A prawcore Requestor that retries 429/5xx itself (praw's documented ``requestor_class`` hook)."""
@@ -106,27 +77,24 @@ def retrying_requestor() -> type:
 
         def request(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
             method, url = (list(args) + ["?", "?"])[:2]
-            for attempt in range(1, self.policy.attempts + 1):
-                response = super().request(*args, timeout=timeout, **kwargs)
-                if response.status_code not in RETRY_STATUSES:
-                    return response
-                wait = self.policy.wait(attempt, response.headers)
-                what = "rate limited" if response.status_code == 429 else "unavailable"
-                if wait > self.policy.max_wait:
+            try:
+                return call_with_retries(
+                    lambda: super(RetryingRequestor, self).request(*args, timeout=timeout, **kwargs),
+                    self.policy, statuses=RETRY_STATUSES, sleep=self.sleep, what=f"{method.upper()} {url}",
+                )  # fmt: skip
+            except RetriesExhausted as exc:
+                if exc.limit == "max_wait":
                     raise RedditApiError(
-                        f"{method.upper()} {url}: HTTP 429, Reddit asks to wait {wait:.0f}s (Retry-After), more "
-                        f"than retry_max_wait_seconds={self.policy.max_wait:g}; the task will retry later"
-                    )
-                if attempt == self.policy.attempts:
-                    break
-                log.warning("%s %s: HTTP %s (%s), try %d of %d in %.1fs", method.upper(), url,
-                            response.status_code, what, attempt + 1, self.policy.attempts, wait)  # fmt: skip
-                self.sleep(wait)
-            raise RedditApiError(
-                f"{method.upper()} {url}: HTTP {response.status_code} ({what}) on all {self.policy.attempts} "
-                "tries; nothing was written. Reddit is down or throttling this client id: the task retries "
-                "later (raise extra 'retry_attempts' on the connection to wait longer per run)"
-            )
+                        f"{method.upper()} {url}: HTTP {exc.status}, Reddit asks to wait {exc.retry_after:.0f}s "
+                        f"(Retry-After), more than retry_max_wait_seconds={self.policy.max_wait:g}; the task will "
+                        "retry later"
+                    ) from None
+                what = "rate limited" if exc.status == 429 else "unavailable"
+                raise RedditApiError(
+                    f"{method.upper()} {url}: HTTP {exc.status} ({what}) on all {exc.attempts} tries; nothing was "
+                    "written. Reddit is down or throttling this client id: the task retries later (raise extra "
+                    "'retry_attempts' on the connection to wait longer per run)"
+                ) from None
 
     return RetryingRequestor
 
@@ -161,9 +129,10 @@ class RedditHook(BaseHook):
     @cached_property
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
-            attempts=max(int(self._number("retry_attempts", 5)), 1),
-            backoff=self._number("retry_backoff_seconds", 2.0),
+            max_attempts=max(int(self._number("retry_attempts", 5)), 1),
+            backoff_base=self._number("retry_backoff_seconds", 2.0),
             max_wait=self._number("retry_max_wait_seconds", 120.0),
+            jitter=False,
         )
 
     def get_conn(self) -> praw.Reddit:

@@ -27,14 +27,10 @@ Retries happen in the requests transport, so they cover the token exchange too.
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import json
 import math
-import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -43,6 +39,7 @@ from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 
 from nightshift_core.errors import PermanentError
+from nightshift_core.http_retry import RetriesExhausted, RetryPolicy, call_with_retries
 from nightshift_core.reports.cells import sheets_value
 
 if TYPE_CHECKING:
@@ -83,49 +80,6 @@ class SheetsTooLarge(ValueError, PermanentError):
     """The result would push the spreadsheet over the Google Sheets cell limit."""
 
 
-class _RetriesExhausted(Exception):
-    """Raised by the transport when 429/5xx answers outlast the retry budget."""
-
-    def __init__(self, status: int, attempts: int, waited: float, message: str, reason: str) -> None:
-        super().__init__(
-            f"HTTP {status} after {attempts} attempt(s), {waited:.1f}s waited ({reason}): {message}"
-        )
-        self.status = status
-        self.attempts = attempts
-        self.waited = waited
-        self.message = message
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff: ``base * 2**(n-1)`` seconds with jitter, capped per wait and in total."""
-
-    max_attempts: int = 5
-    backoff_base: float = 1.0
-    max_wait: float = 60.0
-    max_total_wait: float = 120.0
-
-    def backoff(self, retry: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based): half fixed, half random."""
-        ceiling = min(self.backoff_base * 2 ** (retry - 1), self.max_wait)
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
-
-
-def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """The wait a ``Retry-After`` header asks for (seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
-
-
 def _api_message(response: requests.Response) -> str:
     try:
         return str(response.json()["error"]["message"])
@@ -156,30 +110,14 @@ class _GoogleAdapter(HTTPAdapter):
                 )
                 # Proxies were chosen for the Google host; choose again (NO_PROXY) for the endpoint.
                 kwargs["proxies"] = get_environ_proxies(request.url)
-        waited = 0.0
-        attempt = 1
-        while True:
-            response = super().send(request, *args, **kwargs)
-            if response.status_code not in RETRY_STATUSES:
-                return response
-            asked = retry_after_seconds(response.headers.get("Retry-After"))
-            message = _api_message(response)  # reads the body, so the connection can be reused
-            response.close()
-            reason = ""
-            delay = asked if asked is not None else self.policy.backoff(attempt)
-            if attempt >= self.policy.max_attempts:
-                reason = f"gave up after {self.policy.max_attempts} attempts"
-            elif asked is not None and asked > self.policy.max_wait:
-                reason = f"the API asked to wait {asked:.0f}s, more than max_wait={self.policy.max_wait:.0f}s"
-            elif waited + delay > self.policy.max_total_wait:
-                reason = (
-                    f"waiting {delay:.1f}s more would exceed max_total_wait={self.policy.max_total_wait:.0f}s"
-                )
-            if reason:
-                raise _RetriesExhausted(response.status_code, attempt, waited, message, reason)
-            self.sleep(delay)
-            waited += delay
-            attempt += 1
+        return call_with_retries(
+            lambda: super(_GoogleAdapter, self).send(request, *args, **kwargs),
+            self.policy,
+            statuses=RETRY_STATUSES,
+            describe=_api_message,  # reads the body, so the connection can be reused
+            sleep=self.sleep,
+            what=f"{request.method} {request.url}",
+        )
 
 
 def _extra(extras: dict[str, Any], name: str) -> Any:
@@ -211,7 +149,7 @@ class GoogleSheetsHook(BaseHook):
         super().__init__()
         self.gcp_conn_id = gcp_conn_id
         self.retry_policy = RetryPolicy(
-            max_attempts=max_attempts, backoff_base=backoff_base, max_total_wait=max_total_wait
+            max_attempts=max_attempts, backoff_base=backoff_base, max_wait=60.0, max_total_wait=max_total_wait
         )
         self.timeout = timeout
 
@@ -421,7 +359,7 @@ class GoogleSheetsHook(BaseHook):
                 body={"majorDimension": "ROWS", "values": values},
             )
             calls += 1
-        except _RetriesExhausted as error:
+        except RetriesExhausted as error:
             raise SheetsApiError(
                 f"Google Sheets kept failing while {step} of spreadsheet {spreadsheet_key!r}, worksheet "
                 f"{worksheet!r}: HTTP {error.status} after {error.attempts} attempt(s) and {error.waited:.1f}s "
