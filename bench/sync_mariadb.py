@@ -6,7 +6,9 @@ Phases, each in its own process (peak RSS is its own), on the same table in one 
   raw        SELECT * through a server-side cursor, rows discarded (the floor)
   provider   MySQLToGCSOperator's local file writing (no upload): Parquet, and its default JSON
   ours       SqlToWarehouseOperator, full sync into DuckDB (and the BigQuery emulator: informative)
-  incr       SqlToWarehouseOperator, incremental after 1 % of the rows changed
+  incr       SqlToWarehouseOperator, incremental after 1 % of the rows changed (no reconciliation)
+  reconcile  the next incremental run with the reconciliation (every (key, cursor) pair compared,
+             what differs re-read); its reconciliation time is also reported on its own
 Prints rows/s, ratios and peak RSS. Needs MariaDB on 127.0.0.1:3306 (root, no password).
 Not a test: nothing passes or fails here.
 """
@@ -86,12 +88,25 @@ def phase(name: str, db: str, workdir: str) -> dict:
     else:
         from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
 
-        incremental = name == "incr"
+        incremental = name in ("incr", "reconcile")
         op = SqlToWarehouseOperator(
             task_id=f"load_{TABLE}", source_conn_id="bench_mysql", table=TABLE, dataset="bench",
             primary_key=["orderNumber", "productCode"], mode="incremental" if incremental else "full",
             cursor="updatedAt" if incremental else None,
+            reconcile_every=None if name == "reconcile" else dt.timedelta(0),
         )  # fmt: skip
+        spent = {}
+        if name == "reconcile":
+            inner = op._reconcile
+
+            def timed(*args, **kwargs):
+                t = time.perf_counter()
+                try:
+                    return inner(*args, **kwargs)
+                finally:
+                    spent["reconcile_seconds"] = time.perf_counter() - t
+
+            op._reconcile = timed
         ti = SimpleNamespace(dag_id="bench", task_id=op.task_id, run_id=name, map_index=-1)
         ctx = {"ti": ti, "data_interval_start": None, "data_interval_end": None}
         if os.environ.get("BENCH_PROFILE") == name:
@@ -104,7 +119,7 @@ def phase(name: str, db: str, workdir: str) -> dict:
         else:
             rows = op.execute(ctx)["staged_rows"]
     seconds = time.perf_counter() - started
-    return {"phase": name, "rows": rows, "seconds": seconds,
+    return {"phase": name, "rows": rows, "seconds": seconds, **(spent if name == "reconcile" else {}),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
 
 
@@ -150,6 +165,7 @@ def bench_size(target_rows: int, with_bigquery: bool) -> None:
             conn.commit()
             print(f"  mutated: {changed}")
             results["incr"] = run_phase("incr", db, workdir, env)
+            results["reconcile"] = run_phase("reconcile", db, workdir, env)
         conn.close()
         raw = results["raw"]
         print(f"  {'phase':14} {'rows':>10} {'rows/s':>12} {'seconds':>8} {'peak RSS MB':>12} {'vs raw':>7}")
@@ -169,6 +185,13 @@ def bench_size(target_rows: int, with_bigquery: bool) -> None:
                 )
         if ours and incr:
             print(f"  incremental time / full time: {incr['seconds'] / ours['seconds']:.1%}")
+        rec = results.get("reconcile")
+        if ours and rec:
+            print(
+                f"  reconciliation of all {counts[TABLE]:,} keys: {rec['reconcile_seconds']:.2f}s = "
+                f"{rec['reconcile_seconds'] / ours['seconds']:.1%} of the full sync (target <= 15 %); peak RSS "
+                f"{rec['peak_rss_mb']:.0f} MB vs the full sync's {ours['peak_rss_mb']:.0f} MB"
+            )
     finally:
         if emulator:
             from support.bq_emulator import stop_emulator

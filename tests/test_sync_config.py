@@ -33,6 +33,16 @@ def test_good_file_with_defaults(tmp_path):
     assert currencies.mode == "full" and currencies.primary_key == ("code",)
 
 
+def test_source_timezone_is_read(tmp_path):
+    config = load(
+        write(
+            tmp_path, GOOD.replace("source: {conn_id: src}", "source: {conn_id: src, timezone: Asia/Tokyo}")
+        )
+    )
+    assert config.timezone == "Asia/Tokyo"
+    assert load(write(tmp_path, GOOD, "plain.yaml")).timezone is None
+
+
 def test_shipped_classicmodels_definition():
     config = load(ROOT / "include/config/syncs/classicmodels.yaml")
     assert {t.name for t in config.tables} == {
@@ -63,6 +73,11 @@ def test_shipped_classicmodels_definition():
             "primary_key: [id]",
             "primary_key: [id], exclude: [id]",
             "exclude removes key/cursor column(s) ['id']",
+        ),
+        (
+            "source: {conn_id: src}",
+            "source: {conn_id: src, timezone: Mars/Olympus}",
+            "source.timezone: unknown time zone 'Mars/Olympus': use an IANA name",
         ),
     ],
 )

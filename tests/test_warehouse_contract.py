@@ -358,3 +358,26 @@ def test_mark_missing_deleted_soft_deletes_once(wh):
     assert mark([1, 2, 4], at + dt.timedelta(hours=1)) == 0, "already marked rows keep their first time"
     if wh.engine != "bigquery":  # the emulator's tables.get misses DDL-added columns (see test_bq_emulator)
         assert "_nightshift_deleted_at" in {c.name for c in wh.get_schema(T)}
+
+
+def test_unmatched_keys_finds_missing_stale_and_soft_deleted_rows(wh):
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string()),
+                        pa.field("at", pa.timestamp("us", tz="UTC"))])  # fmt: skip
+    t0 = dt.datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    load(wh, T, [{"id": i, "v": f"v{i}", "at": t0} for i in range(1, 6)], schema=schema, key=["id"])
+    pairs = pa.schema(
+        [pa.field("id", pa.int64(), nullable=False), pa.field("at", pa.timestamp("us", tz="UTC"))]
+    )
+    source = [{"id": 1, "at": t0}, {"id": 2, "at": t0 + dt.timedelta(seconds=1)}, {"id": 3, "at": t0},
+              {"id": 4, "at": t0}, {"id": 5, "at": t0}, {"id": 6, "at": t0},
+              {"id": 7, "at": t0 + dt.timedelta(hours=2)}]  # fmt: skip
+    staged = wh.stage(key(task="pairs"), T, batches(pairs, source), pairs)
+    unmatched = wh.unmatched_keys(staged, ["id"], "at", before=t0 + dt.timedelta(hours=1))
+    assert unmatched.column_names == ["id"]
+    assert unmatched.column("id").to_pylist() == [2, 6], "stale 2, missing 6; 7 is past the window's end"
+    assert wh.unmatched_keys(staged, ["id"], "at").column("id").to_pylist() == [2, 6, 7]
+    wh.mark_missing_deleted(staged, ["id"], column="_nightshift_deleted_at", at=t0)  # consumes the pairs
+    staged = wh.stage(key(task="pairs2"), T, batches(pairs, source[:2]), pairs)
+    # 3, 4, 5 are soft-deleted now; a source that has 1 and 2 again: 2 is stale, 1 matches
+    assert wh.unmatched_keys(staged, ["id"], "at").column("id").to_pylist() == [2]
+    wh.discard(staged)

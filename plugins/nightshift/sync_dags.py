@@ -24,7 +24,8 @@ Syncs connection `{conn_id}` into warehouse dataset `{dataset}` (definition:
 
 - Source connections are limited by pool `{pool}`.
 - Each synced table is an Asset (`{dataset}.<table>`), so downstream DAGs can be data-aware.
-- Manual runs: `tables` limits the run to some tables, `full_refresh` reloads them whole.
+- Manual runs: `tables` limits the run to some tables, `full_refresh` reloads them whole,
+  `reconcile` compares every incremental table with its source and repairs what a window missed.
 """
 
 
@@ -55,6 +56,12 @@ def build(config: SyncConfig) -> DAG:
                 description="Sync only these tables (empty: all).",
             ),
             "full_refresh": Param(False, type="boolean", description="Reload the selected tables whole."),
+            "reconcile": Param(
+                False,
+                type="boolean",
+                description="Reconcile every incremental table now: compare the source's (key, cursor) pairs "
+                "with the warehouse and re-read what the windows missed.",
+            ),
         },
     ) as dag:
         loads = []
@@ -76,6 +83,9 @@ def build(config: SyncConfig) -> DAG:
                     only_tables="{{ params.tables | join(',') }}",
                     detect_deletes=table.detect_deletes,
                     definition=_shown(config.path),
+                    source_timezone=config.timezone,
+                    reconcile="{{ params.reconcile }}",
+                    reconcile_every=table.reconcile_every,
                     pool=config.pool,
                     outlets=[Asset(name=f"{config.dataset}.{table.target_table}")],
                 )
@@ -84,6 +94,7 @@ def build(config: SyncConfig) -> DAG:
             task_id="quality_gate",
             load_results=[load.output for load in loads],
             primary_keys={f"{config.dataset}.{t.target_table}": t.primary_key for t in config.tables},
+            cursors={f"{config.dataset}.{t.target_table}": t.cursor for t in config.tables if t.cursor},
             tolerance=config.row_count_tolerance,
             trigger_rule="none_failed_min_one_success",
         )

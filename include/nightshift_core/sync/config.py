@@ -23,9 +23,10 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 _TOP_KEYS = {"dag_id", "description", "source", "schedule", "start_date", "catchup", "target", "tables",
              "post_load", "tags", "quality"}  # fmt: skip
-_SOURCE_KEYS = {"conn_id", "pool", "max_connections", "batch_rows"}
+_SOURCE_KEYS = {"conn_id", "pool", "max_connections", "batch_rows", "timezone"}
 _TARGET_KEYS = {"dataset"}
-_TABLE_KEYS = {"name", "mode", "primary_key", "cursor", "lag", "exclude", "target_table", "detect_deletes"}
+_TABLE_KEYS = {"name", "mode", "primary_key", "cursor", "lag", "exclude", "target_table", "detect_deletes",
+               "reconcile"}  # fmt: skip
 _POST_KEYS = {"name", "sql", "target"}
 _QUALITY_KEYS = {"row_count_tolerance"}
 
@@ -44,6 +45,8 @@ class TableSync:
     exclude: tuple[str, ...] = ()
     target_table: str = ""
     detect_deletes: bool = False
+    # incremental only: None = every run, 0 = only when a run asks (Param), else when a run crosses it
+    reconcile_every: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class SyncConfig:
     dataset: str
     tables: tuple[TableSync, ...]
     post_load: tuple[PostLoad, ...] = ()
+    timezone: str | None = None  # IANA zone the source writes DATETIME values in (None: UTC)
     tags: tuple[str, ...] = ()
     row_count_tolerance: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -132,6 +136,14 @@ def load(path: Path) -> SyncConfig:
     if not isinstance(batch_rows, int) or batch_rows < 100:
         raise SyncConfigError(f"{path}: source.batch_rows must be an integer >= 100")
     tags = raw.get("tags", ["nightshift", "sync", "warehouse"])
+    timezone = source.get("timezone")
+    if timezone is not None:
+        from nightshift_core.sync.clock import zone
+
+        try:
+            zone(str(timezone))
+        except ValueError as exc:
+            raise SyncConfigError(f"{path}: source.timezone: {exc}") from None
     return SyncConfig(
         path=path,
         dag_id=dag_id,
@@ -148,6 +160,7 @@ def load(path: Path) -> SyncConfig:
         post_load=tuple(post),
         tags=tuple(tags),
         row_count_tolerance=float(tolerance),
+        timezone=None if timezone is None else str(timezone),
     )
 
 
@@ -189,8 +202,20 @@ def _table(where: Where, item: Any, key: str) -> TableSync:
         raise SyncConfigError(f"{where.path}: {key}.detect_deletes must be true or false")
     if detect and mode != "incremental":
         raise SyncConfigError(f"{where.path}: {key}.detect_deletes only applies to mode: incremental")
+    reconcile = item.get("reconcile", True)
+    if reconcile is not True and mode != "incremental":
+        raise SyncConfigError(f"{where.path}: {key}.reconcile only applies to mode: incremental")
+    if reconcile is True:
+        every = None
+    elif reconcile is False:
+        every = timedelta(0)
+    else:
+        every = _duration(where, reconcile, f"{key}.reconcile")
+        if every <= timedelta(0):
+            raise SyncConfigError(f"{where.path}: {key}.reconcile must be true, false or a positive duration")
     return TableSync(
         detect_deletes=detect,
+        reconcile_every=every,
         name=name,
         mode=mode,
         primary_key=tuple(pk),

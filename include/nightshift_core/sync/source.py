@@ -15,6 +15,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from nightshift_core.errors import SourceDataError, SourceDefinitionError
+from nightshift_core.sync.clock import ServerZone
 from nightshift_core.warehouse.types import UnsupportedTypeError, check_identifier
 
 Dialect = Literal["mysql", "postgres", "sqlite"]
@@ -70,6 +71,34 @@ def bind(dialect: Dialect, value: Any) -> Any:
     if dialect == "sqlite" and isinstance(value, dt.datetime):
         return value.replace(tzinfo=None).isoformat(timespec="microseconds")
     return value
+
+
+def server_zone(conn: Any, dialect: Dialect) -> ServerZone:
+    """The zone the server's sessions write local times in, read before :func:`prepare_session`.
+
+    MySQL/MariaDB: the global ``time_zone`` (``SYSTEM``: the system zone); PostgreSQL: the
+    session's default ``TimeZone``; SQLite has no zone (its CURRENT_TIMESTAMP is UTC).
+    """
+    if dialect == "sqlite":
+        return ServerZone("UTC", dt.timedelta(0))
+    cur = conn.cursor()
+    try:
+        if dialect == "mysql":
+            # A new session runs in the global zone, as the writers' sessions do.
+            cur.execute(
+                "SELECT @@global.time_zone, @@system_time_zone, TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW())"
+            )
+            name, system, offset = cur.fetchone()
+            name = system if str(name).upper() == "SYSTEM" else name
+        else:
+            cur.execute(
+                "SELECT current_setting('TimeZone'), "
+                "EXTRACT(EPOCH FROM (now() AT TIME ZONE current_setting('TimeZone')) - (now() AT TIME ZONE 'UTC'))"
+            )
+            name, offset = cur.fetchone()
+    finally:
+        cur.close()
+    return ServerZone(str(name), dt.timedelta(seconds=round(float(offset or 0))))
 
 
 def prepare_session(conn: Any, dialect: Dialect) -> None:

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from nightshift_core.errors import PermanentError
 from nightshift_core.warehouse.types import (
+    DELETED_COLUMN,
     Column,
     TableRef,
     WarehouseError,
@@ -157,6 +158,19 @@ class Warehouse(ABC):
         statement; returns how many rows it marked. Adds ``column`` (NULLABLE) when missing."""
 
     @abstractmethod
+    def unmatched_keys(
+        self, staged_pairs: StagedTable, key: Sequence[str], cursor: str, *, before: Any = None
+    ) -> pa.Table:
+        """Keys of ``staged_pairs`` (the source's key + cursor columns) that the target lacks or holds
+        with another cursor value (or soft-deleted), as a table of the key columns; only pairs whose
+        cursor is below ``before`` when given (later changes belong to the next window). The computation
+        runs in the engine; the staged table stays (for :meth:`mark_missing_deleted` or :meth:`discard`)."""
+
+    @abstractmethod
+    def discard(self, staged: StagedTable) -> None:
+        """Drop a staged table that will not be published."""
+
+    @abstractmethod
     def drop_staging(self, older_than_seconds: float = 0) -> list[str]:
         """Remove leftover staging tables (of crashed runs); return their names."""
 
@@ -189,6 +203,32 @@ class Warehouse(ABC):
         if to_add:
             self.add_columns(target, to_add)
         return tuple(c.name for c in to_add)
+
+    @staticmethod
+    def unmatched_sql(
+        staged: str,
+        target: str | None,
+        key: Sequence[str],
+        cursor: str,
+        *,
+        quote,
+        deleted: bool,
+        before: str | None,
+    ) -> str:
+        """The :meth:`unmatched_keys` query: ``staged``/``target`` are FROM clauses (``target`` None: no
+        table yet, every key is unmatched), ``before`` the bound parameter's placeholder or None."""
+        keys = ", ".join(f"s.{quote(k)}" for k in key)
+        if target is None:
+            return f"SELECT {keys} FROM {staged} AS s ORDER BY {keys}"  # noqa: S608
+        on = " AND ".join(f"s.{quote(k)} = t.{quote(k)}" for k in key)
+        stale = [f"t.{quote(key[0])} IS NULL", f"t.{quote(cursor)} IS DISTINCT FROM s.{quote(cursor)}"]
+        if deleted:
+            stale.append(f"t.{quote(DELETED_COLUMN)} IS NOT NULL")
+        window = f" AND s.{quote(cursor)} < {before}" if before else ""
+        return (
+            f"SELECT {keys} FROM {staged} AS s LEFT JOIN {target} AS t ON {on} "  # noqa: S608
+            f"WHERE ({' OR '.join(stale)}){window} ORDER BY {keys}"
+        )
 
     @staticmethod
     def check_publish_args(staged: StagedTable, mode: WriteMode, key: Sequence[str], partition) -> None:

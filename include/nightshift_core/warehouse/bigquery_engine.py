@@ -30,6 +30,7 @@ from nightshift_core.warehouse.base import (
 )
 from nightshift_core.warehouse.staging import spool_parquet
 from nightshift_core.warehouse.types import (
+    DELETED_COLUMN,
     Column,
     LogicalType,
     TableRef,
@@ -243,6 +244,20 @@ class BigQueryWarehouse(Warehouse):
         job.result()
         self.client.delete_table(ref, not_found_ok=True)
         return int(job.num_dml_affected_rows or 0)
+
+    def unmatched_keys(
+        self, staged_pairs: StagedTable, key: Sequence[str], cursor: str, *, before: Any = None
+    ) -> pa.Table:
+        target = staged_pairs.target
+        exists = self.table_exists(target)
+        deleted = exists and DELETED_COLUMN in {c.name for c in self.get_schema(target)}
+        bounded = before is not None and exists
+        sql = self.unmatched_sql(f"`{staged_pairs.name.rpartition('#')[0]}`", self._fq(target) if exists else None,
+                                 key, cursor, quote=q, deleted=deleted, before="@before" if bounded else None)  # fmt: skip
+        return self.query(sql, {"before": before} if bounded else None)
+
+    def discard(self, staged: StagedTable) -> None:
+        self.client.delete_table(staged.name.rpartition("#")[0], not_found_ok=True)
 
     def drop_staging(self, older_than_seconds: float = 0) -> list[str]:
         cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_seconds)

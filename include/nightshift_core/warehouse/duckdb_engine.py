@@ -31,6 +31,7 @@ from nightshift_core.warehouse.base import (
 )
 from nightshift_core.warehouse.staging import spool_parquet
 from nightshift_core.warehouse.types import (
+    DELETED_COLUMN,
     Column,
     LogicalType,
     TableRef,
@@ -287,6 +288,22 @@ class DuckDBWarehouse(Warehouse):
                 raise
         Path(path).unlink(missing_ok=True)
         return int(marked)
+
+    def unmatched_keys(
+        self, staged_pairs: StagedTable, key: Sequence[str], cursor: str, *, before: Any = None
+    ) -> pa.Table:
+        path = staged_pairs.name.rpartition("#")[0]
+        target = staged_pairs.target
+        with self.connect() as con:
+            exists = _exists(con, target)
+            deleted = exists and DELETED_COLUMN in {c.name for c in _schema(con, target)}
+            sql = self.unmatched_sql("read_parquet(?)", fq(target) if exists else None, key, cursor, quote=q,
+                                     deleted=deleted, before="?" if before is not None and exists else None)  # fmt: skip
+            params = [path, *([before] if before is not None and exists else [])]
+            return con.sql(sql, params=params).to_arrow_table()
+
+    def discard(self, staged: StagedTable) -> None:
+        Path(staged.name.rpartition("#")[0]).unlink(missing_ok=True)
 
     def _prepare(self, con: duckdb.DuckDBPyConnection, target: TableRef, columns: Sequence[Column]) -> tuple:
         from nightshift_core.warehouse.types import plan_schema_change

@@ -19,6 +19,7 @@ LogicalType = Literal[
 ]  # fmt: skip
 WriteMode = Literal["merge", "replace", "append"]
 
+DELETED_COLUMN = "_nightshift_deleted_at"  # soft-delete marker set by mark_missing_deleted
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # NUMERIC holds 38 digits with 9 after the point; wider decimals need BIGNUMERIC.
 NUMERIC_PRECISION, NUMERIC_SCALE = 38, 9

@@ -10,14 +10,12 @@ from airflow.sdk import BaseHook, BaseOperator
 
 from nightshift.operators._fail_fast import fail_fast
 from nightshift_core.errors import SourceDefinitionError
+from nightshift_core.warehouse.types import DELETED_COLUMN
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from nightshift_core.warehouse import Warehouse
-
-
-DELETED_COLUMN = "_nightshift_deleted_at"
 
 
 class SqlToWarehouseOperator(BaseOperator):
@@ -34,7 +32,7 @@ class SqlToWarehouseOperator(BaseOperator):
     Returns small metadata (row counts, window) for the quality gate, never data.
     """
 
-    template_fields: Sequence[str] = ("full_refresh", "only_tables")
+    template_fields: Sequence[str] = ("full_refresh", "only_tables", "reconcile")
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -55,6 +53,9 @@ class SqlToWarehouseOperator(BaseOperator):
         detect_deletes: bool = False,
         warehouse_conn_id: str = "nightshift_warehouse",
         definition: str = "",
+        source_timezone: str | None = None,
+        reconcile: bool | str = False,
+        reconcile_every: dt.timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -73,6 +74,9 @@ class SqlToWarehouseOperator(BaseOperator):
         self.detect_deletes = detect_deletes
         self.warehouse_conn_id = warehouse_conn_id
         self.definition = definition  # the sync file this task comes from, named in errors
+        self.source_timezone = source_timezone  # zone of the source's DATETIME values (None: UTC)
+        self.reconcile = reconcile  # the run's Param: reconcile now
+        self.reconcile_every = reconcile_every  # None: every run; 0: only on demand; else e.g. 1 day
 
     @fail_fast
     def execute(self, context: Context) -> dict[str, Any] | None:
@@ -90,6 +94,7 @@ class SqlToWarehouseOperator(BaseOperator):
         dialect = source.dialect_for(BaseHook.get_connection(self.source_conn_id).conn_type)
         conn = BaseHook.get_hook(self.source_conn_id).get_conn()
         try:
+            server = source.server_zone(conn, dialect)  # before the session is switched to UTC
             source.prepare_session(conn, dialect)
             columns = self._describe(conn, dialect)
             missing = set(self.primary_key) - {c.name for c in columns}
@@ -102,9 +107,9 @@ class SqlToWarehouseOperator(BaseOperator):
             with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:
                 self._refuse_dropped_columns(warehouse, target, columns)
                 full = self.mode == "full" or str(self.full_refresh).lower() in ("true", "1")
-                where, params, window = "", [], None
+                where, params, window, upper = "", [], None, None
                 if not full:
-                    lower, upper = self._window(warehouse, target, columns, context)
+                    lower, upper = self._window(warehouse, target, columns, context, server)
                     column, mark = source.quote(dialect, self.cursor), source.placeholder(dialect)
                     conditions = []
                     if lower is not None:
@@ -120,9 +125,18 @@ class SqlToWarehouseOperator(BaseOperator):
                 )
                 staged = warehouse.stage(job_key(context), target, batches, source.arrow_schema(columns))
                 result = warehouse.publish(staged, "replace" if full else "merge", key=self.primary_key)
-                marked = None
-                if self.detect_deletes and not full:
-                    marked = self._mark_deleted(conn, dialect, warehouse, target, columns, context)
+                reconciled = None
+                if not full and self._reconcile_due(context):
+                    reconciled = self._reconcile(conn, dialect, warehouse, target, columns, context, upper)
+                    # The gate's check of the whole table before this window's end: not the window itself.
+                    reconciled["before"] = _text(upper)
+                    reconciled["source_rows"] = source.scalar(
+                        conn,
+                        f"SELECT COUNT(*) FROM {source.quote(dialect, self.table)}"  # noqa: S608
+                        + (f" WHERE {source.quote(dialect, self.cursor)} < {source.placeholder(dialect)}"
+                           if upper is not None else ""),
+                        [source.bind(dialect, upper)] if upper is not None else [],
+                    )  # fmt: skip
             source_rows = source.scalar(
                 conn,
                 f"SELECT COUNT(*) FROM {source.quote(dialect, self.table)}"  # noqa: S608 - validated identifier
@@ -145,7 +159,9 @@ class SqlToWarehouseOperator(BaseOperator):
             "source_rows": source_rows,
             "window": window,
             "added_columns": list(result.added_columns),
-            "marked_deleted": marked,
+            "marked_deleted": reconciled["marked_deleted"] if reconciled else None,
+            "reconciled": reconciled,
+            "detect_deletes": self.detect_deletes,
         }
 
     def _where(self) -> str:
@@ -169,25 +185,123 @@ class SqlToWarehouseOperator(BaseOperator):
                 "view and sync the view"
             ) from None
 
-    def _mark_deleted(self, conn, dialect, warehouse: Warehouse, target, columns, context: Context) -> int:
-        """Primary-key diff: target rows whose key the source no longer has get a deletion time."""
+    def _reconcile_due(self, context: Context) -> bool:
+        """Every run (``reconcile_every`` None), when asked (Param), or when the data interval crosses a
+        multiple of ``reconcile_every`` (UTC, e.g. midnight for 1d); always with ``detect_deletes``,
+        whose key diff is the same pass."""
+        if (
+            self.detect_deletes
+            or self.reconcile_every is None
+            or str(self.reconcile).lower() in ("true", "1")
+        ):
+            return True
+        if self.reconcile_every <= dt.timedelta(0):
+            return False  # reconcile: false in the definition: only on demand
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is None or end is None or not start < end:
+            return False
+        every = self.reconcile_every.total_seconds()
+        return (end.timestamp() - 1e-6) // every != start.timestamp() // every or end.timestamp() % every == 0
+
+    def _reconcile(
+        self, conn, dialect, warehouse: Warehouse, target, columns, context: Context, upper
+    ) -> dict:
+        """Compare the source's (primary key, cursor) pairs with the warehouse and repair what differs.
+
+        The two narrow columns stream into a staging table and are compared inside the warehouse
+        engine (memory stays flat): keys the target lacks, holds with another cursor value or holds
+        soft-deleted are re-read from the source by key and merged. Pairs whose cursor is at or past
+        this window's end are left to the next window. With ``detect_deletes`` the same pairs mark
+        the rows the source no longer has (one diff, not two).
+        """
         import dataclasses
 
         from nightshift.hooks.warehouse import job_key
         from nightshift_core.sync import source
 
-        keys = [c for c in columns if c.name in self.primary_key]
-        batches = source.extract(conn, dialect, self.table, keys, batch_rows=self.batch_rows)
         job = job_key(context)
-        job = dataclasses.replace(job, task_id=f"{job.task_id}.keys")
-        staged = warehouse.stage(job, target, batches, source.arrow_schema(keys))
+        wanted = {*self.primary_key, self.cursor}
+        pairs = [c for c in columns if c.name in wanted]
+        batches = source.extract(conn, dialect, self.table, pairs, batch_rows=self.batch_rows)
+        staged = warehouse.stage(dataclasses.replace(job, task_id=f"{job.task_id}.pairs"), target, batches,
+                                 source.arrow_schema(pairs))  # fmt: skip
+        checked, marked = staged.rows, None
+        try:
+            stale = warehouse.unmatched_keys(staged, self.primary_key, self.cursor, before=upper).to_pylist()
+            repaired = 0
+            if stale:
+                repaired = self._repair(conn, dialect, warehouse, target, columns, stale, job)
+            if self.detect_deletes:
+                marked = warehouse.mark_missing_deleted(staged, self.primary_key, column=DELETED_COLUMN,
+                                                        at=self._run_at(context))  # fmt: skip
+                staged = None  # consumed
+                self.log.info(
+                    "%s: %s row(s) deleted in the source, marked in %s", target, marked, DELETED_COLUMN
+                )
+        finally:
+            if staged is not None:
+                warehouse.discard(staged)
+        sample = [[row[k] for k in self.primary_key] for row in stale[:10]]
+        if repaired:
+            self.log.warning(
+                "%s: reconciliation REPAIRED %d row(s) that the incremental windows had missed (absent from the "
+                "warehouse, or another %s there), e.g. key(s) %s; they are merged now. Check the source's "
+                "clock (source.timezone) and the lag if this repeats",
+                target, repaired, self.cursor, sample,
+            )  # fmt: skip
+        else:
+            self.log.info("%s: reconciliation checked %d key(s): nothing to repair", target, checked)
+        return {
+            "checked": checked,
+            "repaired": repaired,
+            "repaired_keys": _jsonable(sample),
+            "marked_deleted": marked,
+        }
+
+    def _repair(self, conn, dialect, warehouse: Warehouse, target, columns, keys: list[dict], job) -> int:
+        """Re-read the rows of ``keys`` from the source (500 keys a query) and merge them."""
+        import dataclasses
+
+        import pyarrow as pa
+
+        from nightshift_core.sync import source
+
+        mark = source.placeholder(dialect)
+        names = [source.quote(dialect, k) for k in self.primary_key]
+        clear_deleted = DELETED_COLUMN in {c.name for c in warehouse.get_schema(target)}
+        schema = source.arrow_schema(columns)
+        if clear_deleted:  # a key the source has again is live again
+            schema = schema.append(pa.field(DELETED_COLUMN, pa.timestamp("us", tz="UTC")))
+
+        def batches():
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                if len(names) == 1:
+                    where = f"{names[0]} IN ({', '.join([mark] * len(chunk))})"
+                else:
+                    row = "(" + ", ".join([mark] * len(names)) + ")"
+                    where = f"({', '.join(names)}) IN ({', '.join([row] * len(chunk))})"
+                params = [source.bind(dialect, k[name]) for k in chunk for name in self.primary_key]
+                for batch in source.extract(conn, dialect, self.table, columns, where=where, params=params,
+                                            batch_rows=self.batch_rows):  # fmt: skip
+                    if clear_deleted:
+                        batch = batch.append_column(
+                            schema.field(DELETED_COLUMN),
+                            pa.nulls(batch.num_rows, schema.field(DELETED_COLUMN).type),
+                        )
+                    yield batch
+
+        staged = warehouse.stage(
+            dataclasses.replace(job, task_id=f"{job.task_id}.repair"), target, batches(), schema
+        )
+        return warehouse.publish(staged, "merge", key=self.primary_key).staged_rows
+
+    @staticmethod
+    def _run_at(context: Context) -> dt.datetime:
         dag_run = context.get("dag_run")
-        run_at = (
+        return (
             context.get("data_interval_end") or getattr(dag_run, "run_after", None) or dt.datetime.now(dt.UTC)
         )
-        marked = warehouse.mark_missing_deleted(staged, self.primary_key, column=DELETED_COLUMN, at=run_at)
-        self.log.info("%s: %s row(s) deleted in the source, marked in %s", target, marked, DELETED_COLUMN)
-        return marked
 
     def _refuse_dropped_columns(self, warehouse: Warehouse, target, columns) -> None:
         """A column the warehouse has but the source lost would silently turn NULL: stop instead."""
@@ -203,10 +317,16 @@ class SqlToWarehouseOperator(BaseOperator):
                 "into a new target_table"
             )
 
-    def _window(self, warehouse: Warehouse, target, columns, context: Context) -> tuple[Any, Any]:
-        """Lower and upper bound of the cursor for an incremental read (None: unbounded)."""
+    def _window(self, warehouse: Warehouse, target, columns, context: Context, server) -> tuple[Any, Any]:
+        """Lower and upper bound of the cursor for an incremental read (None: unbounded).
+
+        Bounds are instants; a DATETIME cursor gets them as wall-clock values of the source's zone
+        (``source.timezone``), widened across DST changes so that no wall value of the window is
+        left out (see nightshift_core.sync.clock).
+        """
         import pyarrow as pa
 
+        from nightshift_core.sync import clock
         from nightshift_core.warehouse.types import check_identifier
 
         cursor_column = next((c for c in columns if c.name == self.cursor), None)
@@ -223,8 +343,23 @@ class SqlToWarehouseOperator(BaseOperator):
         if not pa.types.is_timestamp(cursor_column.arrow_type):
             return watermark, None  # e.g. an ever-growing integer id: no time window applies
         naive = cursor_column.arrow_type.tz is None
+        tz = clock.zone("UTC")
+        if naive:
+            name = clock.check_zone(
+                server, self.source_timezone, where=f"{self._where()}table {self.table!r}"
+            )
+            if name is not None:
+                tz = clock.zone(name)
+                why = clock.contradiction(server, name)
+                if why:
+                    self.log.warning(
+                        "%s: source.timezone is %r but %s; windows follow source.timezone (the zone the values "
+                        "are written in). If the writers use the server's zone, fix source.timezone",
+                        self.table, name, why,
+                    )  # fmt: skip
         if watermark is not None and watermark.tzinfo is None:
-            watermark = watermark.replace(tzinfo=dt.UTC)
+            # a wall-clock value of the repeated hour means two instants: take the earlier one
+            watermark = clock.earliest_instant(watermark, tz)
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
         lower, upper = watermark, None
         if start is not None and end is not None and start < end:
@@ -233,10 +368,18 @@ class SqlToWarehouseOperator(BaseOperator):
             upper = end
         if lower is not None:
             lower = lower - self.lag
-        if naive:  # DATETIME cursors hold UTC wall-clock values
-            lower = lower.astimezone(dt.UTC).replace(tzinfo=None) if lower is not None else None
-            upper = upper.astimezone(dt.UTC).replace(tzinfo=None) if upper is not None else None
+        if naive:  # DATETIME cursors hold the source zone's wall clock
+            scan_end = upper if upper is not None else dt.datetime.now(dt.UTC)
+            low_wall, high_wall = clock.wall_window(lower, scan_end, tz)
+            lower, upper = low_wall, (high_wall if upper is not None else None)
         return lower, upper
+
+
+def _jsonable(rows: list[list[Any]]) -> list[list[Any]]:
+    """Key values as XCom can carry them (JSON): numbers and text as they are, the rest as text."""
+    return [
+        [v if isinstance(v, (int, float, str, bool)) or v is None else str(v) for v in row] for row in rows
+    ]
 
 
 def _text(value: Any) -> str | None:

@@ -18,7 +18,10 @@ class SyncQualityGateOperator(BaseOperator):
 
     For each load result (the return value of :class:`SqlToWarehouseOperator`): staged rows
     equal the source's count for the same window (within ``tolerance``, for sources that
-    change while being read), and the target's primary key is never NULL and unique.
+    change while being read), and the target's primary key is never NULL and unique. Where the
+    load reconciled, a check that does not share the window: the warehouse's rows with a cursor
+    before the window's end equal the source's count of them (at least, without
+    ``detect_deletes``: rows deleted in the source stay). Repairs are reported as warnings.
     """
 
     template_fields: Sequence[str] = ("load_results",)
@@ -28,6 +31,7 @@ class SyncQualityGateOperator(BaseOperator):
         *,
         load_results: Any,
         primary_keys: Mapping[str, Sequence[str]],
+        cursors: Mapping[str, str] | None = None,
         tolerance: float = 0.0,
         warehouse_conn_id: str = "nightshift_warehouse",
         **kwargs: Any,
@@ -35,6 +39,7 @@ class SyncQualityGateOperator(BaseOperator):
         super().__init__(**kwargs)
         self.load_results = load_results
         self.primary_keys = {k: list(v) for k, v in primary_keys.items()}
+        self.cursors = dict(cursors or {})
         self.tolerance = tolerance
         self.warehouse_conn_id = warehouse_conn_id
 
@@ -45,7 +50,7 @@ class SyncQualityGateOperator(BaseOperator):
         from nightshift.hooks.warehouse import WarehouseHook
         from nightshift_core.warehouse.types import check_identifier
 
-        problems, checked = [], []
+        problems, checked, repaired = [], [], {}
         results = [r for r in (self.load_results or []) if r]
         with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:
             for result in results:
@@ -68,10 +73,48 @@ class SyncQualityGateOperator(BaseOperator):
                         f"{target}: primary key {keys} has {counts['null_keys']} NULL and "
                         f"{counts['duplicate_keys']} duplicated value(s)"
                     )
+                reconciled = result.get("reconciled")
+                if reconciled:
+                    problems += self._check_reconciled(warehouse, target, result, reconciled)
+                    if reconciled["repaired"]:
+                        repaired[target] = reconciled["repaired"]
                 checked.append(target)
+        for target, count in repaired.items():
+            self.log.warning("%s: %d row(s) were missing or stale after the incremental window and were "
+                             "repaired by the reconciliation (see the load task's log)", target, count)  # fmt: skip
         if problems:
             raise AirflowFailException("quality gate failed:\n- " + "\n- ".join(problems))
-        return {"checked": checked}
+        return {"checked": checked, "repaired": repaired}
+
+    def _check_reconciled(self, warehouse, target: str, result: Mapping[str, Any], reconciled) -> list[str]:
+        """The whole table before the window's end, counted in the warehouse against the source."""
+        import datetime as dt
+
+        from nightshift_core.warehouse.types import DELETED_COLUMN, TableRef, check_identifier
+
+        cursor = self.cursors.get(target) or (result.get("window") or {}).get("cursor")
+        if not cursor:
+            return []
+        conditions, params = [], {}
+        if reconciled.get("before") is not None:
+            conditions.append(f"{check_identifier(cursor)} < @before")
+            params["before"] = dt.datetime.fromisoformat(reconciled["before"])
+        columns = {c.name for c in warehouse.get_schema(TableRef.parse(target))}
+        if DELETED_COLUMN in columns:
+            conditions.append(f"{DELETED_COLUMN} IS NULL")
+        ref = TableRef.parse(target)  # validated identifiers only
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        sql = f"SELECT COUNT(*) AS n FROM {ref}{where}"  # noqa: S608
+        have = warehouse.query(sql, params or None).to_pylist()[0]["n"]
+        want = reconciled["source_rows"]
+        exact = bool(result.get("detect_deletes"))
+        if (have != want) if exact else (have < want):
+            before = reconciled.get("before") or "now"
+            return [
+                f"{target}: after reconciliation the warehouse holds {have} live row(s) with {cursor} before "
+                f"{before} but the source has {want}{'' if exact else ' (or fewer)'}"
+            ]
+        return []
 
 
 class WarehouseQueryToTableOperator(BaseOperator):
