@@ -108,10 +108,20 @@ def test_a_daily_reconciliation_runs_in_the_run_that_crosses_midnight(pg):
     assert run(dt.datetime(2026, 11, 20, 23, tzinfo=UTC), reconcile_every=daily)["reconciled"] is not None
 
 
-def test_the_quality_gate_reports_repairs_and_checks_beyond_the_window(pg):
+def test_the_quality_gate_reports_repairs_and_checks_beyond_the_window(pg, tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
+    from support.net import free_port
 
     from nightshift.operators.warehouse_ops import SyncQualityGateOperator
+    from nightshift_core.local.mail_catcher import read_messages, start
+
+    port = free_port()
+    catcher = start(tmp_path / "mail", port=port)
+    monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"from_email": "alerts@nightshift.test", "disable_ssl": True, "disable_tls": True, "retry_limit": 0},
+    }))  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_VAR_NIGHTSHIFT_ALERT_TO", "oncall@nightshift.test")
 
     run(T0, detect_deletes=True)
     break_the_window(pg)
@@ -122,7 +132,14 @@ def test_the_quality_gate_reports_repairs_and_checks_beyond_the_window(pg):
         primary_keys={"rec.ev": ["shop", "id"]},
         cursors={"rec.ev": "updated_at"},
     )
-    assert gate.execute({})["repaired"] == {"rec.ev": 2}
+    ti = SimpleNamespace(dag_id="rec", task_id="gate", run_id="r1", try_number=1, log_url=None)
+    try:
+        assert gate.execute({"ti": ti})["repaired"] == {"rec.ev": 2}
+    finally:
+        catcher.stop()
+    (mail,) = read_messages(tmp_path / "mail")
+    assert mail["Subject"] == "[nightshift] WARNING rec: reconciliation repaired 2 row(s)"
+    assert "rec.ev: 2 row(s) missing or stale after the incremental window" in mail.get_body().get_content()
     # the source claims a row the warehouse lacks before the window's end: the gate sees it
     wrong = {
         **result,

@@ -79,12 +79,32 @@ class SyncQualityGateOperator(BaseOperator):
                     if reconciled["repaired"]:
                         repaired[target] = reconciled["repaired"]
                 checked.append(target)
-        for target, count in repaired.items():
-            self.log.warning("%s: %d row(s) were missing or stale after the incremental window and were "
-                             "repaired by the reconciliation (see the load task's log)", target, count)  # fmt: skip
+        summary = "; ".join(
+            f"{target}: {count} row(s) missing or stale after the incremental window, repaired by the "
+            "reconciliation (keys in the load task's log)"
+            for target, count in repaired.items()
+        )
+        if summary:
+            self.log.warning("%s", summary)
         if problems:
-            raise AirflowFailException("quality gate failed:\n- " + "\n- ".join(problems))
+            also = f"\n(also: {summary})" if summary else ""
+            raise AirflowFailException("quality gate failed:\n- " + "\n- ".join(problems) + also)
+        if summary:
+            self._warn_by_mail(context, summary, sum(repaired.values()))
         return {"checked": checked, "repaired": repaired}
+
+    def _warn_by_mail(self, context: Context, summary: str, count: int) -> None:
+        """A repair is a warning the team should see: one e-mail to the alert recipients."""
+        import dataclasses
+
+        from nightshift.notifiers.email import AlertConfigError, FailureEmailNotifier, alert_from_context
+
+        alert = dataclasses.replace(alert_from_context(context), error=summary)
+        subject = f"[nightshift] WARNING {alert.dag_id}: reconciliation repaired {count} row(s)"
+        try:
+            FailureEmailNotifier().send(alert, subject=subject)
+        except AlertConfigError as exc:  # the repair itself is done; say why nobody was told
+            self.log.warning("repair warning not e-mailed: %s", exc)
 
     def _check_reconciled(self, warehouse, target: str, result: Mapping[str, Any], reconciled) -> list[str]:
         """The whole table before the window's end, counted in the warehouse against the source."""
