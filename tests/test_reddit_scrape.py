@@ -392,3 +392,16 @@ def test_digest_report_over_scraped_text_is_safe(reddit, tmp_path, monkeypatch):
     assert not [c.value for c in cells if c.data_type == "f" and not str(c.value).startswith("=SUM(")]
     html = Path(result["summary_html"]).read_text()
     assert "<script>" not in html
+
+
+def test_the_client_secret_is_never_logged(reddit, caplog, capsys):
+    import logging
+
+    from support.fake_reddit import CLIENT_SECRET
+
+    caplog.set_level(logging.DEBUG)
+    reddit.fault(r"^/r/testsub/top", 500)  # a retried request logs its URL too
+    scrape()
+    captured = capsys.readouterr()  # task and hook logs go through structlog to stdout
+    assert "HTTP 500, try 2 of" in caplog.text + captured.out, "the retry's log line is really captured here"
+    assert CLIENT_SECRET not in caplog.text + captured.out + captured.err

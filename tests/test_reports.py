@@ -165,7 +165,7 @@ def test_build_writes_workbook_parts_sections_and_summary(synced):
         }
         assert territories == {territory}
     html = Path(result["summary_html"]).read_text()
-    assert "&lt;" not in HOSTILE and "=HYPERLINK(&quot;http://x&quot;" in html
+    assert HOSTILE not in html and "=HYPERLINK(&quot;http://x&quot;" in html  # escaped, never raw
     assert "No rows for this report date." in html
 
 

@@ -70,8 +70,20 @@ def aliases(hook) -> tuple[str | None, str | None]:
     return tuple(None if v is None else str(v.version) for v in found)
 
 
-def test_first_night_trains_registers_and_promotes_over_the_rules(env):
-    cfg = config(min_f1_gain=-1.0)  # whatever the metrics, the first model ships
+def test_a_model_that_learns_nothing_fails_the_shipped_gate(env):
+    """The gate as shipped (retrain.yaml), not loosened: an untrained model never becomes champion."""
+    cfg = config(model={"lr": 1e-5, "epochs": 1, "min_steps": 0})
+    assert cfg.min_f1_gain == load(CONFIG_PATH).min_f1_gain > 0
+    run = flow(cfg)
+    metrics = run.xcom["evaluate"]["metrics"]
+    best_rule = max(metrics["vader"]["weighted_f1"], metrics["textblob"]["weighted_f1"])
+    assert metrics["challenger"]["weighted_f1"] < best_rule + cfg.min_f1_gain
+    assert run.xcom["promote"]["promoted"] is False
+    assert registry(cfg).version("champion") is None, "the rules keep scoring"
+
+
+def test_with_the_gate_disabled_the_first_night_trains_registers_and_promotes(env):
+    cfg = config(min_f1_gain=-1.0)  # the gate is OFF here: this checks the plumbing, not the model
     run = flow(cfg)
     assert run.xcom["load_labels"]["rows"] == 300 and run.xcom["load_labels"]["new"] == 300
     assert run.xcom["plan"]["decision"] == "train" and run.xcom["plan"]["reason"] == "no champion yet"
