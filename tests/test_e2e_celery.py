@@ -327,11 +327,20 @@ def test_sync_copied_every_source_row_into_the_bigquery_emulator(e2e):
 
 def test_reddit_rows_were_scraped_and_scored_into_the_warehouse(e2e):
     project = e2e.emulator.project
+    from support.reddit_expect import expected_counts
+
     counts = {
         t: e2e.warehouse(f"SELECT COUNT(*) AS n FROM `{project}.reddit.{t}`")[0]["n"]
-        for t in ("posts", "comments", "sentiment", "daily_sentiment")
+        for t in ("posts", "comments", "sentiment")
     }
-    assert all(counts.values()), counts
+    assert counts == expected_counts(), "every post, comment and text of the snapshot, once"
+    daily = e2e.warehouse(
+        f"SELECT scorer, SUM(texts) AS n FROM `{project}.reddit.daily_sentiment` GROUP BY scorer"
+    )
+    assert {r["scorer"]: r["n"] for r in daily} == {
+        "textblob": counts["sentiment"],
+        "vader": counts["sentiment"],
+    }
 
 
 def test_selftest_heartbeats_are_in_the_warehouse(e2e):

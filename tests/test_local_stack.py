@@ -5,6 +5,7 @@ Uses its own runtime folder and free ports, so it never touches a stack you have
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -123,14 +124,22 @@ def test_report_landed_on_disk_in_the_mailbox_and_sheets_was_skipped(stack):
 
 def test_reddit_rows_were_scraped_and_scored(stack):
     import duckdb
+    from support.reddit_expect import SNAPSHOT, expected_counts
 
     con = duckdb.connect(str(stack["runtime"] / "warehouse.duckdb"), read_only=True)
     try:
         counts = {t: con.execute(f"SELECT COUNT(*) FROM reddit.{t}").fetchone()[0]  # noqa: S608
-                  for t in ("posts", "comments", "sentiment", "daily_sentiment")}  # fmt: skip
+                  for t in ("posts", "comments", "sentiment")}  # fmt: skip
+        daily = con.execute(
+            "SELECT scorer, SUM(texts) FROM reddit.daily_sentiment GROUP BY scorer"
+        ).fetchall()
+        titles = {r[0] for r in con.execute("SELECT title FROM reddit.posts").fetchall()}
     finally:
         con.close()
-    assert all(counts.values()), counts
+    assert counts == expected_counts(), "every post, comment and text of the snapshot, once"
+    assert dict(daily) == {"textblob": counts["sentiment"], "vader": counts["sentiment"]}
+    snapshot = json.loads(SNAPSHOT.read_text())["subreddits"]
+    assert {p["title"] for posts in snapshot.values() for p in posts} == titles
 
 
 def test_ui_is_served(stack):

@@ -23,6 +23,15 @@ def test_duckdb_engine_from_the_connection(monkeypatch, tmp_path):
     assert warehouse.engine == "duckdb"
     warehouse.ensure_dataset("hooked")
     assert (tmp_path / "w.duckdb").exists()
+    # the engine really works on that file: a query sees the dataset it made there
+    import duckdb
+
+    warehouse.close()
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    try:
+        assert ("hooked",) in con.execute("SELECT schema_name FROM information_schema.schemata").fetchall()
+    finally:
+        con.close()
 
 
 @pytest.mark.parametrize(
