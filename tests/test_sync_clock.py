@@ -17,6 +17,7 @@ NY_SPRING_FORWARD = dt.datetime(2026, 3, 8, 7, 0, tzinfo=UTC)  # 02:00 EST -> 03
 SYDNEY_FALL_BACK = dt.datetime(2026, 4, 4, 16, 0, tzinfo=UTC)  # 03:00 AEDT -> 02:00 AEST
 SYDNEY_SPRING_FORWARD = dt.datetime(2026, 10, 3, 16, 0, tzinfo=UTC)  # 02:00 AEST -> 03:00 AEDT
 HOUR = dt.timedelta(hours=1)
+MINUTE = dt.timedelta(minutes=1)
 
 
 # -- pure logic ---------------------------------------------------------------------------------
@@ -119,6 +120,7 @@ def _runner():
             task_id="load_ev", source_conn_id="clock_source", table="ev", dataset="clock", primary_key=["id"],
             mode="incremental", cursor="updatedAt", lag=dt.timedelta(minutes=10), source_timezone=timezone,
             definition="include/config/syncs/clock.yaml",
+            reconcile_every=dt.timedelta(0),  # the windows alone must be right (reconciliation would hide it)
         )  # fmt: skip
         ti = SimpleNamespace(
             dag_id="clock", task_id="load_ev", run_id=f"scheduled__{start.isoformat()}", map_index=-1
@@ -157,7 +159,7 @@ def test_an_undeclared_zone_fails_at_once(source, maria_zone):
 def test_rows_of_a_zone_ahead_of_utc_arrive_in_the_run_whose_interval_holds_their_instant(source, maria_zone):
     maria_zone.set("Asia/Tokyo")
     nine = dt.datetime(2026, 6, 1, 9, tzinfo=UTC)
-    source.cur.execute("INSERT INTO ev VALUES (1, 'a', %s)", (_wall(nine - 2 * HOUR, "Asia/Tokyo"),))
+    source.cur.execute("INSERT INTO ev VALUES (1, 'a', %s)", (_wall(nine - 150 * MINUTE, "Asia/Tokyo"),))
     source.run(nine - 3 * HOUR, "Asia/Tokyo")  # the first run reads everything so far
     assert set(source.rows()) == {1}
     row_at = nine + dt.timedelta(minutes=30)  # 18:30 in Tokyo
