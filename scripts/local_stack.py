@@ -15,6 +15,7 @@ NIGHTSHIFT_ADMIN_PASSWORD, so a second stack (the tests') can run beside yours.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
@@ -173,7 +174,9 @@ def init(env: dict[str, str], *, sample_source: bool = True) -> None:
             tmp.unlink(missing_ok=True)
             conn, dialect = classicmodels.connect(f"sqlite:///{tmp}")
             try:
-                counts = classicmodels.generate(conn, dialect, scale=1.0, seed=42)
+                # Placed in time so that yesterday's sales exist (the daily report is for yesterday).
+                today = dt.datetime.now(dt.UTC).date()
+                counts = classicmodels.generate(conn, dialect, scale=1.0, seed=42, anchor=today)
             finally:
                 conn.close()
             tmp.replace(sample)
@@ -503,6 +506,35 @@ def trigger_all(dags: dict[str, bool], timeout: float = 900, note: str = "trigge
     return ok
 
 
+def activity_seconds() -> float:
+    """Seconds between changes of the local sample source (NIGHTSHIFT_SAMPLE_ACTIVITY; 0 = off)."""
+    value = os.environ.get("NIGHTSHIFT_SAMPLE_ACTIVITY", "120")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        raise SystemExit(
+            f"error: NIGHTSHIFT_SAMPLE_ACTIVITY={value!r}: give seconds between changes, or 0 for off"
+        ) from None
+
+
+def start_activity(env: dict[str, str]) -> None:
+    """Local demo only: keep the SQLite sample changing (new orders, updates), so the hourly syncs and
+    the Assets downstream have work. Started after `make run`'s own runs, so they see a still source."""
+    every = activity_seconds()
+    sample = runtime() / "classicmodels.sqlite"
+    if not every or not sample.exists() or "sample-activity" in _running():
+        return
+    with Step(
+        f"Starting the sample source's activity (a change every {every:g}s; NIGHTSHIFT_SAMPLE_ACTIVITY=0 turns it off)"
+    ):
+        _spawn(
+            "sample-activity",
+            [sys.executable, "-m", "nightshift_core.sample.classicmodels", "live", "--url", f"sqlite:///{sample}",
+             "--every", str(every)],
+            env,
+        )  # fmt: skip
+
+
 def banner() -> None:
     print(
         f"""
@@ -533,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "status":
         running = _running()
-        for name in ("mail-catcher", "reddit-replay", *COMPONENTS):
+        for name in ("mail-catcher", "reddit-replay", *COMPONENTS, "sample-activity"):
             print(f"  {name:14} {'running, pid ' + str(running[name]) if name in running else 'stopped'}")
         return 0 if running else 1
     env = stack_env()
@@ -557,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
         with Step("Parsing dags/"):
             dag_ids = expected_dag_ids()
         ok = trigger_all(dag_ids)
+    if args.command == "up" and not args.no_trigger:
+        start_activity(env)
     if args.command in ("up", "start", "trigger"):
         banner()
     if not ok:

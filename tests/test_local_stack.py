@@ -32,6 +32,7 @@ def stack(tmp_path_factory):
         "NIGHTSHIFT_PORT": str(free_port()),
         "NIGHTSHIFT_SMTP_PORT": str(free_port()),
         "NIGHTSHIFT_ADMIN_PASSWORD": "stack-test-password",
+        "NIGHTSHIFT_SAMPLE_ACTIVITY": "0",  # a still source: the checks below pin counts
     }
     for key in [k for k in env if k.startswith("AIRFLOW")]:
         del env[key]  # the stack builds its own Airflow environment
@@ -115,6 +116,12 @@ def test_report_landed_on_disk_in_the_mailbox_and_sheets_was_skipped(stack):
         assert states == {"build": "success", "to_sheets": "skipped", "email": "success"}
     workbooks = list((stack["runtime"] / "reports" / "daily_sales").glob("*/daily_sales_*.xlsx"))
     assert workbooks, "no workbook written"
+    import openpyxl
+
+    # the sample ends yesterday: the daily section has rows, not "No rows for this report date"
+    sheet = openpyxl.load_workbook(workbooks[-1], read_only=True)["last_7_days"]
+    cells = " ".join(str(c) for row in sheet.iter_rows(values_only=True) for c in row if c is not None)
+    assert "No rows" not in cells, cells[:500]
     mails = [m for m in read_messages(stack["runtime"] / "mail")
              if m["Subject"].startswith("[nightshift] Classic Models daily sales")]  # fmt: skip
     assert len(mails) == 1, "one e-mail per report date, however many runs built it"

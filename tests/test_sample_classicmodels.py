@@ -12,7 +12,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -573,3 +573,84 @@ def test_postgres_scale_1_camel_case_columns_and_mutation(postgres, postgres_dat
         (moved,) = cur.fetchone()
         conn.commit()
         assert moved.isoformat(timespec="microseconds") != before["customers"][(103,)][-1]
+
+
+# ------------------------------------------------------------------------------- placed in time
+
+ANCHOR = date(2026, 12, 2)
+
+
+def _dates(conn, sql: str) -> list[Any]:
+    return [r[0] for r in conn.execute(sql)]
+
+
+def test_an_anchored_sample_ends_yesterday_with_the_same_daily_volume(tmp_path):
+    conn, counts = sqlite_db(tmp_path / "a.db", anchor=ANCHOR)
+    reference, ref_counts = sqlite_db(tmp_path / "r.db")
+    with closing(conn), closing(reference):
+        assert counts == ref_counts, "same shape: only the dates move"
+        yesterday = "2026-12-01"
+        assert max(_dates(conn, 'SELECT "orderDate" FROM orders')) == yesterday
+        assert max(_dates(conn, 'SELECT "paymentDate" FROM payments')) <= yesterday
+        assert max(d for d in _dates(conn, 'SELECT "shippedDate" FROM orders') if d) <= yesterday
+        for table in cm.TABLES:
+            stamps = _dates(conn, f'SELECT "updatedAt" FROM "{table}"')  # noqa: S608
+            assert max(stamps) < ANCHOR.isoformat(), f"{table}: an updatedAt in the future"
+        last_week = conn.execute(
+            "SELECT COUNT(*) FROM orders WHERE \"orderDate\" >= '2026-11-25'"
+        ).fetchone()[0]
+        first_week = reference.execute(
+            "SELECT COUNT(*) FROM orders WHERE \"orderDate\" BETWEEN '2005-05-25' AND '2005-05-31'"
+        ).fetchone()[0]
+        assert last_week >= 1 and abs(last_week - first_week) <= 2, (last_week, first_week)
+
+
+def test_an_anchored_sample_is_deterministic_for_its_anchor(tmp_path):
+    one, _ = sqlite_db(tmp_path / "a.db", anchor=ANCHOR)
+    two, _ = sqlite_db(tmp_path / "b.db", anchor=ANCHOR)
+    later, _ = sqlite_db(tmp_path / "c.db", anchor=date(2027, 1, 5))
+    with closing(one), closing(two), closing(later):
+        a, b, c = (digest(snapshot(conn, "sqlite")) for conn in (one, two, later))
+    assert a == b
+    assert a["orders"] != c["orders"] and a["productlines"] != c["productlines"], "every date moves"
+
+
+def test_each_customer_is_served_from_an_office_of_its_territory(tmp_path):
+    conn, _ = sqlite_db(tmp_path / "a.db")
+    with closing(conn):
+        territory = {city.country: city.territory for city in cm.CITIES}
+        rows = conn.execute(
+            'SELECT c."country", o."territory" FROM customers c JOIN employees e '
+            'ON c."salesRepEmployeeNumber" = e."employeeNumber" JOIN offices o ON e."officeCode" = o."officeCode"'
+        ).fetchall()
+    served = {o for _, o in rows}
+    assert len(rows) > 50
+    assert [(c, o) for c, o in rows if territory[c] != o and territory[c] in served] == []
+
+
+def test_live_keeps_the_source_changing_until_stopped(tmp_path):
+    import signal
+    import time
+
+    conn, counts = sqlite_db(tmp_path / "a.db", anchor=ANCHOR)
+    conn.close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "include")}
+    live = subprocess.Popen(
+        [sys.executable, "-m", "nightshift_core.sample.classicmodels", "live", "--url", f"sqlite:///{tmp_path / 'a.db'}",
+         "--every", "0.3", "--fraction", "0.01"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        with closing(sqlite3.connect(tmp_path / "a.db")) as check:
+            while time.monotonic() < deadline:
+                if check.execute("SELECT COUNT(*) FROM orders").fetchone()[0] > counts["orders"]:
+                    break
+                time.sleep(0.2)
+            newest = check.execute('SELECT MAX("orderDate") FROM orders').fetchone()[0]
+    finally:
+        live.send_signal(signal.SIGTERM)
+        out, err = live.communicate(timeout=30)
+    assert live.returncode == 0, err
+    assert "orders_inserted" in out, out + err
+    assert newest == datetime.now(UTC).date().isoformat(), "new orders are dated now (UTC)"

@@ -27,7 +27,7 @@ import re
 import sys
 import time as _time
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -515,6 +515,37 @@ ORDER_DAYS = (date(2005, 5, 31) - ORDER_START).days
 PAYMENT_START = date(2003, 1, 16)
 PAYMENT_DAYS = (date(2005, 6, 9) - PAYMENT_START).days
 BASE_TIME = datetime(2002, 12, 1, 9, 0)  # reference tables' updatedAt: a fixed base plus an offset
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Where the sample lies in time: the reference's 2003-2005, or shifted to end the day before ``anchor``.
+
+    Anchored, the orders and payments keep their spacing (the same daily volume) and end yesterday;
+    a shipment that would lie after yesterday has not happened yet (the order is "In Process").
+    """
+
+    order_start: date = ORDER_START
+    payment_start: date = PAYMENT_START
+    base_time: datetime = BASE_TIME
+    last_day: date | None = None  # nothing is dated after this day (None: the reference's dates)
+
+    @classmethod
+    def ending_before(cls, anchor: date | None, orders: int = 1) -> Calendar:
+        """``orders``: how many orders the plan has (the last one is dated yesterday)."""
+        if anchor is None:
+            return cls()
+        last = anchor - timedelta(days=1)
+        last_order_offset = timedelta(days=((orders - 1) * ORDER_DAYS) // max(orders, 1))
+        shift = (last - last_order_offset) - ORDER_START
+        return cls(
+            order_start=ORDER_START + shift,
+            payment_start=last - timedelta(days=PAYMENT_DAYS - 1),
+            base_time=BASE_TIME + shift,
+            last_day=last,
+        )
+
+
 CUSTOMER_SECONDS = 2 * 365 * 86400
 CUSTOMER_NUMBER_START = 103
 ORDER_NUMBER_START = 10100
@@ -560,7 +591,7 @@ def _hostile_name(index: int) -> str | None:
 # Every row generator yields rows in reference column order with the audit stamp appended last.
 
 
-def _productline_rows(rng: random.Random) -> list[Row]:
+def _productline_rows(rng: random.Random, cal: Calendar) -> list[Row]:
     rows = []
     for i, name in enumerate(PRODUCT_LINES):
         features = ", ".join(rng.sample(PRODUCT_FEATURES, 4))
@@ -569,11 +600,11 @@ def _productline_rows(rng: random.Random) -> list[Row]:
             text = (text + " ") * (3900 // (len(text) + 1))
         html = f"<p><b>{name}</b> &mdash; {features}.</p>" if i % 2 == 0 else None
         image = b"\x89PNG\r\n\x1a\n" + rng.randbytes(64 + 32 * i) if i % 3 != 2 else None
-        rows.append((name, text.strip(), html, image, BASE_TIME + timedelta(minutes=i)))
+        rows.append((name, text.strip(), html, image, cal.base_time + timedelta(minutes=i)))
     return rows
 
 
-def _office_rows(plan: Plan, rng: random.Random) -> list[Row]:
+def _office_rows(plan: Plan, rng: random.Random, cal: Calendar) -> list[Row]:
     rows = []
     for i in range(plan.offices):
         city = OFFICE_CITIES[i % len(OFFICE_CITIES)]
@@ -588,13 +619,15 @@ def _office_rows(plan: Plan, rng: random.Random) -> list[Row]:
                 city.country,
                 _fill(rng, city.postal or "#####"),
                 city.territory,
-                BASE_TIME + timedelta(hours=1, minutes=i),
+                cal.base_time + timedelta(hours=1, minutes=i),
             )
         )
     return rows
 
 
-def _employee_rows(plan: Plan, rng: random.Random, offices: Sequence[Row]) -> tuple[list[Row], list[int]]:
+def _employee_rows(
+    plan: Plan, rng: random.Random, offices: Sequence[Row], cal: Calendar
+) -> tuple[list[Row], list[int]]:
     """Employees (president, two VPs, sales managers, sales reps) and the sales reps' numbers."""
     numbers = [1002 + 16 * i + rng.randrange(16) for i in range(plan.employees)]
     president, vp_sales = numbers[0], numbers[1]
@@ -611,13 +644,13 @@ def _employee_rows(plan: Plan, rng: random.Random, offices: Sequence[Row]) -> tu
         else:
             office, boss, title = rng.choice(offices), rng.choice(managers), "Sales Rep"
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        stamp = BASE_TIME + timedelta(hours=2, minutes=i)
+        stamp = cal.base_time + timedelta(hours=2, minutes=i)
         rows.append((number, last, first, f"x{rng.randrange(1000, 10000)}", _email(first, last), office[0],
                      boss, title, stamp))  # fmt: skip
     return rows, numbers[3 + plan.managers :]
 
 
-def _product_rows(plan: Plan, rng: random.Random) -> list[Row]:
+def _product_rows(plan: Plan, rng: random.Random, cal: Calendar) -> list[Row]:
     lines = list(PRODUCT_LINES)
     weights = [PRODUCT_LINES[name][2] for name in lines]
     rows = []
@@ -632,7 +665,7 @@ def _product_rows(plan: Plan, rng: random.Random) -> list[Row]:
         msrp = buy * rng.randint(130, 220) // 100
         rows.append((f"S{scale}_{number}", name, line, f"1:{scale}", rng.choice(VENDORS), description,
                      rng.randrange(0, 10000), _money(buy), _money(msrp),
-                     BASE_TIME + timedelta(hours=3, seconds=i)))  # fmt: skip
+                     cal.base_time + timedelta(hours=3, seconds=i)))  # fmt: skip
     return rows
 
 
@@ -643,14 +676,19 @@ def _stamp(rng: random.Random, day: date) -> datetime:
     )
 
 
-def _customer_rows(plan: Plan, rng: random.Random, reps: Sequence[int]) -> Iterator[Row]:
+def _customer_rows(
+    plan: Plan, rng: random.Random, reps: Mapping[str, Sequence[int]], cal: Calendar
+) -> Iterator[Row]:
+    """Customers; each one's sales rep works in an office of the customer's territory (as in the
+    reference: a customer in Australia is served from APAC), or anywhere if that territory has none."""
+    everyone = [n for numbers in reps.values() for n in numbers]
     for i in range(plan.customers):
         city = rng.choice(CITIES)
         name = _hostile_name(i) or (
             f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_NOUNS)}{rng.choice(COMPANY_SUFFIXES)}"
         )
         active = _is_active(i)
-        rep = rng.choice(reps) if active or rng.random() < 0.25 else None
+        rep = rng.choice(reps.get(city.territory) or everyone) if active or rng.random() < 0.25 else None
         if rng.random() < 0.04:
             credit = None
         else:
@@ -669,7 +707,7 @@ def _customer_rows(plan: Plan, rng: random.Random, reps: Sequence[int]) -> Itera
             city.country,
             rep,
             credit,
-            BASE_TIME + timedelta(days=30, seconds=rng.randrange(CUSTOMER_SECONDS),
+            cal.base_time + timedelta(days=30, seconds=rng.randrange(CUSTOMER_SECONDS),
                                   microseconds=rng.randrange(1_000_000)),
         )  # fmt: skip
 
@@ -687,7 +725,9 @@ def _status(rng: random.Random, progress: float) -> str:
     )
 
 
-def _order_rows(plan: Plan, rng: random.Random, products: Sequence[Row]) -> Iterator[tuple[Row, list[Row]]]:
+def _order_rows(
+    plan: Plan, rng: random.Random, products: Sequence[Row], cal: Calendar
+) -> Iterator[tuple[Row, list[Row]]]:
     """Orders in date order, each with 1-17 lines of distinct products."""
     codes = [p[0] for p in products]
     msrp_cents = [int(p[8].scaleb(2)) for p in products]
@@ -695,11 +735,13 @@ def _order_rows(plan: Plan, rng: random.Random, products: Sequence[Row]) -> Iter
     max_lines = min(17, n_products)
     for i in range(plan.orders):
         number = ORDER_NUMBER_START + i
-        ordered = ORDER_START + timedelta(days=(i * ORDER_DAYS) // plan.orders)
+        ordered = cal.order_start + timedelta(days=(i * ORDER_DAYS) // plan.orders)
         status = _status(rng, i / plan.orders)
         required = ordered + timedelta(days=rng.randint(6, 10))
         unshipped = status in ("In Process", "On Hold") or (status == "Cancelled" and rng.random() < 0.5)
         shipped = None if unshipped else ordered + timedelta(days=rng.randint(1, 6))
+        if shipped is not None and cal.last_day is not None and shipped > cal.last_day:
+            shipped, status = None, "In Process"  # not shipped yet
         comments = rng.choice(ORDER_COMMENTS) if status != "Shipped" or rng.random() < 0.15 else None
         customer = rng.randrange(plan.customers)
         if not _is_active(customer):
@@ -714,7 +756,7 @@ def _order_rows(plan: Plan, rng: random.Random, products: Sequence[Row]) -> Iter
         yield order, lines
 
 
-def _payment_rows(plan: Plan, rng: random.Random) -> Iterator[Row]:
+def _payment_rows(plan: Plan, rng: random.Random, cal: Calendar) -> Iterator[Row]:
     """Two to three payments per ordering customer, check numbers unique per customer."""
     for i in range(plan.customers):
         if not _is_active(i):
@@ -725,7 +767,7 @@ def _payment_rows(plan: Plan, rng: random.Random) -> Iterator[Row]:
             if check in checks:
                 continue
             checks.add(check)
-            paid = PAYMENT_START + timedelta(days=rng.randrange(PAYMENT_DAYS))
+            paid = cal.payment_start + timedelta(days=rng.randrange(PAYMENT_DAYS))
             cents = rng.randrange(60_000, 6_000_000) + (rng.randrange(6_000_000) if rng.random() < 0.2 else 0)
             yield (customer_number(i), check, paid, _money(cents), _stamp(rng, paid))
 
@@ -737,9 +779,12 @@ def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
 
 
 def iter_batches(
-    scale: float = 1.0, seed: int = 42, batch_rows: int = 10_000
+    scale: float = 1.0, seed: int = 42, batch_rows: int = 10_000, anchor: date | None = None
 ) -> Iterator[tuple[str, list[Row]]]:
-    """(table, rows) batches in FK-safe order; rows end with the audit stamp. Content ignores batch_rows."""
+    """(table, rows) batches in FK-safe order; rows end with the audit stamp. Content ignores batch_rows.
+
+    ``anchor``: place the sample so that it ends the day before (see :class:`Calendar`).
+    """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows!r}")
     plan = Plan.for_scale(scale)
@@ -747,18 +792,24 @@ def iter_batches(
     def rng(table: str) -> random.Random:
         return random.Random(f"classicmodels:{seed}:{table}")  # str seeds hash stably (SHA-512)
 
-    yield "productlines", _productline_rows(rng("productlines"))
-    offices = _office_rows(plan, rng("offices"))
+    cal = Calendar.ending_before(anchor, plan.orders)
+    yield "productlines", _productline_rows(rng("productlines"), cal)
+    offices = _office_rows(plan, rng("offices"), cal)
     yield "offices", offices
-    employees, reps = _employee_rows(plan, rng("employees"), offices)
+    employees, reps = _employee_rows(plan, rng("employees"), offices, cal)
     yield "employees", employees
-    for batch in _chunks(_customer_rows(plan, rng("customers"), reps), batch_rows):
+    territory = {office[0]: office[8] for office in offices}
+    by_territory: dict[str, list[int]] = {}
+    for employee in employees:
+        if employee[0] in set(reps):
+            by_territory.setdefault(territory[employee[5]], []).append(employee[0])
+    for batch in _chunks(_customer_rows(plan, rng("customers"), by_territory, cal), batch_rows):
         yield "customers", batch
-    products = _product_rows(plan, rng("products"))
+    products = _product_rows(plan, rng("products"), cal)
     yield "products", products
     orders: list[Row] = []
     details: list[Row] = []
-    for order, lines in _order_rows(plan, rng("orders"), products):
+    for order, lines in _order_rows(plan, rng("orders"), products, cal):
         orders.append(order)
         details.extend(lines)
         if len(details) >= batch_rows:
@@ -768,7 +819,7 @@ def iter_batches(
     if orders:
         yield "orders", orders
         yield "orderdetails", details
-    for batch in _chunks(_payment_rows(plan, rng("payments")), batch_rows):
+    for batch in _chunks(_payment_rows(plan, rng("payments"), cal), batch_rows):
         yield "payments", batch
 
 
@@ -895,12 +946,14 @@ def generate(
     seed: int = 42,
     batch_rows: int = 10_000,
     audit_column: bool = True,
+    anchor: date | None = None,
 ) -> dict[str, int]:
     """Replace the eight tables with seeded data at ``scale`` (1.0 ~ reference sizes); commit; row counts.
 
     The same scale and seed give the same content (``updatedAt`` included) in every dialect, whatever
     ``batch_rows`` is. Other tables in the database are left alone; for MySQL/MariaDB and PostgreSQL
     the database itself must exist. ``audit_column=False`` gives the exact reference shape.
+    ``anchor`` (a date) places the sample in time so that orders and payments end the day before it.
     """
     _check_dialect(dialect)
     Plan.for_scale(scale)  # validate before dropping anything
@@ -909,7 +962,7 @@ def generate(
     counts = dict.fromkeys(TABLES, 0)
     writer = _Writer(conn, dialect)
     try:
-        for table, rows in iter_batches(scale, seed, batch_rows):
+        for table, rows in iter_batches(scale, seed, batch_rows, anchor):
             columns = TABLES[table].column_names
             if audit_column:
                 columns += (AUDIT_COLUMN,)
@@ -1173,7 +1226,7 @@ def connect(url: str) -> tuple[Connection, Dialect]:
     if dialect == "sqlite":
         import sqlite3
 
-        conn = sqlite3.connect(kwargs["database"])
+        conn = sqlite3.connect(kwargs["database"], timeout=30)  # readers (the syncs) may hold it briefly
         conn.execute("PRAGMA foreign_keys = ON")
     elif dialect == "mysql":
         try:
@@ -1201,6 +1254,41 @@ def _peak_rss_mib() -> float | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _anchor(value: str) -> date:
+    return datetime.now(UTC).date() if value == "today" else date.fromisoformat(value)
+
+
+def _live(url: str, every: float, fraction: float, out: Callable[[str], None]) -> int:
+    """Local demo only: new orders and lines, updates and a few deletes every ``every`` seconds, stamped
+    with the current UTC time, so the hourly syncs have new rows to pick up. Stops on SIGTERM/SIGINT."""
+    import signal
+
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # one line per change, in the log at once
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    round_ = 0
+    while not stopping:
+        deadline = _time.monotonic() + every
+        while not stopping and _time.monotonic() < deadline:
+            _time.sleep(min(1.0, every))
+        if stopping:
+            break
+        round_ += 1
+        conn, dialect = connect(url)
+        try:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            counts = mutate(conn, dialect, fraction=fraction, seed=round_, now=now)
+        except Exception as exc:  # a busy SQLite file, say: try again next round
+            out(f"{datetime.now(UTC):%H:%M:%S} change skipped: {type(exc).__name__}: {exc}")
+            continue
+        finally:
+            conn.close()
+        out(f"{now:%H:%M:%S} " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
     """``generate`` / ``mutate`` from the command line; prints counts, seconds and peak RSS."""
     parser = argparse.ArgumentParser(
@@ -1215,6 +1303,14 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--batch-rows", type=int, default=10_000)
     gen.add_argument("--no-audit-column", action="store_true", help="exact reference shape, no updatedAt")
+    gen.add_argument("--anchor", type=_anchor, default=None,
+                     help="YYYY-MM-DD or 'today': orders and payments end the day before (default: 2003-2005)")  # fmt: skip
+    live = commands.add_parser(
+        "live", help="keep the source changing: mutate every --every seconds until stopped"
+    )
+    live.add_argument("--url", required=True)
+    live.add_argument("--every", type=float, default=120.0, help="seconds between changes (default 120)")
+    live.add_argument("--fraction", type=float, default=0.003, help="share of rows changed each time")
     mut = commands.add_parser("mutate", help="insert, update and delete a fraction of the rows")
     mut.add_argument("--url", required=True)
     mut.add_argument("--fraction", type=float, required=True, help="e.g. 0.01 changes about 1%% of rows")
@@ -1223,12 +1319,14 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
                      help="ISO timestamp stored in updatedAt (default: the current UTC time)")  # fmt: skip
     args = parser.parse_args(argv)
 
+    if args.command == "live":
+        return _live(args.url, args.every, args.fraction, out)
     conn, dialect = connect(args.url)
     started = _time.perf_counter()
     try:
         if args.command == "generate":
             counts = generate(conn, dialect, scale=args.scale, seed=args.seed, batch_rows=args.batch_rows,
-                              audit_column=not args.no_audit_column)  # fmt: skip
+                              audit_column=not args.no_audit_column, anchor=args.anchor)  # fmt: skip
         else:
             now = args.now or datetime.now(UTC).replace(tzinfo=None)
             counts = mutate(conn, dialect, fraction=args.fraction, seed=args.seed, now=now)
