@@ -154,3 +154,24 @@ def test_the_quality_gate_reports_repairs_and_checks_beyond_the_window(pg, tmp_p
             primary_keys={"rec.ev": ["shop", "id"]},
             cursors={"rec.ev": "updated_at"},
         ).execute({})
+
+
+def test_a_row_deleted_while_the_table_is_read_leaves_extract_count_and_pairs_in_agreement(pg, monkeypatch):
+    """All reads of one task see one snapshot of the source, so the gate's count matches the load."""
+    from nightshift_core.sync import source
+
+    real, deleted = source.extract, []
+
+    def extract_then_delete(*args, **kwargs):
+        for batch in real(*args, **kwargs):
+            if not deleted:  # another session deletes a row after the first batch was read
+                pg.execute("DELETE FROM ev WHERE shop = 2 AND id = 5")
+                deleted.append(True)
+            yield batch
+
+    monkeypatch.setattr(source, "extract", extract_then_delete)
+    result = run(T0, detect_deletes=True)
+    assert deleted and result["staged_rows"] == result["source_rows"] == 10
+    assert result["reconciled"]["checked"] == 10 and result["marked_deleted"] == 0
+    later = run(T0 + HOUR, detect_deletes=True)  # a new snapshot: now the delete is seen
+    assert later["marked_deleted"] == 1

@@ -73,6 +73,26 @@ def bind(dialect: Dialect, value: Any) -> Any:
     return value
 
 
+def begin_snapshot(conn: Any, dialect: Dialect) -> None:
+    """Make every read until the connection closes see one snapshot of the source.
+
+    The extract, the source count the quality gate compares with, and the reconciliation's pairs
+    then agree even while the source changes (a row deleted between them would otherwise make the
+    gate fail). Must run before any other statement on ``conn``.
+    """
+    cur = conn.cursor()
+    try:
+        if dialect == "mysql":
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        elif dialect == "postgres":  # psycopg2 has opened the transaction: this is its first statement
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        else:  # SQLite: a read transaction holds its snapshot (WAL) or its shared lock until it ends
+            cur.execute("BEGIN")
+    finally:
+        cur.close()
+
+
 def server_zone(conn: Any, dialect: Dialect) -> ServerZone:
     """The zone the server's sessions write local times in, read before :func:`prepare_session`.
 

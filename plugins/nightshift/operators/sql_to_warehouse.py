@@ -94,6 +94,7 @@ class SqlToWarehouseOperator(BaseOperator):
         dialect = source.dialect_for(BaseHook.get_connection(self.source_conn_id).conn_type)
         conn = BaseHook.get_hook(self.source_conn_id).get_conn()
         try:
+            source.begin_snapshot(conn, dialect)  # extract, count and pairs: one view of the source
             server = source.server_zone(conn, dialect)  # before the session is switched to UTC
             source.prepare_session(conn, dialect)
             columns = self._describe(conn, dialect)
