@@ -389,3 +389,25 @@ def test_unmatched_keys_finds_missing_stale_and_soft_deleted_rows(wh):
     # 3, 4, 5 are soft-deleted now; a source that has 1 and 2 again: 2 is stale, 1 matches
     assert wh.unmatched_keys(staged, ["id"], "at").column("id").to_pylist() == [2]
     wh.discard(staged)
+
+
+def test_bucket_checksums_count_and_sum_cursor_micros_per_key_range(wh):
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string()),
+                        pa.field("at", pa.timestamp("us")), pa.field("zat", pa.timestamp("us", tz="UTC"))])  # fmt: skip
+    t0 = dt.datetime(2026, 11, 21, 8, 0, 0, 123456)
+    rows = [{"id": i, "v": "x", "at": t0 + dt.timedelta(seconds=i), "zat": (t0 + dt.timedelta(seconds=i)).replace(tzinfo=UTC)}
+            for i in range(1, 26)]  # fmt: skip
+    load(wh, T, rows, schema=schema, key=["id"])
+    epoch = dt.datetime(1970, 1, 1)
+
+    def micros(r):
+        return (r["at"] - epoch) // dt.timedelta(microseconds=1)
+
+    want = {}
+    for r in rows[:19]:  # before: ids 1-19
+        n, total = want.get((r["id"] - 1) // 10, (0, 0))
+        want[(r["id"] - 1) // 10] = (n + 1, total + micros(r))
+    before = t0 + dt.timedelta(seconds=20)
+    assert wh.bucket_checksums(T, "id", "at", lo=1, width=10, before=before) == want
+    assert wh.bucket_checksums(T, "id", "zat", lo=1, width=10, before=before.replace(tzinfo=UTC)) == want
+    assert wh.bucket_checksums(TableRef("contract", "missing"), "id", "at", lo=1, width=10) == {}

@@ -268,6 +268,52 @@ def _raw_mysql_values(conn: Any) -> dict:
     return {t: conn.converter.pop(t) for t in kinds if t in conn.converter}
 
 
+def bucket_checksums(
+    conn: Any,
+    dialect: Dialect,
+    table: str,
+    key: str,
+    cursor: SourceColumn,
+    *,
+    lo: int,
+    width: int,
+    before: Any = None,
+) -> dict[int, tuple[int, int]]:
+    """Per bucket ``(key - lo) DIV width``, computed by the source server itself: (row count, sum of
+    the cursor as integer microseconds since 1970-01-01 (wall clock for DATETIME), or of an integer
+    cursor's value). The warehouse computes the same (``Warehouse.bucket_checksums``)."""
+    k, c, mark = quote(dialect, key), quote(dialect, cursor.name), placeholder(dialect)
+    timed = pa.types.is_timestamp(cursor.arrow_type)
+    if dialect == "mysql":
+        value = f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {c})" if timed else c
+        bucket = f"({k} - {int(lo)}) DIV {int(width)}"
+    elif dialect == "postgres":
+        value = f"CAST(EXTRACT(EPOCH FROM {c}) * 1000000 AS BIGINT)" if timed else c
+        bucket = f"({k} - {int(lo)}) / {int(width)}"
+    else:
+        conn.create_function("nightshift_epoch_us", 1, _sqlite_epoch_us, deterministic=True)
+        value = f"nightshift_epoch_us({c})" if timed else c
+        bucket = f"({k} - {int(lo)}) / {int(width)}"
+    sql = (
+        f"SELECT {bucket} AS b, COUNT(*), SUM({value}) FROM {quote(dialect, table)}"  # noqa: S608
+        + (f" WHERE {c} < {mark}" if before is not None else "") + " GROUP BY b"
+    )  # fmt: skip
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, (bind(dialect, before),) if before is not None else ())
+        return {int(b): (int(n), int(total or 0)) for b, n, total in cur.fetchall()}
+    finally:
+        cur.close()
+
+
+def _sqlite_epoch_us(value: Any) -> int | None:
+    if value is None:
+        return None
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    moment = moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return (moment - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+
+
 def scalar(conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
     cur = conn.cursor()
     try:

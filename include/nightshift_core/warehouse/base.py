@@ -167,6 +167,14 @@ class Warehouse(ABC):
         runs in the engine; the staged table stays (for :meth:`mark_missing_deleted` or :meth:`discard`)."""
 
     @abstractmethod
+    def bucket_checksums(
+        self, target: TableRef, key: str, cursor: str, *, lo: int, width: int, before: Any = None
+    ) -> dict[int, tuple[int, int]]:
+        """Per bucket ``(key - lo) DIV width`` of the live rows (not soft-deleted, cursor below ``before``):
+        (row count, sum of the cursor as integer microseconds since 1970-01-01, wall clock for DATETIME;
+        the value itself for an integer cursor). Empty when the target does not exist."""
+
+    @abstractmethod
     def discard(self, staged: StagedTable) -> None:
         """Drop a staged table that will not be published."""
 

@@ -256,6 +256,35 @@ class BigQueryWarehouse(Warehouse):
                                  key, cursor, quote=q, deleted=deleted, before="@before" if bounded else None)  # fmt: skip
         return self.query(sql, {"before": before} if bounded else None)
 
+    def bucket_checksums(
+        self, target: TableRef, key: str, cursor: str, *, lo: int, width: int, before: Any = None
+    ) -> dict[int, tuple[int, int]]:
+        if not self.table_exists(target):
+            return {}
+        types = {c.name: c.type for c in self.get_schema(target)}
+        value = {
+            "DATETIME": f'UNIX_MICROS(TIMESTAMP({q(cursor)}, "UTC"))',
+            "TIMESTAMP": f"UNIX_MICROS({q(cursor)})",
+        }
+        expr = value.get(types[cursor], q(cursor))
+        where = [f"{q(DELETED_COLUMN)} IS NULL"] if DELETED_COLUMN in types else []
+        if before is not None:
+            where.append(f"{q(cursor)} < @before")
+        sql = (
+            f"SELECT DIV(({q(key)} - {int(lo)}), {int(width)}) AS b, COUNT(*) AS n, "  # noqa: S608
+            # INT64 sums of seconds and of the microsecond remainders cannot overflow (a sum of micros can)
+            f"SUM(DIV({expr}, 1000000)) AS sec, SUM(MOD({expr}, 1000000)) AS us FROM {self._fq(target)}"
+            + (f" WHERE {' AND '.join(where)}" if where else "") + " GROUP BY b"
+        )  # fmt: skip
+        job = self.client.query(
+            sql, job_config=bigquery.QueryJobConfig(query_parameters=[_param("before", before)] if before is not None else []),
+            location=self.location,
+        )  # fmt: skip
+        return {
+            int(r["b"]): (int(r["n"]), int(r["sec"] or 0) * 1_000_000 + int(r["us"] or 0))
+            for r in job.result()
+        }
+
     def discard(self, staged: StagedTable) -> None:
         self.client.delete_table(staged.name.rpartition("#")[0], not_found_ok=True)
 

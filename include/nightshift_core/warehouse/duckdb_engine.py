@@ -302,6 +302,25 @@ class DuckDBWarehouse(Warehouse):
             params = [path, *([before] if before is not None and exists else [])]
             return con.sql(sql, params=params).to_arrow_table()
 
+    def bucket_checksums(
+        self, target: TableRef, key: str, cursor: str, *, lo: int, width: int, before: Any = None
+    ) -> dict[int, tuple[int, int]]:
+        with self.connect() as con:
+            if not _exists(con, target):
+                return {}
+            types = {c.name: c.type for c in _schema(con, target)}
+            value = f"epoch_us({q(cursor)})" if types[cursor] in ("DATETIME", "TIMESTAMP") else q(cursor)
+            where = [f"{q(DELETED_COLUMN)} IS NULL"] if DELETED_COLUMN in types else []
+            if before is not None:
+                where.append(f"{q(cursor)} < ?")
+            sql = (
+                f"SELECT ({q(key)} - {int(lo)}) // {int(width)} AS b, COUNT(*) AS n, "  # noqa: S608
+                f"CAST(SUM({value}) AS HUGEINT) AS s FROM {fq(target)}"
+                + (f" WHERE {' AND '.join(where)}" if where else "") + " GROUP BY b"
+            )  # fmt: skip
+            rows = con.execute(sql, [before] if before is not None else []).fetchall()
+        return {int(b): (int(n), int(total or 0)) for b, n, total in rows}
+
     def discard(self, staged: StagedTable) -> None:
         Path(staged.name.rpartition("#")[0]).unlink(missing_ok=True)
 
