@@ -127,6 +127,8 @@ def test_report_landed_on_disk_in_the_mailbox_and_sheets_was_skipped(stack):
     assert len(mails) == 1, "one e-mail per report date, however many runs built it"
     attachment = next(mails[0].iter_attachments())
     assert attachment.get_filename().startswith("daily_sales_")
+    summary = mails[0].get_body(("html",)).get_content()
+    assert "No rows for this report date." not in summary, "the e-mail summary has yesterday's rows"
 
 
 def test_reddit_rows_were_scraped_and_scored(stack):

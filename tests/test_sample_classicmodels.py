@@ -652,5 +652,5 @@ def test_live_keeps_the_source_changing_until_stopped(tmp_path):
         live.send_signal(signal.SIGTERM)
         out, err = live.communicate(timeout=30)
     assert live.returncode == 0, err
-    assert "orders_inserted" in out, out + err
+    assert "orders_inserted" in out and "payments_inserted 1" in out, out + err
     assert newest == datetime.now(UTC).date().isoformat(), "new orders are dated now (UTC)"

@@ -196,13 +196,39 @@ def test_checksums_per_key_range_compare_pairs_only_where_a_range_differs(pg):
 
     first = sync(T0)["reconciled"]
     assert (first["ranges_differing"], first["repaired"], first["checked"]) == (0, 0, 50000)
-    assert first["ranges_compared"] == 5
+    assert first["ranges_compared"] == 256  # the key span cut into 256 ranges
     # behind the window, in one key range: an update and a late insert of a missing key
     pg.execute("DELETE FROM big WHERE id = 42000")
     pg.execute("INSERT INTO big VALUES (42000, 'late', TIMESTAMP '2026-11-20 06:00')")
     pg.execute("UPDATE big SET v = 'changed', updated_at = TIMESTAMP '2026-11-20 06:00:01' WHERE id = 41000")
     second = sync(T0 + HOUR)["reconciled"]
-    assert second["ranges_differing"] == 1 and second["repaired"] == 2
-    assert second["checked"] <= 10_000, "only the differing range's pairs were read"
+    assert second["ranges_differing"] == 2 and second["repaired"] == 2  # keys 41000 and 42000: two ranges
+    assert second["checked"] <= 2 * 196, "only the differing ranges' pairs were read"
     assert second["repaired_keys"] == [[41000], [42000]]
     assert sync(T0 + 2 * HOUR)["reconciled"]["ranges_differing"] == 0
+
+
+def test_with_detect_deletes_the_checksums_find_the_range_that_lost_a_row(pg):
+    from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
+
+    pg.execute("CREATE TABLE big (id INT PRIMARY KEY, v TEXT, updated_at TIMESTAMPTZ NOT NULL)")
+    pg.execute(
+        "INSERT INTO big SELECT i, 'v' || i, TIMESTAMPTZ '2026-11-20 10:00+00' + i * INTERVAL '1 millisecond' "
+        "FROM generate_series(1, 30000) AS i"
+    )
+
+    def sync(start: dt.datetime) -> dict:
+        op = SqlToWarehouseOperator(
+            task_id="load_big", source_conn_id="reconcile_source", table="big", dataset="rec", primary_key=["id"],
+            mode="incremental", cursor="updated_at", lag=dt.timedelta(minutes=10), detect_deletes=True,
+        )  # fmt: skip
+        ti = SimpleNamespace(dag_id="rec", task_id="load_big", run_id=f"s__{start.isoformat()}", map_index=-1)
+        return op.execute({"ti": ti, "data_interval_start": start, "data_interval_end": start + HOUR})
+
+    assert sync(T0)["reconciled"]["ranges_differing"] == 0
+    pg.execute("DELETE FROM big WHERE id = 25000")
+    result = sync(T0 + HOUR)
+    assert result["marked_deleted"] == 1 and result["reconciled"]["ranges_differing"] == 1
+    assert result["reconciled"]["checked"] <= 118, "only that range's pairs (30000 keys / 256)"
+    again = sync(T0 + 2 * HOUR)["reconciled"]
+    assert (again["ranges_differing"], again["marked_deleted"]) == (0, 0), "the marked row no longer counts"

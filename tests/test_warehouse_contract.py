@@ -411,3 +411,19 @@ def test_bucket_checksums_count_and_sum_cursor_micros_per_key_range(wh):
     assert wh.bucket_checksums(T, "id", "at", lo=1, width=10, before=before) == want
     assert wh.bucket_checksums(T, "id", "zat", lo=1, width=10, before=before.replace(tzinfo=UTC)) == want
     assert wh.bucket_checksums(TableRef("contract", "missing"), "id", "at", lo=1, width=10) == {}
+
+
+def test_mark_missing_deleted_within_key_ranges_leaves_other_rows_alone(wh):
+    load(wh, T, [{"id": i, "v": f"v{i}"} for i in range(1, 21)], key=["id"])
+    keys = pa.schema([pa.field("id", pa.int64(), nullable=False)])
+    staged = wh.stage(key(task="keys"), T, batches(keys, [{"id": i} for i in range(11, 20)]), keys)
+    at = dt.datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    # only keys 11-20 were compared: 20 is gone there, 1-10 are outside the ranges and stay live
+    assert (
+        wh.mark_missing_deleted(
+            staged, ["id"], column="_nightshift_deleted_at", at=at, within=("id", [(11, 20)])
+        )
+        == 1
+    )
+    rows = wh.query(f"SELECT id FROM {T} WHERE _nightshift_deleted_at IS NOT NULL").to_pylist()
+    assert [r["id"] for r in rows] == [20]

@@ -1077,7 +1077,10 @@ def mutate(
         if rng.random() >= fraction:
             continue
         if status in ("In Process", "On Hold"):
-            status, shipped = "Shipped", _as_date(ordered) + timedelta(days=rng.randint(1, 5))
+            shipped = min(
+                _as_date(ordered) + timedelta(days=rng.randint(1, 5)), now.date()
+            )  # never in the future
+            status = "Shipped"
         elif status == "Disputed":
             status = "Resolved"
         elif status == "Shipped" and rng.random() < 0.2:
@@ -1258,6 +1261,33 @@ def _anchor(value: str) -> date:
     return datetime.now(UTC).date() if value == "today" else date.fromisoformat(value)
 
 
+def _new_payment(url: str, round_: int, now: datetime) -> int:
+    """One payment by a customer with orders, dated ``now`` (the live demo's cash coming in)."""
+    conn, dialect = connect(url)
+    try:
+        cur = conn.cursor()
+        cur.execute(f"SELECT DISTINCT {quote(dialect, 'customerNumber')} FROM {quote(dialect, 'orders')}")  # noqa: S608
+        customers = sorted(r[0] for r in cur.fetchall())
+        if not customers:
+            return 0
+        rng = random.Random(f"classicmodels:live:{round_}:{now.isoformat()}")
+        check = f"LV{now:%y%m%d%H%M%S}{round_ % 100:02d}"
+        columns = ["customerNumber", "checkNumber", "paymentDate", "amount"]
+        row = [rng.choice(customers), check, now.date(), _money(rng.randrange(50_000, 5_000_000))]
+        if _has_audit_column(conn, dialect):
+            columns.append(AUDIT_COLUMN)
+            row.append(now)
+        writer = _Writer(conn, dialect)
+        try:
+            writer.insert("payments", columns, [tuple(row)])
+        finally:
+            writer.close()
+        conn.commit()
+        return 1
+    finally:
+        conn.close()
+
+
 def _live(url: str, every: float, fraction: float, out: Callable[[str], None]) -> int:
     """Local demo only: new orders and lines, updates and a few deletes every ``every`` seconds, stamped
     with the current UTC time, so the hourly syncs have new rows to pick up. Stops on SIGTERM/SIGINT."""
@@ -1285,6 +1315,7 @@ def _live(url: str, every: float, fraction: float, out: Callable[[str], None]) -
             continue
         finally:
             conn.close()
+        counts["payments_inserted"] = _new_payment(url, round_, now)
         out(f"{now:%H:%M:%S} " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return 0
 

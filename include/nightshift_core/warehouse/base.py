@@ -151,10 +151,18 @@ class Warehouse(ABC):
 
     @abstractmethod
     def mark_missing_deleted(
-        self, staged_keys: StagedTable, key: Sequence[str], *, column: str, at: Any
+        self,
+        staged_keys: StagedTable,
+        key: Sequence[str],
+        *,
+        column: str,
+        at: Any,
+        within: tuple[str, Sequence[tuple[int, int]]] | None = None,
     ) -> int:
         """Soft-delete: set ``column`` (TIMESTAMP) to ``at`` on target rows whose ``key`` is not in
-        ``staged_keys`` (all keys the source still has) and that are not marked yet. One atomic
+        ``staged_keys`` (all keys the source still has; with ``within=(column, [(lo, hi), ...])`` only
+        target rows whose ``column`` lies in one of those inclusive ranges, the keys staged) and that
+        are not marked yet. One atomic
         statement; returns how many rows it marked. Adds ``column`` (NULLABLE) when missing."""
 
     @abstractmethod
@@ -211,6 +219,17 @@ class Warehouse(ABC):
         if to_add:
             self.add_columns(target, to_add)
         return tuple(c.name for c in to_add)
+
+    @staticmethod
+    def within_sql(alias: str, within: tuple[str, Sequence[tuple[int, int]]] | None, quote) -> str:
+        """`` AND (alias.col BETWEEN lo AND hi OR ...)`` for ``within`` (integers only), or ''."""
+        if within is None:
+            return ""
+        column, ranges = within
+        if not ranges:
+            return " AND FALSE"
+        spans = " OR ".join(f"{alias}.{quote(column)} BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in ranges)
+        return f" AND ({spans})"
 
     @staticmethod
     def unmatched_sql(

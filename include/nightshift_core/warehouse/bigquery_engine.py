@@ -228,7 +228,7 @@ class BigQueryWarehouse(Warehouse):
         return PublishResult(target, mode, finished.job_id, staged.rows, added_columns=added)
 
     def mark_missing_deleted(
-        self, staged_keys: StagedTable, key: Sequence[str], *, column: str, at: Any
+        self, staged_keys: StagedTable, key: Sequence[str], *, column: str, at: Any, within=None
     ) -> int:
         ref = staged_keys.name.rpartition("#")[0]
         target = staged_keys.target
@@ -237,7 +237,7 @@ class BigQueryWarehouse(Warehouse):
         on = " AND ".join(f"S.{q(k)} = T.{q(k)}" for k in key)
         sql = (
             f"UPDATE {self._fq(target)} T SET {q(column)} = @at WHERE T.{q(column)} IS NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM `{ref}` S WHERE {on})"
+            f"AND NOT EXISTS (SELECT 1 FROM `{ref}` S WHERE {on})" + self.within_sql("T", within, q)
         )
         config = bigquery.QueryJobConfig(query_parameters=[_param("at", at)])
         job = self.client.query(sql, job_config=config, location=self.location)

@@ -267,7 +267,7 @@ class DuckDBWarehouse(Warehouse):
         return PublishResult(target, mode, job_id, staged.rows, added_columns=added)
 
     def mark_missing_deleted(
-        self, staged_keys: StagedTable, key: Sequence[str], *, column: str, at: Any
+        self, staged_keys: StagedTable, key: Sequence[str], *, column: str, at: Any, within=None
     ) -> int:
         path = staged_keys.name.rpartition("#")[0]
         target = staged_keys.target
@@ -279,7 +279,8 @@ class DuckDBWarehouse(Warehouse):
                                            {x.name for x in _schema(con, target)}])  # fmt: skip
                 marked = con.execute(
                     f"UPDATE {fq(target)} AS t SET {q(column)} = ? WHERE t.{q(column)} IS NULL "
-                    f"AND NOT EXISTS (SELECT 1 FROM read_parquet(?) AS s WHERE {on})",
+                    f"AND NOT EXISTS (SELECT 1 FROM read_parquet(?) AS s WHERE {on})"
+                    + self.within_sql("t", within, q),
                     [at, path],
                 ).fetchone()[0]
                 con.execute("COMMIT")

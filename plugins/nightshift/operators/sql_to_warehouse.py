@@ -228,18 +228,21 @@ class SqlToWarehouseOperator(BaseOperator):
         wanted = {*self.primary_key, self.cursor}
         pairs = [c for c in columns if c.name in wanted]
         where, params, buckets = "", [], None
-        if not self.detect_deletes:
-            buckets = self._suspect_ranges(conn, dialect, warehouse, target, columns, upper)
-            if buckets is not None:
-                ranges, compared, rows = buckets
-                if not ranges:
-                    self.log.info("%s: reconciliation: all %d key range(s) agree (%d source rows): nothing to "
-                                  "repair", target, compared, rows)  # fmt: skip
-                    return {"checked": rows, "repaired": 0, "repaired_keys": [], "marked_deleted": None,
-                            "ranges_compared": compared, "ranges_differing": 0}  # fmt: skip
-                k, mark = source.quote(dialect, self.primary_key[0]), source.placeholder(dialect)
-                where = " OR ".join(f"({k} BETWEEN {mark} AND {mark})" for _ in ranges)
-                params = [v for r in ranges for v in r]
+        # Deletes are judged on the whole table (no window bound), other changes before the window's end.
+        buckets = self._suspect_ranges(
+            conn, dialect, warehouse, target, columns, None if self.detect_deletes else upper
+        )
+        if buckets is not None:
+            ranges, compared, rows = buckets
+            if not ranges:
+                self.log.info("%s: reconciliation: all %d key range(s) agree (%d source rows): nothing to "
+                              "repair", target, compared, rows)  # fmt: skip
+                return {"checked": rows, "repaired": 0, "repaired_keys": [],
+                        "marked_deleted": 0 if self.detect_deletes else None,
+                        "ranges_compared": compared, "ranges_differing": 0}  # fmt: skip
+            k, mark = source.quote(dialect, self.primary_key[0]), source.placeholder(dialect)
+            where = " OR ".join(f"({k} BETWEEN {mark} AND {mark})" for _ in ranges)
+            params = [v for r in ranges for v in r]
         batches = source.extract(conn, dialect, self.table, pairs, where=where, params=params,
                                  batch_rows=self.batch_rows)  # fmt: skip
         staged = warehouse.stage(dataclasses.replace(job, task_id=f"{job.task_id}.pairs"), target, batches,
@@ -251,8 +254,9 @@ class SqlToWarehouseOperator(BaseOperator):
             if stale:
                 repaired = self._repair(conn, dialect, warehouse, target, columns, stale, job)
             if self.detect_deletes:
+                within = (self.primary_key[0], buckets[0]) if buckets is not None else None
                 marked = warehouse.mark_missing_deleted(staged, self.primary_key, column=DELETED_COLUMN,
-                                                        at=self._run_at(context))  # fmt: skip
+                                                        at=self._run_at(context), within=within)  # fmt: skip
                 staged = None  # consumed
                 self.log.info(
                     "%s: %s row(s) deleted in the source, marked in %s", target, marked, DELETED_COLUMN
@@ -303,16 +307,15 @@ class SqlToWarehouseOperator(BaseOperator):
         bounded = f" WHERE {c} < {mark}" if upper is not None else ""
         bound = [source.bind(dialect, upper)] if upper is not None else []
         cur = conn.cursor()
-        try:
-            cur.execute(f"SELECT MIN({k}), MAX({k}), COUNT(*) FROM {source.quote(dialect, self.table)}{bounded}",  # noqa: S608
+        try:  # MIN and MAX of the key come from its index; no COUNT(*), which scans the table
+            cur.execute(f"SELECT MIN({k}), MAX({k}) FROM {source.quote(dialect, self.table)}{bounded}",  # noqa: S608
                         tuple(bound))  # fmt: skip
-            lo, hi, rows = cur.fetchone()
+            lo, hi = cur.fetchone()
         finally:
             cur.close()
-        if not rows:
-            lo, hi, rows = 0, 0, 0
-        width = max(1, math.ceil((int(hi) - int(lo) + 1) * _BUCKET_ROWS / max(int(rows), 1)))
-        mine = source.bucket_checksums(conn, dialect, self.table, first.name, cursor, lo=int(lo), width=width,
+        lo, hi = (int(lo), int(hi)) if lo is not None else (0, 0)
+        width = max(1, math.ceil((hi - lo + 1) / _RANGES))
+        mine = source.bucket_checksums(conn, dialect, self.table, first.name, cursor, lo=lo, width=width,
                                        before=upper)  # fmt: skip
         theirs = warehouse.bucket_checksums(
             target, first.name, cursor.name, lo=int(lo), width=width, before=upper
@@ -322,12 +325,12 @@ class SqlToWarehouseOperator(BaseOperator):
             return None  # too many: compare every pair
         ranges = []
         for b in differing:  # key ranges of the differing buckets; a warehouse key below lo falls in b < 0
-            start, end = int(lo) + b * width, int(lo) + (b + 1) * width - 1
+            start, end = lo + b * width, lo + (b + 1) * width - 1
             if ranges and ranges[-1][1] + 1 == start:
                 ranges[-1] = (ranges[-1][0], end)
             else:
                 ranges.append((start, end))
-        return ranges, len(set(mine) | set(theirs)), int(rows)
+        return ranges, len(set(mine) | set(theirs)), sum(n for n, _ in mine.values())
 
     def _repair(self, conn, dialect, warehouse: Warehouse, target, columns, keys: list[dict], job) -> int:
         """Re-read the rows of ``keys`` from the source (500 keys a query) and merge them."""
@@ -446,8 +449,8 @@ class SqlToWarehouseOperator(BaseOperator):
         return lower, upper
 
 
-_BUCKET_ROWS = 10_000  # source rows per checksum range
-_MAX_RANGES = 200  # more differing ranges than this: compare every pair instead
+_RANGES = 256  # the key span is cut into this many checksum ranges
+_MAX_RANGES = 128  # more differing ranges than this: compare every pair instead
 
 
 def _jsonable(rows: list[list[Any]]) -> list[list[Any]]:
