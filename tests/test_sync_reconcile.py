@@ -38,15 +38,16 @@ def pg(postgres, tmp_path, monkeypatch):
         yield cur
 
 
-def run(start: dt.datetime, **options) -> dict:
+def run(start: dt.datetime, table: str = "ev", **options) -> dict:
     from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
 
+    key = ["shop", "id"] if table == "ev" else ["id"]
     op = SqlToWarehouseOperator(
-        task_id="load_ev", source_conn_id="reconcile_source", table="ev", dataset="rec", primary_key=["shop", "id"],
+        task_id=f"load_{table}", source_conn_id="reconcile_source", table=table, dataset="rec", primary_key=key,
         mode="incremental", cursor="updated_at", lag=dt.timedelta(minutes=10), **options,
     )  # fmt: skip
     ti = SimpleNamespace(
-        dag_id="rec", task_id="load_ev", run_id=f"scheduled__{start.isoformat()}", map_index=-1
+        dag_id="rec", task_id=op.task_id, run_id=f"scheduled__{start.isoformat()}", map_index=-1
     )
     return op.execute({"ti": ti, "data_interval_start": start, "data_interval_end": start + HOUR})
 
@@ -178,8 +179,6 @@ def test_a_row_deleted_while_the_table_is_read_leaves_extract_count_and_pairs_in
 
 
 def test_checksums_per_key_range_compare_pairs_only_where_a_range_differs(pg):
-    from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
-
     pg.execute("CREATE TABLE big (id INT PRIMARY KEY, v TEXT, updated_at TIMESTAMP NOT NULL)")
     pg.execute(
         "INSERT INTO big SELECT i, 'v' || i, TIMESTAMP '2026-11-20 10:00' + i * INTERVAL '1 millisecond' "
@@ -187,12 +186,7 @@ def test_checksums_per_key_range_compare_pairs_only_where_a_range_differs(pg):
     )
 
     def sync(start: dt.datetime) -> dict:
-        op = SqlToWarehouseOperator(
-            task_id="load_big", source_conn_id="reconcile_source", table="big", dataset="rec", primary_key=["id"],
-            mode="incremental", cursor="updated_at", lag=dt.timedelta(minutes=10),
-        )  # fmt: skip
-        ti = SimpleNamespace(dag_id="rec", task_id="load_big", run_id=f"s__{start.isoformat()}", map_index=-1)
-        return op.execute({"ti": ti, "data_interval_start": start, "data_interval_end": start + HOUR})
+        return run(start, table="big")
 
     first = sync(T0)["reconciled"]
     assert (first["ranges_differing"], first["repaired"], first["checked"]) == (0, 0, 50000)
@@ -209,8 +203,6 @@ def test_checksums_per_key_range_compare_pairs_only_where_a_range_differs(pg):
 
 
 def test_with_detect_deletes_the_checksums_find_the_range_that_lost_a_row(pg):
-    from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
-
     pg.execute("CREATE TABLE big (id INT PRIMARY KEY, v TEXT, updated_at TIMESTAMPTZ NOT NULL)")
     pg.execute(
         "INSERT INTO big SELECT i, 'v' || i, TIMESTAMPTZ '2026-11-20 10:00+00' + i * INTERVAL '1 millisecond' "
@@ -218,12 +210,7 @@ def test_with_detect_deletes_the_checksums_find_the_range_that_lost_a_row(pg):
     )
 
     def sync(start: dt.datetime) -> dict:
-        op = SqlToWarehouseOperator(
-            task_id="load_big", source_conn_id="reconcile_source", table="big", dataset="rec", primary_key=["id"],
-            mode="incremental", cursor="updated_at", lag=dt.timedelta(minutes=10), detect_deletes=True,
-        )  # fmt: skip
-        ti = SimpleNamespace(dag_id="rec", task_id="load_big", run_id=f"s__{start.isoformat()}", map_index=-1)
-        return op.execute({"ti": ti, "data_interval_start": start, "data_interval_end": start + HOUR})
+        return run(start, table="big", detect_deletes=True)
 
     assert sync(T0)["reconciled"]["ranges_differing"] == 0
     pg.execute("DELETE FROM big WHERE id = 25000")
