@@ -337,10 +337,8 @@ def test_reddit_rows_were_scraped_and_scored_into_the_warehouse(e2e):
     daily = e2e.warehouse(
         f"SELECT scorer, SUM(texts) AS n FROM `{project}.reddit.daily_sentiment` GROUP BY scorer"
     )
-    assert {r["scorer"]: r["n"] for r in daily} == {
-        "textblob": counts["sentiment"],
-        "vader": counts["sentiment"],
-    }
+    totals = {r["scorer"]: r["n"] for r in daily}  # "model" too once a champion has scored them
+    assert set(totals) >= {"textblob", "vader"} and set(totals.values()) == {counts["sentiment"]}, totals
 
 
 def test_selftest_heartbeats_are_in_the_warehouse(e2e):
