@@ -314,14 +314,24 @@ def _sqlite_epoch_us(value: Any) -> int | None:
     return (moment - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
 
 
-def scalar(conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+def first_row(conn: Any, sql: str, params: Sequence[Any] = ()) -> tuple | None:
     cur = conn.cursor()
     try:
         cur.execute(sql, tuple(params))
-        row = cur.fetchone()
-        return row[0] if row else None
+        return cur.fetchone()
     finally:
         cur.close()
+
+
+def scalar(conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+    row = first_row(conn, sql, params)
+    return row[0] if row else None
+
+
+def count(conn: Any, dialect: Dialect, table: str, where: str = "", params: Sequence[Any] = ()) -> int:
+    """``SELECT COUNT(*) FROM table [WHERE ...]`` on the source."""
+    sql = f"SELECT COUNT(*) FROM {quote(dialect, table)}" + (f" WHERE {where}" if where else "")  # noqa: S608
+    return int(scalar(conn, sql, params))
 
 
 def _streaming_cursor(conn: Any, dialect: Dialect, batch_rows: int) -> Any:

@@ -232,6 +232,15 @@ class Warehouse(ABC):
         return f" AND ({spans})"
 
     @staticmethod
+    def live_rows_where(columns: Iterable[str], cursor: str, before: str | None, quote) -> str:
+        """`` WHERE`` for :meth:`bucket_checksums`: rows not soft-deleted (when ``columns`` has the marker)
+        whose cursor is below the ``before`` placeholder (when given); '' when nothing is filtered."""
+        where = [f"{quote(DELETED_COLUMN)} IS NULL"] if DELETED_COLUMN in set(columns) else []
+        if before:
+            where.append(f"{quote(cursor)} < {before}")
+        return f" WHERE {' AND '.join(where)}" if where else ""
+
+    @staticmethod
     def unmatched_sql(
         staged: str,
         target: str | None,

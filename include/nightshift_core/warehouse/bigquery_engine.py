@@ -267,23 +267,15 @@ class BigQueryWarehouse(Warehouse):
             "TIMESTAMP": f"UNIX_MICROS({q(cursor)})",
         }
         expr = value.get(types[cursor], q(cursor))
-        where = [f"{q(DELETED_COLUMN)} IS NULL"] if DELETED_COLUMN in types else []
-        if before is not None:
-            where.append(f"{q(cursor)} < @before")
+        where = self.live_rows_where(types, cursor, "@before" if before is not None else None, q)
         sql = (
             f"SELECT DIV(({q(key)} - {int(lo)}), {int(width)}) AS b, COUNT(*) AS n, "  # noqa: S608
             # INT64 sums of seconds and of the microsecond remainders cannot overflow (a sum of micros can)
-            f"SUM(DIV({expr}, 1000000)) AS sec, SUM(MOD({expr}, 1000000)) AS us FROM {self._fq(target)}"
-            + (f" WHERE {' AND '.join(where)}" if where else "") + " GROUP BY b"
-        )  # fmt: skip
-        job = self.client.query(
-            sql, job_config=bigquery.QueryJobConfig(query_parameters=[_param("before", before)] if before is not None else []),
-            location=self.location,
-        )  # fmt: skip
-        return {
-            int(r["b"]): (int(r["n"]), int(r["sec"] or 0) * 1_000_000 + int(r["us"] or 0))
-            for r in job.result()
-        }
+            f"SUM(DIV({expr}, 1000000)) AS sec, SUM(MOD({expr}, 1000000)) AS us FROM {self._fq(target)}{where} "
+            "GROUP BY b"
+        )
+        rows = self.query(sql, {"before": before} if before is not None else None).to_pylist()
+        return {int(r["b"]): (int(r["n"]), int(r["sec"] or 0) * 1_000_000 + int(r["us"] or 0)) for r in rows}
 
     def discard(self, staged: StagedTable) -> None:
         self.client.delete_table(staged.name.rpartition("#")[0], not_found_ok=True)

@@ -311,14 +311,11 @@ class DuckDBWarehouse(Warehouse):
                 return {}
             types = {c.name: c.type for c in _schema(con, target)}
             value = f"epoch_us({q(cursor)})" if types[cursor] in ("DATETIME", "TIMESTAMP") else q(cursor)
-            where = [f"{q(DELETED_COLUMN)} IS NULL"] if DELETED_COLUMN in types else []
-            if before is not None:
-                where.append(f"{q(cursor)} < ?")
+            where = self.live_rows_where(types, cursor, "?" if before is not None else None, q)
             sql = (
                 f"SELECT ({q(key)} - {int(lo)}) // {int(width)} AS b, COUNT(*) AS n, "  # noqa: S608
-                f"CAST(SUM({value}) AS HUGEINT) AS s FROM {fq(target)}"
-                + (f" WHERE {' AND '.join(where)}" if where else "") + " GROUP BY b"
-            )  # fmt: skip
+                f"CAST(SUM({value}) AS HUGEINT) AS s FROM {fq(target)}{where} GROUP BY b"
+            )
             rows = con.execute(sql, [before] if before is not None else []).fetchall()
         return {int(b): (int(n), int(total or 0)) for b, n, total in rows}
 

@@ -131,19 +131,9 @@ class SqlToWarehouseOperator(BaseOperator):
                     reconciled = self._reconcile(conn, dialect, warehouse, target, columns, context, upper)
                     # The gate's check of the whole table before this window's end: not the window itself.
                     reconciled["before"] = _text(upper)
-                    reconciled["source_rows"] = source.scalar(
-                        conn,
-                        f"SELECT COUNT(*) FROM {source.quote(dialect, self.table)}"  # noqa: S608
-                        + (f" WHERE {source.quote(dialect, self.cursor)} < {source.placeholder(dialect)}"
-                           if upper is not None else ""),
-                        [source.bind(dialect, upper)] if upper is not None else [],
-                    )  # fmt: skip
-            source_rows = source.scalar(
-                conn,
-                f"SELECT COUNT(*) FROM {source.quote(dialect, self.table)}"  # noqa: S608 - validated identifier
-                + (f" WHERE {where}" if where else ""),
-                params,
-            )
+                    before, bound = self._before(dialect, upper)
+                    reconciled["source_rows"] = source.count(conn, dialect, self.table, before, bound)
+            source_rows = source.count(conn, dialect, self.table, where, params)
         finally:
             conn.close()
         if result.added_columns:
@@ -202,7 +192,7 @@ class SqlToWarehouseOperator(BaseOperator):
         if start is None or end is None or not start < end:
             return False
         every = self.reconcile_every.total_seconds()
-        return (end.timestamp() - 1e-6) // every != start.timestamp() // every or end.timestamp() % every == 0
+        return end.timestamp() // every != start.timestamp() // every  # (start, end] holds a multiple
 
     def _reconcile(
         self, conn, dialect, warehouse: Warehouse, target, columns, context: Context, upper
@@ -215,9 +205,9 @@ class SqlToWarehouseOperator(BaseOperator):
         this window's end are left to the next window. With ``detect_deletes`` the same pairs mark
         the rows the source no longer has (one diff, not two).
 
-        Without ``detect_deletes`` and with an integer first key column, both sides first compute
-        checksums per key range (row count and cursor sum, by the source server and the warehouse
-        engine); only the ranges that differ are compared pair by pair.
+        With an integer first key column, both sides first compute checksums per key range (row
+        count and cursor sum, by the source server and the warehouse engine); only the ranges that
+        differ are compared pair by pair (and, with ``detect_deletes``, soft-deleted).
         """
         import dataclasses
 
@@ -227,7 +217,7 @@ class SqlToWarehouseOperator(BaseOperator):
         job = job_key(context)
         wanted = {*self.primary_key, self.cursor}
         pairs = [c for c in columns if c.name in wanted]
-        where, params, buckets = "", [], None
+        where, params = "", []
         # Deletes are judged on the whole table (no window bound), other changes before the window's end.
         buckets = self._suspect_ranges(
             conn, dialect, warehouse, target, columns, None if self.detect_deletes else upper
@@ -299,28 +289,18 @@ class SqlToWarehouseOperator(BaseOperator):
             pa.types.is_timestamp(cursor.arrow_type) or pa.types.is_integer(cursor.arrow_type)
         ):
             return None
-        k, c, mark = (
-            source.quote(dialect, first.name),
-            source.quote(dialect, cursor.name),
-            source.placeholder(dialect),
-        )
-        bounded = f" WHERE {c} < {mark}" if upper is not None else ""
-        bound = [source.bind(dialect, upper)] if upper is not None else []
-        cur = conn.cursor()
-        try:  # MIN and MAX of the key come from its index; no COUNT(*), which scans the table
-            cur.execute(f"SELECT MIN({k}), MAX({k}) FROM {source.quote(dialect, self.table)}{bounded}",  # noqa: S608
-                        tuple(bound))  # fmt: skip
-            lo, hi = cur.fetchone()
-        finally:
-            cur.close()
+        k = source.quote(dialect, first.name)
+        before, bound = self._before(dialect, upper)
+        # MIN and MAX of the key come from its index; no COUNT(*), which scans the table
+        sql = f"SELECT MIN({k}), MAX({k}) FROM {source.quote(dialect, self.table)}"  # noqa: S608
+        lo, hi = source.first_row(conn, sql + (f" WHERE {before}" if before else ""), bound)
         lo, hi = (int(lo), int(hi)) if lo is not None else (0, 0)
         width = max(1, math.ceil((hi - lo + 1) / _RANGES))
         mine = source.bucket_checksums(conn, dialect, self.table, first.name, cursor, lo=lo, width=width,
                                        before=upper)  # fmt: skip
-        theirs = warehouse.bucket_checksums(
-            target, first.name, cursor.name, lo=int(lo), width=width, before=upper
-        )
-        differing = sorted(b for b in set(mine) | set(theirs) if mine.get(b) != theirs.get(b))
+        theirs = warehouse.bucket_checksums(target, first.name, cursor.name, lo=lo, width=width, before=upper)
+        compared = set(mine) | set(theirs)
+        differing = sorted(b for b in compared if mine.get(b) != theirs.get(b))
         if len(differing) > _MAX_RANGES:
             return None  # too many: compare every pair
         ranges = []
@@ -330,7 +310,17 @@ class SqlToWarehouseOperator(BaseOperator):
                 ranges[-1] = (ranges[-1][0], end)
             else:
                 ranges.append((start, end))
-        return ranges, len(set(mine) | set(theirs)), sum(n for n, _ in mine.values())
+        return ranges, len(compared), sum(n for n, _ in mine.values())
+
+    def _before(self, dialect: str, upper: Any) -> tuple[str, list[Any]]:
+        """``cursor < upper`` as a source condition and its parameters ('' and [] without a bound)."""
+        from nightshift_core.sync import source
+
+        if upper is None:
+            return "", []
+        return f"{source.quote(dialect, self.cursor)} < {source.placeholder(dialect)}", [
+            source.bind(dialect, upper)
+        ]
 
     def _repair(self, conn, dialect, warehouse: Warehouse, target, columns, keys: list[dict], job) -> int:
         """Re-read the rows of ``keys`` from the source (500 keys a query) and merge them."""
