@@ -1261,31 +1261,28 @@ def _anchor(value: str) -> date:
     return datetime.now(UTC).date() if value == "today" else date.fromisoformat(value)
 
 
-def _new_payment(url: str, round_: int, now: datetime) -> int:
-    """One payment by a customer with orders, dated ``now`` (the live demo's cash coming in)."""
-    conn, dialect = connect(url)
+def _new_payment(conn: Connection, dialect: Dialect, round_: int, now: datetime) -> int:
+    """One payment by a customer with orders, dated ``now`` (the live demo's cash coming in); commit."""
+    cur = conn.cursor()
+    cur.execute(f"SELECT DISTINCT {quote(dialect, 'customerNumber')} FROM {quote(dialect, 'orders')}")  # noqa: S608
+    customers = sorted(r[0] for r in cur.fetchall())
+    cur.close()
+    if not customers:
+        return 0
+    rng = random.Random(f"classicmodels:live:{round_}:{now.isoformat()}")
+    check = f"LV{now:%y%m%d%H%M%S}{round_ % 100:02d}"
+    columns = ["customerNumber", "checkNumber", "paymentDate", "amount"]
+    row = [rng.choice(customers), check, now.date(), _money(rng.randrange(50_000, 5_000_000))]
+    if _has_audit_column(conn, dialect):
+        columns.append(AUDIT_COLUMN)
+        row.append(now)
+    writer = _Writer(conn, dialect)
     try:
-        cur = conn.cursor()
-        cur.execute(f"SELECT DISTINCT {quote(dialect, 'customerNumber')} FROM {quote(dialect, 'orders')}")  # noqa: S608
-        customers = sorted(r[0] for r in cur.fetchall())
-        if not customers:
-            return 0
-        rng = random.Random(f"classicmodels:live:{round_}:{now.isoformat()}")
-        check = f"LV{now:%y%m%d%H%M%S}{round_ % 100:02d}"
-        columns = ["customerNumber", "checkNumber", "paymentDate", "amount"]
-        row = [rng.choice(customers), check, now.date(), _money(rng.randrange(50_000, 5_000_000))]
-        if _has_audit_column(conn, dialect):
-            columns.append(AUDIT_COLUMN)
-            row.append(now)
-        writer = _Writer(conn, dialect)
-        try:
-            writer.insert("payments", columns, [tuple(row)])
-        finally:
-            writer.close()
-        conn.commit()
-        return 1
+        writer.insert("payments", columns, [tuple(row)])
     finally:
-        conn.close()
+        writer.close()
+    conn.commit()
+    return 1
 
 
 def _live(url: str, every: float, fraction: float, out: Callable[[str], None]) -> int:
@@ -1310,12 +1307,12 @@ def _live(url: str, every: float, fraction: float, out: Callable[[str], None]) -
         try:
             now = datetime.now(UTC).replace(tzinfo=None)
             counts = mutate(conn, dialect, fraction=fraction, seed=round_, now=now)
+            counts["payments_inserted"] = _new_payment(conn, dialect, round_, now)
         except Exception as exc:  # a busy SQLite file, say: try again next round
             out(f"{datetime.now(UTC):%H:%M:%S} change skipped: {type(exc).__name__}: {exc}")
             continue
         finally:
             conn.close()
-        counts["payments_inserted"] = _new_payment(url, round_, now)
         out(f"{now:%H:%M:%S} " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return 0
 
