@@ -10,8 +10,10 @@ LABEL_SCHEMA = pa.schema(
         ("text", pa.string()),
         ("label", pa.string()),  # positive | negative | neutral
         ("rating", pa.float64()),  # -1..1 where the labeller gave one
-        ("source", pa.string()),  # the label file's name
+        ("source", pa.string()),  # the label file's name, or "airflow-ui" for a label given in the UI
         ("first_seen_at", pa.timestamp("us", tz="UTC")),  # run time of the load that first saw it
+        ("labelled_by", pa.string()),  # the Airflow user who answered the labelling request (UI labels)
+        ("labelled_at", pa.timestamp("us", tz="UTC")),  # when they answered it (UI labels)
     ]
 )
 

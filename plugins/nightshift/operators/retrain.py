@@ -121,7 +121,8 @@ class LabelsToWarehouseOperator(_RetrainStep):
             }
             records = [
                 {"example_id": r.example_id, "text": r.text, "label": r.label, "rating": r.rating,
-                 "source": r.source, "first_seen_at": known.get(r.example_id, now)}
+                 "source": r.source, "first_seen_at": known.get(r.example_id, now),
+                 "labelled_by": None, "labelled_at": None}
                 for r in rows
             ]  # fmt: skip
             staged = warehouse.stage(
