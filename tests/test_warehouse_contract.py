@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 
 import pyarrow as pa
@@ -427,3 +428,68 @@ def test_mark_missing_deleted_within_key_ranges_leaves_other_rows_alone(wh):
     )
     rows = wh.query(f"SELECT id FROM {T} WHERE _nightshift_deleted_at IS NOT NULL").to_pylist()
     assert [r["id"] for r in rows] == [20]
+
+
+# -- BigQuery: a publish whose MERGE fails part-way (fault injected in the local server) ----------
+PUBLISH_MERGE = r"^\s*MERGE\b"
+#: What BigQuery reports when a MERGE finds two source rows for one target row: it fails at run time.
+MID_MERGE = "UPDATE/MERGE must match at most one source row for each target row"
+
+
+@pytest.fixture
+def bq(bq_emulator, tmp_path):
+    from nightshift_core.warehouse.bigquery_engine import BigQueryWarehouse
+
+    warehouse = BigQueryWarehouse(bq_emulator.client(), use_storage_api=False, spool_dir=str(tmp_path))
+    warehouse.client.delete_dataset(
+        f"{bq_emulator.project}.contract", delete_contents=True, not_found_ok=True
+    )
+    bq_emulator.clear_faults()
+    yield warehouse
+    left = bq_emulator.clear_faults()
+    warehouse.close()
+    assert all(f["fired"] == f["times"] for f in left), f"an injected fault never fired: {left}"
+
+
+@pytest.mark.parametrize(
+    ("mode", "after_retry"),
+    [("merge", [(1, "a"), (2, "B"), (3, "c")]), ("replace", [(2, "B"), (3, "c")])],
+)
+def test_bigquery_merge_failing_mid_publish_leaves_target_unchanged(bq, bq_emulator, mode, after_retry):
+    load(bq, T, [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], key=["id"])
+    staged = bq.stage(key(task="x"), T, batches(SIMPLE, [{"id": 2, "v": "B"}, {"id": 3, "v": "c"}]), SIMPLE)
+    # The MERGE runs (updates 2, inserts 3; replace also deletes 1), then fails: BigQuery undoes it all.
+    bq_emulator.inject_fault(PUBLISH_MERGE, reason="invalidQuery", message=MID_MERGE)
+    publish_key = ["id"] if mode == "merge" else []
+    with pytest.raises(
+        WarehouseError, match=rf"BigQuery job nightshift_publish_\w+ failed: {re.escape(MID_MERGE)}"
+    ):
+        bq.publish(staged, mode, key=publish_key)
+    assert [f["fired"] for f in bq_emulator.faults()] == [1], (
+        "the publish's MERGE is the statement that failed"
+    )
+    assert ids_and_values(bq) == [(1, "a"), (2, "b")], "a failed publish must leave the target unchanged"
+    assert bq.client.get_table(staged.name.rpartition("#")[0]), (
+        "kept, so a retry publishes without staging again"
+    )
+    # The retried task publishes the same staged rows under the next job id (the failed id stays used).
+    result = bq.publish(staged, mode, key=publish_key)
+    assert result.job_id.endswith("_1") and not result.reattached, result.job_id
+    assert bq.client.get_job(result.job_id[:-2]).error_result == {
+        "reason": "invalidQuery",
+        "message": MID_MERGE,
+    }
+    assert ids_and_values(bq) == after_retry
+
+
+@pytest.mark.parametrize(("mode", "match"), [("merge", PUBLISH_MERGE), ("append", r"^\s*INSERT INTO\b")])
+def test_bigquery_publish_failing_transiently_is_applied_exactly_once(bq, bq_emulator, mode, match):
+    load(bq, T, [{"id": 1, "v": "a"}], key=["id"])
+    # A backend error after the statement ran (and was undone): the same publish call tries again.
+    bq_emulator.inject_fault(match, reason="backendError", message="injected: backend error")
+    result = load(
+        bq, T, [{"id": 2, "v": "b"}], mode, key=["id"] if mode == "merge" else (), job=key(task="y")
+    )
+    assert [f["fired"] for f in bq_emulator.faults()] == [1]
+    assert result.job_id.endswith("_1"), result.job_id
+    assert ids_and_values(bq) == [(1, "a"), (2, "b")], "published once, not lost and not twice"

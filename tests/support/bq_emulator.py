@@ -1,11 +1,13 @@
 """pytest fixture: a local BigQuery emulator in a subprocess, for the real google-cloud-bigquery client.
 
 Enable it in a conftest with `pytest_plugins = ["support.bq_emulator"]`; the emulator itself is
-`support.bq_emulator_server` (offline, in memory; a test tool, so it lives with the tests).
+`support.bq_emulator_server` (offline, in memory; a test tool, so it lives with the tests). A test
+can make chosen statements fail there (:meth:`BqEmulator.inject_fault`); the client stays unpatched.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +25,7 @@ from support.net import free_port
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "nightshift-local"
 START_TIMEOUT_S = 60.0
+FAULTS_PATH = "/_nightshift/faults"  # as in support.bq_emulator_server (not imported: it patches bqemulator)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,45 @@ class BqEmulator:
         """Everything the emulator has written to stdout/stderr so far."""
         return self.log_path.read_text(errors="replace")
 
+    def inject_fault(
+        self,
+        match: str,
+        *,
+        reason: str = "invalidQuery",
+        message: str = "injected fault",
+        times: int = 1,
+        after_execute: bool = True,
+    ) -> None:
+        """Fail the next ``times`` query jobs whose SQL matches the regex ``match`` with ``reason``;
+        ``after_execute``: the statement runs, then its changes are rolled back (it fails part-way)."""
+        fault = {
+            "match": match,
+            "reason": reason,
+            "message": message,
+            "times": times,
+            "after_execute": after_execute,
+        }
+        self._faults("POST", fault)
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The injected faults, each with ``fired``: how many jobs it failed."""
+        return self._faults("GET")
+
+    def clear_faults(self) -> list[dict[str, Any]]:
+        """Remove every injected fault; returns them as they were."""
+        return self._faults("DELETE")
+
+    def _faults(self, method: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.endpoint}{FAULTS_PATH}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
 
 def _answers(endpoint: str) -> bool:
     try:
@@ -95,6 +138,7 @@ def start_emulator(workdir: Path, project: str = PROJECT) -> BqEmulator:
         str(grpc_port),
         "--project",
         project,
+        "--faults",
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)

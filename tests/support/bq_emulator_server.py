@@ -11,6 +11,11 @@ import time so nothing in site-packages is edited:
   bqemulator bound those too, and the query then failed with a parameter count mismatch.
 * numpy must be importable next to bqemulator (checked up front, with a clear message).
 
+With ``--faults`` it also takes test-only fault injections over HTTP (see :class:`Fault`): a test
+makes the next query job(s) whose SQL matches a pattern fail as BigQuery reports a failed job
+(``status.errorResult``), optionally after the statement has run, its changes rolled back, as a
+DML statement that fails part-way does in BigQuery. The client library is never patched.
+
     PYTHONPATH=tests python -m support.bq_emulator_server --host 127.0.0.1 --port 9050 --project local-project
 """
 
@@ -24,6 +29,8 @@ import os
 import re
 import signal
 import sys
+import threading
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +41,17 @@ if importlib.util.find_spec("numpy") is None:  # pragma: no cover - environment 
     raise SystemExit("bq_emulator: numpy is required next to bqemulator (pip install numpy)")
 
 import structlog  # noqa: E402
+from fastapi import APIRouter, Request  # noqa: E402  (bqemulator's own web framework)
 
 # Until the server configures logging: drop the debug lines bqemulator logs while importing.
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
 
 import duckdb  # noqa: E402
+from bqemulator import server as _server  # noqa: E402
 from bqemulator.api.routes import upload as _upload  # noqa: E402
 from bqemulator.config import LogFormat, LogLevel, PersistenceMode, Settings  # noqa: E402
+from bqemulator.domain.errors import InvalidQueryError  # noqa: E402
+from bqemulator.jobs import executor as _executor  # noqa: E402
 from bqemulator.server import EmulatorServer  # noqa: E402
 from bqemulator.sql import parameters as _parameters  # noqa: E402
 from bqemulator.storage import engine as _engine  # noqa: E402
@@ -121,6 +132,104 @@ def apply_patches() -> None:
 apply_patches()
 
 
+# -- fault injection (``--faults``; tests only) --------------------------------------------------
+FAULTS_PATH = "/_nightshift/faults"
+
+
+@dataclass
+class Fault:
+    """The next ``times`` query jobs whose SQL matches ``match`` (``re.search``) fail.
+
+    The job ends DONE with ``status.errorResult = {reason, message}``, as a failed BigQuery job does.
+    ``after_execute``: the statement runs first and its changes are then rolled back (a statement
+    that fails part-way); otherwise it fails before it runs. ``fired`` counts the jobs it failed.
+    """
+
+    match: str
+    reason: str = "invalidQuery"
+    message: str = "injected fault"
+    times: int = 1
+    after_execute: bool = True
+    fired: int = 0
+
+
+_faults: list[Fault] = []
+_faults_lock = threading.Lock()
+_run_single_sql = _executor._run_single_sql
+
+
+class InjectedJobError(InvalidQueryError):
+    """A failed job whose ``reason`` is the fault's (a route error the jobs API reports in the job)."""
+
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(fault.message)
+        self.bq_reason = fault.reason  # type: ignore[misc] - per instance: the reason the test chose
+
+
+def _take_fault(sql: str) -> Fault | None:
+    with _faults_lock:
+        for fault in _faults:
+            if fault.fired < fault.times and re.search(fault.match, sql):
+                fault.fired += 1
+                return fault
+    return None
+
+
+async def _run_single_sql_with_faults(project_id: str, bq_sql: str, query_params, ctx, **kwargs: Any):
+    """Replacement for executor._run_single_sql: fail the statement when a fault matches it."""
+    fault = _take_fault(bq_sql)
+    if fault is None:
+        return await _run_single_sql(project_id, bq_sql, query_params, ctx, **kwargs)
+    if fault.after_execute:
+        async with ctx.engine.write_lock():
+            ctx.engine.execute("BEGIN TRANSACTION")
+            try:
+                await _run_single_sql(project_id, bq_sql, query_params, ctx, **kwargs)
+            finally:
+                ctx.engine.execute("ROLLBACK")
+    raise InjectedJobError(fault)
+
+
+def _faults_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get(FAULTS_PATH)
+    def list_faults() -> list[dict[str, Any]]:
+        with _faults_lock:
+            return [asdict(f) for f in _faults]
+
+    @router.post(FAULTS_PATH)
+    async def add_fault(request: Request) -> dict[str, Any]:
+        fields = await request.json()
+        fault = Fault(**{k: v for k, v in fields.items() if k != "fired"})
+        re.compile(fault.match)
+        with _faults_lock:
+            _faults.append(fault)
+        return asdict(fault)
+
+    @router.delete(FAULTS_PATH)
+    def clear_faults() -> list[dict[str, Any]]:
+        with _faults_lock:
+            cleared = [asdict(f) for f in _faults]
+            _faults.clear()
+        return cleared
+
+    return router
+
+
+def enable_faults() -> None:
+    """Serve the fault endpoints and check every single-statement query job against them."""
+    _executor._run_single_sql = _run_single_sql_with_faults
+    create_app = _server.create_app
+
+    def create_app_with_faults(context):
+        app = create_app(context)
+        app.include_router(_faults_router())
+        return app
+
+    _server.create_app = create_app_with_faults
+
+
 def build_settings(
     host: str,
     port: int,
@@ -173,7 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--project", default="local-project", help="default project id")
     parser.add_argument("--data-dir", type=Path, default=None, help="persist tables here (default: memory)")
     parser.add_argument("--log-level", type=LogLevel, default=LogLevel.WARNING, choices=list(LogLevel))
+    parser.add_argument("--faults", action="store_true", help=f"accept fault injections at {FAULTS_PATH}")
     args = parser.parse_args(argv)
+    if args.faults:
+        enable_faults()
     settings = build_settings(
         args.host, args.port, args.project, args.data_dir, args.log_level, args.grpc_port
     )
