@@ -285,9 +285,31 @@ def test_hostile_values_are_data_not_sql(wh):
 
 
 def test_unsupported_type_names_the_column(wh):
-    schema = pa.schema([("id", pa.int64()), ("tags", pa.list_(pa.string()))])
-    with pytest.raises(UnsupportedTypeError, match="column 'tags'"):
-        wh.stage(key(), T, batches(schema, [{"id": 1, "tags": ["a"]}]), schema)
+    schema = pa.schema([("id", pa.int64()), ("grid", pa.list_(pa.list_(pa.int64())))])
+    with pytest.raises(UnsupportedTypeError, match="column 'grid'.*list of lists"):
+        wh.stage(key(), T, batches(schema, [{"id": 1, "grid": [[1]]}]), schema)
+
+
+def test_lists_are_repeated_columns_keeping_order(wh):
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), ("tags", pa.list_(pa.string())),
+                        ("amounts", pa.list_(pa.decimal128(10, 2))), ("stamps", pa.list_(pa.timestamp("us", tz="UTC")))])  # fmt: skip
+    table = TableRef("contract", "lists")
+    stamp = dt.datetime(2026, 11, 21, 8, 30, 0, 123456, tzinfo=UTC)
+    rows = [{"id": 1, "tags": ["b", "Zoë", "a"], "amounts": [Decimal("1.50"), Decimal("-2.25")], "stamps": [stamp]},
+            {"id": 2, "tags": [], "amounts": [], "stamps": []}]  # fmt: skip
+    load(wh, table, rows, schema=schema, key=["id"])
+    assert [(c.name, c.type, c.repeated) for c in wh.get_schema(table)] == [
+        ("id", "INT64", False), ("tags", "STRING", True), ("amounts", "NUMERIC", True), ("stamps", "TIMESTAMP", True),
+    ]  # fmt: skip
+    assert wh.query(f"SELECT id, tags, amounts, stamps FROM {table} ORDER BY id").to_pylist() == rows
+    merged = [{"id": 2, "tags": ["x"], "amounts": [Decimal("0.01")], "stamps": [stamp, stamp]}]
+    load(wh, table, merged, schema=schema, key=["id"], job=key(start="2026-11-22"))
+    assert wh.query(f"SELECT tags, stamps FROM {table} WHERE id = 2").to_pylist() == [
+        {"tags": ["x"], "stamps": [stamp, stamp]}
+    ]
+    scalar = pa.schema([pa.field("id", pa.int64(), nullable=False), ("tags", pa.string())])
+    with pytest.raises(SchemaChangeError, match=r"'tags' is ARRAY<STRING> in the warehouse but STRING"):
+        load(wh, table, [{"id": 3, "tags": "a"}], schema=scalar, key=["id"], job=key(start="2026-11-23"))
 
 
 def test_empty_stage_publishes_nothing_but_creates_the_table(wh):

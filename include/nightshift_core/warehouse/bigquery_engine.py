@@ -95,7 +95,10 @@ class BigQueryWarehouse(Warehouse):
             fields = self.client.get_table(self._ref(table)).schema
         except NotFound:
             raise WarehouseError(f"table {table} does not exist in project {self.project}") from None
-        return [Column(f.name, _FROM_BQ.get(f.field_type, "STRING"), f.mode != "REQUIRED") for f in fields]
+        return [
+            Column(f.name, _FROM_BQ.get(f.field_type, "STRING"), f.mode != "REQUIRED", f.mode == "REPEATED")
+            for f in fields
+        ]
 
     def create_table(self, table: TableRef, columns: Sequence[Column]) -> None:
         schema = [_field(c) for c in columns]
@@ -106,7 +109,7 @@ class BigQueryWarehouse(Warehouse):
             return
         # DDL rather than a schema patch: one statement, and the emulator applies it too.
         for c in columns:  # one statement per column: the emulator takes one ALTER at a time
-            sql = f"ALTER TABLE {self._fq(table)} ADD COLUMN IF NOT EXISTS {q(c.name)} {_ddl_type(c.type)}"
+            sql = f"ALTER TABLE {self._fq(table)} ADD COLUMN IF NOT EXISTS {q(c.name)} {_ddl(c)}"
             self.client.query(sql, location=self.location).result()
 
     def drop_table(self, table: TableRef) -> None:
@@ -126,10 +129,11 @@ class BigQueryWarehouse(Warehouse):
             config = bigquery.LoadJobConfig(
                 source_format=bigquery.SourceFormat.PARQUET,
                 write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-                schema=[_field(Column(c.name, c.type, True)) for c in columns],
+                schema=[_field(Column(c.name, c.type, True, c.repeated)) for c in columns],
             )
             config.parquet_options = bigquery.ParquetOptions()
-            config.parquet_options.enable_list_inference = False
+            # Parquet LISTs load into REPEATED columns (their element, not a wrapper record)
+            config.parquet_options.enable_list_inference = any(c.repeated for c in columns)
 
             def submit(job_id: str) -> bigquery.LoadJob:
                 with open(path, "rb") as fh:
@@ -373,7 +377,8 @@ def _retryable(error: dict | None) -> bool:
 
 
 def _field(column: Column) -> bigquery.SchemaField:
-    return bigquery.SchemaField(column.name, column.type, mode="NULLABLE" if column.nullable else "REQUIRED")
+    mode = "REPEATED" if column.repeated else "NULLABLE" if column.nullable else "REQUIRED"
+    return bigquery.SchemaField(column.name, column.type, mode=mode)
 
 
 def _bigquery_friendly(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -425,7 +430,8 @@ def _param_type(value: Any) -> str:
     return "STRING"
 
 
-def _ddl_type(kind: str) -> str:
+def _ddl(column: Column) -> str:
     """Type for DDL. NUMERIC is spelled with its full (38, 9), which BigQuery treats as plain
-    NUMERIC; the emulator would otherwise keep only 3 decimals."""
-    return "NUMERIC(38, 9)" if kind == "NUMERIC" else kind
+    NUMERIC; the emulator would otherwise keep only 3 decimals. REPEATED is an ARRAY."""
+    kind = "NUMERIC(38, 9)" if column.type == "NUMERIC" else column.type
+    return f"ARRAY<{kind}>" if column.repeated else kind

@@ -180,16 +180,17 @@ class DuckDBWarehouse(Warehouse):
         self, job: JobKey, target: TableRef, batches: Iterable[pa.RecordBatch], schema: pa.Schema
     ) -> StagedTable:
         columns = self.arrow_columns(schema)
-        wide = [i for i, c in enumerate(columns) if c.type == "BIGNUMERIC"]
+        wide = {i: pa.list_(pa.string()) if c.repeated else pa.string()
+                for i, c in enumerate(columns) if c.type == "BIGNUMERIC"}  # fmt: skip
 
         def exact_text(batch: pa.RecordBatch) -> pa.RecordBatch:
             # DuckDB would read >38-digit Parquet decimals as DOUBLE: hand it exact text.
             if not wide:
                 return batch
             arrays = list(batch.columns)
-            for i in wide:
-                arrays[i] = pc.cast(arrays[i], pa.string())
-            fields = [pa.field(f.name, pa.string()) if i in wide else f for i, f in enumerate(batch.schema)]
+            for i, text in wide.items():
+                arrays[i] = pc.cast(arrays[i], text)
+            fields = [f.with_type(wide[i]) if i in wide else f for i, f in enumerate(batch.schema)]
             return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
         name = f"{target.dataset}__{target.table}__{job.job_id('stage')}"
@@ -381,20 +382,26 @@ def _schema(con: duckdb.DuckDBPyConnection, table: TableRef) -> list[Column]:
         elif data_type.startswith("DECIMAL"):
             kind = "NUMERIC"
         else:
-            kind = _FROM_DUCKDB.get(data_type, "STRING")
-        out.append(Column(name, kind, bool(nullable)))  # type: ignore[arg-type]
+            kind = _FROM_DUCKDB.get(data_type.removesuffix("[]"), "STRING")
+        repeated = data_type.endswith("[]")
+        out.append(Column(name, kind, bool(nullable) or repeated, repeated))  # type: ignore[arg-type]
     return out
 
 
+def _ddl(column: Column) -> str:
+    """A LIST for a REPEATED column (loads write an empty list, never NULL, as BigQuery holds it)."""
+    return f"{_DDL_TYPES[column.type]}[]" if column.repeated else _DDL_TYPES[column.type]
+
+
 def _create(con: duckdb.DuckDBPyConnection, table: TableRef, columns: Sequence[Column]) -> None:
-    cols = ", ".join(f"{q(c.name)} {_DDL_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in columns)
+    cols = ", ".join(f"{q(c.name)} {_ddl(c)}{'' if c.nullable else ' NOT NULL'}" for c in columns)
     con.execute(f"CREATE TABLE IF NOT EXISTS {fq(table)} ({cols})")
     _comment(con, table, columns)
 
 
 def _add_columns(con: duckdb.DuckDBPyConnection, table: TableRef, columns: Sequence[Column]) -> None:
     for c in columns:
-        con.execute(f"ALTER TABLE {fq(table)} ADD COLUMN IF NOT EXISTS {q(c.name)} {_DDL_TYPES[c.type]}")
+        con.execute(f"ALTER TABLE {fq(table)} ADD COLUMN IF NOT EXISTS {q(c.name)} {_ddl(c)}")
     _comment(con, table, columns)
 
 

@@ -71,6 +71,7 @@ class Column:
     name: str
     type: LogicalType
     nullable: bool = True
+    repeated: bool = False  # an ARRAY of ``type`` (BigQuery REPEATED, DuckDB LIST); never NULL itself
 
     def __post_init__(self) -> None:
         check_identifier(self.name, "column name")
@@ -108,8 +109,21 @@ def logical_type(arrow_type: pa.DataType, *, column: str = "?") -> LogicalType:
     )
 
 
+def column_from_arrow(f: pa.Field) -> Column:
+    """The warehouse column for an Arrow field; a list of a scalar type is a REPEATED column."""
+    if pa.types.is_list(f.type) or pa.types.is_large_list(f.type):
+        element = f.type.value_type
+        if pa.types.is_list(element) or pa.types.is_large_list(element):
+            raise UnsupportedTypeError(
+                f"column {f.name!r}: Arrow type {f.type} is a list of lists, which a BigQuery ARRAY cannot hold; "
+                "keep it as JSON text or exclude the column"
+            )
+        return Column(f.name, logical_type(element, column=f.name), True, repeated=True)
+    return Column(f.name, logical_type(f.type, column=f.name), f.nullable)
+
+
 def columns_from_arrow(schema: pa.Schema) -> list[Column]:
-    return [Column(f.name, logical_type(f.type, column=f.name), f.nullable) for f in schema]
+    return [column_from_arrow(f) for f in schema]
 
 
 # Which changes of a column's type keep every existing value exactly.
@@ -128,10 +142,10 @@ def plan_schema_change(existing: list[Column], incoming: list[Column], *, table:
     for col in incoming:
         old = current.get(col.name.lower())
         if old is None:
-            to_add.append(Column(col.name, col.type, nullable=True))
-        elif old.type != col.type and (col.type, old.type) not in _WIDENING:
+            to_add.append(Column(col.name, col.type, nullable=True, repeated=col.repeated))
+        elif old.repeated != col.repeated or (old.type != col.type and (col.type, old.type) not in _WIDENING):
             problems.append(
-                f"column {col.name!r} is {old.type} in the warehouse but {col.type} in the new data"
+                f"column {col.name!r} is {_shown(old)} in the warehouse but {_shown(col)} in the new data"
             )
     if problems:
         raise SchemaChangeError(
@@ -139,3 +153,7 @@ def plan_schema_change(existing: list[Column], incoming: list[Column], *, table:
             "(or run a full refresh into a new table) if the change is intended."
         )
     return to_add
+
+
+def _shown(column: Column) -> str:
+    return f"ARRAY<{column.type}>" if column.repeated else column.type
