@@ -194,7 +194,8 @@ def test_an_unsupported_type_fails_at_once_naming_file_table_column_and_the_yaml
     message = str(failure.value)
     assert message.startswith(
         "UnsupportedTypeError: sync definition include/config/syncs/shop.yaml, table 'typed', column 'span': "
-        "source type 'int4range' is not supported (PostgreSQL type int4range)"
+        "source type 'int4range' is not supported (PostgreSQL range type int4range: no warehouse type holds its "
+        "bounds exactly)"
     ), message
     assert "set `exclude: [span]` on table 'typed' in include/config/syncs/shop.yaml" in message
     assert "not retried" in message

@@ -86,6 +86,7 @@ def build(config: SyncConfig) -> DAG:
                     source_timezone=config.timezone,
                     reconcile="{{ params.reconcile }}",
                     reconcile_every=table.reconcile_every,
+                    also_synced=[t.name for t in config.tables if t.name != table.name],
                     pool=config.pool,
                     outlets=[Asset(name=f"{config.dataset}.{table.target_table}")],
                 )

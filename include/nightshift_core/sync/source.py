@@ -23,23 +23,29 @@ Dialect = Literal["mysql", "postgres", "sqlite"]
 
 @dataclass(frozen=True)
 class SourceColumn:
-    name: str
+    name: str  # the warehouse column
     source_type: str
     arrow_type: pa.DataType
     nullable: bool
     convert: Callable[[Any], Any] | None = None  # driver value -> Arrow-ready value
     text_cast: bool = False  # driver returns raw text; Arrow parses it (much faster than Python)
     select: str | None = None  # SQL expression read instead of the bare column ({column}: quoted name)
+    reads: str | None = None  # the source column ``select`` reads, when it is not ``name``
+
+
+EXACT_JSON_SUFFIX = "__json"  # the companion of an array column: the values its ARRAY cannot hold
 
 
 class UnsupportedColumnError(UnsupportedTypeError):
-    """A source column whose type has no exact mapping; carries what the fix needs."""
+    """Source columns whose types have no exact mapping (all of the table's at once); carries what the
+    fix needs: ``problems`` is [(column, source type, detail)], the first also as column/source_type."""
 
-    def __init__(self, table: str, column: str, source_type: str, detail: str) -> None:
-        super().__init__(
-            f"table {table!r}, column {column!r}: source type {source_type!r} is not supported ({detail})"
-        )
-        self.table, self.column, self.source_type, self.detail = table, column, source_type, detail
+    def __init__(self, table: str, problems: Sequence[tuple[str, str, str]]) -> None:
+        shown = "; ".join(f"column {c!r}: source type {t!r} is not supported ({d})" for c, t, d in problems)
+        super().__init__(f"table {table!r}, {shown}")
+        self.table, self.problems = table, list(problems)
+        self.column, self.source_type, self.detail = self.problems[0]
+        self.columns = [c for c, _, _ in self.problems]
 
 
 def dialect_for(conn_type: str) -> Dialect:
@@ -122,7 +128,8 @@ def server_zone(conn: Any, dialect: Dialect) -> ServerZone:
 
 
 def prepare_session(conn: Any, dialect: Dialect) -> None:
-    """Make values unambiguous: MySQL TIMESTAMPs come back in UTC."""
+    """Make values unambiguous: MySQL TIMESTAMPs and PostgreSQL timestamptz come back in UTC, PostgreSQL
+    intervals (read as text) in ISO 8601 (``P1Y2M-3DT4H5M6.5S``: months, days and time kept apart)."""
     if dialect == "mysql":
         cur = conn.cursor()
         cur.execute("SET time_zone = '+00:00'")
@@ -130,18 +137,22 @@ def prepare_session(conn: Any, dialect: Dialect) -> None:
     elif dialect == "postgres":
         cur = conn.cursor()
         cur.execute("SET TIME ZONE 'UTC'")
+        cur.execute("SET IntervalStyle = 'iso_8601'")
         cur.close()
 
 
 def describe(conn: Any, dialect: Dialect, table: str, exclude: Sequence[str] = ()) -> list[SourceColumn]:
-    """The table's columns with exact Arrow types; unsupported types fail naming the column.
+    """The table's columns with exact Arrow types; unsupported types fail naming every such column.
 
     Columns in ``exclude`` (case-insensitive) are dropped before any type is mapped, so an
     excluded column never has to be understood.
     """
     check_identifier(table, "table name")
+    skip = {c.lower() for c in exclude}
     cur = conn.cursor()
     try:
+        if dialect == "postgres":
+            return _describe_postgres(cur, table, skip)
         if dialect == "mysql":
             cur.execute(
                 "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, IS_NULLABLE "
@@ -155,17 +166,6 @@ def describe(conn: Any, dialect: Dialect, table: str, exclude: Sequence[str] = (
             json_columns = _mariadb_json_columns(cur, table)
             rows = [(n, "json" if n in json_columns else d, c, p, s, nl) for n, d, c, p, s, nl in rows]
             mapper = _mysql_type
-        elif dialect == "postgres":
-            cur.execute(
-                "SELECT column_name, data_type, udt_name, numeric_precision, numeric_scale, is_nullable "
-                "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s "
-                "ORDER BY ordinal_position",
-                (table,),
-            )
-            rows = [
-                (n, dtp.lower(), udt.lower(), p, s, nl == "YES") for n, dtp, udt, p, s, nl in cur.fetchall()
-            ]
-            mapper = _postgres_type
         else:
             cur.execute(f'PRAGMA table_info("{table}")')
             rows = [(r[1], (r[2] or "").lower(), (r[2] or "").lower(), None, None, not r[3] and not r[5])
@@ -174,12 +174,8 @@ def describe(conn: Any, dialect: Dialect, table: str, exclude: Sequence[str] = (
     finally:
         cur.close()
     if not rows:
-        raise SourceDefinitionError(
-            f"source table {table!r} not found (or has no columns visible to this connection): check the "
-            "table name in the sync definition and the connection's database/schema and grants"
-        )
-    skip = {c.lower() for c in exclude}
-    out = []
+        raise _not_found(table)
+    out, problems = [], []
     for name, data_type, full_type, precision, scale, nullable in rows:
         if name.lower() in skip:
             continue
@@ -187,12 +183,40 @@ def describe(conn: Any, dialect: Dialect, table: str, exclude: Sequence[str] = (
             mapped = mapper(data_type, full_type, precision, scale)
             text_cast = dialect == "mysql" and data_type in _MYSQL_TEXT_CAST
         except UnsupportedTypeError as exc:
-            raise UnsupportedColumnError(table, name, full_type, str(exc)) from None
+            problems.append((name, full_type, str(exc)))
+            continue
         arrow_type, convert, select = (*mapped, None)[:3]
         if text_cast:
             convert = None
         out.append(SourceColumn(name, full_type, arrow_type, nullable, convert, text_cast, select))
+    if problems:
+        raise UnsupportedColumnError(table, problems)
     return out
+
+
+def _not_found(table: str) -> SourceDefinitionError:
+    return SourceDefinitionError(
+        f"source table {table!r} not found (or has no columns visible to this connection): check the "
+        "table name in the sync definition and the connection's database/schema and grants"
+    )
+
+
+def partition_parents(conn: Any, dialect: Dialect, table: str) -> list[str]:
+    """PostgreSQL: the partitioned tables ``table`` is a partition of, nearest first ([] when it is
+    none, and on other sources). Reading a partitioned table reads each of its partitions' rows once."""
+    if dialect != "postgres":
+        return []
+    sql = (
+        "SELECT c.relname FROM pg_partition_ancestors(to_regclass(quote_ident(current_schema()) || '.' || "
+        "quote_ident(%s))) WITH ORDINALITY AS a(relid, n) JOIN pg_class c ON c.oid = a.relid "
+        "WHERE c.relname <> %s ORDER BY a.n"
+    )
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, (check_identifier(table, "table name"), table))
+        return [name for (name,) in cur.fetchall()]
+    finally:
+        cur.close()
 
 
 def _mariadb_json_columns(cur: Any, table: str) -> set[str]:
@@ -228,7 +252,7 @@ def extract(
 ) -> Iterator[pa.RecordBatch]:
     """Stream ``SELECT columns FROM table [WHERE ...]`` as Arrow batches (server-side cursor)."""
     cols = ", ".join(
-        c.select.format(column=quote(dialect, c.name)) if c.select else quote(dialect, c.name)
+        c.select.format(column=quote(dialect, c.reads or c.name)) if c.select else quote(dialect, c.name)
         for c in columns
     )
     sql = f"SELECT {cols} FROM {quote(dialect, table)}" + (f" WHERE {where}" if where else "")  # noqa: S608
@@ -434,36 +458,199 @@ def _mysql_type(data_type: str, full: str, precision, scale):
     raise UnsupportedTypeError(f"MySQL type {data_type}")
 
 
-def _postgres_type(data_type: str, udt: str, precision, scale):
-    if data_type in ("smallint", "integer", "bigint"):
-        return pa.int64(), None
-    if data_type == "numeric":
-        if precision is None:  # unconstrained NUMERIC: keep every digit
-            return pa.decimal256(76, 38), None
-        return _decimal_type(precision, scale), None
-    if data_type in ("real", "double precision"):
-        return pa.float64(), None
-    if data_type == "boolean":
-        return pa.bool_(), None
-    if data_type in ("text", "character varying", "character", "uuid", "citext") or udt in ("citext",):
-        return pa.string(), (str if data_type == "uuid" else None)
-    if data_type == "bytea":
-        return pa.binary(), bytes
-    if data_type in ("json", "jsonb"):
-        import json
+# -- PostgreSQL: the catalog, not information_schema, so domains, enums and arrays resolve exactly ---
+_PG_COLUMNS = (
+    "SELECT a.attname, a.atttypid, a.atttypmod, NOT a.attnotnull, format_type(a.atttypid, a.atttypmod) "
+    "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = %s "
+    "AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped "
+    "AND has_column_privilege(c.oid, a.attnum, 'SELECT') ORDER BY a.attnum"
+)
+_PG_TYPES = (
+    "SELECT t.oid::int8, t.typname, n.nspname, t.typtype, t.typcategory, t.typbasetype::int8, t.typtypmod, "
+    "t.typelem::int8, t.typlen FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+    "WHERE t.oid = ANY(%s::int8[]::oid[])"
+)
+_PG_STRINGS = {"text", "varchar", "bpchar", "name", "char", "citext"}
+# Read as PostgreSQL's own text form (driver objects such as ipaddress or timedelta would change it).
+_PG_TEXT_FORM = {
+    "uuid",
+    "inet",
+    "cidr",
+    "macaddr",
+    "macaddr8",
+    "interval",
+    "tsvector",
+    "tsquery",
+    "xml",
+    "timetz",
+}
+_PG_EXTENSION_TYPES = {"citext", "geometry", "geography"}  # recognised in any schema
+_EMPTY_ARRAY = "'{{}}'"  # '{}' once the select expression is formatted
 
-        return pa.json_(pa.string()), lambda v: v if isinstance(v, str) else json.dumps(v)
-    if data_type == "date":
+
+@dataclass(frozen=True)
+class _PgType:
+    oid: int
+    name: str
+    schema: str
+    kind: str  # typtype: b base, d domain, e enum, c composite, r range, m multirange, p pseudo
+    category: str
+    base: int  # a domain's base type
+    base_typmod: int  # a domain's typmod on its base type (e.g. numeric(12, 2))
+    element: int
+    length: int
+
+    @property
+    def sql(self) -> str:
+        return f'"{self.schema}"."{self.name}"'
+
+    @property
+    def is_array(self) -> bool:
+        return self.category == "A" and self.element != 0 and self.length == -1
+
+
+def _describe_postgres(cur: Any, table: str, skip: set[str]) -> list[SourceColumn]:
+    cur.execute(_PG_COLUMNS, (table,))
+    rows = cur.fetchall()
+    if not rows:
+        raise _not_found(table)
+    names = {r[0].lower() for r in rows}
+    kept = [r for r in rows if r[0].lower() not in skip]
+    types = _pg_types(cur, {r[1] for r in kept})
+    out, problems = [], []
+    for name, oid, typmod, nullable, shown in kept:
+        try:
+            out.extend(_pg_columns(name, shown, types, oid, typmod, nullable, names))
+        except UnsupportedTypeError as exc:
+            problems.append((name, shown, str(exc)))
+    if problems:
+        raise UnsupportedColumnError(table, problems)
+    return out
+
+
+def _pg_types(cur: Any, oids: set[int]) -> dict[int, _PgType]:
+    """The pg_type rows of ``oids`` and of every base and element type they lead to."""
+    known: dict[int, _PgType] = {}
+    wanted = set(oids)
+    while wanted:
+        cur.execute(_PG_TYPES, (sorted(wanted),))
+        known.update((row[0], _PgType(*row)) for row in cur.fetchall())
+        wanted = {o for t in known.values() for o in (t.base, t.element) if o and o not in known}
+    return known
+
+
+def _pg_resolve(types: dict[int, _PgType], oid: int, typmod: int) -> tuple[_PgType, int, bool]:
+    """The type under any domains, with the typmod that applies to it, and whether a domain was crossed."""
+    t, domain = types[oid], False
+    while t.kind == "d":
+        typmod = t.base_typmod if t.base_typmod >= 0 else typmod
+        t, domain = types[t.base], True
+    return t, typmod, domain
+
+
+def _pg_columns(name, shown, types, oid, typmod, nullable, names) -> list[SourceColumn]:
+    """One warehouse column for a scalar; two for an array: the ARRAY and its exact-JSON companion."""
+    t, typmod, _ = _pg_resolve(types, oid, typmod)
+    if t.name in ("geometry", "geography"):  # PostGIS: the server's own OGC WKB
+        return [SourceColumn(name, shown, pa.binary(), nullable, bytes, select="ST_AsBinary({column})")]
+    if not t.is_array:
+        arrow, cast = _pg_scalar(t, typmod)
+        select = ("abbrev({column})" if t.name == "inet" else f"CAST({{column}} AS {cast})") if cast else None
+        return [
+            SourceColumn(name, shown, arrow, nullable, bytes if arrow == pa.binary() else None, select=select)
+        ]
+    element, typmod, domain = _pg_resolve(types, t.element, typmod)  # an array's typmod is its elements'
+    try:
+        arrow, cast = _pg_scalar(element, typmod)
+    except UnsupportedTypeError as exc:
+        raise UnsupportedTypeError(f"PostgreSQL array of {str(exc).removeprefix('PostgreSQL ')}") from None
+    if isinstance(arrow, pa.BaseExtensionType):  # json[]/jsonb[]: each element's JSON text
+        arrow = pa.string()
+    companion = name + EXACT_JSON_SUFFIX
+    if companion.lower() in names:
+        raise UnsupportedTypeError(
+            f"PostgreSQL array; its exact-JSON column {companion!r} would clash with the source column of that name"
+        )
+    if cast == "text":  # through the array's own text form: each element as its output function writes it
+        typed = "CAST(CAST({column} AS text) AS text[])"
+    else:
+        cast = cast or (element.sql if domain else None)
+        typed = f"CAST({{column}} AS {cast}[])" if cast else "{column}"
+    as_json = f"CAST(to_json({typed}) AS text)"
+    listed = (
+        f"CASE WHEN cardinality({{column}}) = 0 THEN {_EMPTY_ARRAY} "
+        "WHEN array_ndims({column}) = 1 AND array_lower({column}, 1) = 1 THEN "
+        f"CASE WHEN array_position({{column}}, NULL) IS NULL THEN {typed} ELSE {_EMPTY_ARRAY} END "
+        f"ELSE {_EMPTY_ARRAY} END"
+    )
+    exact = (
+        "CASE WHEN {column} IS NULL THEN 'null' WHEN cardinality({column}) = 0 THEN NULL "
+        r"WHEN array_dims({column}) !~ '^(\[1:[0-9]+\])+$' THEN "
+        f"CAST(json_build_object('dims', array_dims({{column}}), 'elements', to_json({typed})) AS text) "
+        f"WHEN array_ndims({{column}}) > 1 THEN {as_json} "
+        f"WHEN array_position({{column}}, NULL) IS NOT NULL THEN {as_json} END"
+    )
+    return [
+        SourceColumn(name, shown, pa.list_(arrow), True, select=listed),
+        SourceColumn(companion, shown, pa.json_(pa.string()), True, select=exact, reads=name),
+    ]
+
+
+def _pg_scalar(t: _PgType, typmod: int) -> tuple[pa.DataType, str | None]:
+    """Arrow type of a PostgreSQL type (domains resolved) and the SQL type to CAST it to when read
+    ('text': its text form, as the type's output function writes it)."""
+    if t.kind == "e":
+        return pa.string(), "text"  # the label
+    if t.kind in ("r", "m"):
+        kind = "multirange" if t.kind == "m" else "range"
+        raise UnsupportedTypeError(
+            f"PostgreSQL {kind} type {t.name}: no warehouse type holds its bounds exactly"
+        )
+    if t.kind == "c":
+        raise UnsupportedTypeError(f"PostgreSQL composite type {t.name}")
+    name = t.name if t.schema == "pg_catalog" or t.name in _PG_EXTENSION_TYPES else f"{t.schema}.{t.name}"
+    if name in ("int2", "int4", "int8"):
+        return pa.int64(), None
+    if name == "numeric":
+        return _pg_numeric(typmod), None
+    if name in ("float4", "float8"):
+        return pa.float64(), None
+    if name == "bool":
+        return pa.bool_(), None
+    if name in _PG_STRINGS:
+        return pa.string(), None
+    if name == "bytea":
+        return pa.binary(), None
+    if name == "date":
         return pa.date32(), None
-    if data_type == "timestamp without time zone":
+    if name == "timestamp":
         return pa.timestamp("us"), None
-    if data_type == "timestamp with time zone":
+    if name == "timestamptz":
         return pa.timestamp("us", tz="UTC"), None
-    if data_type == "time without time zone":
+    if name == "time":
         return pa.time64("us"), None
-    if data_type == "user-defined" and udt in ("geometry", "geography"):  # PostGIS
-        return pa.binary(), bytes, "ST_AsBinary({column})"
-    raise UnsupportedTypeError(f"PostgreSQL type {data_type if data_type != 'user-defined' else udt}")
+    if name in ("json", "jsonb"):
+        return pa.json_(pa.string()), "text"  # the text as stored (json keeps duplicate keys and spacing)
+    if name == "money":
+        return pa.decimal128(38, 9), "numeric"  # exact: money casts to numeric with its own decimals
+    if name in _PG_TEXT_FORM:
+        return pa.string(), "text"
+    raise UnsupportedTypeError(f"PostgreSQL type {name}")
+
+
+def _pg_numeric(typmod: int) -> pa.DataType:
+    """numeric(p, s) from its typmod; unconstrained (or wider than BIGNUMERIC): every digit BIGNUMERIC
+    holds, and a value with more fails naming the column instead of being rounded."""
+    if typmod < 4:
+        return pa.decimal256(76, 38)
+    precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0x7FF
+    if scale > 1023:  # PostgreSQL 15+: a negative scale rounds to tens, hundreds...
+        precision, scale = precision + 2048 - scale, 0
+    precision = max(precision, scale)
+    if precision > 76 or scale > 38:
+        return pa.decimal256(76, 38)
+    return _decimal_type(precision, scale)
 
 
 def _sqlite_type(data_type: str, full: str, precision, scale):

@@ -56,6 +56,7 @@ class SqlToWarehouseOperator(BaseOperator):
         source_timezone: str | None = None,
         reconcile: bool | str = False,
         reconcile_every: dt.timedelta | None = None,
+        also_synced: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -77,6 +78,7 @@ class SqlToWarehouseOperator(BaseOperator):
         self.source_timezone = source_timezone  # zone of the source's DATETIME values (None: UTC)
         self.reconcile = reconcile  # the run's Param: reconcile now
         self.reconcile_every = reconcile_every  # None: every run; 0: only on demand; else e.g. 1 day
+        self.also_synced = list(also_synced)  # the definition's other source tables (partition check)
 
     @fail_fast
     def execute(self, context: Context) -> dict[str, Any] | None:
@@ -98,6 +100,7 @@ class SqlToWarehouseOperator(BaseOperator):
             server = source.server_zone(conn, dialect)  # before the session is switched to UTC
             source.prepare_session(conn, dialect)
             columns = self._describe(conn, dialect)
+            self._refuse_partition_of_synced_parent(conn, dialect)
             missing = set(self.primary_key) - {c.name for c in columns}
             if missing:
                 raise SourceDefinitionError(
@@ -167,14 +170,30 @@ class SqlToWarehouseOperator(BaseOperator):
         try:
             return source.describe(conn, dialect, self.table, exclude=self.exclude)
         except source.UnsupportedColumnError as exc:
-            value = "[" + ", ".join([*self.exclude, exc.column]) + "]"
+            value = "[" + ", ".join([*self.exclude, *exc.columns]) + "]"
             where = self.definition or "the sync definition"
+            what = "the column" if len(exc.columns) == 1 else f"these {len(exc.columns)} columns"
             raise UnsupportedTypeError(
-                f"{self._where()}{exc}. Nothing was read. To skip the column, set `exclude: {value}` on "
+                f"{self._where()}{exc}. Nothing was read. To skip {what}, set `exclude: {value}` on "
                 f"table {self.table!r} in {where} (its entry under `tables:`, e.g. "
                 f"`- {{name: {self.table}, ..., exclude: {value}}}`); or cast it to a supported type in a "
                 "view and sync the view"
             ) from None
+
+    def _refuse_partition_of_synced_parent(self, conn: Any, dialect: str) -> None:
+        """A partitioned table is synced as one table holding every partition's rows: a partition of a
+        table this definition also syncs would be copied twice (into its own target too)."""
+        from nightshift_core.sync import source
+
+        parents = [p for p in source.partition_parents(conn, dialect, self.table) if p in self.also_synced]
+        if parents:
+            where = self.definition or "the sync definition"
+            raise SourceDefinitionError(
+                f"{self._where()}table {self.table!r} is a partition of {parents[0]!r}, which this definition "
+                f"syncs too (a partitioned table is synced as one table, every partition's rows included): "
+                f"remove the entry `- {{name: {self.table}, ...}}` from `tables:` in {where}; its rows "
+                f"reach the warehouse through {parents[0]!r}"
+            )
 
     def _reconcile_due(self, context: Context) -> bool:
         """Every run (``reconcile_every`` None), when asked (Param), or when the data interval crosses a
@@ -371,7 +390,11 @@ class SqlToWarehouseOperator(BaseOperator):
         """A column the warehouse has but the source lost would silently turn NULL: stop instead."""
         if not warehouse.table_exists(target):
             return
-        present = {c.name.lower() for c in columns} | {c.lower() for c in self.exclude} | {DELETED_COLUMN}
+        from nightshift_core.sync.source import EXACT_JSON_SUFFIX
+
+        excluded = {c.lower() for c in self.exclude}
+        present = {c.name.lower() for c in columns} | excluded | {DELETED_COLUMN}
+        present |= {c + EXACT_JSON_SUFFIX for c in excluded}  # an excluded array's exact-JSON column
         dropped = [c.name for c in warehouse.get_schema(target) if c.name.lower() not in present]
         if dropped:
             raise SourceDefinitionError(
