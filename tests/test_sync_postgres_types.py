@@ -358,3 +358,6 @@ def test_a_partitioned_table_is_synced_once_as_one_table(pg, engine, tmp_path):
                        r"of 'payment', which this definition syncs too") as failure:  # fmt: skip
         run_file(path, "payment_2026_02_h0")
     assert "remove the entry `- {name: payment_2026_02_h0, ...}` from `tables:` in" in str(failure.value)
+    # Alone in a definition, a partition is a table of its own: its rows only.
+    path.write_text(SYNC_FILE.format(dataset=DATASET, tables=tables.splitlines()[1]))
+    assert run_file(path, "payment_2026_02_h0")["staged_rows"] == 19  # February's days 31..49

@@ -206,14 +206,15 @@ def partition_parents(conn: Any, dialect: Dialect, table: str) -> list[str]:
     none, and on other sources). Reading a partitioned table reads each of its partitions' rows once."""
     if dialect != "postgres":
         return []
-    sql = (
-        "SELECT c.relname FROM pg_partition_ancestors(to_regclass(quote_ident(current_schema()) || '.' || "
-        "quote_ident(%s))) WITH ORDINALITY AS a(relid, n) JOIN pg_class c ON c.oid = a.relid "
-        "WHERE c.relname <> %s ORDER BY a.n"
+    sql = (  # pg_inherits, not pg_partition_ancestors (PostgreSQL 12+): Cloud SQL still runs older ones
+        "WITH RECURSIVE up(relid, n) AS (SELECT to_regclass(quote_ident(current_schema()) || '.' || "
+        "quote_ident(%s))::oid, 0 UNION ALL SELECT i.inhparent, up.n + 1 FROM up JOIN pg_inherits i ON "
+        "i.inhrelid = up.relid JOIN pg_class p ON p.oid = i.inhparent AND p.relkind = 'p') "
+        "SELECT c.relname FROM up JOIN pg_class c ON c.oid = up.relid WHERE up.n > 0 ORDER BY up.n"
     )
     cur = conn.cursor()
     try:
-        cur.execute(sql, (check_identifier(table, "table name"), table))
+        cur.execute(sql, (check_identifier(table, "table name"),))
         return [name for (name,) in cur.fetchall()]
     finally:
         cur.close()
