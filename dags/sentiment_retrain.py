@@ -39,14 +39,20 @@ DOC = f"""
    the champion's training texts; the champion's F1 on new labels), records it in
    `{CONFIG.dataset}.retrain_checks` and decides: fewer than {CONFIG.min_new_labels} new labels and no drift
    skips training (the reason is in the task log and the table);
-3. `train` fits a challenger (hashed n-grams + lexicon features, PyTorch, fixed seed) on human labels
-   outside the frozen evaluation set plus capped weak labels, and registers it in MLflow
-   (`{CONFIG.model_name}`, connection `{CONFIG.mlflow_conn_id}`);
-4. `evaluate` scores the frozen evaluation set with challenger, champion, VADER and TextBlob;
+3. `train` fits a challenger (PyTorch, fixed seed: VADER's rule as the prior, plus learned corrections
+   from a pruned vocabulary that shrink to zero for rare or unseen words) on human labels outside the
+   frozen evaluation set plus capped weak labels, and registers it in MLflow (`{CONFIG.model_name}`,
+   connection `{CONFIG.mlflow_conn_id}`);
+4. `evaluate` scores the frozen evaluation set with challenger, champion, VADER and TextBlob, and the
+   out-of-domain check set (`{CONFIG.check_set}`) with challenger and VADER;
 5. `promote` ships the challenger as `champion` (the old one becomes `rollback`) only when its weighted
-   F1 beats the champion (or the best rule) by {CONFIG.min_f1_gain:g} within {CONFIG.max_ms_per_1k:g} ms per
-   1k texts; a canary then loads and exercises it, rolling back on any error;
+   F1 beats the champion by {CONFIG.min_f1_gain:g} within {CONFIG.max_ms_per_1k:g} ms per 1k texts **and**
+   it is not below VADER on the check set; a canary then loads and exercises it, rolling back on any error;
 6. `notify` e-mails the metrics table and the decision to `nightshift_alert_to`.
+
+The registry always has a champion: on a fresh install it is the rule baseline itself (VADER,
+registered as version 1 with its package version), so Reddit rows always carry the `model_version`
+that scored them. The champion of the latest run is named in that run's note and e-mail.
 
 Params: `force` trains regardless, `epochs`/`seed` override the config, `action: rollback` swaps
 `champion` and `rollback` instead of training.

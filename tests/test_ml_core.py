@@ -36,7 +36,15 @@ from nightshift_core.ml.labels import (
     text_key,
 )
 from nightshift_core.ml.metrics import auc_one_vs_rest, classification_report, confusion, pearson
-from nightshift_core.ml.model import SentimentModel, TrainingExample, feature_ids, tokens, train
+from nightshift_core.ml.model import (
+    ModelArtifactError,
+    SentimentModel,
+    TrainingExample,
+    analyse,
+    build_vocabulary,
+    tokens,
+    train,
+)
 from nightshift_core.ml.report import render
 from nightshift_core.sentiment.rules import LABELS
 
@@ -650,6 +658,8 @@ DECIDE = {"champion": "3", "new_labels": 10, "min_new_labels": 50, "drift": []}
             "skipped: 10 new labels since champion v3 (< 50) and no drift; trigger with force=true to train anyway",
         ),
         ({"new_labels": 49}, False, "skipped: 49 new labels"),
+        ({"champion_is_rules": True}, True, "the champion v3 is the rule baseline and 10 labels exist"),
+        ({"champion_is_rules": True, "new_labels": 0}, False, "skipped: 0 new labels"),
     ],
 )
 def test_should_train_branches(changes, go, reason):
@@ -690,6 +700,40 @@ def test_should_promote(f1, ms, champion, go, reason):
     decision = gate.should_promote(
         {"weighted_f1": f1, "ms_per_1k": ms}, champion, RULES, min_f1_gain=0.01, max_ms_per_1k=500
     )
+    assert decision.go is go and reason in decision.reason, decision.reason
+
+
+def _check(ours: float, vader: float) -> dict:
+    return {
+        "name": "checks.csv",
+        "n": 120,
+        "challenger": {"weighted_f1": ours},
+        "vader": {"weighted_f1": vader},
+    }
+
+
+@pytest.mark.parametrize(
+    ("check", "drop", "go", "reason"),
+    [
+        (_check(0.87, 0.86), 0.0, True, "check set checks.csv: 0.8700 vs VADER 0.8600"),
+        (_check(0.86, 0.86), 0.0, True, "promoted"),  # level with the rule is not below it
+        (
+            _check(0.80, 0.86),
+            0.0,
+            False,
+            "rejected: it beats the champion in domain (weighted F1 0.8000 >= 0.7000 + 0.01) but falls below "
+            "the rule baseline out of domain: weighted F1 0.8000 < VADER 0.8600 on the check set checks.csv "
+            "(120 texts)",
+        ),
+        (_check(0.80, 0.86), 0.1, True, "promoted"),
+        (_check(0.80, 0.86), 0.05, False, "< VADER 0.8600 - 0.05"),
+    ],
+)
+def test_the_gate_rejects_a_challenger_that_does_not_generalise(check, drop, go, reason):
+    decision = gate.should_promote(
+        {"weighted_f1": 0.80, "ms_per_1k": 1}, {"weighted_f1": 0.7}, RULES, min_f1_gain=0.01,
+        max_ms_per_1k=500, check=check, max_check_drop=drop,
+    )  # fmt: skip
     assert decision.go is go and reason in decision.reason, decision.reason
 
 
@@ -872,13 +916,7 @@ def test_tokens(text, expected):
 
 
 def _grams(text: str, ngrams: int = 1) -> set[str]:
-    """The grams behind ``feature_ids`` in a table too big to collide, mapped back to words."""
-    import zlib
-
-    size = 1 << 30
-    ids = set(feature_ids(text, size, ngrams))
-    candidates = set(tokens(text)) | {"NOT_" + w for w in tokens(text)}
-    return {g for g in candidates if zlib.crc32(g.encode()) % size in ids}
+    return set(analyse(text, ngrams).features)
 
 
 @pytest.mark.parametrize(
@@ -897,30 +935,106 @@ def test_negation_marks_the_following_words(text, negated):
 
 
 def test_negation_ends_with_the_sentence():
-    # feature_ids' docstring: a negation marks the words after it "in the same clause".
+    # analyse's docstring: a negation marks the words after it up to the end of its clause.
     assert "NOT_great" not in _grams("The start was not good. The ending was great")
 
 
-def test_feature_ids_counts_and_range():
-    ids = feature_ids("not a good day", 4096, 2)
-    assert len(ids) == 4 + 3 + 3  # words, NOT_ words, bigrams
-    assert len(feature_ids("not a good day", 4096, 1)) == 7
-    assert len(feature_ids("not a good day", 4096, 3)) == 7 + 3 + 2
-    assert all(0 <= i < 4096 for i in ids)
-    assert feature_ids("", 4096) == []
+def test_feature_counts():
+    assert len(analyse("not a good day", 2).features) == 4 + 3 + 3  # words, NOT_ words, bigrams
+    assert len(analyse("not a good day", 1).features) == 7
+    assert len(analyse("not a good day", 3).features) == 7 + 3 + 2
+    assert analyse("", 2).features == []
+    assert {"#go", "goo", "ood", "od#"} <= _grams_chars("good")
 
 
-def test_feature_ids_are_the_same_in_other_processes():
-    texts = ["A fine day, not bad!", "I don't like Mondays :(", "ünïcödé wörds ok?"]
+def _grams_chars(word: str) -> set[str]:
+    return set(analyse(word, 1, char_ngrams=3).features)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (":) great", {"EMO_:)", "great"}),
+        ("love you <3", {"EMO_<3"}),
+        ("so sad :'(", {"EMO_:'("}),
+        ("hmm :/", {"EMO_:/"}),
+        ("yay =)", {"EMO_=)"}),
+        ("cute ^_^", {"EMO_^_^"}),
+        ("party 🎉", {"EMOJI_🎉"}),
+        ("I loooove it", {"love", "ELONG"}),  # squeezed to one letter: "loove" is no word
+        ("goooood stuff", {"good", "ELONG"}),  # squeezed to two: "good" is a word
+        ("I LOVE it", {"ALLCAPS", "love"}),
+    ],
+)
+def test_social_media_signals_are_features(text, expected):
+    assert expected <= _grams(text)
+
+
+def test_question_and_exclamation_marks_are_not_features():
+    """Their meaning varies by domain ("?" reads negative in reviews): dense signals only."""
+    assert not {g for g in _grams("really?? wow!!", 2) if "?" in g or "!" in g}
+    dense_plain, dense_marked = analyse("really wow").dense, analyse("really?? wow!!").dense
+    assert dense_plain != dense_marked
+
+
+def test_elongation_and_emoticons_reach_the_rule_prior():
+    """VADER alone misses "loooove" and reads "<3" as "3"; the dense signals do not."""
+    assert analyse("I loooove it").dense[4] > analyse("I loooove it").dense[0]  # squeezed compound
+    assert analyse("you <3").dense[16] > 0  # emoticon valence
+
+
+def test_vocabulary_is_pruned_and_stable():
+    texts = ["good film", "good day", "good food", "bad film"]
+    analysed = [analyse(t, 1) for t in texts]
+    assert build_vocabulary(analysed, 2, 100) == ["good", "film"]
+    assert build_vocabulary(analysed[::-1], 2, 100) == ["good", "film"]
+    assert build_vocabulary(analysed, 2, 1) == ["good"]
+
+
+def test_untrained_network_is_vader_exactly():
+    """Every learned part starts at zero: before training the classes are VADER's compound +-0.05
+    and the rating is VADER's compound."""
+    import torch
+
+    from nightshift_core.ml.model import _Encoder, _net
+    from nightshift_core.sentiment.rules import vader_scores
+
+    texts = ["great stuff", "awful stuff", "the meeting is at noon", "not bad", "meh :("]
+    config = ModelConfig()
+    encoder = _Encoder(config, [])
+    with torch.inference_mode():
+        logits, rating = _net(config, 0)(*encoder.encode(encoder.analyse(texts)))
+    compounds = [vader_scores(t)["compound"] for t in texts]
+    assert [LABELS[i] for i in logits.argmax(1).tolist()] == [gold_label(c) for c in compounds]
+    assert np.allclose(rating.numpy(), compounds, atol=1e-5)
+
+
+def test_unseen_features_add_no_correction(trained):
+    """A text whose features are all outside the vocabulary scores exactly as the prior does."""
+    import torch
+
+    model, _ = trained
+    prior_only = copy.deepcopy(model)
+    with torch.no_grad():
+        prior_only.net.embedding.weight.zero_()
+    unseen, seen = ["zorblax quintuple"], ["great thing 3"]
+    assert np.array_equal(model.probabilities(unseen)[0], prior_only.probabilities(unseen)[0])
+    assert not np.array_equal(model.probabilities(seen)[0], prior_only.probabilities(seen)[0])
+
+
+def test_predictions_are_the_same_in_other_processes(trained, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "m")
+    texts = ["A fine day, not bad!", "I don't like Mondays :(", "ünïcödé wörds ok?", "great thing 7"]
     code = (
-        "import json, sys; from nightshift_core.ml.model import feature_ids; "
-        "print(json.dumps([feature_ids(t, 4096, 2) for t in json.loads(sys.argv[1])]))"
+        "import json, sys; from pathlib import Path; from nightshift_core.ml.model import SentimentModel; "
+        "m = SentimentModel.load(Path(sys.argv[2])); print(json.dumps(m.predict(json.loads(sys.argv[1]))))"
     )
-    expected = [feature_ids(t, 4096, 2) for t in texts]
+    expected = json.loads(json.dumps(model.predict(texts)))
     for hash_seed in ("1", "12345"):
         env = {**os.environ, "PYTHONPATH": str(ROOT / "include"), "PYTHONHASHSEED": hash_seed}
         out = subprocess.run(
-            [sys.executable, "-c", code, json.dumps(texts)],
+            [sys.executable, "-c", code, json.dumps(texts), str(tmp_path / "m")],
             capture_output=True,
             text=True,
             check=True,
@@ -940,7 +1054,7 @@ def _examples() -> list[TrainingExample]:
     return examples
 
 
-TINY = ModelConfig(epochs=2, min_steps=0, buckets=4096, dim=8, hidden=0)
+TINY = ModelConfig(epochs=2, min_steps=0, dim=8, min_count=1, shrink=1.0, l2=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -978,14 +1092,41 @@ def test_save_and_load_round_trip_predictions_exactly(trained, tmp_path):
     assert empty_probs.shape == (0, 3) and empty_ratings.shape == (0,)
 
 
-@pytest.mark.parametrize("missing", ["weights.pt", "model.json"])
+@pytest.mark.parametrize("missing", ["weights.pt", "model.json", "vocabulary.json"])
 def test_load_names_the_missing_file(trained, tmp_path, missing):
     model, _ = trained
     folder = tmp_path / "m"
     model.save(folder)
     (folder / missing).unlink()
-    with pytest.raises(FileNotFoundError, match=f"model artifact {folder} has no {missing}"):
+    with pytest.raises(ModelArtifactError, match=f"model artifact {folder} has no {missing}"):
         SentimentModel.load(folder)
+
+
+def test_load_refuses_an_older_model_format_with_the_way_out(trained, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    (tmp_path / "m" / "model.json").write_text(json.dumps({**meta, "kind": None}))
+    with pytest.raises(ModelArtifactError, match=r"of kind None.*action=rollback.*force=true"):
+        SentimentModel.load(tmp_path / "m")
+
+
+def test_rule_model_is_vader_and_round_trips(tmp_path):
+    from nightshift_core.ml.model import RuleModel, rule_package_version
+    from nightshift_core.sentiment.rules import vader_scores
+
+    rules = RuleModel(version="1")
+    texts = ["great stuff", "awful stuff", "the meeting is at noon", ""]
+    compounds = [vader_scores(t)["compound"] for t in texts]
+    assert rules.predict(texts) == [(gold_label(c), c) for c in compounds]
+    probs, scores = rules.probabilities(texts)
+    assert [LABELS[i] for i in probs.argmax(1)] == [gold_label(c) for c in compounds]
+    assert np.allclose(scores, compounds)
+    rules.save(tmp_path / "r")
+    loaded = SentimentModel.load(tmp_path / "r", version="1")
+    assert isinstance(loaded, RuleModel) and loaded.version == "1"
+    assert loaded.rule_version == rule_package_version() and loaded.rule_version.startswith("vaderSentiment ")
+    assert loaded.predict(texts) == rules.predict(texts)
 
 
 def test_load_refuses_other_labels(trained, tmp_path):

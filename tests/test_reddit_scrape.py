@@ -95,7 +95,7 @@ def expected_comments(snap: dict[str, Any]) -> dict[str, tuple[str, str, int]]:
 
 @pytest.fixture
 def warehouse(tmp_path, monkeypatch):
-    use_mlflow(monkeypatch, tmp_path / "mlflow")  # an empty registry: rules only
+    use_mlflow(monkeypatch, tmp_path / "mlflow")  # an empty registry: the rule baseline becomes champion
     monkeypatch.setenv(
         "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE",
         json.dumps(
@@ -243,7 +243,12 @@ def test_sentiment_rows_and_daily_summary(reddit):
     assert "t1_top2:body" not in scored and "t1_top3:body" not in scored and "t3_gone:selftext" not in scored
     assert "t3_small:selftext" not in scored  # link post without text
     assert scored["t1_s1:body"]["textblob_label"] == "negative"
-    assert all(s["model_version"] is None and s["model_label"] is None for s in scored.values())
+    # A fresh registry: the rule baseline (VADER compound +-0.05) is the champion, version 1.
+    from nightshift_core.ml.labels import gold_label
+
+    assert {s["model_version"] for s in scored.values()} == {"sentiment:1"}
+    assert all(s["model_label"] == gold_label(s["vader_compound"]) for s in scored.values())
+    assert all(s["model_score"] == s["vader_compound"] for s in scored.values())
     op = WarehouseQueryToTableOperator(task_id="daily_sentiment", sql="reddit/daily_sentiment.sql",
                                        target="reddit.daily_sentiment", shape={"dataset": "reddit"})  # fmt: skip
     op.execute(context(op.task_id))
@@ -251,8 +256,8 @@ def test_sentiment_rows_and_daily_summary(reddit):
 
     with WarehouseHook().get_conn() as wh:
         daily = wh.query("SELECT * FROM reddit.daily_sentiment").to_pylist()
-    assert {d["scorer"] for d in daily} == {"textblob", "vader"}
-    for scorer in ("textblob", "vader"):
+    assert {d["scorer"] for d in daily} == {"textblob", "vader", "model"}
+    for scorer in ("textblob", "vader", "model"):
         mine = [d for d in daily if d["scorer"] == scorer]
         assert sum(d["texts"] for d in mine) == len(scored)
         assert all(d["positive"] + d["negative"] + d["neutral"] == d["texts"] for d in mine)

@@ -4,9 +4,12 @@ and the scoring task loading the champion."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,22 @@ def flow(cfg: RetrainConfig, end: dt.datetime = END, **params: Any) -> Run:
     return run
 
 
+@contextlib.contextmanager
+def mailbox(monkeypatch) -> Iterator[Any]:
+    """A local SMTP server behind the ``nightshift_smtp`` connection; yields its recording handler."""
+    from support.smtp import RecordingHandler, start_server
+
+    handler = RecordingHandler()
+    server = start_server(handler)
+    try:
+        conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": server.port,
+                "extra": {"from_email": "ml@nightshift.test", "disable_ssl": True, "disable_tls": True}}  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps(conn))
+        yield handler
+    finally:
+        server.stop()
+
+
 def registry(cfg: RetrainConfig):
     from nightshift.hooks.mlflow import MlflowRegistryHook
 
@@ -79,24 +98,29 @@ def test_a_model_that_learns_nothing_fails_the_shipped_gate(env):
     best_rule = max(metrics["vader"]["weighted_f1"], metrics["textblob"]["weighted_f1"])
     assert metrics["challenger"]["weighted_f1"] < best_rule + cfg.min_f1_gain
     assert run.xcom["promote"]["promoted"] is False
-    assert registry(cfg).version("champion") is None, "the rules keep scoring"
+    champion = registry(cfg).version("champion")
+    assert str(champion.version) == "1" and champion.tags["nightshift.kind"] == "rules", (
+        "the rules keep scoring"
+    )
 
 
 def test_with_the_gate_disabled_the_first_night_trains_registers_and_promotes(env):
     cfg = config(min_f1_gain=-1.0)  # the gate is OFF here: this checks the plumbing, not the model
     run = flow(cfg)
     assert run.xcom["load_labels"]["rows"] == 300 and run.xcom["load_labels"]["new"] == 300
-    assert run.xcom["plan"]["decision"] == "train" and run.xcom["plan"]["reason"] == "no champion yet"
+    assert run.xcom["plan"]["decision"] == "train" and run.xcom["plan"]["champion_version"] == "1"
+    assert run.xcom["plan"]["reason"] == "the champion v1 is the rule baseline and 300 labels exist"
     trained = run.xcom["train"]
     assert trained["human_train"] + trained["eval"] == 300 and trained["weak"] == 0
     metrics = run.xcom["evaluate"]["metrics"]
-    assert set(metrics) == {"challenger", "vader", "textblob"}
+    assert set(metrics) == {"challenger", "champion", "vader", "textblob"}
+    assert metrics["champion"]["weighted_f1"] == metrics["vader"]["weighted_f1"]  # the rule baseline is VADER
     for m in metrics.values():
         assert m["n"] == trained["eval"] and 0 <= m["weighted_f1"] <= 1 and m["ms_per_1k"] > 0
     assert run.xcom["promote"]["promoted"] is True
     champion = registry(cfg).version("champion")
-    assert str(champion.version) == trained["version"] == "1"
-    assert registry(cfg).version("rollback") is None
+    assert str(champion.version) == trained["version"] == "2"
+    assert str(registry(cfg).version("rollback").version) == "1"
 
 
 def test_same_data_and_seed_give_the_same_model_and_an_equal_challenger_is_rejected(env):
@@ -108,16 +132,16 @@ def test_same_data_and_seed_give_the_same_model_and_an_equal_challenger_is_rejec
     assert {k: v for k, v in a.items() if k != "ms_per_1k"} == {
         k: v for k, v in b.items() if k != "ms_per_1k"
     }
-    assert second.xcom["train"]["version"] == "2"
+    assert second.xcom["train"]["version"] == "3"
     assert second.xcom["evaluate"]["metrics"]["champion"]["weighted_f1"] == a["weighted_f1"]
     promote = second.xcom["promote"]
     assert promote["promoted"] is False and promote["reason"].startswith("rejected: weighted F1")
-    assert str(registry(cfg).version("champion").version) == "1"
-    version = registry(cfg).client.get_model_version(cfg.model_name, "2")
+    assert str(registry(cfg).version("champion").version) == "2"
+    version = registry(cfg).client.get_model_version(cfg.model_name, "3")
     assert version.tags["nightshift.decision"] == "rejected"
     weights = [
         (Path(registry(cfg).client.get_model_version(cfg.model_name, v).source) / "weights.pt").read_bytes()
-        for v in ("1", "2")
+        for v in ("2", "3")
     ]
     assert weights[0] == weights[1]
 
@@ -131,8 +155,8 @@ def test_no_new_labels_and_no_drift_skips_visibly(env):
     ops = steps(cfg)
     run.run(ops["load_labels"])
     plan = run.run(ops["plan"])
-    assert plan["decision"] == "skip" and plan["new_labels"] == 0 and plan["champion_version"] == "1"
-    assert "0 new labels since champion v1 (< 50) and no drift" in plan["reason"]
+    assert plan["decision"] == "skip" and plan["new_labels"] == 0 and plan["champion_version"] == "2"
+    assert "0 new labels since champion v2 (< 50) and no drift" in plan["reason"]
     with pytest.raises(AirflowSkipException, match="trigger with force=true"):
         run.run(ops["train"])
     checks = warehouse_rows("ml", "retrain_checks")
@@ -159,7 +183,7 @@ def test_new_labels_since_the_champion_trigger_training(env, tmp_path, monkeypat
     ops = steps(cfg)
     assert run.run(ops["load_labels"])["new"] == 60
     plan = run.run(ops["plan"])
-    assert plan["decision"] == "train" and plan["reason"] == "60 new labels since champion v1 (>= 50)"
+    assert plan["decision"] == "train" and plan["reason"] == "60 new labels since champion v2 (>= 50)"
     assert run.run(ops["train"])["human_train"] + run.xcom["train"]["eval"] == 360
 
 
@@ -216,6 +240,52 @@ def test_drifted_inputs_force_training_and_weak_labels_join_capped(env):
     assert 0 < trained["weak"] <= int(0.3 / 0.7 * trained["human_train"])
 
 
+def test_a_challenger_below_the_rule_out_of_domain_is_rejected_with_the_reason_mailed(
+    env, tmp_path, monkeypatch
+):
+    """In domain the gate is open (margin -1), but on a check set the challenger gets wrong where
+    VADER is right, it must not ship; the e-mail says why."""
+    from nightshift.operators.retrain import RetrainReportEmailOperator
+    from nightshift_core.ml.labels import gold_label, read_file
+    from nightshift_core.sentiment.rules import vader_scores
+
+    check = tmp_path / "checks.csv"
+    cfg = config(min_f1_gain=-1.0, check_set=str(check))
+    run = Run("sentiment_retrain", END)
+    ops = steps(cfg)
+    for name in ("load_labels", "plan", "train"):
+        run.run(ops[name])
+    challenger = registry(cfg).load_version(
+        registry(cfg).client.get_model_version(cfg.model_name, run.xcom["train"]["version"]), cached=False
+    )
+    texts = [r.text for r in read_file(LABELS)] + [
+        r.text for r in read_file(load(CONFIG_PATH).check_set_location())
+    ]
+    rule = {t: gold_label(vader_scores(t)["compound"]) for t in texts}
+    differ = [t for t, (label, _) in zip(texts, challenger.predict(texts), strict=True) if label != rule[t]]
+    assert len(differ) >= 5, "the trained model should depart from the rule somewhere"
+    with check.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "text", "label"])
+        writer.writerows((i, t, rule[t]) for i, t in enumerate(differ))
+    run.run(ops["evaluate"])
+    promote = run.run(ops["promote"])
+    assert run.xcom["evaluate"]["check"]["vader"]["weighted_f1"] == 1.0
+    assert promote["promoted"] is False
+    assert (
+        "but falls below the rule baseline out of domain: weighted F1 0.0000 < VADER 1.0000"
+        in promote["reason"]
+    )
+    assert str(registry(cfg).version("champion").version) == "1"  # the rule baseline keeps serving
+    with mailbox(monkeypatch) as handler:
+        run.run(RetrainReportEmailOperator(task_id="notify", to="ml@nightshift.test", model_name="sentiment"))
+    (received,) = handler.messages
+    assert received.message["Subject"] == "[nightshift] sentiment: v2 rejected (sentiment_retrain)"
+    assert (
+        "falls below the rule baseline out of domain" in received.message.get_body(("plain",)).get_content()
+    )
+
+
 def test_promotion_keeps_the_old_champion_as_rollback_and_manual_rollback_swaps(env):
     from nightshift.operators.retrain import RollbackSentimentModelOperator
 
@@ -226,10 +296,10 @@ def test_promotion_keeps_the_old_champion_as_rollback_and_manual_rollback_swaps(
     flow(cfg)
     flow(cfg, END + dt.timedelta(days=1), force=True, seed=7)
     hook = registry(cfg)
-    assert aliases(hook) == ("2", "1")
+    assert aliases(hook) == ("3", "2")
     result = Run("sentiment_retrain", END + dt.timedelta(days=2), {"action": "rollback"}).run(rollback)
-    assert result["reason"] == "rolled back from v2 to v1"
-    assert aliases(hook) == ("1", "2")
+    assert result["reason"] == "rolled back from v3 to v2"
+    assert aliases(hook) == ("2", "3")
 
 
 def test_a_failing_canary_restores_the_aliases_and_fails(env):
@@ -241,9 +311,9 @@ def test_a_failing_canary_restores_the_aliases_and_fails(env):
         run.run(ops[name])
     source = Path(registry(cfg).client.get_model_version(cfg.model_name, run.xcom["train"]["version"]).source)
     (source / "weights.pt").write_bytes(b"truncated")  # the artifact breaks after evaluation
-    with pytest.raises(RuntimeError, match=r"canary of sentiment v2 failed, aliases restored \(version 1\)"):
+    with pytest.raises(RuntimeError, match=r"canary of sentiment v3 failed, aliases restored \(version 2\)"):
         run.run(ops["promote"])
-    assert aliases(registry(cfg)) == ("1", None)
+    assert aliases(registry(cfg)) == ("2", "1")
 
 
 def test_a_retried_train_task_reuses_its_registered_version(env):
@@ -254,7 +324,8 @@ def test_a_retried_train_task_reuses_its_registered_version(env):
         run.run(ops[name])
     again = run.run(ops["train"])
     assert again == run.xcom["train"]
-    assert len(registry(cfg).client.search_model_versions(f"name = '{cfg.model_name}'")) == 1
+    versions = registry(cfg).client.search_model_versions(f"name = '{cfg.model_name}'")
+    assert sorted(str(v.version) for v in versions) == ["1", "2"]  # the rule baseline and this one
 
 
 def test_a_bad_label_file_fails_naming_file_and_line_and_writes_nothing(env, tmp_path, monkeypatch):
@@ -279,43 +350,43 @@ def test_a_bad_label_file_fails_naming_file_and_line_and_writes_nothing(env, tmp
 
 def test_scoring_loads_the_champion_once_per_worker_and_records_its_version(env):
     from nightshift.operators.reddit import SentimentScoreOperator
+    from nightshift_core.ml.model import RuleModel, SentimentModel
     from nightshift_core.sentiment.rules import score_texts
 
     op = SentimentScoreOperator(task_id="score_sentiment")
-    assert op.champion() is None
+    rules = op.champion()  # a fresh registry: the rule baseline is registered as the first champion
+    assert isinstance(rules, RuleModel) and rules.version == "1" and op.champion() is rules
+    rows = score_texts(["I love this", "I hate this"], rules)
+    assert [(r["model_label"], r["model_version"]) for r in rows] == [("positive", "sentiment:1"),
+                                                                      ("negative", "sentiment:1")]  # fmt: skip
     flow(config(min_f1_gain=-1.0))
     model = op.champion()
-    assert model is not None and model.version == "1" and op.champion() is model
+    assert isinstance(model, SentimentModel) and model.version == "2" and op.champion() is model
     rows = score_texts(["I love this", "I hate this"], model)
-    assert {r["model_version"] for r in rows} == {"sentiment:1"}
+    assert {r["model_version"] for r in rows} == {"sentiment:2"}
     assert all(r["model_label"] in {"positive", "negative", "neutral"} for r in rows)
 
 
 def test_notify_mails_the_metrics_table_and_the_decision(env, monkeypatch):
-    from support.smtp import RecordingHandler, start_server
-
     from nightshift.operators.retrain import RetrainReportEmailOperator
 
-    handler = RecordingHandler()
-    server = start_server(handler)
-    try:
-        conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": server.port,
-                "extra": {"from_email": "ml@nightshift.test", "disable_ssl": True, "disable_tls": True}}  # fmt: skip
-        monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps(conn))
+    with mailbox(monkeypatch) as handler:
         run = flow(config(min_f1_gain=-1.0))
         notify = RetrainReportEmailOperator(
             task_id="notify", to="ml-team@nightshift.test", model_name="sentiment"
         )
         sent = run.run(notify)
-    finally:
-        server.stop()
     (received,) = handler.messages
     message = received.message
-    assert sent["subject"] == message["Subject"] == "[nightshift] sentiment: v1 promoted (sentiment_retrain)"
+    assert sent["subject"] == message["Subject"] == "[nightshift] sentiment: v2 promoted (sentiment_retrain)"
     html = message.get_body(("html",)).get_content()
-    for contender in ("challenger", "vader", "textblob"):
+    for contender in ("challenger", "champion", "vader", "textblob"):
         assert f"<td>{contender}</td>" in html
-    assert "promoted: weighted F1" in html and "weighted F1" in html and "no champion yet" in html
+    assert "promoted: weighted F1" in html and "the champion v1 is the rule baseline" in html
+    assert (
+        "out-of-domain check (weighted F1, challenger / VADER)" in html
+        and "sentiment_checks.csv (120 texts)" in html
+    )
     text = message.get_body(("plain",)).get_content()
     f1 = run.xcom["evaluate"]["metrics"]["challenger"]["weighted_f1"]
     assert f"challenger | {f1:.4f}" in text

@@ -22,19 +22,23 @@ _TOP = {"dag_id", "description", "schedule", "start_date", "queue", "dataset", "
 class ModelConfig:
     """Architecture and training knobs; saved beside the weights, part of the version digest."""
 
-    buckets: int = 1 << 18
-    dim: int = 64
+    dim: int = 16
     ngrams: int = 2
-    lexicon: bool = True
-    hidden: int = 32
-    dropout: float = 0.5
+    char_ngrams: int = 0  # > 0: also character n-grams of this length (for words never seen whole)
+    min_count: int = 3  # a feature enters the vocabulary when this many training texts have it
+    max_vocabulary: int = 50_000
+    shrink: float = 4.0  # correction input = sum of known features / (known + shrink)
+    dropout: float = 0.2
     epochs: int = 4
     min_steps: int = 1200  # small label sets train for more epochs, to at least this many batches
     batch_size: int = 32
     lr: float = 0.01
+    weight_decay: float = 0.01  # on the feature embeddings: rare features stay near zero
     rating_weight: float = 0.5
+    l2: float = 0.001  # penalty pulling the learned departures from the rule back to zero
     class_balance: float = 0.0  # 0: plain loss; 1: classes weighted by inverse frequency
     weak_weight: float = 0.5
+    calibrate_share: float = 0.1  # human labels held out of the fit to calibrate class offsets
     seed: int = 13
 
     def to_dict(self) -> dict[str, Any]:
@@ -42,9 +46,11 @@ class ModelConfig:
 
     def validate(self) -> ModelConfig:
         """``self``, or a ValueError naming the setting that is out of range."""
-        limits = {"buckets": (1024, 1 << 24), "dim": (2, 1024), "ngrams": (1, 3), "hidden": (0, 1024),
-                  "dropout": (0.0, 0.9), "epochs": (1, 100), "min_steps": (0, 10**6), "batch_size": (1, 4096), "lr": (1e-5, 1.0),
-                  "rating_weight": (0.0, 10.0), "class_balance": (0.0, 1.0), "weak_weight": (0.0, 1.0), "seed": (0, 2**31)}  # fmt: skip
+        limits = {"dim": (2, 1024), "ngrams": (1, 3), "char_ngrams": (0, 6), "min_count": (1, 10**6),
+                  "max_vocabulary": (1, 10**7), "shrink": (0.0, 1000.0), "dropout": (0.0, 0.9),
+                  "epochs": (1, 100), "min_steps": (0, 10**6), "batch_size": (1, 4096), "lr": (1e-5, 1.0),
+                  "weight_decay": (0.0, 10.0), "l2": (0.0, 10.0), "rating_weight": (0.0, 10.0), "class_balance": (0.0, 1.0),
+                  "weak_weight": (0.0, 1.0), "calibrate_share": (0.0, 0.5), "seed": (0, 2**31)}  # fmt: skip
         for name, (low, high) in limits.items():
             value = getattr(self, name)
             whole = isinstance(getattr(ModelConfig, name), int)  # the default's type is the setting's
@@ -52,8 +58,6 @@ class ModelConfig:
             if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
                 kind = "a whole number" if whole else "a number"
                 raise ValueError(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
-        if not isinstance(self.lexicon, bool):
-            raise ValueError(f"lexicon must be true or false, got {self.lexicon!r}")
         return self
 
     @classmethod
@@ -108,12 +112,21 @@ class RetrainConfig:
     model: ModelConfig
     min_f1_gain: float
     max_ms_per_1k: float
+    check_set: str | None
+    max_check_drop: float
     tags: tuple[str, ...]
 
     def labels_location(self) -> Path:
         """Where the label files are: $NIGHTSHIFT_LABELS_DIR, else ``labels.path`` (from the project root)."""
         chosen = os.environ.get(LABELS_ENV) or self.labels_path
         path = Path(chosen)
+        return path if path.is_absolute() else ROOT / path
+
+    def check_set_location(self) -> Path | None:
+        """The out-of-domain check set of the gate (``gate.check_set``, from the project root)."""
+        if not self.check_set:
+            return None
+        path = Path(self.check_set)
         return path if path.is_absolute() else ROOT / path
 
 
@@ -179,7 +192,10 @@ def load(path: Path = CONFIG_PATH) -> RetrainConfig:
     except (TypeError, ValueError) as exc:
         where.fail(f"model: {exc}")
     gate = where.mapping(raw, "gate", required=False)
-    where.keys(gate, {"min_f1_gain", "max_ms_per_1k"}, "gate")
+    where.keys(gate, {"min_f1_gain", "max_ms_per_1k", "check_set", "max_check_drop"}, "gate")
+    check_set = gate.get("check_set")
+    if check_set is not None and (not isinstance(check_set, str) or not check_set.strip()):
+        where.fail("gate.check_set must be a label file path (or leave it out for no out-of-domain check)")
     tags = raw.get("tags", ["nightshift", "sentiment", "ml"])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         where.fail("tags must be a list of strings")
@@ -204,6 +220,8 @@ def load(path: Path = CONFIG_PATH) -> RetrainConfig:
         model=model,
         min_f1_gain=_number(where, gate, "min_f1_gain", 0.01, -1.0, 1.0),
         max_ms_per_1k=_number(where, gate, "max_ms_per_1k", 1000.0, 1.0, 10**7),
+        check_set=check_set,
+        max_check_drop=_number(where, gate, "max_check_drop", 0.0, 0.0, 1.0),
         tags=tuple(tags),
         **names,
     )

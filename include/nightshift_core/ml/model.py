@@ -1,22 +1,38 @@
-"""The challenger architecture: hashed word n-grams into an ``EmbeddingBag``, plus VADER's four
-proportions as dense inputs, into a 3-class head and a rating head.
+"""The sentiment models: the rule baseline (VADER, the first champion) and the trained
+challenger, a learned correction on top of the rule scores.
 
-Small on purpose: ~16M parameters in one embedding table, trained in a minute on 2 CPU cores and
-scoring thousands of texts a second. Hashing needs no vocabulary file, so any text is in
-vocabulary; ``zlib.crc32`` (not ``hash()``, which is salted per process) keeps ids stable between
-the trainer and every worker. Weights are saved as a plain ``state_dict`` and loaded with
-``weights_only=True``: nothing is unpickled from an artifact.
+The challenger is built so that it cannot fall far below its prior where it knows nothing:
+
+* a *prior head* reads dense rule and social-media signals -- VADER's scores (on the text and on
+  its de-elongated form, "loooove" -> "love"), TextBlob's polarity and subjectivity, lexicon
+  shares, emoticon/emoji valence, ALL-CAPS and elongation emphasis, ``!``/``?`` counts, negation
+  share -- through one linear layer, a calibrated logistic regression on the rules;
+* a *correction* reads the text's word, negated-word, bigram and (optionally) character
+  n-gram features, but only those seen at least ``min_count`` times in training (a pruned
+  vocabulary saved beside the weights; unseen features are dropped, never hashed into a shared
+  bucket). Its input is the sum of the known features' embeddings divided by
+  ``known + shrink``, so a text with few known features gets a correction near zero, and the
+  embeddings start at zero, so a feature the data never moved adds nothing;
+* class offsets are calibrated after training on a held-out share of the training labels
+  (the offsets that maximise weighted F1), so the class prior of the training text is not
+  forced on other text.
+
+Deterministic (fixed seeds, one thread, no hashing salted per process), CPU, no downloads:
+the lexicons are the files ``vaderSentiment`` and ``textblob`` ship. Weights are a plain
+``state_dict`` loaded with ``weights_only=True``; the vocabulary and config are JSON.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import re
 import time
-import zlib
+import unicodedata
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,18 +40,30 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from nightshift_core.errors import PermanentError
 from nightshift_core.ml.config import ModelConfig
 from nightshift_core.sentiment.rules import LABELS, Label, vader_scores
 
-TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]|[:;]-?[()dp]")
+WORD = r"[a-z0-9]+(?:'[a-z]+)?"
+TOKEN = re.compile(WORD + r"|[!?]|[:;]-?[()dp]")
 # The same tokens plus the punctuation that ends a clause; the punctuation only ends a negation's
 # scope and is not a feature itself.
 CLAUSE_TOKEN = re.compile(TOKEN.pattern + r"|[.,;]")
 CLAUSE_BREAKS = frozenset({".", ",", ";"})
 CLAUSE_ENDS = CLAUSE_BREAKS | {"!", "?"}
 NEGATIONS = frozenset({"not", "no", "never", "nothing", "nobody", "neither", "nor", "hardly", "without"})
+ELONGATED = re.compile(r"([a-z])\1{2,}")
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "model.json"
+VOCAB_FILE = "vocabulary.json"
+KIND_TRAINED, KIND_RULES = "rule-residual", "rules"
+# Common emoticons VADER's lexicon lacks (valence on its -4..4 scale; the project's own reading).
+EXTRA_EMOTICONS = {"^_^": 2.0, "^^": 1.5, "^.^": 2.0, "xD": 2.0, "XD": 2.0, "-_-": -1.5, "T_T": -2.0,
+                   ";_;": -2.0, "._.": -1.0}  # fmt: skip
+
+
+class ModelArtifactError(ValueError, PermanentError):
+    """A model artifact this code cannot load; the message says why and what to do."""
 
 
 def _expand(found: list[str]) -> list[str]:
@@ -49,44 +77,31 @@ def _expand(found: list[str]) -> list[str]:
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-cased words, ``!``/``?`` and emoticons; ``n't`` also counts as ``not``."""
+    """Lower-cased words, ``!``/``?`` and simple emoticons; ``n't`` also counts as ``not``."""
     return _expand(TOKEN.findall(text.lower()))
 
 
-def feature_ids(text: str, buckets: int, ngrams: int = 2) -> list[int]:
-    """Hashed ids of the text's word 1..n-grams; a negation marks the words after it up to the
-    end of its clause (``.``, ``,``, ``;``, ``!``, ``?`` or an emoticon): ``not good`` also
-    yields ``NOT_good``."""
-    scanned = _expand(CLAUSE_TOKEN.findall(text.lower()))  # tokens(text) plus the clause breaks
-    words = [w for w in scanned if w not in CLAUSE_BREAKS]
-    grams = list(words)
-    negated = False
-    for word in scanned:
-        if word in NEGATIONS:
-            negated = True
-        elif word in CLAUSE_ENDS or word.startswith((":", ";")):
-            negated = False
-        elif negated:
-            grams.append("NOT_" + word)
-    for n in range(2, ngrams + 1):
-        grams.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
-    crc = zlib.crc32
-    return [crc(gram.encode()) % buckets for gram in grams]
-
-
 @functools.cache
-def _word_lexicons() -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
-    """VADER's word valences (-4..4) and pattern's (TextBlob's) adjective polarity/subjectivity,
-    both read from the files their packages ship."""
+def _lexicons() -> tuple[dict[str, float], dict[str, tuple[float, float]], dict[str, float], dict[str, str]]:
+    """VADER's word valences (-4..4), pattern's (TextBlob's) adjective polarity/subjectivity,
+    VADER's emoticon entries (its lexicon's tokens without letters, ``:)``, ``<3``, ``:'(`` ...)
+    and VADER's emoji descriptions -- all read from the files the packages ship."""
     import textblob
     import vaderSentiment
 
     vader: dict[str, float] = {}
-    path = Path(vaderSentiment.__file__).parent / "vader_lexicon.txt"
-    for line in path.read_text(encoding="utf-8").splitlines():
+    folder = Path(vaderSentiment.__file__).parent
+    for line in (folder / "vader_lexicon.txt").read_text(encoding="utf-8").splitlines():
         parts = line.split("\t")
         if len(parts) >= 2:
             vader[parts[0]] = float(parts[1])
+    emoticons = {k: v for k, v in vader.items() if not any(c.isalpha() for c in k) and len(k) >= 2}
+    emoticons |= EXTRA_EMOTICONS
+    emoji = {}
+    for line in (folder / "emoji_utf8_lexicon.txt").read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2:
+            emoji[parts[0]] = parts[1]
     senses: dict[str, list[tuple[float, float]]] = {}
     tree = ElementTree.parse(Path(textblob.__file__).parent / "en" / "en-sentiment.xml")
     for word in tree.getroot().iter("word"):
@@ -94,73 +109,171 @@ def _word_lexicons() -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
             (float(word.get("polarity", 0)), float(word.get("subjectivity", 0)))
         )
     pattern = {w: (sum(p for p, _ in v) / len(v), sum(s for _, s in v) / len(v)) for w, v in senses.items()}
-    return vader, pattern
+    return vader, pattern, emoticons, emoji
 
 
-LEXICON_WIDTH = 12
+def deelongate(word: str, known: Callable[[str], bool]) -> str:
+    """``word`` with letters repeated 3+ times squeezed: to two ("goooood" -> "good") when that is
+    a known word, else to one ("loooove" -> "love")."""
+    two = ELONGATED.sub(r"\1\1", word)
+    return two if known(two) else ELONGATED.sub(r"\1", word)
 
 
-def lexicon_features(texts: Sequence[str]) -> np.ndarray:
-    """Per text: VADER's compound/pos/neg/neu, then word-lexicon statistics -- mean VADER
-    valence and share of VADER words, pattern's mean polarity/subjectivity and share of its
-    words, the share of negations, ``!``/``?`` counts and log length. The lexicons carry what
-    our few thousand labels cannot: the sentiment of words never seen in training."""
-    vader, pattern = _word_lexicons()
-    rows = np.zeros((len(texts), LEXICON_WIDTH), dtype=np.float32)
-    for i, text in enumerate(texts):
-        s = vader_scores(text)
-        words = tokens(text)
-        n = max(len(words), 1)
-        valences = [vader[w] for w in words if w in vader]
-        pat = [pattern[w] for w in words if w in pattern]
-        rows[i] = (
-            s["compound"], s["pos"], s["neg"], s["neu"],
-            sum(valences) / 4 / n, len(valences) / n,
-            sum(p for p, _ in pat) / n, sum(q for _, q in pat) / n, len(pat) / n,
-            sum(w in NEGATIONS or w == "not" for w in words) / n,
-            min(words.count("!"), 3) / 3 + 2 * (min(words.count("?"), 3) / 3) / 2,
-            np.log1p(len(words)) / 5,
-        )  # fmt: skip
-    return rows
+@dataclasses.dataclass(frozen=True)
+class Analysed:
+    """One text, read once: its features (strings) and its dense signals."""
+
+    features: list[str]
+    dense: list[float]
 
 
-def _net(config: ModelConfig):
+def _emoticons_and_emoji(text: str) -> tuple[list[str], float]:
+    """The emoticons (VADER's own list, matched as whitespace-separated tokens, also with trailing
+    punctuation removed) and emoji of ``text``, and their summed VADER valence / 4."""
+    vader, _, emoticons, emoji = _lexicons()
+    found, valence = [], 0.0
+    for piece in text.split():
+        for candidate in (piece, piece.rstrip(".,!?")):
+            if candidate in emoticons:
+                found.append("EMO_" + candidate)
+                valence += emoticons[candidate]
+                break
+    for char in text:
+        if char in emoji:
+            found.append("EMOJI_" + char)
+            words = emoji[char].split()
+            valence += sum(vader.get(w, 0.0) for w in words)
+    return found, valence / 4
+
+
+DENSE_WIDTH = 20
+
+
+def analyse(text: str, ngrams: int = 2, char_ngrams: int = 0) -> Analysed:
+    """Features and dense signals of ``text``.
+
+    Features: words (de-elongated), ``NOT_<word>`` for the words after a negation up to the end
+    of its clause (``.``, ``,``, ``;``, ``!``, ``?`` or an emoticon), word 2..n-grams, emoticons
+    and emoji, ``ALLCAPS``/``ELONG`` flags and, with ``char_ngrams`` > 0, the character
+    n-grams of each word (``#lov``, ``ove#``). ``!`` and ``?`` are not features: their meaning
+    varies by domain, so they only enter the dense signals."""
+    vader, pattern, _, _ = _lexicons()
+    known = vader.__contains__
+    raw = text[:4000]
+    lowered = raw.lower()
+    scanned = _expand(CLAUSE_TOKEN.findall(lowered))
+    elongated = 0
+    words: list[str] = []
+    grams: list[str] = []
+    negated = False
+    for token in scanned:
+        if token in CLAUSE_ENDS or token.startswith((":", ";")):
+            negated = False
+            continue
+        if ELONGATED.search(token):
+            elongated += 1
+            token = deelongate(token, known)
+        words.append(token)
+        if token in NEGATIONS:
+            negated = True
+        elif negated:
+            grams.append("NOT_" + token)
+    grams.extend(words)
+    for n in range(2, ngrams + 1):
+        grams.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    if char_ngrams:
+        for word in set(words):
+            padded = f"#{word}#"
+            grams.extend(padded[i : i + char_ngrams] for i in range(len(padded) - char_ngrams + 1))
+    marks, emo_valence = _emoticons_and_emoji(raw)
+    grams.extend(marks)
+    letters = re.findall(r"[A-Za-z]{2,}", raw)
+    caps = sum(w.isupper() for w in letters)
+    if caps:
+        grams.append("ALLCAPS")
+    if elongated:
+        grams.append("ELONG")
+
+    plain = vader_scores(raw)
+    squeezed = plain
+    if elongated:
+        squeezed = vader_scores(ELONGATED.sub(lambda m: m.group(1) * 2, raw))
+        squeezed = max(squeezed, vader_scores(" ".join(deelongate(w, known) for w in raw.split())),
+                       key=lambda s: abs(s["compound"]))  # fmt: skip
+    n = max(len(words), 1)
+    valences = [vader[w] for w in words if w in vader]
+    pat = [pattern[w] for w in words if w in pattern]
+    polarity, subjectivity = _textblob(raw)
+    dense = [
+        plain["compound"], plain["pos"], plain["neg"], plain["neu"], squeezed["compound"],
+        polarity, subjectivity,
+        sum(valences) / 4 / n, len(valences) / n,
+        sum(p for p, _ in pat) / n, len(pat) / n,
+        sum(w in NEGATIONS for w in words) / n,
+        min(lowered.count("!"), 3) / 3, min(lowered.count("?"), 3) / 3,
+        caps / max(len(letters), 1), min(elongated, 3) / 3,
+        max(min(emo_valence, 2.0), -2.0) / 2, float(bool(marks)),
+        math.log1p(len(words)) / 5, 1.0 if not words else 0.0,
+    ]  # fmt: skip
+    return Analysed(grams, dense)
+
+
+def _textblob(text: str) -> tuple[float, float]:
+    from nightshift_core.sentiment.rules import _textblob as analyzer
+
+    result = analyzer().analyze(text)
+    return float(result.polarity), float(result.subjectivity)
+
+
+def build_vocabulary(analysed: Sequence[Analysed], min_count: int, max_size: int) -> list[str]:
+    """The features in at least ``min_count`` texts, most frequent first (ties by the feature
+    itself), at most ``max_size``: a stable choice for the same texts."""
+    counts = Counter(f for a in analysed for f in set(a.features))
+    kept = [f for f, c in counts.items() if c >= min_count]
+    kept.sort(key=lambda f: (-counts[f], f))
+    return kept[:max_size]
+
+
+def _net(config: ModelConfig, vocabulary_size: int):
     import torch
     from torch import nn
 
-    class SentimentNet(nn.Module):
+    class RuleResidualNet(nn.Module):
+        """Starts as VADER exactly (compound +-0.05 for the class, compound for the rating); every
+        learned part starts at zero and is pulled back to zero by the L2 penalty."""
+
         def __init__(self) -> None:
             super().__init__()
-            self.embedding = nn.EmbeddingBag(config.buckets, config.dim, mode="mean", sparse=True)
-            width = config.dim + (LEXICON_WIDTH if config.lexicon else 0)
+            self.register_buffer("dense_mean", torch.zeros(DENSE_WIDTH))
+            self.register_buffer("dense_scale", torch.ones(DENSE_WIDTH))
+            self.register_buffer("offsets", torch.zeros(len(LABELS)))
+            self.sharpness = nn.Parameter(torch.tensor(8.0))
+            self.scale = nn.Parameter(torch.tensor(1.0))  # ratings are often milder than VADER's compound
+            self.prior = nn.Linear(DENSE_WIDTH, len(LABELS) + 1)
+            nn.init.zeros_(self.prior.weight)
+            nn.init.zeros_(self.prior.bias)
+            self.embedding = nn.EmbeddingBag(max(vocabulary_size, 1), config.dim, mode="sum")
+            nn.init.zeros_(self.embedding.weight)
             self.dropout = nn.Dropout(config.dropout)
-            self.hidden = nn.Sequential(nn.Linear(width, config.hidden), nn.ReLU()) if config.hidden else None
-            width = config.hidden or width
-            self.classes = nn.Linear(width, len(LABELS))
-            self.rating = nn.Linear(width, 1)
+            self.correction = nn.Linear(config.dim, len(LABELS) + 1)
+            nn.init.zeros_(self.correction.bias)
 
-        def forward(self, ids, offsets, lexicon):
-            hidden = self.embedding(ids, offsets)
-            if config.lexicon:
-                hidden = torch.cat([hidden, lexicon], dim=1)
-            hidden = self.dropout(hidden)
-            if self.hidden is not None:
-                hidden = self.hidden(hidden)
-            return self.classes(hidden), torch.tanh(self.rating(hidden)).squeeze(1)
+        def forward(self, ids, offsets, known, dense):
+            compound = dense[:, 0]
+            pos, neg = LABELS.index("positive"), LABELS.index("negative")
+            base = torch.zeros(len(compound), len(LABELS) + 1)
+            base[:, pos] = self.sharpness * (compound - 0.05)
+            base[:, neg] = self.sharpness * (-compound - 0.05)
+            base[:, len(LABELS)] = self.scale * torch.atanh(compound.clamp(-0.995, 0.995))
+            out = base + self.prior((dense - self.dense_mean) / self.dense_scale)
+            bag = self.embedding(ids, offsets) / (known + config.shrink).unsqueeze(1)
+            out = out + self.correction(self.dropout(bag))
+            return out[:, : len(LABELS)] + self.offsets, torch.tanh(out[:, len(LABELS)])
 
-    return SentimentNet()
+        def penalty(self):
+            return (self.prior.weight**2).sum() + (self.correction.weight**2).sum()
 
-
-def _batch(texts: Sequence[str], config: ModelConfig):
-    import torch
-
-    ids: list[int] = []
-    offsets = []
-    for text in texts:
-        offsets.append(len(ids))
-        ids.extend(feature_ids(text, config.buckets, config.ngrams))
-    lexicon = torch.from_numpy(lexicon_features(texts)) if config.lexicon else None
-    return torch.tensor(ids, dtype=torch.long), torch.tensor(offsets, dtype=torch.long), lexicon
+    return RuleResidualNet()
 
 
 @dataclasses.dataclass
@@ -171,12 +284,51 @@ class TrainingExample:
     weak: bool = False  # a rule-agreement label, weighted down
 
 
-class SentimentModel:
-    """A trained network plus its config: a :class:`~nightshift_core.sentiment.rules.Scorer`."""
+class _Encoder:
+    """Texts -> the network's inputs, for one config and vocabulary."""
 
-    def __init__(self, net: Any, config: ModelConfig, name: str = "sentiment", version: str = "unregistered"):
+    def __init__(self, config: ModelConfig, vocabulary: Sequence[str]) -> None:
+        self.config = config
+        self.index = {f: i for i, f in enumerate(vocabulary)}
+
+    def analyse(self, texts: Sequence[str]) -> list[Analysed]:
+        return [analyse(t, self.config.ngrams, self.config.char_ngrams) for t in texts]
+
+    def encode(self, analysed: Sequence[Analysed]):
+        import torch
+
+        ids: list[int] = []
+        starts, known = [], []
+        index = self.index
+        for a in analysed:
+            starts.append(len(ids))
+            ids.extend(index[f] for f in a.features if f in index)
+            known.append(len(ids) - starts[-1])
+        return (
+            torch.tensor(ids, dtype=torch.long),
+            torch.tensor(starts, dtype=torch.long),
+            torch.tensor(known, dtype=torch.float32),
+            torch.tensor([a.dense for a in analysed], dtype=torch.float32).reshape(-1, DENSE_WIDTH),
+        )
+
+
+class SentimentModel:
+    """A trained network, its config and vocabulary: a :class:`~nightshift_core.sentiment.rules.Scorer`."""
+
+    kind = KIND_TRAINED
+
+    def __init__(
+        self,
+        net: Any,
+        config: ModelConfig,
+        vocabulary: Sequence[str],
+        name: str = "sentiment",
+        version: str = "unregistered",
+    ):
         self.net = net
         self.config = config
+        self.vocabulary = list(vocabulary)
+        self.encoder = _Encoder(config, self.vocabulary)
         self.name = name
         self.version = version
 
@@ -188,7 +340,8 @@ class SentimentModel:
         probs, ratings = [], []
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                logits, rating = self.net(*_batch(texts[start : start + batch_size], self.config))
+                batch = self.encoder.encode(self.encoder.analyse(texts[start : start + batch_size]))
+                logits, rating = self.net(*batch)
                 probs.append(torch.softmax(logits, dim=1).numpy())
                 ratings.append(rating.numpy())
         if not probs:
@@ -200,34 +353,149 @@ class SentimentModel:
         probs, ratings = self.probabilities(list(texts))
         return [(LABELS[int(i)], float(r)) for i, r in zip(probs.argmax(axis=1), ratings, strict=True)]
 
+    def seen_words(self) -> set[str]:
+        """The single words of the vocabulary (what drift's unseen-word share compares against)."""
+        return {f for f in self.vocabulary if " " not in f and not f.startswith(("NOT_", "EMO", "#"))}
+
     def save(self, folder: Path) -> None:
         import torch
 
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(self.net.state_dict(), folder / WEIGHTS_FILE)
+        (folder / VOCAB_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False))
         (folder / CONFIG_FILE).write_text(
-            json.dumps({"config": self.config.to_dict(), "labels": LABELS}, indent=2)
+            json.dumps({"kind": self.kind, "config": self.config.to_dict(), "labels": LABELS}, indent=2)
         )
 
     @classmethod
-    def load(cls, folder: Path, name: str = "sentiment", version: str = "unregistered") -> SentimentModel:
+    def load(cls, folder: Path, name: str = "sentiment", version: str = "unregistered") -> Any:
+        """The model saved in ``folder``: a trained :class:`SentimentModel` or a :class:`RuleModel`."""
         import torch
 
-        for needed in (CONFIG_FILE, WEIGHTS_FILE):
-            if not (folder / needed).is_file():
-                raise FileNotFoundError(
-                    f"model artifact {folder} has no {needed}: it is not a saved SentimentModel"
-                )
+        if not (folder / CONFIG_FILE).is_file():
+            raise ModelArtifactError(f"model artifact {folder} has no {CONFIG_FILE}: it is not a saved model")
         meta = json.loads((folder / CONFIG_FILE).read_text())
         if tuple(meta.get("labels", ())) != LABELS:
-            raise ValueError(
+            raise ModelArtifactError(
                 f"model artifact {folder} was trained for labels {meta.get('labels')}, not {LABELS}"
             )
+        kind = meta.get("kind")
+        if kind == KIND_RULES:
+            return RuleModel(meta.get("rule", "vader"), name, version, meta.get("rule_version", ""))
+        if kind != KIND_TRAINED:
+            raise ModelArtifactError(
+                f"model artifact {folder} is of kind {kind!r}, which this version of the project cannot "
+                f"load (it reads {KIND_TRAINED!r} and {KIND_RULES!r}); roll back to a version it can "
+                "read (sentiment_retrain with action=rollback) or train a new one (force=true)"
+            )
+        for needed in (WEIGHTS_FILE, VOCAB_FILE):
+            if not (folder / needed).is_file():
+                raise ModelArtifactError(f"model artifact {folder} has no {needed}")
         config = ModelConfig.from_dict(meta["config"])
-        net = _net(config)
+        vocabulary = json.loads((folder / VOCAB_FILE).read_text())
+        net = _net(config, len(vocabulary))
         net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         net.eval()
-        return cls(net, config, name, version)
+        return cls(net, config, vocabulary, name, version)
+
+
+class RuleModel:
+    """The rule baseline as a model version: VADER's compound score with the benchmarks' +-0.05
+    thresholds. It is the first champion on a fresh install, so every scored row carries a
+    ``model_version`` and a trained challenger must beat the rule to replace it."""
+
+    kind = KIND_RULES
+
+    def __init__(self, rule: str = "vader", name: str = "sentiment", version: str = "unregistered",
+                 rule_version: str = "") -> None:  # fmt: skip
+        if rule != "vader":
+            raise ModelArtifactError(f"unknown rule {rule!r} in a rules model artifact; known: vader")
+        self.rule = rule
+        self.name = name
+        self.version = version
+        self.rule_version = rule_version or rule_package_version()
+        self.config = None
+        self.vocabulary: list[str] = []
+
+    def probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        from nightshift_core.ml.labels import gold_label
+
+        scores = np.array([vader_scores(t)["compound"] for t in texts], dtype=np.float32)
+        probs = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        for i, score in enumerate(scores):
+            probs[i, LABELS.index(gold_label(float(score)))] = 1.0
+        return probs, scores
+
+    def predict(self, texts: Sequence[str]) -> list[tuple[Label, float]]:
+        from nightshift_core.ml.labels import gold_label
+
+        out = []
+        for text in texts:
+            score = float(vader_scores(text)["compound"])
+            out.append((gold_label(score), score))
+        return out
+
+    def seen_words(self) -> set[str]:
+        return set(_lexicons()[0])
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CONFIG_FILE).write_text(
+            json.dumps(
+                {"kind": self.kind, "rule": self.rule, "rule_version": self.rule_version, "labels": LABELS},
+                indent=2,
+            )  # fmt: skip
+        )
+
+
+def rule_package_version() -> str:
+    """``vaderSentiment <version>`` plus a digest of its lexicon: what the rule baseline is."""
+    from importlib.metadata import version
+
+    import vaderSentiment
+
+    lexicon = (Path(vaderSentiment.__file__).parent / "vader_lexicon.txt").read_bytes()
+    return f"vaderSentiment {version('vaderSentiment')} lexicon {hashlib.sha256(lexicon).hexdigest()[:12]}"
+
+
+def _calibration_part(text: str, seed: int, share: float) -> bool:
+    digest = hashlib.sha256(f"calibrate:{seed}:{unicodedata.normalize('NFC', text)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def _weighted_f1(gold: np.ndarray, predicted: np.ndarray) -> float:
+    total = 0.0
+    for c in range(len(LABELS)):
+        support = int((gold == c).sum())
+        if not support:
+            continue
+        tp = int(((predicted == c) & (gold == c)).sum())
+        fp = int(((predicted == c) & (gold != c)).sum())
+        f1 = 2 * tp / (2 * tp + fp + (support - tp)) if tp else 0.0
+        total += f1 * support
+    return total / max(len(gold), 1)
+
+
+def calibrate_offsets(
+    logits: np.ndarray, gold: np.ndarray, span: float = 3.0, step: float = 0.1
+) -> np.ndarray:
+    """Offsets added to the positive and negative logits (neutral's stays 0) that maximise
+    weighted F1 on held-out ``logits``; the smallest offsets win ties, so with no signal the
+    model keeps what it learned."""
+    grid = np.round(np.arange(-span, span + step / 2, step), 6)
+    best, best_key = np.zeros(len(LABELS), dtype=np.float32), None
+    pos, neg = LABELS.index("positive"), LABELS.index("negative")
+    for a in grid:
+        for b in grid:
+            shifted = logits.copy()
+            shifted[:, pos] += a
+            shifted[:, neg] += b
+            key = (round(_weighted_f1(gold, shifted.argmax(axis=1)), 6), -(abs(a) + abs(b)))
+            if best_key is None or key > best_key:
+                best_key = key
+                best = np.zeros(len(LABELS), dtype=np.float32)
+                best[pos], best[neg] = a, b
+    return best
 
 
 def train(
@@ -238,8 +506,10 @@ def train(
 ) -> tuple[SentimentModel, dict[str, Any]]:
     """Train on ``examples`` with fixed seeds: the same examples and config give the same weights.
 
-    Returns the model and a small history (loss per epoch, seconds). The examples' order is
-    shuffled with the seed, so callers may pass them in any stable order.
+    A ``config.calibrate_share`` of the human examples (chosen by text hash) is held out of the
+    fit and used to calibrate the class offsets. Returns the model and a small history (loss per
+    epoch, seconds, vocabulary size, offsets). The examples' order is shuffled with the seed, so
+    callers may pass them in any stable order.
     """
     import torch
 
@@ -248,42 +518,60 @@ def train(
     torch.manual_seed(config.seed)
     torch.use_deterministic_algorithms(True)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # sparse-gradient sums are only reproducible single-threaded
+    torch.set_num_threads(1)  # gradient sums are only reproducible single-threaded
+    started = time.perf_counter()
     try:
-        net = _net(config)
-        dense = [p for n, p in net.named_parameters() if not n.startswith("embedding.")]
-        sparse_opt = torch.optim.SparseAdam(list(net.embedding.parameters()), lr=config.lr)
-        dense_opt = torch.optim.Adam(dense, lr=config.lr / 4)
+        held = [
+            not e.weak and _calibration_part(e.text, config.seed, config.calibrate_share) for e in examples
+        ]
+        if sum(held) < 10:  # too few to calibrate on: fit on everything, keep zero offsets
+            held = [False] * len(examples)
+        fit = [e for e, h in zip(examples, held, strict=True) if not h]
+        calib = [e for e, h in zip(examples, held, strict=True) if h]
+        probe = _Encoder(config, [])
+        fit_analysed = probe.analyse([e.text for e in fit])
+        vocabulary = build_vocabulary(fit_analysed, config.min_count, config.max_vocabulary)
+        encoder = _Encoder(config, vocabulary)
+        net = _net(config, len(vocabulary))
+        ids_all, starts_all, known_all, dense_all = encoder.encode(fit_analysed)
+        net.dense_mean.copy_(dense_all.mean(0))
+        net.dense_scale.copy_(dense_all.std(0).clamp(min=1e-3))
+        per_text = [
+            ids_all[int(s) : int(s) + int(k)]
+            for s, k in zip(starts_all.tolist(), known_all.tolist(), strict=True)
+        ]
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": [net.embedding.weight], "weight_decay": config.weight_decay},
+                {
+                    "params": [p for n, p in net.named_parameters() if not n.startswith("embedding.")],
+                    "weight_decay": 0.0,
+                },
+            ],
+            lr=config.lr,
+        )
         label_index = {label: i for i, label in enumerate(LABELS)}
-        targets = torch.tensor([label_index[e.label] for e in examples])
-        ratings = torch.tensor([0.0 if e.rating is None else e.rating for e in examples])
-        has_rating = torch.tensor([e.rating is not None for e in examples], dtype=torch.float32)
-        weights = torch.tensor([config.weak_weight if e.weak else 1.0 for e in examples])
+        targets = torch.tensor([label_index[e.label] for e in fit])
+        ratings = torch.tensor([0.0 if e.rating is None else e.rating for e in fit])
+        has_rating = torch.tensor([e.rating is not None for e in fit], dtype=torch.float32)
+        weights = torch.tensor([config.weak_weight if e.weak else 1.0 for e in fit])
         counts = torch.bincount(targets, minlength=len(LABELS)).clamp(min=1).float()
         class_weights = (counts.sum() / counts) ** config.class_balance
         class_weights = class_weights / (class_weights * counts).sum() * counts.sum()
-        texts = [e.text for e in examples]
-        # Featurise once: every epoch reuses the same ids.
-        all_ids = [
-            torch.tensor(feature_ids(t, config.buckets, config.ngrams), dtype=torch.long) for t in texts
-        ]
-        lexicon = torch.from_numpy(lexicon_features(texts)) if config.lexicon else torch.zeros(len(texts), 0)
         generator = torch.Generator().manual_seed(config.seed)
         history = []
-        started = time.perf_counter()
-        epochs = max(
-            config.epochs, math.ceil(config.min_steps / math.ceil(len(examples) / config.batch_size))
-        )
+        epochs = max(config.epochs, math.ceil(config.min_steps / math.ceil(len(fit) / config.batch_size)))
         for epoch in range(epochs):
             net.train()
-            order = torch.randperm(len(examples), generator=generator)
+            order = torch.randperm(len(fit), generator=generator)
             total = 0.0
             for start in range(0, len(order), config.batch_size):
                 idx = order[start : start + config.batch_size]
-                chunks = [all_ids[i] for i in idx.tolist()]
+                chunks = [per_text[i] for i in idx.tolist()]
                 lengths = torch.tensor([0] + [len(c) for c in chunks[:-1]])
-                offsets = torch.cumsum(lengths, 0)
-                logits, rating = net(torch.cat(chunks), offsets, lexicon[idx])
+                logits, rating = net(
+                    torch.cat(chunks), torch.cumsum(lengths, 0), known_all[idx], dense_all[idx]
+                )
                 w = weights[idx]
                 loss_cls = (
                     torch.nn.functional.cross_entropy(
@@ -292,17 +580,30 @@ def train(
                     * w
                 ).sum()
                 loss_rating = (((rating - ratings[idx]) ** 2) * has_rating[idx] * w).sum()
-                loss = (loss_cls + config.rating_weight * loss_rating) / w.sum()
-                sparse_opt.zero_grad()
-                dense_opt.zero_grad()
+                loss = (loss_cls + config.rating_weight * loss_rating) / w.sum() + config.l2 * net.penalty()
+                optimizer.zero_grad()
                 loss.backward()
-                sparse_opt.step()
-                dense_opt.step()
+                optimizer.step()
                 total += float(loss.detach()) * len(idx)
-            history.append(round(total / len(examples), 6))
+            history.append(round(total / len(fit), 6))
             if epoch == epochs - 1 or (epoch + 1) % max(1, epochs // 5) == 0:
                 log(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.4f}")
         net.eval()
+        model = SentimentModel(net, config, vocabulary)
+        offsets = np.zeros(len(LABELS), dtype=np.float32)
+        if calib:
+            with torch.inference_mode():
+                logits, _ = net(*encoder.encode(encoder.analyse([e.text for e in calib])))
+            gold = np.array([label_index[e.label] for e in calib])
+            offsets = calibrate_offsets(logits.numpy(), gold)
+            net.offsets.copy_(torch.from_numpy(offsets))
+            log(f"calibrated class offsets on {len(calib)} held-out labels: {offsets.round(2).tolist()}")
     finally:
         torch.set_num_threads(threads)
-    return SentimentModel(net, config), {"loss": history, "seconds": round(time.perf_counter() - started, 3)}
+    return model, {
+        "loss": history,
+        "seconds": round(time.perf_counter() - started, 3),
+        "vocabulary": len(vocabulary),
+        "calibration_examples": len(calib),
+        "offsets": [round(float(o), 3) for o in offsets],
+    }

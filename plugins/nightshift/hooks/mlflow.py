@@ -9,7 +9,10 @@ Connection extras (read by name):
                        ``gs://bucket/prefix`` in production
 
 Registry semantics: every trained challenger becomes a model version; the alias ``champion``
-is what scoring loads and ``rollback`` is the champion before it. Models are read from their
+is what scoring loads and ``rollback`` is the champion before it. On a fresh registry the first
+champion is the rule baseline itself (VADER, its package version and lexicon digest recorded),
+registered by :meth:`MlflowRegistryHook.ensure_champion`, so there is always a champion and
+every scored row names the model version that scored it. Models are read from their
 artifact files (``state_dict`` + JSON), never unpickled, and cached per worker process by
 (tracking URI, model, version), so a scoring task pays the load once per new champion.
 """
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
 
 CHAMPION, ROLLBACK = "champion", "rollback"
 RUN_KEY_TAG = "nightshift.run_key"
+KIND_TAG = "nightshift.kind"
+BASELINE_RUN_KEY = "nightshift/rules-baseline"
+EPOCH = "1970-01-01T00:00:00+00:00"
 MODEL_ARTIFACT = "model"
 _CACHE: dict[tuple[str, str, str], SentimentModel] = {}
 _CACHE_LOCK = threading.Lock()
@@ -182,6 +188,42 @@ class MlflowRegistryHook(BaseHook):
             else:
                 self.client.set_registered_model_alias(self.model_name, alias, str(version))
 
+    def ensure_champion(self) -> ModelVersion:
+        """The ``champion`` version; on a registry without one, the rule baseline is registered
+        as a model version (once: a retry or a second worker finds the same run) and made champion."""
+        current = self.version(CHAMPION)
+        if current is not None:
+            return current
+        import tempfile
+
+        from nightshift_core.ml.model import RuleModel
+
+        with _sqlite_init_lock(self.tracking_uri + ".baseline"):
+            current = self.version(CHAMPION)
+            if current is not None:
+                return current
+            rules = RuleModel()
+            run = self.find_run(BASELINE_RUN_KEY)
+            if run is None:
+                run_id = self.start_run(BASELINE_RUN_KEY, {KIND_TAG: rules.kind, "rule": rules.rule_version})
+                with tempfile.TemporaryDirectory() as tmp:
+                    rules.save(Path(tmp) / MODEL_ARTIFACT)
+                    self.client.log_artifacts(run_id, str(Path(tmp) / MODEL_ARTIFACT), MODEL_ARTIFACT)
+                self.client.log_param(run_id, "rule", rules.rule_version)
+                self.client.set_terminated(run_id)
+            else:
+                run_id = run.info.run_id
+            version = self.register(
+                run_id,
+                {KIND_TAG: rules.kind, "nightshift.rule": rules.rule_version,
+                 "nightshift.labels_as_of": EPOCH, "nightshift.decision": "baseline",
+                 "nightshift.reason": "the rule baseline is the first champion; a challenger replaces it "
+                                      "only through the gate"},
+            )  # fmt: skip
+            if self.version(CHAMPION) is None:
+                self.client.set_registered_model_alias(self.model_name, CHAMPION, str(version.version))
+            return self.version(CHAMPION)
+
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, str(version), key, value)
@@ -204,6 +246,7 @@ class MlflowRegistryHook(BaseHook):
         return model
 
     def load_alias(self, alias: str = CHAMPION, *, cached: bool = True) -> SentimentModel | None:
-        """The model behind ``alias`` (``None`` while there is none)."""
-        version = self.version(alias)
+        """The model behind ``alias`` (``None`` while there is none; for ``champion``, the rule
+        baseline is registered first when the registry has no champion yet)."""
+        version = self.ensure_champion() if alias == CHAMPION else self.version(alias)
         return None if version is None else self.load_version(version, cached=cached)

@@ -157,7 +157,10 @@ class RetrainPlanOperator(_RetrainStep):
         cfg = self.config
         now = run_time(context)
         registry = self.registry()
-        champion = registry.version("champion")
+        from nightshift.hooks.mlflow import KIND_TAG
+
+        champion = registry.ensure_champion()  # the rule baseline on a fresh registry
+        champion_is_rules = champion.tags.get(KIND_TAG) == "rules"
         measured: dict[str, Any] = {"length_psi": None, "score_psi": None, "unseen_share": None,
                                     "champion_f1": None, "recent_f1": None, "recent_texts": 0}  # fmt: skip
         with self.warehouse() as warehouse:
@@ -168,7 +171,8 @@ class RetrainPlanOperator(_RetrainStep):
                 since_champion = [r for r in labels if r["first_seen_at"] > trained_at]
                 recent = self.scraped_texts(warehouse, now - dt.timedelta(days=cfg.drift.recent_days), now)
                 measured["recent_texts"] = len(recent)
-                if len(recent) >= cfg.drift.min_recent_texts:
+                # The rule baseline has no training texts to drift from.
+                if len(recent) >= cfg.drift.min_recent_texts and not champion_is_rules:
                     folder = _model_folder(registry, champion)
                     reference = json.loads((folder / "profile.json").read_text())
                     measured |= drift_mod.compare(
@@ -185,6 +189,7 @@ class RetrainPlanOperator(_RetrainStep):
                 new_labels=len(since_champion),
                 min_new_labels=cfg.min_new_labels,
                 drift=reasons,
+                champion_is_rules=champion_is_rules,
             )
             row = {
                 "run_key": run_key(context), "checked_at": now,
@@ -204,6 +209,13 @@ class RetrainPlanOperator(_RetrainStep):
             warehouse.publish(staged, "merge", key=["run_key"])
         self.log.info("retrain check: %s", decision.reason)
         return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+
+
+def _check_line(check: dict[str, Any] | None) -> str | None:
+    if not check:
+        return None
+    return (f"{check['challenger']['weighted_f1']:.4f} / {check['vader']['weighted_f1']:.4f} on "
+            f"{check['name']} ({check['n']} texts)")  # fmt: skip
 
 
 def _finite(value: Any) -> bool:
@@ -336,13 +348,26 @@ class EvaluateSentimentModelsOperator(_RetrainStep):
         client = registry.client
         eval_path = registry.download(trained["run_id"], EVAL_SET)
         examples = [TrainingExample(**row) for row in pq.read_table(eval_path).to_pylist()]
-        reports = {"challenger": evaluate_model(self._load(registry, trained["version"]), examples)}
+        challenger = self._load(registry, trained["version"])
+        reports = {"challenger": evaluate_model(challenger, examples)}
         champion = plan.get("champion_version")
         if champion is not None:
             reports["champion"] = evaluate_model(self._load(registry, champion), examples)
         for rule in RULES:
             reports[rule] = evaluate_rule(rule, examples)
         summaries = {name: summary(report) for name, report in reports.items()}
+        check = None
+        location = self.config.check_set_location()
+        if location is not None:
+            from nightshift_core.ml.labels import read_labels
+
+            rows = [TrainingExample(r.text, r.label, r.rating) for r in read_labels([location])]
+            check = {"name": location.name, "n": len(rows),
+                     "challenger": summary(evaluate_model(challenger, rows)),
+                     "vader": summary(evaluate_rule("vader", rows)),
+                     "textblob": summary(evaluate_rule("textblob", rows))}  # fmt: skip
+            for name in ("challenger", "vader", "textblob"):
+                client.log_metric(trained["run_id"], f"check.{name}.weighted_f1", check[name]["weighted_f1"])
         for name, values in summaries.items():
             for metric, value in values.items():
                 if _finite(value):
@@ -351,7 +376,8 @@ class EvaluateSentimentModelsOperator(_RetrainStep):
         registry.tag_version(
             trained["version"], {"nightshift.weighted_f1": str(summaries["challenger"]["weighted_f1"])}
         )
-        return {"eval_version": trained["eval_version"], "champion_version": champion, "metrics": summaries}
+        return {"eval_version": trained["eval_version"], "champion_version": champion, "metrics": summaries,
+                "check": check}  # fmt: skip
 
     @staticmethod
     def _load(registry: MlflowRegistryHook, version: str) -> Any:
@@ -378,6 +404,7 @@ class PromoteSentimentModelOperator(_RetrainStep):
         decision = should_promote(
             metrics["challenger"], metrics.get("champion"), {r: metrics[r] for r in ("vader", "textblob")},
             min_f1_gain=cfg.min_f1_gain, max_ms_per_1k=cfg.max_ms_per_1k,
+            check=evaluated.get("check"), max_check_drop=cfg.max_check_drop,
         )  # fmt: skip
         registry = self.registry()
         version = trained["version"]
@@ -493,6 +520,8 @@ class RetrainReportEmailOperator(BaseOperator):
         facts = {"version": outcome["version"], "previous champion": outcome.get("previous_champion"),
                  "human labels (train/eval)": f"{trained.get('human_train')}/{trained.get('eval')}" if trained else None,
                  "weak labels": trained.get("weak"), "evaluation set": trained.get("eval_version"),
+                 "out-of-domain check (weighted F1, challenger / VADER)": _check_line(
+                     (ti.xcom_pull(task_ids="evaluate") or {}).get("check")),
                  "why it trained": plan.get("reason"), "drift: length PSI": plan.get("length_psi"),
                  "drift: score PSI": plan.get("score_psi"), "drift: unseen words": plan.get("unseen_share")}  # fmt: skip
         subject, html, text = render(
