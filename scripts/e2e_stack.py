@@ -25,7 +25,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,15 +221,23 @@ def celery_stack(config: E2EConfig, *, start_timeout: float = 180) -> Iterator[d
                 local_stack.stop()
 
 
-def wait_until_idle(api: local_stack.Api, timeout: float = 300, quiet_for: float = 10) -> None:
+def wait_until_idle(
+    api: local_stack.Api,
+    timeout: float = 300,
+    quiet_for: float = 10,
+    each_poll: Callable[[], object] | None = None,
+) -> None:
     """Wait until no DAG run is queued or running, and none has appeared for ``quiet_for`` seconds.
 
     Asset-triggered runs are created a scheduler loop after their upstream run ends, so one
-    empty look is not enough.
+    empty look is not enough. ``each_poll`` runs before every look (e.g. answering the
+    human-in-the-loop requests that would otherwise keep a run waiting).
     """
     deadline = time.monotonic() + timeout
     quiet_since = None
     while True:
+        if each_poll is not None:
+            each_poll()
         active = api.get("/api/v2/dags/~/dagRuns?state=queued&state=running&limit=100")["dag_runs"]
         now = time.monotonic()
         if active:

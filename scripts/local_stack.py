@@ -496,6 +496,9 @@ def trigger_all(dags: dict[str, bool], timeout: float = 900, note: str = "trigge
                     print(f"    {dag_id}: {state}")
                     ok &= state == "success"
                     del pending[dag_id]
+                elif state == "running" and (request := awaiting_input(api, dag_id, run_id)):
+                    print(f"    {dag_id}: waiting for a person in Required Actions: {request}")
+                    del pending[dag_id]
             time.sleep(2)
         for dag_id in pending:
             print(f"    {dag_id}: still running after {timeout:.0f}s")
@@ -504,6 +507,19 @@ def trigger_all(dags: dict[str, bool], timeout: float = 900, note: str = "trigge
             print(f"    {dag_id}: never started by its Assets within {timeout:.0f}s")
             ok = False
     return ok
+
+
+def awaiting_input(api: Api, dag_id: str, run_id: str) -> str | None:
+    """What a run's human-in-the-loop task asks ("subject" and its link) while it waits for an
+    answer, else None. Such a run is done as far as `make run` goes: it waits for a person."""
+    tis = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    for ti in tis:
+        if ti["state"] == "awaiting_input":
+            detail = api.get(
+                f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/{ti['map_index']}/hitlDetails"
+            )
+            return f"{detail['subject']!r}, {base_url()}/dags/{dag_id}/runs/{run_id}/tasks/{ti['task_id']}/required_actions"
+    return None
 
 
 def activity_seconds() -> float:
@@ -541,6 +557,7 @@ def banner() -> None:
   Nightshift is running.
     UI:       {base_url()}
     Login:    {ADMIN_USER} / {admin_password()}   (local only; the API listens on 127.0.0.1)
+    Labels:   {base_url()}/required_actions  (texts to label for the sentiment model)
     Mail:     {runtime() / "mail"}  (every message as .eml)
     Logs:     {runtime() / "logs"}
     Stop:     make stop

@@ -28,6 +28,7 @@ import local_stack
 import pytest
 from support.bq_emulator import BqEmulator, start_emulator, stop_emulator
 from support.fake_sheets import FakeSheets, use_google_connection
+from support.labelling import answer, first_field_positive, open_requests
 from support.net import free_port
 from support.services import require
 
@@ -41,6 +42,7 @@ SOURCE_DB = "nightshift_e2e_classicmodels"
 MLFLOW_DB = "nightshift_e2e_mlflow"  # the model registry on PostgreSQL, as in production
 SHEET_KEY = "1nightshiftE2eDailySalesSpreadsheet"
 RETRAIN_DAG = "sentiment_retrain"
+LABELLING_DAG = "sentiment_labelling"
 ML_QUEUE = "ml"
 RUNS_TIMEOUT_S = 480
 pytestmark = pytest.mark.stack
@@ -210,12 +212,13 @@ def e2e(tmp_path_factory) -> Iterator[E2E]:
             with e2e_stack.celery_stack(config) as env:
                 api = local_stack.Api(local_stack.base_url(), local_stack.ADMIN_USER, config.admin_password)
                 ok = local_stack.trigger_all(dags, timeout=RUNS_TIMEOUT_S, note="triggered by make e2e")
-                e2e_stack.wait_until_idle(api, timeout=RUNS_TIMEOUT_S)
+                # A labelling run waits for a person: answer each request as it opens.
+                e2e_stack.wait_until_idle(api, timeout=RUNS_TIMEOUT_S, each_poll=lambda: _label(api))
                 # Freeze the picture the checks look at: an hour boundary while they run would
                 # start scheduled runs, and the UI's "latest run" would be a running one.
                 for dag_id in dags:
                     api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": True})
-                e2e_stack.wait_until_idle(api, timeout=RUNS_TIMEOUT_S)
+                e2e_stack.wait_until_idle(api, timeout=RUNS_TIMEOUT_S, each_poll=lambda: _label(api))
                 print(f"e2e: stack up and every run finished after {time.monotonic() - started:.0f}s")
                 yield E2E(config, api, env, dags, ok, emulator, sheets, source_counts)
         finally:
@@ -225,6 +228,12 @@ def e2e(tmp_path_factory) -> Iterator[E2E]:
         stop_emulator(emulator)
         _drop_source(mariadb)
         print(f"e2e: {time.monotonic() - started:.0f}s in all")
+
+
+def _label(api: local_stack.Api) -> None:
+    """Answer every open labelling request over the REST API: its first text positive."""
+    for request in open_requests(api):
+        answer(api, request, first_field_positive(request))
 
 
 def _failed_tasks(e2e: E2E) -> list[str]:
@@ -450,9 +459,20 @@ def test_green_means_green(css, green):
     assert _is_green(css) is green
 
 
-def test_ui_shows_every_dag_and_its_green_runs(e2e):
+def _login(driver, wait, e2e: E2E) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
+
+    driver.get(local_stack.base_url() + "/")
+    wait.until(ec.url_contains("/auth/login"))
+    wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys(local_stack.ADMIN_USER)
+    driver.find_element(By.NAME, "password").send_keys(e2e.config.admin_password)
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]"))).click()
+    wait.until(lambda d: "/auth/login" not in d.current_url)
+
+
+def test_ui_shows_every_dag_and_its_green_runs(e2e):
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     from support.browser import chromium
 
@@ -460,14 +480,7 @@ def test_ui_shows_every_dag_and_its_green_runs(e2e):
     with chromium(width=1600, height=2200, log_path=OUTPUT / "chromedriver.log") as driver:
         wait = WebDriverWait(driver, 60)
         try:
-            driver.get(base + "/")
-            wait.until(ec.url_contains("/auth/login"))
-            wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys(
-                local_stack.ADMIN_USER
-            )
-            driver.find_element(By.NAME, "password").send_keys(e2e.config.admin_password)
-            wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]"))).click()
-            wait.until(lambda d: "/auth/login" not in d.current_url)
+            _login(driver, wait, e2e)
 
             driver.get(base + "/dags")
             cards = wait.until(
@@ -528,3 +541,84 @@ def test_ui_shows_every_dag_and_its_green_runs(e2e):
             driver.save_screenshot(str(OUTPUT / "ui-failure.png"))
             (OUTPUT / "ui-failure.html").write_text(driver.page_source)
             raise
+
+
+def _until(check, timeout: float, what: str, every: float = 2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(every)
+    raise AssertionError(f"{what} within {timeout:.0f}s")
+
+
+def test_a_labeller_answers_a_request_in_the_browser(e2e):
+    """A person opens the request under Required Actions, sees each text as plain text, labels
+    one and submits; the label lands in ml.labels with their login."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+    from support.browser import chromium
+
+    from nightshift_core.ml.labels import text_key
+
+    api, base = e2e.api, local_stack.base_url()
+    api.patch(f"/api/v2/dags/{LABELLING_DAG}", {"is_paused": False})
+    try:
+        run_id = api.post(f"/api/v2/dags/{LABELLING_DAG}/dagRuns", {"logical_date": None})["dag_run_id"]
+
+        def mine():
+            requests = open_requests(api)
+            for other in [r for r in requests if r["task_instance"]["dag_run_id"] != run_id]:
+                answer(api, other, {})  # a run the unpause let start first: out of the way
+            return next((r for r in requests if r["task_instance"]["dag_run_id"] == run_id), None)
+
+        request = _until(mine, RUNS_TIMEOUT_S, f"no labelling request of run {run_id}")
+        field = sorted(request["params"])[0]
+        texts = [" ".join(p["description"].split()) for p in request["params"].values()]
+        url = f"{base}/dags/{LABELLING_DAG}/runs/{run_id}/tasks/label_texts/required_actions"
+        with chromium(width=1400, height=3000, log_path=OUTPUT / "chromedriver-labelling.log") as driver:
+            wait = WebDriverWait(driver, 60)
+            try:
+                _login(driver, wait, e2e)
+                driver.get(url)
+                button = wait.until(
+                    ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='OK']"))
+                )
+                wait.until(
+                    lambda d: all(
+                        t in " ".join(d.find_element(By.TAG_NAME, "body").text.split()) for t in texts
+                    )
+                )
+                # shown as typed: markup in a text is characters on the page, never elements
+                assert not driver.find_elements(By.CSS_SELECTOR, "main script, main img[src=x]")
+                # the field is a searchable select: type the answer, take the match
+                choice = driver.find_element(By.CSS_SELECTOR, f"#element_{field} input")
+                choice.send_keys("Negative")
+                choice.send_keys(Keys.ENTER)
+                wait.until(lambda d: "Negative" in d.find_element(By.ID, f"element_{field}").text)
+                driver.save_screenshot(str(OUTPUT / "ui-labelling-form.png"))
+                button.click()
+                _until(lambda: api.get(f"/api/v2/dags/{LABELLING_DAG}/dagRuns/{run_id}")["state"] != "running",
+                       RUNS_TIMEOUT_S, "the labelling run did not finish")  # fmt: skip
+            except Exception:
+                driver.save_screenshot(str(OUTPUT / "ui-labelling-failure.png"))
+                (OUTPUT / "ui-labelling-failure.html").write_text(driver.page_source)
+                raise
+        assert api.get(f"/api/v2/dags/{LABELLING_DAG}/dagRuns/{run_id}")["state"] == "success"
+        detail = api.get(
+            f"/api/v2/dags/{LABELLING_DAG}/dagRuns/{run_id}/taskInstances/label_texts/-1/hitlDetails"
+        )
+        assert detail["responded_by_user"] == {"id": "admin", "name": "admin"}
+        assert detail["params_input"][field] == "negative"
+        assert sum(v != "skip" for v in detail["params_input"].values()) == 1, detail["params_input"]
+        text = request["params"][field]["description"]
+        (row,) = e2e.warehouse(
+            "SELECT text, label, source, labelled_by, labelled_at IS NOT NULL AS dated "
+            f"FROM `{e2e.emulator.project}.ml.labels` WHERE example_id = 'ui:{text_key(text)[:16]}'"
+        )
+        assert row == {"text": text, "label": "negative", "source": "airflow-ui", "labelled_by": "admin",
+                       "dated": True}  # fmt: skip
+    finally:
+        api.patch(f"/api/v2/dags/{LABELLING_DAG}", {"is_paused": True})

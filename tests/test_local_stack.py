@@ -84,6 +84,8 @@ def test_up_runs_every_dag_and_prints_the_login(stack):
     assert "(started by its Assets)" in out
     assert "reddit_sentiment: success" in out
     assert "sentiment_retrain: success" in out
+    assert "sentiment_labelling: waiting for a person in Required Actions: 'Label " in out
+    assert "/required_actions" in out
     assert "admin / stack-test-password" in out
 
 
@@ -204,3 +206,76 @@ def test_failure_sends_an_alert_through_the_catcher(stack):
     html = alert.get_body(("html",)).get_content()
     assert "AirflowFailException: self-test failure requested" in html
     assert f"http://127.0.0.1:{stack['env']['NIGHTSHIFT_PORT']}/dags/nightshift_selftest/runs/" in html
+
+
+def xcom(client, dag_id: str, run_id: str, task_id: str) -> dict:
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+    value = client.get(path)["value"]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def warehouse_query(stack, sql: str, timeout: float = 60) -> list[tuple]:
+    """``sql`` on the stack's DuckDB file, read-only; retried while a task holds the write lock."""
+    import duckdb
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            con = duckdb.connect(str(stack["runtime"] / "warehouse.duckdb"), read_only=True)
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+            continue
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+
+def test_a_labelling_request_waits_and_its_answers_land_in_ml_labels(stack):
+    from support.labelling import answer, open_requests
+
+    from nightshift_core.ml.labels import text_key
+
+    client = api(stack)
+    waiting = open_requests(client)
+    assert len(waiting) == 1, "one open request at a time (max_active_runs=1)"
+    (request,) = waiting
+    ti = request["task_instance"]
+    assert ti["task_id"] == "label_texts"
+    params = request["params"]
+    assert 1 <= len(params) <= 12 and request["options"] == ["OK"]
+    texts = {name: p["description"] for name, p in params.items()}
+    answers = ["positive", "neutral", "negative", "skip"]
+    for name, param in params.items():
+        assert param["value"] == "skip" and param["schema"]["enum"] == answers
+        assert "description_md" not in param["schema"], "texts are plain text, never Markdown"
+        assert texts[name] not in (request["body"] or ""), "no scraped text in the Markdown body"
+    fields = sorted(params)
+    labelled = dict(zip(fields, ["positive", "negative"], strict=False))
+    run_id = ti["dag_run_id"]
+    response = answer(client, request, labelled)
+    assert response["responded_by"] == {"id": "admin", "name": "admin"}
+    with pytest.raises(RuntimeError, match="HTTP 409"):
+        answer(client, request, labelled)  # answered once only
+    assert wait_for_run(client, "sentiment_labelling", run_id) == "success"
+    stored = xcom(client, "sentiment_labelling", run_id, "store_labels")
+    assert stored["labels"] == len(labelled) and stored["labelled_by"] == "admin", stored
+    rows = warehouse_query(
+        stack,
+        "SELECT example_id, text, label, source, labelled_by, labelled_at, first_seen_at FROM ml.labels "
+        "WHERE source = 'airflow-ui' ORDER BY example_id",
+    )
+    expected = sorted((f"ui:{text_key(texts[n])[:16]}", texts[n], label) for n, label in labelled.items())
+    assert [r[:3] for r in rows] == expected
+    assert all(r[3:5] == ("airflow-ui", "admin") and r[5] is not None and r[5] == r[6] for r in rows), rows
+
+    # the next retrain counts them: its plan sees every label, the UI ones among the new
+    run = client.post(
+        "/api/v2/dags/sentiment_retrain/dagRuns", {"logical_date": None, "note": "after labelling"}
+    )
+    assert wait_for_run(client, "sentiment_retrain", run["dag_run_id"], timeout=600) == "success"
+    plan = xcom(client, "sentiment_retrain", run["dag_run_id"], "plan")
+    (total,) = warehouse_query(stack, "SELECT COUNT(*) FROM ml.labels")[0]
+    assert plan["human_labels"] == total and plan["new_labels"] >= len(labelled), plan

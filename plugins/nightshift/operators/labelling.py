@@ -1,0 +1,245 @@
+"""Labelling in the Airflow UI: pick the texts, ask one person in one form, store the answers.
+
+``pick_texts`` -> ``label_texts`` (a human-in-the-loop form under "Required Actions", one field per
+text) -> ``store_labels`` (the answers into ``<dataset>.labels`` with who and when). The picks go
+through XCom; the form is built from them when the task runs, and again when it resumes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.hitl import HITLEntryOperator
+from airflow.sdk import BaseNotifier, BaseOperator
+
+from nightshift.operators._fail_fast import fail_fast
+from nightshift.operators.reddit import run_time
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from nightshift_core.ml.labelling import LabellingConfig, Pick
+    from nightshift_core.warehouse import Warehouse
+
+PICK_TASK = "pick_texts"
+ASK_TASK = "label_texts"
+BODY = """Label each text by the feeling it expresses: **positive**, **neutral** or **negative**; \
+**skip** when unsure (a skip is not stored). {count} texts, picked where the scorers disagree, \
+the champion is least sure or the words are new to every label so far.
+
+The texts are scraped from Reddit and shown as plain text. Answers go into `{dataset}.labels`, \
+with your login, and the next retrain counts them as new labels. Unanswered, the request \
+closes on its own after {hours:g} hours and nothing is stored."""
+
+
+def _picks(context: Context) -> list[Pick]:
+    from nightshift_core.ml.labelling import Pick
+
+    return [Pick.from_dict(p) for p in context["ti"].xcom_pull(task_ids=PICK_TASK) or []]
+
+
+class _LabellingStep(BaseOperator):
+    """The labelling definition and the warehouse connection."""
+
+    def __init__(
+        self, *, config: LabellingConfig, warehouse_conn_id: str = "nightshift_warehouse", **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+        self.warehouse_conn_id = warehouse_conn_id
+
+    def warehouse(self) -> Warehouse:
+        from nightshift.hooks.warehouse import WarehouseHook
+
+        return WarehouseHook(self.warehouse_conn_id).get_conn()
+
+
+class PickTextsOperator(_LabellingStep):
+    """The ``items`` scraped texts of the last ``lookback_days`` where a label helps most, not yet
+    in ``<dataset>.labels``; skips the rest of the run when there is none (no empty request)."""
+
+    @fail_fast
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from nightshift_core.ml.labelling import pick_texts
+        from nightshift_core.sql import render
+        from nightshift_core.warehouse import TableRef
+
+        cfg = self.config
+        now = run_time(context)
+        with self.warehouse() as warehouse:
+            texts = cfg.texts_dataset
+            if not all(
+                warehouse.table_exists(TableRef(texts, t)) for t in ("posts", "comments", "sentiment")
+            ):
+                raise AirflowSkipException(
+                    f"no {texts}.posts/comments/sentiment tables yet: nothing to label"
+                )
+            rows = warehouse.query(
+                render("ml/scraped_texts.sql", dataset=texts),
+                {"since": now - dt.timedelta(days=cfg.lookback_days), "until": now},
+            ).to_pylist()
+            labelled = []
+            if warehouse.table_exists(TableRef(cfg.dataset, "labels")):
+                labelled = [
+                    r["text"]
+                    for r in warehouse.query(render("ml/labels.sql", dataset=cfg.dataset)).to_pylist()
+                ]
+        picks = pick_texts(
+            rows, labelled_texts=labelled, n=cfg.items, weights=cfg.weights,
+            min_chars=cfg.min_chars, max_chars=cfg.max_chars,
+        )  # fmt: skip
+        self.log.info(
+            "%d scored texts, %d labelled texts: picked %d from %s",
+            len(rows), len(labelled), len(picks), sorted({p.subreddit for p in picks}),
+        )  # fmt: skip
+        if not picks:
+            raise AirflowSkipException("every recent scraped text is labelled (or none fits): nothing to ask")
+        return [p.to_dict() for p in picks]
+
+
+class LabelRequestNotifier(BaseNotifier):
+    """E-mail the link to an open labelling request (``to``, else the Variable nightshift_alert_to).
+
+    The message names the DAG and how many texts wait, never the texts themselves. A failure is
+    logged by BaseNotifier and does not cost the request."""
+
+    template_fields = ("to",)
+
+    def __init__(self, *, to: str | None = None, smtp_conn_id: str = "nightshift_smtp") -> None:
+        super().__init__()
+        self.to = to
+        self.smtp_conn_id = smtp_conn_id
+
+    def notify(self, context: Context) -> None:
+        import hashlib
+        import html
+
+        from airflow.sdk import Variable
+
+        from nightshift.hooks.mail import YagmailHook
+        from nightshift_core.alerts import parse_recipients
+
+        recipients = parse_recipients(self.to or Variable.get("nightshift_alert_to", default=None))
+        if not recipients:
+            self.log.warning("no recipients for the labelling request: set notify.to or nightshift_alert_to")
+            return
+        ti = context["ti"]
+        count = len(ti.xcom_pull(task_ids=PICK_TASK) or [])
+        url = HITLEntryOperator.generate_link_to_ui_from_context(context=context)
+        subject = f"[nightshift] {count} texts to label ({ti.dag_id})"
+        text = f"{count} scraped texts wait for a label in Airflow's Required Actions:\n{url}\n"
+        body = f'<p>{count} scraped texts wait for a label in Airflow\'s Required Actions:</p><p><a href="{html.escape(url)}">{html.escape(url)}</a></p>'
+        digest = hashlib.sha256(f"{ti.dag_id}/{ti.run_id}/{ti.try_number}".encode()).hexdigest()[:24]
+        YagmailHook(self.smtp_conn_id).send(
+            to=recipients,
+            subject=subject,
+            html=body,
+            text=text,
+            message_id=f"<labelling.{digest}@nightshift>",
+        )
+
+
+class LabelTextsOperator(HITLEntryOperator):
+    """One form with a field per picked text (positive / neutral / negative / skip, default skip),
+    shown under "Required Actions"; returns the response (answers, who, when).
+
+    Unanswered after ``response_timeout_hours`` the request takes its defaults -- every text
+    skipped, nobody named -- and the task succeeds: a request nobody answers blocks nothing.
+    """
+
+    def __init__(self, *, config: LabellingConfig, **kwargs: Any) -> None:
+        notifiers = (
+            [LabelRequestNotifier(to=config.notify_to, smtp_conn_id=config.smtp_conn_id)]
+            if config.notify_email
+            else []
+        )
+        kwargs.setdefault("subject", f"Label {config.items} scraped texts for the sentiment model")
+        super().__init__(
+            body=BODY.format(count=config.items, dataset=config.dataset, hours=config.response_timeout_hours),
+            notifiers=notifiers,
+            assigned_users=[dict(u) for u in config.assigned_users] or None,
+            response_timeout=dt.timedelta(hours=config.response_timeout_hours),
+            **kwargs,
+        )
+        self.config = config
+
+    def _build_form(self, context: Context) -> None:
+        from airflow.sdk import Param
+        from airflow.sdk.definitions.param import ParamsDict
+
+        from nightshift_core.ml.labelling import form_fields
+
+        picks = _picks(context)
+        fields = form_fields(picks)
+        self.params = ParamsDict(
+            {name: Param(f.pop("default"), description=f.pop("description"), source="task", **f)
+             for name, f in fields.items()}
+        )  # fmt: skip
+        self.subject = f"Label {len(picks)} scraped texts for the sentiment model"
+        cfg = self.config
+        self.body = BODY.format(count=len(picks), dataset=cfg.dataset, hours=cfg.response_timeout_hours)
+
+    def execute(self, context: Context) -> Any:
+        self._build_form(context)
+        return super().execute(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        self._build_form(context)
+        return super().execute_complete(context, event)
+
+
+class StoreLabelsOperator(_LabellingStep):
+    """Merge the answered texts into ``<dataset>.labels`` (by example_id ``ui:<text key>``), source
+    ``airflow-ui``, ``labelled_by`` the responding user, ``first_seen_at``/``labelled_at`` the
+    answer's time. Skips and a timed-out request store nothing."""
+
+    @fail_fast
+    def execute(self, context: Context) -> dict[str, Any]:
+        import pyarrow as pa
+
+        from nightshift.hooks.warehouse import job_key
+        from nightshift_core.ml.labelling import label_records, responder
+        from nightshift_core.ml.records import LABEL_SCHEMA
+        from nightshift_core.sql import render
+        from nightshift_core.warehouse import TableRef
+
+        picks = _picks(context)
+        response = context["ti"].xcom_pull(task_ids=ASK_TASK) or {}
+        answered_at = response.get("responded_at")
+        if isinstance(answered_at, str):
+            answered_at = dt.datetime.fromisoformat(answered_at)
+        if answered_at is None:
+            raise ValueError(f"{ASK_TASK} left no response to store")
+        answered_at = answered_at.astimezone(dt.UTC)
+        user = response.get("responded_by_user")
+        records = label_records(
+            picks, response.get("params_input") or {}, responded_by=user, responded_at=answered_at
+        )
+        result = {"asked": len(picks), "labels": len(records), "labelled_by": responder(user),
+                  "answered_at": answered_at.isoformat()}  # fmt: skip
+        if not records:
+            self.log.info("nothing to store: %s", "every text skipped" if user else "nobody answered in time")
+            return result
+        target = TableRef(self.config.dataset, "labels")
+        with self.warehouse() as warehouse:
+            warehouse.prepare_target(target, warehouse.arrow_columns(LABEL_SCHEMA))
+            known = {
+                r["example_id"]: r["first_seen_at"]
+                for r in warehouse.query(render("ml/labels.sql", dataset=self.config.dataset)).to_pylist()
+            }
+            for record in records:  # a retried task keeps the time the label was first stored
+                record["first_seen_at"] = known.get(record["example_id"], record["first_seen_at"])
+            staged = warehouse.stage(
+                job_key(context),
+                target,
+                [pa.RecordBatch.from_pylist(records, schema=LABEL_SCHEMA)],
+                LABEL_SCHEMA,
+            )
+            warehouse.publish(staged, "merge", key=["example_id"])
+        self.log.info(
+            "stored %d labels from %s (%d texts asked)", len(records), result["labelled_by"], len(picks)
+        )
+        return result
