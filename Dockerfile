@@ -36,9 +36,26 @@ RUN pip install --no-cache-dir \
         -r requirements.txt \
         -c requirements.lock
 
+# dbt in its own virtualenv (dbt-bigquery's Google pins conflict with the Airflow provider's),
+# pinned by its own lock; the dbt tasks run it through Cosmos (NIGHTSHIFT_DBT).
+COPY --chown=airflow:0 requirements-dbt.txt requirements-dbt.lock ./
+RUN python -m venv /opt/airflow/dbt-venv \
+    && /opt/airflow/dbt-venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
+        -r requirements-dbt.txt -c requirements-dbt.lock
+ENV NIGHTSHIFT_DBT=/opt/airflow/dbt-venv/bin/dbt \
+    NIGHTSHIFT_DBT_TARGET=/opt/airflow/dbt-target \
+    AIRFLOW__COSMOS__ENABLE_TELEMETRY=False \
+    DO_NOT_TRACK=1
+
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
 
 # nightshift_core lives in include/, the nightshift package in plugins/.
 ENV PYTHONPATH=/opt/airflow/include:/opt/airflow/plugins
+
+# The dbt manifest the dbt DAG is rendered from, parsed at build time (outside include/, which the
+# compose file mounts read-only: a changed project mounted over it is reported as a stale manifest).
+COPY --chown=airflow:0 scripts/lib.sh scripts/dbt_setup.sh /opt/airflow/scripts/
+RUN NIGHTSHIFT_DBT_VENV=/opt/airflow/dbt-venv NIGHTSHIFT_DBT_PROJECT=/opt/airflow/include/dbt \
+    /opt/airflow/scripts/dbt_setup.sh parse

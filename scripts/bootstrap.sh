@@ -2,6 +2,8 @@
 # Create or refresh .venv from requirements.txt pinned by requirements.lock.
 #   scripts/bootstrap.sh          runtime dependencies
 #   scripts/bootstrap.sh --dev    runtime + test/dev tools (requirements-dev.txt)
+# Either way dbt gets its own venv (.venv-dbt, requirements-dbt.lock) and the dbt manifest is
+# rebuilt when include/dbt changed (scripts/dbt_setup.sh).
 # Re-running is cheap: nothing is installed when the lock, the requirement files
 # and the interpreter are unchanged.
 set -euo pipefail
@@ -104,3 +106,5 @@ else
     [ $dev = 1 ] && echo "$(cat requirements.txt requirements.lock | sha256sum | cut -d' ' -f1) $("$venv/bin/python" -V 2>&1)" >>"$stamp"
 fi
 _step_done
+# dbt: its own venv and the manifest the dbt DAG is rendered from (both skipped when up to date).
+NIGHTSHIFT_DBT_PYTHON="$python" NIGHTSHIFT_FINGERPRINT_PYTHON="$venv/bin/python" scripts/dbt_setup.sh

@@ -120,6 +120,8 @@ def stack_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # astronomer-cosmos (the dbt DAG) reports usage to its maintainers unless told not to.
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],

@@ -586,6 +586,8 @@ def test_dockerfile_base_image(dockerfile_instructions):
 
 def test_dockerfile_installs_pinned_requirements(dockerfile_instructions):
     installs = [i for i in dockerfile_instructions if i.startswith("RUN") and "pip install" in i]
+    # One install into Airflow's environment; dbt gets its own venv (test_dockerfile_dbt_has_its_own_venv).
+    installs = [i for i in installs if "dbt-venv" not in i]
     assert len(installs) == 1, installs
     install = installs[0]
     assert re.search(r"-r (/opt/airflow/)?requirements\.txt\b", install), install
@@ -605,8 +607,24 @@ def test_dockerfile_installs_pinned_requirements(dockerfile_instructions):
         assert package in dockerfile_instructions[apt]
 
 
+def test_dockerfile_dbt_has_its_own_venv_and_a_manifest_parsed_at_build(dockerfile_instructions):
+    (install,) = [i for i in dockerfile_instructions if "pip install" in i and "dbt-venv" in i]
+    assert "python -m venv /opt/airflow/dbt-venv" in install
+    assert "-r requirements-dbt.txt -c requirements-dbt.lock" in install and "--no-cache-dir" in install
+    env = " ".join(i for i in dockerfile_instructions if i.startswith("ENV"))
+    assert "NIGHTSHIFT_DBT=/opt/airflow/dbt-venv/bin/dbt" in env
+    assert "AIRFLOW__COSMOS__ENABLE_TELEMETRY=False" in env
+    include_at = next(
+        n for n, i in enumerate(dockerfile_instructions) if "include/ /opt/airflow/include" in i
+    )
+    (parse,) = [n for n, i in enumerate(dockerfile_instructions) if "dbt_setup.sh parse" in i]
+    assert parse > include_at, "parse the dbt project after copying it"
+
+
 def test_dockerfile_layers_and_code(dockerfile_instructions):
-    pip_at = next(n for n, i in enumerate(dockerfile_instructions) if "pip install" in i)
+    pip_at = next(
+        n for n, i in enumerate(dockerfile_instructions) if "pip install" in i and "dbt-venv" not in i
+    )
     copies = {n: i for n, i in enumerate(dockerfile_instructions) if i.startswith("COPY")}
     requirements_copy = [n for n, i in copies.items() if "requirements.txt" in i and "requirements.lock" in i]
     assert requirements_copy and requirements_copy[0] < pip_at, "copy the requirements before installing"

@@ -1,4 +1,6 @@
--- The five sales reps with the highest order value (quantity x price) over all orders.
+-- The five sales reps with the highest order value (quantity x price) over all orders: the query the
+-- sync's post_load ran before the aggregate became the dbt model include/dbt/models/marts/
+-- top_employees_by_sales.sql. Kept as the reference the tests compare that model with, on both engines.
 SELECT
   e.employeeNumber AS employee_number,
   e.firstName AS first_name,

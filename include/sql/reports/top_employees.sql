@@ -1,4 +1,4 @@
--- The top-5 sales reps, as rebuilt by the sync DAG's post-load aggregate.
+-- The top-5 sales reps: the dbt model classicmodels_agg.top_employees_by_sales (include/dbt).
 SELECT
   CONCAT(first_name, ' ', last_name) AS employee,
   employee_number,
