@@ -157,21 +157,30 @@ def test_the_quality_gate_reports_repairs_and_checks_beyond_the_window(pg, tmp_p
         ).execute({})
 
 
-def test_a_row_deleted_while_the_table_is_read_leaves_extract_count_and_pairs_in_agreement(pg, monkeypatch):
-    """All reads of one task see one snapshot of the source, so the gate's count matches the load."""
-    from nightshift_core.sync import source
+@pytest.mark.parametrize("reader", ["dbapi", "arrow"])
+def test_a_row_deleted_while_the_table_is_read_leaves_extract_count_and_pairs_in_agreement(
+    pg, monkeypatch, reader
+):
+    """All reads of one task see one snapshot of the source, so the gate's count matches the load. The
+    Arrow reader's own connection joins that snapshot: a row deleted before it even starts is still read."""
+    from nightshift_core.sync import arrow_reader, source
 
-    real, deleted = source.extract, []
+    module = source if reader == "dbapi" else arrow_reader
+    real, deleted = module.extract, []
 
     def extract_then_delete(*args, **kwargs):
+        if reader == "arrow":  # the task's snapshot is open, the reader's connection not yet
+            pg.execute("DELETE FROM ev WHERE shop = 2 AND id = 5")
+            deleted.append(True)
         for batch in real(*args, **kwargs):
             if not deleted:  # another session deletes a row after the first batch was read
                 pg.execute("DELETE FROM ev WHERE shop = 2 AND id = 5")
                 deleted.append(True)
             yield batch
 
-    monkeypatch.setattr(source, "extract", extract_then_delete)
-    result = run(T0, detect_deletes=True)
+    monkeypatch.setattr(module, "extract", extract_then_delete)
+    result = run(T0, detect_deletes=True, reader=reader)
+    assert result["reader"] == reader
     assert deleted and result["staged_rows"] == result["source_rows"] == 10
     assert result["reconciled"]["checked"] == 10 and result["marked_deleted"] == 0
     later = run(T0 + HOUR, detect_deletes=True)  # a new snapshot: now the delete is seen

@@ -46,6 +46,16 @@ PG_TYPES = {
 }  # fmt: skip
 
 
+@pytest.fixture(params=["dbapi", "arrow"], autouse=True)
+def reader(request, monkeypatch):
+    """Every test here runs on both readers: the DB-API path and the Arrow reader (connectorx)."""
+    monkeypatch.setitem(globals(), "READER", request.param)
+    return request.param
+
+
+READER = "dbapi"
+
+
 def sync(conn_id: str, tmp_path, monkeypatch, **options):
     from nightshift.hooks.warehouse import WarehouseHook
     from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
@@ -55,11 +65,13 @@ def sync(conn_id: str, tmp_path, monkeypatch, **options):
     monkeypatch.setenv(
         "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
     )
+    options = {"reader": READER} | options
     op = SqlToWarehouseOperator(
         task_id="t", source_conn_id=conn_id, table="typed", dataset="types", primary_key=["id"], **options
     )
     ti = SimpleNamespace(dag_id="types", task_id="t", run_id="r", map_index=-1)
-    assert op.execute({"ti": ti})["staged_rows"] == 2
+    result = op.execute({"ti": ti})
+    assert result["staged_rows"] == 2 and result["reader"] == options["reader"]
     with WarehouseHook().get_conn() as wh:
         schema = {c.name: c.type for c in wh.get_schema(TableRef("types", "typed"))}
         rows = wh.query("SELECT * FROM types.typed ORDER BY id").to_pylist()

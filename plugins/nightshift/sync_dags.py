@@ -87,7 +87,11 @@ def build(config: SyncConfig) -> DAG:
                     reconcile="{{ params.reconcile }}",
                     reconcile_every=table.reconcile_every,
                     also_synced=[t.name for t in config.tables if t.name != table.name],
+                    reader=config.reader,
+                    read_partitions=config.read_partitions,
                     pool=config.pool,
+                    # the task's own connection plus the Arrow reader's: the pool counts them all
+                    pool_slots=1 if config.reader == "dbapi" else 1 + config.read_partitions,
                     outlets=[Asset(name=f"{config.dataset}.{table.target_table}")],
                 )
             )

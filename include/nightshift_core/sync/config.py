@@ -23,7 +23,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 _TOP_KEYS = {"dag_id", "description", "source", "schedule", "start_date", "catchup", "target", "tables",
              "post_load", "tags", "quality"}  # fmt: skip
-_SOURCE_KEYS = {"conn_id", "pool", "max_connections", "batch_rows", "timezone"}
+_SOURCE_KEYS = {"conn_id", "pool", "max_connections", "batch_rows", "timezone", "reader", "read_partitions"}
 _TARGET_KEYS = {"dataset"}
 _TABLE_KEYS = {"name", "mode", "primary_key", "cursor", "lag", "exclude", "target_table", "detect_deletes",
                "reconcile"}  # fmt: skip
@@ -74,6 +74,8 @@ class SyncConfig:
     timezone: str | None = None  # IANA zone the source writes DATETIME values in (None: UTC)
     tags: tuple[str, ...] = ()
     row_count_tolerance: float = 0.0
+    reader: str = "auto"  # auto: Arrow reader (connectorx) where it reads a table exactly; arrow; dbapi
+    read_partitions: int = 1  # Arrow reader connections per table (key ranges read at once)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -135,6 +137,19 @@ def load(path: Path) -> SyncConfig:
     batch_rows = source.get("batch_rows", 50_000)
     if not isinstance(batch_rows, int) or batch_rows < 100:
         raise SyncConfigError(f"{path}: source.batch_rows must be an integer >= 100")
+    reader = source.get("reader", "auto")
+    if reader not in ("auto", "arrow", "dbapi"):
+        raise SyncConfigError(f"{path}: source.reader must be auto, arrow or dbapi, got {reader!r}")
+    partitions = source.get("read_partitions", 1)
+    if not isinstance(partitions, int) or partitions < 1:
+        raise SyncConfigError(f"{path}: source.read_partitions must be a positive integer")
+    if reader == "auto" and "read_partitions" not in source and max_conn < 2:
+        reader = "dbapi"  # a one-connection pool: the task's own connection reads too
+    if reader != "dbapi" and partitions + 1 > max_conn:
+        raise SyncConfigError(
+            f"{path}: source.read_partitions {partitions} needs {partitions + 1} connections per table (the "
+            f"reader's plus the task's own) but source.max_connections is {max_conn}: lower read_partitions"
+        )
     tags = raw.get("tags", ["nightshift", "sync", "warehouse"])
     timezone = source.get("timezone")
     if timezone is not None:
@@ -161,6 +176,8 @@ def load(path: Path) -> SyncConfig:
         tags=tuple(tags),
         row_count_tolerance=float(tolerance),
         timezone=None if timezone is None else str(timezone),
+        reader=reader,
+        read_partitions=partitions,
     )
 
 

@@ -57,6 +57,8 @@ class SqlToWarehouseOperator(BaseOperator):
         reconcile: bool | str = False,
         reconcile_every: dt.timedelta | None = None,
         also_synced: Sequence[str] = (),
+        reader: str = "auto",
+        read_partitions: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -79,6 +81,10 @@ class SqlToWarehouseOperator(BaseOperator):
         self.reconcile = reconcile  # the run's Param: reconcile now
         self.reconcile_every = reconcile_every  # None: every run; 0: only on demand; else e.g. 1 day
         self.also_synced = list(also_synced)  # the definition's other source tables (partition check)
+        if reader not in ("auto", "arrow", "dbapi"):
+            raise ValueError(f"reader must be auto, arrow or dbapi, got {reader!r}")
+        self.reader = reader  # auto: the Arrow reader where it reads the table exactly, else DB-API
+        self.read_partitions = max(1, int(read_partitions))  # Arrow reader connections (key ranges)
 
     @fail_fast
     def execute(self, context: Context) -> dict[str, Any] | None:
@@ -124,9 +130,8 @@ class SqlToWarehouseOperator(BaseOperator):
                         params.append(source.bind(dialect, upper))
                     where = " AND ".join(conditions)
                     window = {"cursor": self.cursor, "from": _text(lower), "to": _text(upper)}
-                batches = source.extract(
-                    conn, dialect, self.table, columns, where=where, params=params, batch_rows=self.batch_rows
-                )
+                counted: dict = {}  # MySQL's Arrow read counts its own rows (its snapshot is its own)
+                batches, reader = self._extract(conn, dialect, target, columns, where, params, counted)
                 staged = warehouse.stage(job_key(context), target, batches, source.arrow_schema(columns))
                 result = warehouse.publish(staged, "replace" if full else "merge", key=self.primary_key)
                 reconciled = None
@@ -136,7 +141,9 @@ class SqlToWarehouseOperator(BaseOperator):
                     reconciled["before"] = _text(upper)
                     before, bound = self._before(dialect, upper)
                     reconciled["source_rows"] = source.count(conn, dialect, self.table, before, bound)
-            source_rows = source.count(conn, dialect, self.table, where, params)
+            source_rows = counted.get("rows")
+            if source_rows is None:
+                source_rows = source.count(conn, dialect, self.table, where, params)
         finally:
             conn.close()
         if result.added_columns:
@@ -149,6 +156,7 @@ class SqlToWarehouseOperator(BaseOperator):
             "source_table": self.table,
             "target": str(target),
             "mode": "full" if full else "incremental",
+            "reader": reader,
             "staged_rows": result.staged_rows,
             "source_rows": source_rows,
             "window": window,
@@ -157,6 +165,50 @@ class SqlToWarehouseOperator(BaseOperator):
             "reconciled": reconciled,
             "detect_deletes": self.detect_deletes,
         }
+
+    def _extract(
+        self, conn, dialect, target, columns, where: str, params: list, counted: dict
+    ) -> tuple[Any, str]:
+        """The table's batches from the Arrow reader (connectorx) or, when it cannot read the table
+        exactly or ``reader="dbapi"``, from the DB-API path; and which one ("arrow"/"dbapi")."""
+        from nightshift_core.sync import arrow_reader, source
+
+        why = "reader: dbapi" if self.reader == "dbapi" else None
+        connection = BaseHook.get_connection(self.source_conn_id)
+        why = why or arrow_reader.fallback_reason(dialect, columns, connection.extra_dejson)
+        inlined = where
+        if why is None and where:
+            inlined = arrow_reader.inline(dialect, where, params)
+            if inlined is None:
+                why = "a window bound has no literal form the Arrow reader can take"
+        if why is not None:
+            if self.reader == "arrow":
+                raise SourceDefinitionError(
+                    f"{self._where()}table {self.table!r}: reader: arrow was asked for, but {why}; set "
+                    "source.reader to auto (or dbapi) in the sync definition"
+                )
+            self.log.info("%s: read by the DB-API path: %s", target, why)
+            batches = source.extract(conn, dialect, self.table, columns, where=where, params=params,
+                                     batch_rows=self.batch_rows)  # fmt: skip
+            return batches, "dbapi"
+        url, password = arrow_reader.connection_url(dialect, connection)
+        key = self.primary_key[0]
+        partition_on = None
+        if self.read_partitions > 1:
+            first = next(c for c in columns if c.name == key)
+            if pa_integer(first.arrow_type):
+                partition_on = key
+            else:
+                self.log.info("%s: one Arrow read, not %d: the first key column %r is not an integer",
+                              target, self.read_partitions, key)  # fmt: skip
+        self.log.info("%s: read by the Arrow reader (connectorx)%s", target,
+                      f", {self.read_partitions} key ranges at once" if partition_on else "")  # fmt: skip
+        batches = arrow_reader.extract(
+            url, dialect, self.table, columns, where=inlined, batch_rows=self.batch_rows,
+            snapshot=arrow_reader.export_snapshot(conn, dialect), password=password,
+            partitions=self.read_partitions if partition_on else 1, partition_on=partition_on, counted=counted,
+        )  # fmt: skip
+        return batches, "arrow"
 
     def _where(self) -> str:
         return f"sync definition {self.definition}, " if self.definition else ""
@@ -471,6 +523,12 @@ def _jsonable(rows: list[list[Any]]) -> list[list[Any]]:
     return [
         [v if isinstance(v, (int, float, str, bool)) or v is None else str(v) for v in row] for row in rows
     ]
+
+
+def pa_integer(t: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(t)
 
 
 def _text(value: Any) -> str | None:

@@ -1,0 +1,171 @@
+"""The Arrow reader (connectorx) against real MariaDB: the Airflow connection's credentials (a password
+that needs URL quoting, never shown in errors), parallel key-range reads within the pool, fallbacks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+PASSWORD = "p@ss:w/rd%?#&= x"  # every character a URL gives a meaning to
+
+
+@pytest.fixture
+def maria(mariadb, monkeypatch, tmp_path):
+    """A scratch database, a login with PASSWORD on it, and connection ``arrow_src`` as that login."""
+    from support.services import scratch_database
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE",
+        json.dumps(
+            {"conn_type": "generic", "extra": {"engine": "duckdb", "path": str(tmp_path / "w.duckdb")}}
+        ),
+    )
+    with scratch_database(mariadb, "ns_arrow") as db:
+        user = f"ns_cx_{uuid.uuid4().hex[:6]}"
+        cur = db.conn.cursor()
+        cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (PASSWORD,))
+        cur.execute(f"GRANT ALL ON `{db.name}`.* TO '{user}'@'%'")
+        conn = {"conn_type": "mysql", "host": mariadb.host, "port": mariadb.port, "login": user,
+                "password": PASSWORD, "schema": db.name}  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_ARROW_SRC", json.dumps(conn))
+        try:
+            yield SimpleNamespace(cur=cur, user=user, conn=conn, name=db.name)
+        finally:
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def sync(table: str = "big", **options) -> dict:
+    from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
+
+    op = SqlToWarehouseOperator(task_id=f"load_{table}", source_conn_id="arrow_src", table=table, dataset="ax",
+                                primary_key=["id"], **options)  # fmt: skip
+    ti = SimpleNamespace(dag_id="ax", task_id=op.task_id, run_id="r", map_index=-1)
+    return op.execute({"ti": ti})
+
+
+def fill(cur, rows: int) -> None:
+    cur.execute("CREATE TABLE big (id BIGINT PRIMARY KEY, v DECIMAL(12, 2), note VARCHAR(40))")
+    cur.execute(
+        f"INSERT INTO big SELECT seq, seq / 100, CONCAT('row ', seq) FROM seq_1_to_{int(rows)}"  # noqa: S608
+    )
+
+
+def test_a_password_that_needs_quoting_connects_and_never_shows_in_an_error(maria, monkeypatch):
+    from nightshift.hooks.warehouse import WarehouseHook
+
+    fill(maria.cur, 1000)
+    result = sync()
+    assert result["reader"] == "arrow" and result["staged_rows"] == result["source_rows"] == 1000
+    with WarehouseHook().get_conn() as wh:
+        got = wh.query("SELECT COUNT(*) AS n, SUM(v) AS s FROM ax.big").to_pylist()[0]
+    maria.cur.execute("SELECT COUNT(*), SUM(v) FROM big")
+    assert (got["n"], got["s"]) == maria.cur.fetchone()
+
+    # The task's own connection works; only the reader's is refused (a wrong database for connectorx).
+    from nightshift_core.sync import arrow_reader
+
+    real = arrow_reader.connection_url
+
+    def wrong_database(dialect, conn):
+        url, password = real(dialect, conn)
+        return url.rsplit("/", 1)[0] + "/no_such_db_" + uuid.uuid4().hex[:4], password
+
+    monkeypatch.setattr(arrow_reader, "connection_url", wrong_database)
+    with pytest.raises(arrow_reader.ArrowReadError) as failure:
+        sync()
+    text = str(failure.value)
+    assert "the Arrow reader failed" in text and "source.reader: dbapi" in text
+    assert PASSWORD not in text and "p%40ss" not in text and "p@ss" not in text
+
+
+def test_scrub_removes_the_password_raw_quoted_and_any_url_credentials():
+    from urllib.parse import quote
+
+    from nightshift_core.sync.arrow_reader import scrub
+
+    text = f"failed mysql://u:{quote(PASSWORD, safe='')}@h:3306/db; auth {PASSWORD} refused"
+    out = scrub(text, PASSWORD)
+    assert PASSWORD not in out and quote(PASSWORD, safe="") not in out and "mysql://***@h:3306/db" in out
+
+
+def connections(cur, user: str) -> int:
+    cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s", (user,))
+    return int(cur.fetchone()[0])
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_parallel_key_range_reads_use_at_most_the_connections_asked_for(mariadb, maria, partitions):
+    """Sampled from MariaDB's processlist while the task runs: the task's own connection plus one per
+    key range, never more (the DAG gives the task as many pool slots)."""
+    import MySQLdb
+
+    fill(maria.cur, 300_000)
+    watcher = MySQLdb.connect(host=mariadb.host, port=mariadb.port, user="root", autocommit=True)
+    peak, done = [0], threading.Event()
+
+    def sample():
+        cur = watcher.cursor()
+        while not done.is_set():
+            peak[0] = max(peak[0], connections(cur, maria.user))
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        result = sync(read_partitions=partitions, batch_rows=10_000)
+    finally:
+        done.set()
+        thread.join()
+        watcher.close()
+    assert result["reader"] == "arrow" and result["staged_rows"] == result["source_rows"] == 300_000
+    assert 1 <= peak[0] <= 1 + partitions, peak
+    if partitions > 1:
+        assert peak[0] > 1, "the key ranges were read over connections of their own"
+
+
+def test_the_sync_definition_sets_the_reader_and_the_pool_slots_follow(tmp_path):
+    from nightshift.sync_dags import build
+    from nightshift_core.sync.config import SyncConfigError, load
+
+    base = """
+source: {{conn_id: src, max_connections: {mc}{more}}}
+target: {{dataset: d}}
+tables: [{{name: t, primary_key: [id]}}]
+"""
+
+    def dag(mc: int, more: str = ""):
+        path = tmp_path / "s.yaml"
+        path.write_text(base.format(mc=mc, more=more))
+        return build(load(path))
+
+    assert dag(4).get_task("load_t").pool_slots == 2  # auto: the task's connection and the reader's
+    assert dag(4, ", read_partitions: 3").get_task("load_t").pool_slots == 4
+    assert dag(4, ", reader: dbapi").get_task("load_t").pool_slots == 1
+    one = dag(1).get_task("load_t")
+    assert (one.pool_slots, one.reader) == (1, "dbapi")  # a one-connection pool reads on the task's own
+    with pytest.raises(SyncConfigError, match="read_partitions 3 needs 4 connections"):
+        dag(2, ", read_partitions: 3")
+    with pytest.raises(SyncConfigError, match="source.reader must be auto, arrow or dbapi"):
+        dag(4, ", reader: fast")
+
+
+def test_on_mariadb_the_gate_count_comes_from_the_read_itself(maria, monkeypatch):
+    """MariaDB cannot share a snapshot between sessions: the Arrow read counts its rows in its own
+    statement, so a row deleted after the task began still leaves the load and the count in agreement."""
+    from nightshift_core.sync import arrow_reader
+
+    fill(maria.cur, 1000)
+    real = arrow_reader.extract
+
+    def delete_then_extract(*args, **kwargs):
+        maria.cur.execute("DELETE FROM big WHERE id = 7")  # the task's own snapshot is already open
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(arrow_reader, "extract", delete_then_extract)
+    result = sync()
+    assert result["reader"] == "arrow" and result["staged_rows"] == result["source_rows"] == 999
