@@ -524,6 +524,39 @@ def awaiting_input(api: Api, dag_id: str, run_id: str) -> str | None:
     return None
 
 
+def champion() -> str | None:
+    """The sentiment model serving Reddit scoring after the runs (MLflow alias ``champion``), in
+    words; it is also written into the latest retraining run's note, so the UI shows it. None
+    while the registry has none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from nightshift_core.ml.config import load
+
+    config = load()
+    store = runtime() / "mlflow.db"
+    if not store.exists():
+        return None
+    try:
+        version = MlflowClient(tracking_uri=f"sqlite:///{store}").get_model_version_by_alias(
+            config.model_name, "champion"
+        )
+    except MlflowException:
+        return None
+    kind = (
+        "the rule baseline (VADER)" if version.tags.get("nightshift.kind") == "rules" else "a trained model"
+    )
+    line = f"{config.model_name} v{version.version}, {kind}: {version.tags.get('nightshift.reason', '')}"
+    api = Api(base_url(), ADMIN_USER, admin_password())
+    runs = api.get(f"/api/v2/dags/{config.dag_id}/dagRuns?order_by=-run_after&limit=1")["dag_runs"]
+    if runs:
+        api.patch(
+            f"/api/v2/dags/{config.dag_id}/dagRuns/{runs[0]['dag_run_id']}",
+            {"note": f"champion: {line}"[:1000]},
+        )
+    return line
+
+
 def activity_seconds() -> float:
     """Seconds between changes of the local sample source (NIGHTSHIFT_SAMPLE_ACTIVITY; 0 = off)."""
     value = os.environ.get("NIGHTSHIFT_SAMPLE_ACTIVITY", "120")
@@ -553,10 +586,11 @@ def start_activity(env: dict[str, str]) -> None:
         )  # fmt: skip
 
 
-def banner() -> None:
+def banner(serving: str | None = None) -> None:
     print(
         f"""
   Nightshift is running.
+    Champion: {serving or "none yet (the first Reddit scoring or retraining run registers the rule baseline)"}
     UI:       {base_url()}
     Login:    {ADMIN_USER} / {admin_password()}   (local only; the API listens on 127.0.0.1)
     Labels:   {base_url()}/required_actions  (texts to label for the sentiment model)
@@ -608,10 +642,13 @@ def main(argv: list[str] | None = None) -> int:
         with Step("Parsing dags/"):
             dag_ids = expected_dag_ids()
         ok = trigger_all(dag_ids)
+    serving = None
+    if args.command == "trigger" or (args.command == "up" and not args.no_trigger):
+        serving = champion()
     if args.command == "up" and not args.no_trigger:
         start_activity(env)
     if args.command in ("up", "start", "trigger"):
-        banner()
+        banner(serving)
     if not ok:
         print(
             "error: some DAG runs did not succeed: open the UI above to see which task failed and why. "

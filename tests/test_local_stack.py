@@ -40,7 +40,12 @@ def stack(tmp_path_factory):
     # only the dev tools bring in fails here, as it would on a user's machine.
     python = os.environ.get("NIGHTSHIFT_RUNTIME_PYTHON") or (runtime_python() if in_ci() else sys.executable)
     script = [python, str(ROOT / "scripts/local_stack.py")]
-    up = subprocess.run([*script, "up"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    try:
+        up = subprocess.run([*script, "up"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as exc:  # say where it was, and leave nothing running
+        subprocess.run([*script, "down"], env=env, cwd=ROOT, capture_output=True, timeout=120)
+        said = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        pytest.fail(f"`local_stack.py up` ran over {exc.timeout:.0f}s; its output so far:\n{said[-4000:]}")
     try:
         assert up.returncode == 0, f"`local_stack.py up` failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
         sys.path.insert(0, str(ROOT / "scripts"))
@@ -93,17 +98,27 @@ def test_retraining_registered_a_model_and_mailed_its_decision(stack):
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{stack['runtime'] / 'mlflow.db'}"
-    # Unpausing makes the scheduled run and `up` triggers one more: the second trains again only
-    # when the first was rejected (no champion yet), else it skips for lack of new labels.
-    versions = MlflowClient(tracking_uri=uri).search_model_versions("name = 'sentiment'")
-    assert versions, "the retraining run registered no model version"
+    client = MlflowClient(tracking_uri=uri)
+    versions = {str(v.version): v for v in client.search_model_versions("name = 'sentiment'")}
+    # Version 1 is the rule baseline, the first champion; every later one was trained and judged.
+    assert (
+        versions["1"].tags["nightshift.kind"] == "rules"
+        and versions["1"].tags["nightshift.decision"] == "baseline"
+    )
+    trained = [v for k, v in versions.items() if k != "1"]
+    assert trained, "the retraining run registered no trained version"
     subjects = [m["Subject"] for m in read_messages(stack["runtime"] / "mail")]
-    for version in versions:
+    for version in trained:
         decision = version.tags["nightshift.decision"]
         assert decision in {"promoted", "rejected"}, version.tags
         assert f"[nightshift] sentiment: v{version.version} {decision} (sentiment_retrain)" in subjects, (
             subjects
         )
+    champion = client.get_model_version_by_alias("sentiment", "champion")
+    kind = "the rule baseline (VADER)" if champion.version == "1" else "a trained model"
+    assert f"Champion: sentiment v{champion.version}, {kind}: " in stack["up"].stdout
+    runs = api(stack).get("/api/v2/dags/sentiment_retrain/dagRuns?order_by=-run_after&limit=1")["dag_runs"]
+    assert runs[0]["note"].startswith(f"champion: sentiment v{champion.version}, {kind}"), runs[0]
 
 
 def test_report_landed_on_disk_in_the_mailbox_and_sheets_was_skipped(stack):
@@ -145,11 +160,17 @@ def test_reddit_rows_were_scraped_and_scored(stack):
             "SELECT scorer, SUM(texts) FROM reddit.daily_sentiment GROUP BY scorer"
         ).fetchall()
         titles = {r[0] for r in con.execute("SELECT title FROM reddit.posts").fetchall()}
+        versions = {
+            r[0] for r in con.execute("SELECT DISTINCT model_version FROM reddit.sentiment").fetchall()
+        }
     finally:
         con.close()
     assert counts == expected_counts(), "every post, comment and text of the snapshot, once"
-    totals = dict(daily)  # "model" too once a champion has scored them
-    assert set(totals) >= {"textblob", "vader"} and set(totals.values()) == {counts["sentiment"]}, totals
+    totals = dict(daily)  # every text goes through the champion: the rule baseline at least
+    assert set(totals) == {"textblob", "vader", "model"} and set(totals.values()) == {counts["sentiment"]}, (
+        totals
+    )
+    assert versions and all(v is not None and v.startswith("sentiment:") for v in versions), versions
     snapshot = json.loads(SNAPSHOT.read_text())["subreddits"]
     assert {p["title"] for posts in snapshot.values() for p in posts} == titles
 
