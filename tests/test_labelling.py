@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import random
 from pathlib import Path
 from typing import Any
@@ -387,16 +386,11 @@ def test_a_retried_store_keeps_the_first_time_and_an_empty_warehouse_asks_nothin
 
 @pytest.mark.usefixtures("env")
 def test_the_request_e_mail_links_to_required_actions_and_names_no_text(monkeypatch):
-    from support.smtp import RecordingHandler, start_server
+    from support.smtp import mailbox
 
     from nightshift.operators.labelling import LabelRequestNotifier, LabelTextsOperator
 
-    handler = RecordingHandler()
-    server = start_server(handler)
-    try:
-        conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": server.port,
-                "extra": {"from_email": "ml@nightshift.test", "disable_ssl": True, "disable_tls": True}}  # fmt: skip
-        monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps(conn))
+    with mailbox(monkeypatch) as handler:
         monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.test:8080")
         cfg = dataclasses.replace(load(), notify_to="labellers@nightshift.test")
         ask = LabelTextsOperator(task_id="label_texts", config=cfg)
@@ -409,8 +403,6 @@ def test_the_request_e_mail_links_to_required_actions_and_names_no_text(monkeypa
         (notifier,) = ask.notifiers
         assert isinstance(notifier, LabelRequestNotifier)
         notifier.notify(context)
-    finally:
-        server.stop()
     (received,) = handler.messages
     message = received.message
     assert received.rcpt_tos == ["labellers@nightshift.test"]

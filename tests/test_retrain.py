@@ -4,17 +4,16 @@ and the scoring task loading the champion."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.ml import Run, use_mlflow
+from support.smtp import mailbox
 
 from nightshift_core.ml.config import CONFIG_PATH, RetrainConfig, load
 
@@ -59,22 +58,6 @@ def flow(cfg: RetrainConfig, end: dt.datetime = END, **params: Any) -> Run:
     for op in steps(cfg).values():
         run.run(op)
     return run
-
-
-@contextlib.contextmanager
-def mailbox(monkeypatch) -> Iterator[Any]:
-    """A local SMTP server behind the ``nightshift_smtp`` connection; yields its recording handler."""
-    from support.smtp import RecordingHandler, start_server
-
-    handler = RecordingHandler()
-    server = start_server(handler)
-    try:
-        conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": server.port,
-                "extra": {"from_email": "ml@nightshift.test", "disable_ssl": True, "disable_tls": True}}  # fmt: skip
-        monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps(conn))
-        yield handler
-    finally:
-        server.stop()
 
 
 def registry(cfg: RetrainConfig):

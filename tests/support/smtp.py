@@ -3,11 +3,13 @@ with optional AUTH, and a private CA (made here with ``cryptography``) that sign
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.policy
 import ipaddress
+import json
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -166,3 +168,17 @@ def start_server(
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **kwargs)
     controller.start()
     return controller
+
+
+@contextlib.contextmanager
+def mailbox(monkeypatch) -> Iterator[RecordingHandler]:
+    """A local SMTP server behind the ``nightshift_smtp`` connection; yields its recording handler."""
+    handler = RecordingHandler()
+    server = start_server(handler)
+    try:
+        conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": server.port,
+                "extra": {"from_email": "ml@nightshift.test", "disable_ssl": True, "disable_tls": True}}  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps(conn))
+        yield handler
+    finally:
+        server.stop()
