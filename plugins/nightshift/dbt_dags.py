@@ -110,11 +110,12 @@ def _build() -> DAG:
         description="dbt audits and models over the synced classicmodels tables (astronomer-cosmos)",
         schedule=AssetOrTimeSchedule(
             # Midnight UTC, covering the day before: a daily run (and each backfill run) rebuilds that day.
-            # A trigger timetable does not start a run when unpaused, only at the next midnight.
+            # No start_date: with one, catchup=False starts last midnight's run the moment the DAG is
+            # unpaused, before any sync has loaded the sources; without, the first timed run is the
+            # next midnight (run_immediately=False) and the first sync's Assets start one sooner.
             timetable=CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=dt.timedelta(days=1)),
             assets=[Asset(name=f"{SOURCE}.{table}") for table in UPSTREAM],
         ),
-        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         catchup=False,
         max_active_runs=1,
         tags=["nightshift", "warehouse", "dbt"],
