@@ -116,6 +116,7 @@ def _build() -> DAG:
             timetable=CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=dt.timedelta(days=1)),
             assets=[Asset(name=f"{SOURCE}.{table}") for table in UPSTREAM],
         ),
+        start_date=None,
         catchup=False,
         max_active_runs=1,
         tags=["nightshift", "warehouse", "dbt"],
