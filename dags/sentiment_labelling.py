@@ -22,7 +22,10 @@ WHEN = (
     if CONFIG.after_assets
     else f"`{CONFIG.schedule}`"
 )
-WHO = ", ".join(u["id"] for u in CONFIG.assigned_users) or "anyone who may act on this DAG"
+WHO = (
+    ", ".join([u["id"] for u in CONFIG.assigned_users] + [f"role {r}" for r in CONFIG.assigned_roles])
+    or "anyone who may act on this DAG"
+)
 
 DOC = f"""
 ### Labelling in the UI

@@ -37,6 +37,27 @@ ROOT = local_stack.ROOT
 DEFAULT_RUNTIME = ROOT / ".nightshift" / "e2e"
 #: Celery worker process name -> the queue it consumes.
 WORKERS = {"worker-default": "default", "worker-ml": "ml"}
+#: The production auth manager (plugins/nightshift/auth.py) and its FAB settings.
+AUTH_MANAGER = "nightshift.auth.NightshiftAuthManager"
+FAB_CONFIG = ROOT / "include" / "config" / "webserver_config.py"
+#: One user per shipped role: login -> role. The admin's login is local_stack.ADMIN_USER.
+ROLE_USERS = {"op": "Op", "labeller": "Labeller", "viewer": "Viewer"}
+# Creates the users in FAB's tables (idempotent), after syncing the roles; reads [{...}] on stdin.
+_CREATE_USERS = """
+import json, sys
+from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+with get_application_builder() as appbuilder:
+    sm = appbuilder.sm
+    sm.sync_roles()
+    for u in json.load(sys.stdin):
+        if sm.find_user(username=u["username"]) is None:
+            role = sm.find_role(u["role"])
+            if role is None:
+                sys.exit(f"role {u['role']!r} does not exist after the role sync")
+            if not sm.add_user(u["username"], u["username"], "e2e", u["username"] + "@nightshift.invalid",
+                               role, password=u["password"]):
+                sys.exit(f"could not create user {u['username']!r}")
+"""
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,14 @@ class E2EConfig:
     def broker_url(self) -> str:
         return f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
 
+    def password(self, user: str) -> str:
+        """The e2e password of ``user`` (the admin's, or one of ROLE_USERS)."""
+        return self.admin_password if user == local_stack.ADMIN_USER else f"e2e-{user}-password"
+
+    def users(self) -> dict[str, str]:
+        """login -> role of every e2e user."""
+        return {local_stack.ADMIN_USER: "Admin", **ROLE_USERS}
+
     def nightshift_env(self) -> dict[str, str]:
         """The variables ``local_stack`` reads for its folder, ports and login."""
         return {
@@ -100,9 +129,14 @@ def celery_env(config: E2EConfig) -> dict[str, str]:
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + config.postgres_url,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(config.worker_concurrency),
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": WORKERS["worker-default"],
+            # The production layout's access control: FAB users and roles in the metadata DB.
+            "AIRFLOW__CORE__AUTH_MANAGER": AUTH_MANAGER,
+            "AIRFLOW__FAB__CONFIG_FILE": str(FAB_CONFIG),
             **config.extra_env,
         }
     )
+    for key in [k for k in env if "SIMPLE_AUTH_MANAGER" in k]:
+        del env[key]  # `make run`'s auth manager; the e2e runs the production one
     return env
 
 
@@ -128,6 +162,21 @@ def reset_backends(config: E2EConfig) -> None:
         client.flushdb()
     finally:
         client.close()
+
+
+def create_users(config: E2EConfig, env: dict[str, str]) -> None:
+    """The shipped roles (synced by FAB) and one user per role, as an admin would create them."""
+    import json
+    import subprocess
+
+    users = [{"username": u, "role": r, "password": config.password(u)} for u, r in config.users().items()]
+    with local_stack.Step("Creating the FAB roles and one user per role: " + ", ".join(config.users())):
+        result = subprocess.run([sys.executable, "-c", _CREATE_USERS], input=json.dumps(users), env=env,
+                                cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+        if result.returncode != 0:
+            raise SystemExit(
+                f"error: creating the e2e users failed:\n{(result.stderr or result.stdout)[-3000:]}"
+            )
 
 
 def worker_processes(config: E2EConfig, env: dict[str, str]) -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -210,6 +259,7 @@ def celery_stack(config: E2EConfig, *, start_timeout: float = 180) -> Iterator[d
                 reset_backends(config)
             env = celery_env(config)
             local_stack.init(env, sample_source=False)
+            create_users(config, env)
             local_stack.start(env, extra=worker_processes(config, env))
             with local_stack.Step(
                 "Waiting for the Celery workers (queues: " + ", ".join(WORKERS.values()) + ")"

@@ -53,7 +53,7 @@ SECRET_KEY_RE = re.compile(
     r"PASSWORD|SECRET|FERNET|_CONN_|_CONN$|_KEY|ALERT_TO|REPORT_TO|_AUTH$|BROKER_URL|RESULT_BACKEND"
 )
 # Keys that match SECRET_KEY_RE but hold a path, not a secret.
-NOT_SECRET_VALUES = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"}
+NOT_SECRET_VALUES: set[str] = set()
 # A connection assembled in the compose file; its password part is checked as a URL password.
 COMPOSITE_CONNECTIONS = {"AIRFLOW_CONN_MLFLOW_DEFAULT"}
 # ${NAME...} interpolation; "$${...}" is an escaped literal "$" and is not interpolated.
@@ -374,16 +374,38 @@ def test_celery_executor_and_core_settings(services, name):
 
 
 @pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
-def test_ui_always_needs_a_password(services, name):
+def test_production_access_control_is_the_fab_auth_manager(services, name):
+    """Users and roles in the metadata DB (FAB), never the development-only simple auth manager."""
     env = _environment(services[name])
-    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == (
-        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-    )
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"].lower() == "false"
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == "/opt/airflow/secrets/passwords.json"
-    assert re.fullmatch(
-        r"\$\{AIRFLOW_ADMIN_USER:\?[^}]+\}:admin", env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
-    )
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == "nightshift.auth.NightshiftAuthManager"
+    assert env["AIRFLOW__FAB__CONFIG_FILE"] == "/opt/airflow/include/config/webserver_config.py"
+    assert not {k for k in env if "SIMPLE_AUTH_MANAGER" in k}
+    assert "AIRFLOW_ADMIN_PASSWORD" not in env or name == "airflow-init", "the admin password is init's only"
+
+
+def test_the_auth_manager_and_its_settings_exist():
+    """The class and file the compose names are the project's, with FAB's database login."""
+    from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
+
+    from nightshift.auth import NightshiftAuthManager, NightshiftSecurityManager
+
+    assert issubclass(NightshiftAuthManager, FabAuthManager)
+    text = (ROOT / "include/config/webserver_config.py").read_text()
+    assert "SECURITY_MANAGER_CLASS = NightshiftSecurityManager" in text
+    assert "AUTH_TYPE = AUTH_DB" in text and "AUTH_USER_REGISTRATION = False" in text
+    assert NightshiftSecurityManager.__name__ in text
+
+
+def test_init_creates_the_roles_and_the_first_admin_without_a_default_password(services):
+    init = services["airflow-init"]
+    env = _environment(init)
+    assert REQUIRED_ONLY_RE.match(env["AIRFLOW_ADMIN_USER"]), env["AIRFLOW_ADMIN_USER"]
+    assert REQUIRED_ONLY_RE.match(env["AIRFLOW_ADMIN_PASSWORD"]), "no default admin password"
+    script = "\n".join(init["command"])
+    assert script.index("airflow db migrate") < script.index("airflow sync-perm") < script.index("add_user(")
+    assert 'sm.find_role("Admin")' in script
+    assert 'password=os.environ["AIRFLOW_ADMIN_PASSWORD"]' in script
+    assert "passwords.json" not in script
 
 
 @pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
@@ -664,6 +686,7 @@ def test_env_example_lists_every_required_variable_empty(compose_values):
         "AIRFLOW_JWT_SECRET",
         "AIRFLOW_API_SECRET_KEY",
         "AIRFLOW_ADMIN_USER",
+        "AIRFLOW_ADMIN_PASSWORD",
         "AIRFLOW_CONN_NIGHTSHIFT_SMTP",
         "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE",
         "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",

@@ -54,6 +54,7 @@ def test_shipped_config_is_valid():
     assert cfg.dag_id == "sentiment_labelling" and cfg.after_assets == ("reddit.sentiment",)
     assert cfg.schedule is None and cfg.items == 12 and cfg.dataset == "ml"
     assert cfg.assigned_users == () and cfg.notify_email is True and cfg.response_timeout_hours == 20
+    assert cfg.assigned_roles == ("Labeller",)
 
 
 def write(tmp_path: Path, **changes: Any) -> Path:
@@ -74,6 +75,8 @@ def write(tmp_path: Path, **changes: Any) -> Path:
         ({"response_timeout_hours": 0}, r"response_timeout_hours must be a number from 0.01"),
         ({"assigned_users": [{"name": "Alice"}]}, r"assigned_users\[0\] must be a mapping with 'id'"),
         ({"assigned_users": [{"id": "alice", "role": "x"}]}, r"unknown key\(s\) \['role'\] in assigned_users\[0\]"),
+        ({"assigned_roles": "Labeller"}, r"assigned_roles must be a list of role names, e.g. \[Labeller\]"),
+        ({"assigned_roles": [""]}, r"assigned_roles must be a list of role names"),
         ({"notify": {"email": "yes"}}, r"notify.email must be true or false"),
         ({"notify": {"mail": True}}, r"unknown key\(s\) \['mail'\] in notify"),
         ({"weights": {"disagreement": 0, "uncertainty": 0, "new_words": 0}}, r"at least one of them"),

@@ -43,7 +43,7 @@ ANSWER_DISPLAY = {
 _WORD = re.compile(r"[^\W\d_]{2,}(?:'[^\W\d_]+)?")
 _TOP = {"dag_id", "description", "schedule", "after_assets", "start_date", "dataset", "texts_dataset",
         "items", "lookback_days", "min_chars", "max_chars", "weights", "response_timeout_hours",
-        "assigned_users", "notify", "tags"}  # fmt: skip
+        "assigned_users", "assigned_roles", "notify", "tags"}  # fmt: skip
 _USER_KEYS = {"id", "name"}
 _NOTIFY_KEYS = {"email", "to", "smtp_conn_id"}
 
@@ -78,6 +78,8 @@ class LabellingConfig:
     weights: Weights
     response_timeout_hours: float
     assigned_users: tuple[dict[str, str], ...]
+    #: roles whose users may answer (under the production auth manager; see plugins/nightshift/auth.py)
+    assigned_roles: tuple[str, ...]
     notify_email: bool
     notify_to: str | None
     smtp_conn_id: str
@@ -100,6 +102,16 @@ def _users(where: Where, raw: Any) -> tuple[dict[str, str], ...]:
             where.fail(f"assigned_users[{i}]: id and name must be non-empty strings")
         users.append({"id": ident, "name": name})
     return tuple(users)
+
+
+def _roles(where: Where, raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(r, str) and r.strip() for r in raw):
+        where.fail(
+            "assigned_roles must be a list of role names, e.g. [Labeller] (empty: no role is assigned)"
+        )
+    return tuple(r.strip() for r in raw)
 
 
 def load(path: Path = CONFIG_PATH) -> LabellingConfig:
@@ -153,6 +165,7 @@ def load(path: Path = CONFIG_PATH) -> LabellingConfig:
         weights=weights,
         response_timeout_hours=_number(where, raw, "response_timeout_hours", 20, 0.01, 24 * 90),
         assigned_users=_users(where, raw.get("assigned_users")),
+        assigned_roles=_roles(where, raw.get("assigned_roles")),
         notify_email=email,
         notify_to=where.string(notify, "to", "notify.to"),
         smtp_conn_id=where.string(notify, "smtp_conn_id", "notify.smtp_conn_id") or "nightshift_smtp",

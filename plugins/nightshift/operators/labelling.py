@@ -142,6 +142,21 @@ class LabelRequestNotifier(BaseNotifier):
         )
 
 
+def assignees(config: LabellingConfig, auth_manager: str | None = None) -> list[dict[str, str]]:
+    """Who may answer: the users assigned by login, plus ``role:<name>`` for each assigned role
+    when the auth manager honours roles (the production one); empty: anyone allowed to edit the DAG."""
+    from nightshift_core.access import ROLE_PREFIX, understands_roles
+
+    if auth_manager is None:
+        from airflow.sdk.configuration import conf
+
+        auth_manager = conf.get("core", "auth_manager")
+    users = [dict(u) for u in config.assigned_users]
+    if config.assigned_roles and understands_roles(auth_manager):
+        users += [{"id": f"{ROLE_PREFIX}{role}", "name": f"{role} (role)"} for role in config.assigned_roles]
+    return users
+
+
 class LabelTextsOperator(HITLEntryOperator):
     """One form with a field per picked text (positive / neutral / negative / skip, default skip),
     shown under "Required Actions"; returns the response (answers, who, when).
@@ -160,7 +175,7 @@ class LabelTextsOperator(HITLEntryOperator):
         super().__init__(
             body=BODY.format(count=config.items, dataset=config.dataset, hours=config.response_timeout_hours),
             notifiers=notifiers,
-            assigned_users=[dict(u) for u in config.assigned_users] or None,
+            assigned_users=assignees(config) or None,
             response_timeout=dt.timedelta(hours=config.response_timeout_hours),
             **kwargs,
         )

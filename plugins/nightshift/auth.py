@@ -1,0 +1,99 @@
+"""Who may do what in the production layout: Airflow's FAB auth manager with Nightshift's roles.
+
+docker-compose.yaml and `make e2e` run ``NightshiftAuthManager`` (set by
+``AIRFLOW__CORE__AUTH_MANAGER``) with ``include/config/webserver_config.py`` (``[fab] config_file``),
+which names ``NightshiftSecurityManager``. Users and roles live in the metadata DB; FAB syncs the
+roles below into it at every api-server start (and on ``airflow sync-perm``). Local ``make run``
+keeps Airflow's simple auth manager: one admin, on 127.0.0.1 only.
+
+Roles:
+
+- **Admin**: everything (FAB's).
+- **Op**: read everything a Viewer reads; trigger, clear, mark, backfill, pause; pools; Variables
+  read-only; no Connections at all (their passwords and extras stay with Admin).
+- **Labeller**: the sentiment labelling DAG's Required Actions (read and answer), and reading the
+  labelling and retraining DAGs' pages and docs. No triggering, no Connections, Variables, XComs
+  or task logs.
+- **Viewer**: read-only (FAB's), no Connections or Variables.
+
+Labelling requests may be assigned to a role (``assigned_roles`` in include/config/labelling.yaml):
+the request carries ``role:<name>`` in ``assigned_users`` and ``NightshiftAuthManager`` lets any
+user holding that role answer, as well as users assigned by login. Admins may always answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
+from airflow.providers.fab.auth_manager.security_manager.override import FabAirflowSecurityManagerOverride
+from airflow.providers.fab.www.security import permissions as p
+
+from nightshift_core.access import ADMIN, may_answer
+
+OP = "Op"
+LABELLER = "Labeller"
+VIEWER = "Viewer"
+
+_SM = FabAirflowSecurityManagerOverride
+# What Op must not have from FAB's stock Op: every Connection permission, and writing Variables.
+_NOT_FOR_OP = {
+    (action, p.RESOURCE_CONNECTION)
+    for action in (p.ACTION_CAN_CREATE, p.ACTION_CAN_READ, p.ACTION_CAN_EDIT, p.ACTION_CAN_DELETE,
+                   p.ACTION_CAN_ACCESS_MENU)
+} | {(action, p.RESOURCE_VARIABLE) for action in (p.ACTION_CAN_CREATE, p.ACTION_CAN_EDIT, p.ACTION_CAN_DELETE)}  # fmt: skip
+OP_PERMISSIONS = [perm for perm in _SM.OP_PERMISSIONS if perm not in _NOT_FOR_OP]
+
+
+def labeller_permissions(labelling_dag: str, retrain_dag: str) -> list[tuple[str, str]]:
+    """A Labeller's permissions: the labelling DAG's requests, both DAGs' pages, their own profile."""
+    return [
+        (p.ACTION_CAN_READ, p.RESOURCE_WEBSITE),
+        (p.ACTION_CAN_READ, p.RESOURCE_MY_PROFILE),
+        (p.ACTION_CAN_EDIT, p.RESOURCE_MY_PROFILE),
+        (p.ACTION_CAN_READ, p.RESOURCE_MY_PASSWORD),
+        (p.ACTION_CAN_EDIT, p.RESOURCE_MY_PASSWORD),
+        (p.ACTION_CAN_ACCESS_MENU, p.RESOURCE_DAG),
+        (p.ACTION_CAN_ACCESS_MENU, p.RESOURCE_HITL_DETAIL),
+        (p.ACTION_CAN_READ, p.RESOURCE_HITL_DETAIL),
+        (p.ACTION_CAN_EDIT, p.RESOURCE_HITL_DETAIL),
+        # The request's page shows its run and task; answering is a PUT on the DAG's sub-entity,
+        # which FAB authorises with edit on that DAG (pausing it is the only other thing that allows).
+        (p.ACTION_CAN_READ, p.RESOURCE_DAG_RUN),
+        (p.ACTION_CAN_READ, p.RESOURCE_TASK_INSTANCE),
+        (p.ACTION_CAN_READ, p.RESOURCE_DAG_VERSION),
+        (p.ACTION_CAN_READ, p.resource_name(labelling_dag, p.RESOURCE_DAG)),
+        (p.ACTION_CAN_EDIT, p.resource_name(labelling_dag, p.RESOURCE_DAG)),
+        (p.ACTION_CAN_READ, p.resource_name(retrain_dag, p.RESOURCE_DAG)),
+    ]
+
+
+def _dag_ids() -> tuple[str, str]:
+    from nightshift_core.ml import config as ml_config
+    from nightshift_core.ml import labelling
+
+    return labelling.load().dag_id, ml_config.load().dag_id
+
+
+class NightshiftSecurityManager(FabAirflowSecurityManagerOverride):
+    """FAB's security manager with Nightshift's Op and the Labeller role (see the module's doc)."""
+
+    @property
+    def ROLE_CONFIGS(self) -> list[dict[str, Any]]:  # noqa: N802 (FAB's name)
+        viewer, user = _SM.VIEWER_PERMISSIONS, _SM.USER_PERMISSIONS
+        return [
+            {"role": "Public", "perms": []},
+            {"role": VIEWER, "perms": viewer},
+            {"role": "User", "perms": viewer + user},
+            {"role": OP, "perms": viewer + user + OP_PERMISSIONS},
+            {"role": ADMIN, "perms": viewer + user + _SM.OP_PERMISSIONS + _SM.ADMIN_PERMISSIONS},
+            {"role": LABELLER, "perms": labeller_permissions(*_dag_ids())},
+        ]
+
+
+class NightshiftAuthManager(FabAuthManager):
+    """FAB's auth manager; a Required Action assigned to ``role:<name>`` may be answered by that role."""
+
+    def is_authorized_hitl_task(self, *, assigned_users: set[str], user: Any) -> bool:
+        ids = {str(user.get_id()), str(getattr(user, "username", "") or "")} - {""}
+        return may_answer(set(assigned_users), ids, {role.name for role in getattr(user, "roles", [])})
