@@ -1,4 +1,4 @@
-"""kill -9 between stage and publish, and in the middle of publish: the target never changes."""
+"""kill -9 between stage and publish, and in the middle of publish: the target and its sync state never change."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent(
     """
     import contextlib, os, signal, sys
     import pyarrow as pa
-    from nightshift_core.warehouse import JobKey, TableRef
+    from nightshift_core.warehouse import JobKey, SyncState, TableRef
     from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
 
     path, when = sys.argv[1], sys.argv[2]
@@ -38,6 +38,8 @@ SCRIPT = textwrap.dedent(
         def execute(self, sql, *args):
             if when == "mid-publish" and sql.startswith('INSERT INTO "crash"'):
                 os.kill(os.getpid(), signal.SIGKILL)  # the DELETE already ran in this transaction
+            if when == "mid-state" and sql.startswith("INSERT INTO _nightshift.sync_state"):
+                os.kill(os.getpid(), signal.SIGKILL)  # the rows are written in this transaction
             return self.con.execute(sql, *args)
         def __getattr__(self, name):
             return getattr(self.con, name)
@@ -47,7 +49,7 @@ SCRIPT = textwrap.dedent(
                       [pa.RecordBatch.from_pylist(rows, schema=schema)], schema)
     if when == "after-stage":
         os.kill(os.getpid(), signal.SIGKILL)
-    wh.publish(staged, "merge", key=["id"])
+    wh.publish(staged, "merge", key=["id"], state=SyncState("id"))
     """
 )
 
@@ -55,12 +57,13 @@ SCRIPT = textwrap.dedent(
 def seed(path: Path) -> DuckDBWarehouse:
     import pyarrow as pa
 
-    from nightshift_core.warehouse import JobKey
+    from nightshift_core.warehouse import JobKey, SyncState
 
     wh = DuckDBWarehouse(path)
     schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string())])
     batch = pa.RecordBatch.from_pylist([{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], schema=schema)
-    wh.publish(wh.stage(JobKey("seed", "t", "s", "e"), T, [batch], schema), "merge", key=["id"])
+    wh.publish(wh.stage(JobKey("seed", "t", "s", "e"), T, [batch], schema), "merge", key=["id"],
+               state=SyncState("id"))  # fmt: skip
     return wh
 
 
@@ -71,7 +74,7 @@ def run(path: Path, when: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("when", ["after-stage", "mid-publish"])
+@pytest.mark.parametrize("when", ["after-stage", "mid-publish", "mid-state"])
 def test_kill_9_leaves_target_unchanged_and_rerun_is_correct(tmp_path, when):
     path = tmp_path / "warehouse.duckdb"
     wh = seed(path)
@@ -81,6 +84,7 @@ def test_kill_9_leaves_target_unchanged_and_rerun_is_correct(tmp_path, when):
         {"id": 1, "v": "a"},
         {"id": 2, "v": "b"},
     ]
+    assert wh.sync_state(T, "id") == 2, "the state did not advance either"
     leftovers = wh.drop_staging()
     assert len(leftovers) == 1 and leftovers[0].endswith(".parquet"), leftovers
     rerun = subprocess.run(
@@ -95,6 +99,7 @@ def test_kill_9_leaves_target_unchanged_and_rerun_is_correct(tmp_path, when):
         {"id": 2, "v": "B"},
         {"id": 3, "v": "C"},
     ]
+    assert wh.sync_state(T, "id") == 3
     assert wh.drop_staging() == []
 
 
@@ -105,7 +110,7 @@ BQ_SCRIPT = textwrap.dedent(
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import bigquery
-    from nightshift_core.warehouse import JobKey, TableRef
+    from nightshift_core.warehouse import JobKey, SyncState, TableRef
     from nightshift_core.warehouse.bigquery_engine import BigQueryWarehouse
 
     endpoint, project, spool, when = sys.argv[1:5]
@@ -118,7 +123,7 @@ BQ_SCRIPT = textwrap.dedent(
                       [pa.RecordBatch.from_pylist(rows, schema=schema)], schema)
     if when == "after-stage":
         os.kill(os.getpid(), signal.SIGKILL)
-    wh.publish(staged, "merge", key=["id"])
+    wh.publish(staged, "merge", key=["id"], state=SyncState("id"))
     """
 )
 
@@ -126,14 +131,15 @@ BQ_SCRIPT = textwrap.dedent(
 def test_bigquery_kill_9_after_stage_leaves_target_unchanged(tmp_path, bq_emulator):
     import pyarrow as pa
 
-    from nightshift_core.warehouse import JobKey
+    from nightshift_core.warehouse import JobKey, SyncState
     from nightshift_core.warehouse.bigquery_engine import BigQueryWarehouse
 
     wh = BigQueryWarehouse(bq_emulator.client(), use_storage_api=False, spool_dir=str(tmp_path))
     wh.client.delete_dataset(f"{bq_emulator.project}.crash", delete_contents=True, not_found_ok=True)
     schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string())])
     batch = pa.RecordBatch.from_pylist([{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], schema=schema)
-    wh.publish(wh.stage(JobKey("seed", "t", "s", "e"), T, [batch], schema), "merge", key=["id"])
+    wh.publish(wh.stage(JobKey("seed", "t", "s", "e"), T, [batch], schema), "merge", key=["id"],
+               state=SyncState("id"))  # fmt: skip
 
     def run_script(when: str) -> subprocess.CompletedProcess:
         args = [bq_emulator.endpoint, bq_emulator.project, str(tmp_path), when]
@@ -148,6 +154,7 @@ def test_bigquery_kill_9_after_stage_leaves_target_unchanged(tmp_path, bq_emulat
         {"id": 1, "v": "a"},
         {"id": 2, "v": "b"},
     ]
+    assert wh.sync_state(T, "id") == 2
     leftovers = wh.drop_staging()
     assert len(leftovers) == 1 and leftovers[0].startswith("crash._nightshift_stage_items_"), leftovers
     rerun = run_script("none")
@@ -157,4 +164,5 @@ def test_bigquery_kill_9_after_stage_leaves_target_unchanged(tmp_path, bq_emulat
         {"id": 2, "v": "B"},
         {"id": 3, "v": "C"},
     ]
+    assert wh.sync_state(T, "id") == 3
     assert wh.drop_staging() == []

@@ -76,7 +76,8 @@ class BqEmulator:
         times: int = 1,
         after_execute: bool = True,
     ) -> None:
-        """Fail the next ``times`` query jobs whose SQL matches the regex ``match`` with ``reason``;
+        """Fail the next ``times`` query jobs (or statements of a script) whose SQL matches the regex
+        ``match`` with ``reason``;
         ``after_execute``: the statement runs, then its changes are rolled back (it fails part-way)."""
         fault = {
             "match": match,

@@ -14,7 +14,9 @@ import time so nothing in site-packages is edited:
 With ``--faults`` it also takes test-only fault injections over HTTP (see :class:`Fault`): a test
 makes the next query job(s) whose SQL matches a pattern fail as BigQuery reports a failed job
 (``status.errorResult``), optionally after the statement has run, its changes rolled back, as a
-DML statement that fails part-way does in BigQuery. The client library is never patched.
+DML statement that fails part-way does in BigQuery; a statement of a multi-statement script is
+matched on its own, and the script's open transaction is rolled back. The client library is never
+patched.
 
     PYTHONPATH=tests python -m support.bq_emulator_server --host 127.0.0.1 --port 9050 --project local-project
 """
@@ -52,6 +54,7 @@ from bqemulator.api.routes import upload as _upload  # noqa: E402
 from bqemulator.config import LogFormat, LogLevel, PersistenceMode, Settings  # noqa: E402
 from bqemulator.domain.errors import InvalidQueryError  # noqa: E402
 from bqemulator.jobs import executor as _executor  # noqa: E402
+from bqemulator.scripting.interpreter import ScriptInterpreter  # noqa: E402
 from bqemulator.server import EmulatorServer  # noqa: E402
 from bqemulator.sql import parameters as _parameters  # noqa: E402
 from bqemulator.storage import engine as _engine  # noqa: E402
@@ -190,6 +193,20 @@ async def _run_single_sql_with_faults(project_id: str, bq_sql: str, query_params
     raise InjectedJobError(fault)
 
 
+_exec_script_sql = ScriptInterpreter._exec_sql
+
+
+async def _exec_script_sql_with_faults(self: ScriptInterpreter, sql: str) -> None:
+    """Replacement for ScriptInterpreter._exec_sql: a statement of a script fails as a single one does;
+    the script's open transaction is then rolled back by the interpreter, as in BigQuery."""
+    fault = _take_fault(sql)
+    if fault is None:
+        return await _exec_script_sql(self, sql)
+    if fault.after_execute:
+        await _exec_script_sql(self, sql)
+    raise InjectedJobError(fault)
+
+
 def _faults_router() -> APIRouter:
     router = APIRouter()
 
@@ -218,8 +235,9 @@ def _faults_router() -> APIRouter:
 
 
 def enable_faults() -> None:
-    """Serve the fault endpoints and check every single-statement query job against them."""
+    """Serve the fault endpoints and check every query job's statements (scripts' too) against them."""
     _executor._run_single_sql = _run_single_sql_with_faults
+    ScriptInterpreter._exec_sql = _exec_script_sql_with_faults
     create_app = _server.create_app
 
     def create_app_with_faults(context):

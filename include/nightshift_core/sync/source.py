@@ -79,24 +79,34 @@ def bind(dialect: Dialect, value: Any) -> Any:
     return value
 
 
-def begin_snapshot(conn: Any, dialect: Dialect) -> None:
-    """Make every read until the connection closes see one snapshot of the source.
+def begin_snapshot(conn: Any, dialect: Dialect) -> dt.datetime:
+    """Make every read until the connection closes see one snapshot of the source; return the source's
+    clock (a UTC instant) at a point the snapshot is no earlier than.
 
     The extract, the source count the quality gate compares with, and the reconciliation's pairs
     then agree even while the source changes (a row deleted between them would otherwise make the
-    gate fail). Must run before any other statement on ``conn``.
+    gate fail). Every row committed before the returned instant is in the snapshot: an incremental
+    read records it as how far it read. Must run before any other statement on ``conn``.
     """
     cur = conn.cursor()
     try:
         if dialect == "mysql":
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("SELECT UTC_TIMESTAMP(6)")  # before the snapshot is taken
+            (clock_at,) = cur.fetchone()
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         elif dialect == "postgres":  # psycopg2 has opened the transaction: this is its first statement
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # now() is the transaction's start; the snapshot is taken by this statement, later
+            cur.execute("SELECT now()")
+            (clock_at,) = cur.fetchone()
         else:  # SQLite: a read transaction holds its snapshot (WAL) or its shared lock until it ends
+            cur.execute("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")  # UTC, before the snapshot
+            clock_at = dt.datetime.fromisoformat(cur.fetchone()[0])
             cur.execute("BEGIN")
     finally:
         cur.close()
+    return _assume_utc(clock_at) if clock_at.tzinfo is None else clock_at.astimezone(dt.UTC)
 
 
 def server_zone(conn: Any, dialect: Dialect) -> ServerZone:

@@ -6,6 +6,7 @@ from nightshift_core.warehouse.base import (
     PartitionFilter,
     PublishResult,
     StagedTable,
+    SyncState,
     Warehouse,
 )
 from nightshift_core.warehouse.types import (
@@ -19,5 +20,5 @@ from nightshift_core.warehouse.types import (
 
 __all__ = [
     "Column", "DuplicateKeyError", "JobKey", "PartitionFilter", "PublishResult", "SchemaChangeError",
-    "StagedTable", "TableRef", "UnsupportedTypeError", "Warehouse", "WarehouseError", "WriteMode",
+    "StagedTable", "SyncState", "TableRef", "UnsupportedTypeError", "Warehouse", "WarehouseError", "WriteMode",
 ]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -77,6 +78,29 @@ class PublishResult:
     added_columns: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class SyncState:
+    """What an incremental read of ``cursor`` covered, committed with its rows (see :meth:`Warehouse.publish`).
+
+    ``read_until`` (a timestamp cursor): every source row whose cursor is below this UTC instant was
+    read; the window's end on the source's own clock. None (an integer cursor): the engine records
+    the highest cursor value among the published rows instead. ``full_load``: the whole table was
+    read; states recorded before it no longer count.
+    """
+
+    cursor: str
+    read_until: dt.datetime | None = None
+    full_load: bool = False
+
+    def __post_init__(self) -> None:
+        check_identifier(self.cursor, "cursor column")
+        if self.read_until is not None and self.read_until.tzinfo is None:
+            raise ValueError(f"SyncState.read_until must be a UTC instant, got the naive {self.read_until}")
+
+
+SYNC_STATE_COLUMNS = "target, cursor_column, read_until, last_value, full_load, job_id, published_at"
+
+
 class DuplicateKeyError(WarehouseError, PermanentError):
     """Staged rows repeat a merge key: the upsert would be ambiguous."""
 
@@ -137,6 +161,7 @@ class Warehouse(ABC):
         *,
         key: Sequence[str] = (),
         partition: PartitionFilter | None = None,
+        state: SyncState | None = None,
     ) -> PublishResult:
         """Make staged rows visible in one atomic step, then drop the staging table.
 
@@ -147,7 +172,18 @@ class Warehouse(ABC):
         transaction there). ``append`` of the same staged content for the same job happens
         once: a retry finds the earlier publish and returns ``reattached=True``. ``merge`` and
         ``replace`` are idempotent and simply run again.
+
+        ``state`` is recorded for the target in the same transaction as the rows (DuckDB: one
+        transaction; BigQuery: one multi-statement transaction): either both are visible or
+        neither. States are only ever inserted (concurrent publishes never conflict on them);
+        :meth:`sync_state` reads the highest since the last full load.
         """
+
+    @abstractmethod
+    def sync_state(self, target: TableRef, cursor: str) -> dt.datetime | int | None:
+        """What the states recorded for ``target`` and ``cursor`` since its last full load say was
+        read: the highest ``read_until`` (a UTC instant), else the highest integer cursor value read;
+        None when nothing is recorded (a target loaded before states existed, or only empty reads)."""
 
     @abstractmethod
     def mark_missing_deleted(
@@ -267,8 +303,14 @@ class Warehouse(ABC):
         )
 
     @staticmethod
-    def check_publish_args(staged: StagedTable, mode: WriteMode, key: Sequence[str], partition) -> None:
+    def check_publish_args(
+        staged: StagedTable, mode: WriteMode, key: Sequence[str], partition, state: SyncState | None = None
+    ) -> None:
         names = {c.name.lower() for c in staged.columns}
+        if state is not None and state.cursor.lower() not in names:
+            raise WarehouseError(
+                f"{staged.target}: sync state cursor column {state.cursor!r} not in the data"
+            )
         if mode == "merge":
             if not key:
                 raise WarehouseError(f"{staged.target}: merge needs key columns (the primary key)")

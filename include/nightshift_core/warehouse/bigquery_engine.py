@@ -9,6 +9,7 @@ next free suffix (``_1``, ``_2``...) is used.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -21,11 +22,13 @@ from google.api_core.exceptions import Conflict, NotFound
 from google.cloud import bigquery
 
 from nightshift_core.warehouse.base import (
+    SYNC_STATE_COLUMNS,
     DuplicateKeyError,
     JobKey,
     PartitionFilter,
     PublishResult,
     StagedTable,
+    SyncState,
     Warehouse,
 )
 from nightshift_core.warehouse.staging import spool_parquet
@@ -40,6 +43,12 @@ from nightshift_core.warehouse.types import (
 )
 
 STAGING_PREFIX = "_nightshift_stage_"
+SYNC_STATE_TABLE = "_nightshift_sync_state"  # in each target's dataset (a transaction stays in one location)
+_SYNC_STATE_SCHEMA = (
+    Column("target", "STRING", False), Column("cursor_column", "STRING", False),
+    Column("read_until", "TIMESTAMP"), Column("last_value", "INT64"), Column("full_load", "BOOL", False),
+    Column("job_id", "STRING"), Column("published_at", "TIMESTAMP", False),
+)  # fmt: skip
 _FROM_BQ: dict[str, LogicalType] = {
     "INTEGER": "INT64", "INT64": "INT64", "FLOAT": "FLOAT64", "FLOAT64": "FLOAT64",
     "NUMERIC": "NUMERIC", "BIGNUMERIC": "BIGNUMERIC", "BOOLEAN": "BOOL", "BOOL": "BOOL",
@@ -155,8 +164,9 @@ class BigQueryWarehouse(Warehouse):
         *,
         key: Sequence[str] = (),
         partition: PartitionFilter | None = None,
+        state: SyncState | None = None,
     ) -> PublishResult:
-        self.check_publish_args(staged, mode, key, partition)
+        self.check_publish_args(staged, mode, key, partition, state)
         ref, _, digest = staged.name.rpartition("#")
         staging = "`" + ref.replace("`", "") + "`"
         target = staged.target
@@ -220,6 +230,23 @@ class BigQueryWarehouse(Warehouse):
             )
         else:
             sql = f"INSERT INTO {self._fq(target)} ({cols}) SELECT {cols} FROM {staging}"
+        if state is not None:
+            # One multi-statement transaction: the rows and their state commit together or not at all.
+            # Values are inlined: a script takes no query parameters on every BigQuery front end.
+            state_table = TableRef(target.dataset, SYNC_STATE_TABLE)
+            self.create_table(state_table, _SYNC_STATE_SCHEMA)
+            for p in params:
+                sql = re.sub(rf"@{p.name}\b", _literal(p.value), sql)
+            params = []
+            last = (
+                "NULL" if state.read_until is not None else f"(SELECT MAX({q(state.cursor)}) FROM {staging})"
+            )
+            record = (
+                f"INSERT INTO {self._fq(state_table)} ({SYNC_STATE_COLUMNS}) SELECT {_literal(str(target))}, "
+                f"{_literal(state.cursor)}, CAST({_literal(state.read_until)} AS TIMESTAMP), CAST({last} AS INT64), "
+                f"{_literal(state.full_load)}, {_literal(job_id)}, CURRENT_TIMESTAMP()"
+            )
+            sql = f"BEGIN TRANSACTION;\n{sql};\n{record};\nCOMMIT TRANSACTION;"
         config = bigquery.QueryJobConfig(query_parameters=params)
         finished = self._run_job(
             job_id,
@@ -230,6 +257,23 @@ class BigQueryWarehouse(Warehouse):
         )
         self.client.delete_table(ref, not_found_ok=True)
         return PublishResult(target, mode, finished.job_id, staged.rows, added_columns=added)
+
+    def sync_state(self, target: TableRef, cursor: str) -> dt.datetime | int | None:
+        state_table = self._fq(TableRef(target.dataset, SYNC_STATE_TABLE))
+        sql = (
+            f"SELECT MAX(read_until) AS read_until, MAX(last_value) AS last_value FROM {state_table} "  # noqa: S608
+            "WHERE target = @target AND cursor_column = @cursor AND published_at >= COALESCE("
+            f"(SELECT MAX(published_at) FROM {state_table} WHERE target = @target AND full_load), "
+            "TIMESTAMP '0001-01-01 00:00:00+00')"
+        )
+        try:
+            rows = self.query(sql, {"target": str(target), "cursor": cursor}).to_pylist()
+        except NotFound:
+            return None  # no state table in this dataset yet
+        row = rows[0] if rows else {}
+        if row.get("read_until") is not None:
+            return row["read_until"].astimezone(dt.UTC)
+        return None if row.get("last_value") is None else int(row["last_value"])
 
     def mark_missing_deleted(
         self, staged_keys: StagedTable, key: Sequence[str], *, column: str, at: Any, within=None
@@ -404,6 +448,32 @@ def _param(name: str, value: Any) -> bigquery.ScalarQueryParameter | bigquery.Ar
         kind = _param_type(value[0]) if value else "STRING"
         return bigquery.ArrayQueryParameter(name, kind, list(value))
     return bigquery.ScalarQueryParameter(name, _param_type(value), value)
+
+
+def _literal(value: Any) -> str:
+    """A GoogleSQL literal for a value of :func:`_param_type`'s kinds (for scripts, which take no parameters)."""
+    if value is None:
+        return "NULL"
+    kind = _param_type(value)
+    if kind == "BOOL":
+        return "TRUE" if value else "FALSE"
+    if kind == "INT64":
+        return str(int(value))
+    if kind == "FLOAT64":
+        return f"CAST('{value!r}' AS FLOAT64)"  # also inf and nan
+    if kind == "STRING":
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+    if kind == "TIMESTAMP":
+        return f"TIMESTAMP '{value.astimezone(dt.UTC).isoformat(sep=' ', timespec='microseconds')}'"
+    if kind == "DATETIME":
+        return f"DATETIME '{value.isoformat(sep=' ', timespec='microseconds')}'"
+    if kind == "TIME":
+        return f"TIME '{value.isoformat()}'"
+    if kind in ("NUMERIC", "BIGNUMERIC"):
+        return f"{kind} '{value}'"
+    if kind == "DATE":
+        return f"DATE '{value.isoformat()}'"
+    raise WarehouseError(f"no GoogleSQL literal for {type(value).__name__} value {value!r}")
 
 
 def _param_type(value: Any) -> str:

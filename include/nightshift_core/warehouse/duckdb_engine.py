@@ -9,6 +9,7 @@ installed or auto-loaded: nothing here may reach the network.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import os
 import time
@@ -22,11 +23,13 @@ import pyarrow.compute as pc
 
 from nightshift_core.sql import bind_names, transpile
 from nightshift_core.warehouse.base import (
+    SYNC_STATE_COLUMNS,
     DuplicateKeyError,
     JobKey,
     PartitionFilter,
     PublishResult,
     StagedTable,
+    SyncState,
     Warehouse,
 )
 from nightshift_core.warehouse.staging import spool_parquet
@@ -42,7 +45,7 @@ from nightshift_core.warehouse.types import (
 )
 
 CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-_META = "_nightshift"  # schema for the publish ledger
+_META = "_nightshift"  # schema for the publish ledger and the incremental reads' states
 CATALOG = "_nightshift_warehouse"
 _DATABASE: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
@@ -205,8 +208,9 @@ class DuckDBWarehouse(Warehouse):
         *,
         key: Sequence[str] = (),
         partition: PartitionFilter | None = None,
+        state: SyncState | None = None,
     ) -> PublishResult:
-        self.check_publish_args(staged, mode, key, partition)
+        self.check_publish_args(staged, mode, key, partition, state)
         path, _, digest = staged.name.rpartition("#")
         job_id = staged.job.job_id("publish", str(staged.target), mode, ",".join(key), digest)
         target = staged.target
@@ -260,12 +264,40 @@ class DuckDBWarehouse(Warehouse):
                     f"INSERT OR REPLACE INTO {_META}.published VALUES (?, ?, ?, ?, now())",
                     [job_id, str(target), mode, staged.rows],
                 )
+                if state is not None:
+                    # an integer cursor: the highest value this publish carries, read in this transaction
+                    last = (
+                        "NULL"
+                        if state.read_until is not None
+                        else f"(SELECT MAX({q(state.cursor)}) FROM {source})"
+                    )
+                    con.execute(
+                        f"INSERT INTO {_META}.sync_state ({SYNC_STATE_COLUMNS}) "
+                        f"SELECT ?, ?, ?, CAST({last} AS BIGINT), ?, ?, now()",
+                        [str(target), state.cursor, state.read_until,
+                         *([] if state.read_until is not None else [path]), state.full_load, job_id],
+                    )  # fmt: skip
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
         Path(path).unlink(missing_ok=True)
         return PublishResult(target, mode, job_id, staged.rows, added_columns=added)
+
+    def sync_state(self, target: TableRef, cursor: str) -> dt.datetime | int | None:
+        with self.connect() as con:
+            _ensure_ledger(con)
+            row = con.execute(
+                f"SELECT MAX(read_until), MAX(last_value) FROM {_META}.sync_state "  # noqa: S608
+                "WHERE target = ? AND cursor_column = ? AND published_at >= COALESCE("
+                f"(SELECT MAX(published_at) FROM {_META}.sync_state WHERE target = ? AND full_load), "
+                "'-infinity'::TIMESTAMPTZ)",
+                [str(target), cursor, str(target)],
+            ).fetchone()
+        read_until, last_value = row
+        if read_until is not None:
+            return read_until.astimezone(dt.UTC)
+        return None if last_value is None else int(last_value)
 
     def mark_missing_deleted(
         self, staged_keys: StagedTable, key: Sequence[str], *, column: str, at: Any, within=None
@@ -415,6 +447,11 @@ def _ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {_META}.published (job_id VARCHAR PRIMARY KEY, target VARCHAR, "
         "mode VARCHAR, rows BIGINT, published_at TIMESTAMPTZ)"
+    )
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {_META}.sync_state (target VARCHAR NOT NULL, cursor_column VARCHAR NOT NULL, "
+        "read_until TIMESTAMPTZ, last_value BIGINT, full_load BOOLEAN NOT NULL, job_id VARCHAR, "
+        "published_at TIMESTAMPTZ NOT NULL)"
     )
 
 

@@ -15,7 +15,7 @@ from nightshift_core.warehouse.types import DELETED_COLUMN
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from nightshift_core.warehouse import Warehouse
+    from nightshift_core.warehouse import SyncState, Warehouse
 
 
 class SqlToWarehouseOperator(BaseOperator):
@@ -23,9 +23,12 @@ class SqlToWarehouseOperator(BaseOperator):
 
     ``mode="full"`` replaces the target with the whole table. ``mode="incremental"`` reads
     rows whose ``cursor`` lies in a window and MERGEs them on ``primary_key``. The window's
-    lower bound is the earlier of the data interval start and the target's own watermark
-    (``MAX(cursor)``, committed together with the data), minus ``lag``; its upper bound is
-    the data interval end when the run has one. ``full_refresh=True`` forces a full load.
+    lower bound is the earlier of the data interval start and the state the previous read left
+    (how far it read, on the source's clock; committed in the same transaction as its rows),
+    minus ``lag``; its upper bound is the data interval end when the run has one. An integer
+    cursor reads past the highest value read so far. A target without a state (loaded by an
+    older version) starts from its own ``MAX(cursor)``. ``full_refresh=True`` forces a full
+    load (and resets the state).
     ``detect_deletes=True`` (incremental, small tables) also diffs the primary keys and sets
     ``_nightshift_deleted_at`` on rows the source no longer has (a soft delete).
 
@@ -102,7 +105,8 @@ class SqlToWarehouseOperator(BaseOperator):
         dialect = source.dialect_for(BaseHook.get_connection(self.source_conn_id).conn_type)
         conn = BaseHook.get_hook(self.source_conn_id).get_conn()
         try:
-            source.begin_snapshot(conn, dialect)  # extract, count and pairs: one view of the source
+            # extract, count and pairs: one view of the source; every row committed before `clock_at` is in it
+            clock_at = source.begin_snapshot(conn, dialect)
             server = source.server_zone(conn, dialect)  # before the session is switched to UTC
             source.prepare_session(conn, dialect)
             columns = self._describe(conn, dialect)
@@ -118,22 +122,28 @@ class SqlToWarehouseOperator(BaseOperator):
                 self._refuse_dropped_columns(warehouse, target, columns)
                 full = self.mode == "full" or str(self.full_refresh).lower() in ("true", "1")
                 where, params, window, upper = "", [], None, None
+                read_until = clock_at  # a full read: everything committed before the snapshot
                 if not full:
-                    lower, upper = self._window(warehouse, target, columns, context, server)
+                    lower, upper, after, read_until = self._window(warehouse, target, columns, context, server,
+                                                                   clock_at)  # fmt: skip
                     column, mark = source.quote(dialect, self.cursor), source.placeholder(dialect)
                     conditions = []
                     if lower is not None:
-                        conditions.append(f"{column} >= {mark}")
+                        conditions.append(f"{column} {'>' if after else '>='} {mark}")
                         params.append(source.bind(dialect, lower))
                     if upper is not None:
                         conditions.append(f"{column} < {mark}")
                         params.append(source.bind(dialect, upper))
                     where = " AND ".join(conditions)
-                    window = {"cursor": self.cursor, "from": _text(lower), "to": _text(upper)}
+                    window = {"cursor": self.cursor, "from": _text(lower), "to": _text(upper), "after": after}
                 counted: dict = {}  # MySQL's Arrow read counts its own rows (its snapshot is its own)
                 batches, reader = self._extract(conn, dialect, target, columns, where, params, counted)
                 staged = warehouse.stage(job_key(context), target, batches, source.arrow_schema(columns))
-                result = warehouse.publish(staged, "replace" if full else "merge", key=self.primary_key)
+                state = self._state(columns, read_until, full)
+                result = warehouse.publish(staged, "replace" if full else "merge", key=self.primary_key,
+                                           state=state)  # fmt: skip
+                if window is not None:
+                    window["state"] = _text(state.read_until if state else None)
                 reconciled = None
                 if not full and self._reconcile_due(context):
                     reconciled = self._reconcile(conn, dialect, warehouse, target, columns, context, upper)
@@ -456,9 +466,32 @@ class SqlToWarehouseOperator(BaseOperator):
                 "into a new target_table"
             )
 
-    def _window(self, warehouse: Warehouse, target, columns, context: Context, server) -> tuple[Any, Any]:
-        """Lower and upper bound of the cursor for an incremental read (None: unbounded).
+    def _state(self, columns, read_until: dt.datetime, full: bool) -> SyncState | None:
+        """The state this read leaves, committed with its rows: how far it read on the source's clock
+        (a timestamp cursor), or the highest value it read (an integer cursor; the warehouse takes
+        it from the published rows). Other cursor types keep to the target's ``MAX(cursor)``."""
+        import pyarrow as pa
 
+        from nightshift_core.warehouse import SyncState
+
+        cursor = next((c for c in columns if c.name == self.cursor), None) if self.cursor else None
+        if cursor is None:
+            return None
+        if pa.types.is_timestamp(cursor.arrow_type):
+            return SyncState(self.cursor, read_until, full_load=full)
+        if pa.types.is_integer(cursor.arrow_type):
+            return SyncState(self.cursor, None, full_load=full)
+        return None
+
+    def _window(
+        self, warehouse: Warehouse, target, columns, context: Context, server, clock_at: dt.datetime
+    ) -> tuple[Any, Any, bool, dt.datetime]:
+        """Lower and upper bound of the cursor for an incremental read (None: unbounded), whether the
+        lower bound is exclusive (an integer cursor past the last value read), and how far this read
+        reaches on the source's clock (the state it leaves: the window's end, at most ``clock_at``).
+
+        The lower bound starts from the state the previous read committed with its rows
+        (:meth:`Warehouse.sync_state`), or, for a target without one, from its ``MAX(cursor)``.
         Bounds are instants; a DATETIME cursor gets them as wall-clock values of the source's zone
         (``source.timezone``), widened across DST changes so that no wall value of the window is
         left out (see nightshift_core.sync.clock).
@@ -474,13 +507,21 @@ class SqlToWarehouseOperator(BaseOperator):
                 f"{self._where()}table {self.table!r}: cursor column {self.cursor!r} not found in the source "
                 "(or excluded); fix cursor in the sync definition"
             )
-        watermark = None
+        watermark, stored = None, None
         if warehouse.table_exists(target):
-            col = check_identifier(self.cursor)
-            rows = warehouse.query(f"SELECT MAX({col}) AS w FROM {target}").to_pylist()  # noqa: S608
-            watermark = rows[0]["w"] if rows else None
+            stored = warehouse.sync_state(target, self.cursor)
+            if stored is None:  # loaded before states existed, or nothing read yet: the target's own mark
+                col = check_identifier(self.cursor)
+                rows = warehouse.query(f"SELECT MAX({col}) AS w FROM {target}").to_pylist()  # noqa: S608
+                watermark = rows[0]["w"] if rows else None
         if not pa.types.is_timestamp(cursor_column.arrow_type):
-            return watermark, None  # e.g. an ever-growing integer id: no time window applies
+            # e.g. an ever-growing integer id: no time window applies; past the last id read (a lag,
+            # a duration, does not apply to ids: with one the last id is read again)
+            if stored is not None:
+                return stored, None, not self.lag, clock_at
+            return watermark, None, False, clock_at
+        if stored is not None:
+            watermark = stored  # a UTC instant already
         naive = cursor_column.arrow_type.tz is None
         tz = clock.zone("UTC")
         if naive:
@@ -505,13 +546,14 @@ class SqlToWarehouseOperator(BaseOperator):
             # Never skip a gap (a missed run) and never read past this run's interval.
             lower = min(start, watermark) if watermark is not None else None
             upper = end
+        read_until = clock_at if upper is None else min(upper, clock_at)
         if lower is not None:
             lower = lower - self.lag
         if naive:  # DATETIME cursors hold the source zone's wall clock
             scan_end = upper if upper is not None else dt.datetime.now(dt.UTC)
             low_wall, high_wall = clock.wall_window(lower, scan_end, tz)
             lower, upper = low_wall, (high_wall if upper is not None else None)
-        return lower, upper
+        return lower, upper, False, read_until
 
 
 _RANGES = 256  # the key span is cut into this many checksum ranges
