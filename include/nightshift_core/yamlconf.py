@@ -101,6 +101,15 @@ class Where:
             self.fail(f"start_date: use a date like 2026-01-01, got {start!r}")
         return ident, cron, start_dt
 
+    def number(self, raw: dict, key: str, default: float, low: float, high: float, kind: type = float) -> Any:
+        """``raw[key]`` (or ``default``): a number (``kind`` int: a whole one) in [low, high]."""
+        value = raw.get(key, default)
+        ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
+        if not ok or not low <= value <= high:
+            what = "a number" if kind is float else "a whole number"
+            self.fail(f"{key} must be {what} from {low:g} to {high:g}, got {value!r}")
+        return kind(value)
+
     def ident(self, value: Any, where: str, what: str) -> str:
         try:
             return check_identifier(value, what)

@@ -130,17 +130,6 @@ class RetrainConfig:
         return path if path.is_absolute() else ROOT / path
 
 
-def _number(
-    where: Where, raw: dict, key: str, default: float, low: float, high: float, kind: type = float
-) -> Any:
-    value = raw.get(key, default)
-    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
-    if not ok or not low <= value <= high:
-        what = "a number" if kind is float else "a whole number"
-        where.fail(f"{key} must be {what} from {low:g} to {high:g}, got {value!r}")
-    return kind(value)
-
-
 def _section(where: Where, raw: dict, key: str, cls: type, limits: dict[str, tuple[float, float]]) -> Any:
     section = where.mapping(raw, key, required=False)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -149,7 +138,7 @@ def _section(where: Where, raw: dict, key: str, cls: type, limits: dict[str, tup
     for name, (low, high) in limits.items():
         default = fields[name].default
         kind = int if isinstance(default, int) else float
-        values[name] = _number(where, section, name, default, low, high, kind)
+        values[name] = where.number(section, name, default, low, high, kind)
     return values, section
 
 
@@ -165,8 +154,8 @@ def load(path: Path = CONFIG_PATH) -> RetrainConfig:
     labels = where.mapping(raw, "labels", required=True)
     where.keys(labels, {"path", "eval_share", "split_seed"}, "labels")
     labels_path = where.string(labels, "path", "labels.path", required=True)
-    eval_share = _number(where, labels, "eval_share", 0.2, 0.05, 0.5)
-    split_seed = _number(where, labels, "split_seed", 42, 0, 2**31, int)
+    eval_share = where.number(labels, "eval_share", 0.2, 0.05, 0.5)
+    split_seed = where.number(labels, "split_seed", 42, 0, 2**31, int)
 
     weak = None
     if raw.get("weak_labels") is not None:
@@ -178,7 +167,7 @@ def load(path: Path = CONFIG_PATH) -> RetrainConfig:
 
     retrain_when = where.mapping(raw, "retrain_when", required=False)
     where.keys(retrain_when, {"min_new_labels"}, "retrain_when")
-    min_new = _number(where, retrain_when, "min_new_labels", 50, 0, 10**9, int)
+    min_new = where.number(retrain_when, "min_new_labels", 50, 0, 10**9, int)
     drift_values, _ = _section(
         where, raw, "drift", Drift,
         {"recent_days": (1, 365), "min_recent_texts": (1, 10**9), "max_length_psi": (0.0, 100.0),
@@ -218,10 +207,10 @@ def load(path: Path = CONFIG_PATH) -> RetrainConfig:
         min_new_labels=min_new,
         drift=Drift(**drift_values),
         model=model,
-        min_f1_gain=_number(where, gate, "min_f1_gain", 0.01, -1.0, 1.0),
-        max_ms_per_1k=_number(where, gate, "max_ms_per_1k", 1000.0, 1.0, 10**7),
+        min_f1_gain=where.number(gate, "min_f1_gain", 0.01, -1.0, 1.0),
+        max_ms_per_1k=where.number(gate, "max_ms_per_1k", 1000.0, 1.0, 10**7),
         check_set=check_set,
-        max_check_drop=_number(where, gate, "max_check_drop", 0.0, 0.0, 1.0),
+        max_check_drop=where.number(gate, "max_check_drop", 0.0, 0.0, 1.0),
         tags=tuple(tags),
         **names,
     )

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from nightshift_core.errors import PermanentError
-from nightshift_core.ml.config import _number
 from nightshift_core.ml.labels import MAX_TEXT, normalise, text_key
 from nightshift_core.sentiment.rules import LABELS
 from nightshift_core.yamlconf import Where, read_mapping
@@ -132,7 +131,7 @@ def load(path: Path = CONFIG_PATH) -> LabellingConfig:
     weights_raw = where.mapping(raw, "weights", required=False)
     where.keys(weights_raw, {f.name for f in dataclasses.fields(Weights)}, "weights")
     weights = Weights(
-        **{f.name: _number(where, weights_raw, f.name, f.default, 0.0, 10.0)
+        **{f.name: where.number(weights_raw, f.name, f.default, 0.0, 10.0)
            for f in dataclasses.fields(Weights)}
     )  # fmt: skip
     if not any(dataclasses.astuple(weights)):
@@ -142,8 +141,8 @@ def load(path: Path = CONFIG_PATH) -> LabellingConfig:
     email = notify.get("email", False)
     if not isinstance(email, bool):
         where.fail(f"notify.email must be true or false, got {email!r}")
-    min_chars = _number(where, raw, "min_chars", 3, 1, MAX_TEXT, int)
-    max_chars = _number(where, raw, "max_chars", 1000, 1, MAX_TEXT, int)
+    min_chars = where.number(raw, "min_chars", 3, 1, MAX_TEXT, int)
+    max_chars = where.number(raw, "max_chars", 1000, 1, MAX_TEXT, int)
     if max_chars < min_chars:
         where.fail(f"max_chars ({max_chars}) is below min_chars ({min_chars})")
     tags = raw.get("tags", ["nightshift", "sentiment", "ml"])
@@ -158,12 +157,12 @@ def load(path: Path = CONFIG_PATH) -> LabellingConfig:
         start_date=start_date,
         dataset=where.ident(raw.get("dataset", "ml"), "dataset", "dataset name"),
         texts_dataset=where.ident(raw.get("texts_dataset", "reddit"), "texts_dataset", "dataset name"),
-        items=_number(where, raw, "items", 12, 1, 50, int),
-        lookback_days=_number(where, raw, "lookback_days", 14, 1, 3650, int),
+        items=where.number(raw, "items", 12, 1, 50, int),
+        lookback_days=where.number(raw, "lookback_days", 14, 1, 3650, int),
         min_chars=min_chars,
         max_chars=max_chars,
         weights=weights,
-        response_timeout_hours=_number(where, raw, "response_timeout_hours", 20, 0.01, 24 * 90),
+        response_timeout_hours=where.number(raw, "response_timeout_hours", 20, 0.01, 24 * 90),
         assigned_users=_users(where, raw.get("assigned_users")),
         assigned_roles=_roles(where, raw.get("assigned_roles")),
         notify_email=email,
