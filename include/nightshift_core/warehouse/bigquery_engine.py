@@ -235,8 +235,9 @@ class BigQueryWarehouse(Warehouse):
             # Values are inlined: a script takes no query parameters on every BigQuery front end.
             state_table = TableRef(target.dataset, SYNC_STATE_TABLE)
             self.create_table(state_table, _SYNC_STATE_SCHEMA)
-            for p in params:
-                sql = re.sub(rf"@{p.name}\b", _literal(p.value), sql)
+            for p in params:  # the partition bounds: scalars (a literal's backslashes stay as they are)
+                text = _literal(p.value)
+                sql = re.sub(rf"@{p.name}\b", lambda _, text=text: text, sql)
             params = []
             last = (
                 "NULL" if state.read_until is not None else f"(SELECT MAX({q(state.cursor)}) FROM {staging})"
