@@ -169,3 +169,43 @@ def test_on_mariadb_the_gate_count_comes_from_the_read_itself(maria, monkeypatch
     monkeypatch.setattr(arrow_reader, "extract", delete_then_extract)
     result = sync()
     assert result["reader"] == "arrow" and result["staged_rows"] == result["source_rows"] == 999
+
+
+@pytest.mark.parametrize("numbered", [True, False], ids=["numbered-by-the-server", "count-subquery"])
+def test_both_in_read_counts_give_the_servers_count_of_what_the_read_selected(maria, numbered):
+    """MariaDB numbers the rows it sends; MySQL (no such guarantee there) counts them in a subquery of
+    the same statement. Both give the count of the rows the WHERE selected, batch after batch."""
+    from airflow.sdk import BaseHook
+
+    from nightshift_core.sync import arrow_reader, source
+
+    fill(maria.cur, 25_000)
+    columns = source.describe(maria.cur.connection, "mysql", "big")
+    url, password = arrow_reader.connection_url("mysql", BaseHook.get_connection("arrow_src"))
+    counted: dict = {}
+    batches = list(arrow_reader.extract(url, "mysql", "big", columns, where="`id` > 5000", batch_rows=4_000,
+                                        password=password, counted=counted, numbered=numbered))  # fmt: skip
+    assert counted == {"rows": 20_000} and sum(b.num_rows for b in batches) == 20_000
+    assert batches[0].schema.names == ["id", "v", "note"], "the count column never reaches the stage"
+    counted = {}
+    assert not list(arrow_reader.extract(url, "mysql", "big", columns, where="`id` < 0", password=password,
+                                         counted=counted, numbered=numbered))  # fmt: skip
+    assert counted == {"rows": 0}
+    assert source.is_mariadb(maria.cur.connection, "mysql")
+
+
+@pytest.mark.parametrize(
+    ("numbers", "before", "at"),
+    [([1, 2, 3], 0, None), ([4, 5], 3, None), ([2, 3], 0, 1), ([1, 2, 4, 5], 0, 3), ([1, 1, 2], 0, 2),
+     ([6, 7], 4, 5)],
+)  # fmt: skip
+def test_a_row_number_missing_or_repeated_on_arrival_fails_the_read(numbers, before, at):
+    import pyarrow as pa
+
+    from nightshift_core.sync.arrow_reader import ArrowReadError, _check_numbers
+
+    if at is None:
+        _check_numbers(pa.array(numbers, pa.int64()), before, "big")
+        return
+    with pytest.raises(ArrowReadError, match=rf"table 'big': .* row {at} arrived out of sequence"):
+        _check_numbers(pa.array(numbers, pa.int64()), before, "big")

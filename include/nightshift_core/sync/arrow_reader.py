@@ -41,6 +41,7 @@ _MYSQL_SPATIAL = re.compile(
     r"^(geometry|point|linestring|polygon|multipoint|multilinestring|multipolygon|geometrycollection|geomcollection)"
 )
 _COUNT_COLUMN = "__nightshift_count"
+_SEQUENCE = "@__nightshift_row"  # MariaDB: the session variable the read numbers its rows with
 _PG_SSL_KEYS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
 
 
@@ -202,6 +203,7 @@ def extract(
     partition_on: str | None = None,
     password: str = "",
     counted: dict | None = None,
+    numbered: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """Stream ``SELECT columns FROM table [WHERE ...]`` as Arrow batches of the catalog's types.
 
@@ -209,23 +211,31 @@ def extract(
     connections at once (never more). ``counted`` (a dict, MySQL/MariaDB, one partition): the same
     statement also counts the rows its WHERE selects, in the read's own snapshot, into
     ``counted["rows"]``: a session cannot share its snapshot there, so the gate's count comes from the
-    read itself (computed by the server, not by counting batches).
+    read itself (computed by the server, not by counting batches). With ``numbered`` (MariaDB) the
+    server numbers the rows it sends (a session variable, one increment per row) instead of running
+    a ``COUNT(*)`` subquery, which scans the table a second time before the first row: the last
+    number is the server's count, and a number missing or repeated on arrival fails the read.
     """
     import connectorx as cx
 
     condition = f" WHERE {where}" if where else ""
     selected = select_list(dialect, columns)
+    setup = session_setup(dialect, snapshot)
     count_in_read = counted is not None and dialect == "mysql" and partitions <= 1
     if count_in_read:  # one statement, one snapshot: the rows read and their count agree
-        total = f"SELECT COUNT(*) FROM {quote(dialect, table)}{condition}"  # noqa: S608
-        selected += f", ({total}) AS `{_COUNT_COLUMN}`"
+        if numbered:
+            selected += f", CAST(({_SEQUENCE} := {_SEQUENCE} + 1) AS SIGNED) AS `{_COUNT_COLUMN}`"
+            setup.append(f"SET {_SEQUENCE} = 0")
+        else:
+            total = f"SELECT COUNT(*) FROM {quote(dialect, table)}{condition}"  # noqa: S608
+            selected += f", ({total}) AS `{_COUNT_COLUMN}`"
         counted["rows"] = 0  # no batch at all: nothing matched
     sql = f"SELECT {selected} FROM {quote(dialect, table)}{condition}"  # noqa: S608
     schema = arrow_schema(columns)
     options: dict[str, Any] = {
         "return_type": "arrow_stream",
         "batch_size": int(batch_rows),
-        "pre_execution_query": session_setup(dialect, snapshot),
+        "pre_execution_query": setup,
     }
     if partitions > 1 and partition_on:
         options.update(partition_on=partition_on, partition_num=int(partitions))
@@ -233,11 +243,16 @@ def extract(
         reader = cx.read_sql(url, sql, **options)
         for batch in reader:
             if batch.num_rows and count_in_read:
-                counted["rows"] = int(batch.column(len(schema))[0].as_py())
+                count = batch.column(len(schema))
+                if numbered:
+                    _check_numbers(count, counted["rows"], table)
+                    counted["rows"] += batch.num_rows
+                else:
+                    counted["rows"] = int(count[0].as_py())
                 batch = batch.select(range(len(schema)))
             if batch.num_rows:
                 yield conform(batch, schema, table)
-    except SourceDataError:
+    except (SourceDataError, ArrowReadError):
         raise
     except BaseException as exc:  # connectorx reports some failures as a Rust panic (a BaseException)
         if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
@@ -246,6 +261,20 @@ def extract(
             f"table {table!r}: the Arrow reader failed: {scrub(_first_line(exc), password)}"
             " (set `source.reader: dbapi` in the sync definition to read it through the DB-API path)"
         ) from None
+
+
+def _check_numbers(numbers: pa.Array, before: int, table: str) -> None:
+    """The server's row numbers in a batch must continue from ``before`` one by one."""
+    import numpy as np
+
+    got = numbers.to_numpy(zero_copy_only=False)
+    if got[0] != before + 1 or (len(got) > 1 and not bool(np.all(np.diff(got) == 1))):
+        at = before + 1 if got[0] != before + 1 else before + 2 + int(np.argmax(np.diff(got) != 1))
+        raise ArrowReadError(
+            f"table {table!r}: the server numbered the rows it sent, and row {at} arrived out of sequence "
+            "(a row lost or repeated on the way); nothing was written. Retrying reads the table again; if it "
+            "persists, set `source.reader: dbapi` in the sync definition"
+        )
 
 
 def _first_line(exc: BaseException) -> str:

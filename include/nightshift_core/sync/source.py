@@ -109,6 +109,11 @@ def begin_snapshot(conn: Any, dialect: Dialect) -> dt.datetime:
     return _assume_utc(clock_at) if clock_at.tzinfo is None else clock_at.astimezone(dt.UTC)
 
 
+def is_mariadb(conn: Any, dialect: Dialect) -> bool:
+    """Whether a MySQL-dialect server is MariaDB (its VERSION() says so)."""
+    return dialect == "mysql" and "mariadb" in str(scalar(conn, "SELECT VERSION()")).lower()
+
+
 def server_zone(conn: Any, dialect: Dialect) -> ServerZone:
     """The zone the server's sessions write local times in, read before :func:`prepare_session`.
 

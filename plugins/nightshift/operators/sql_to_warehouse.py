@@ -217,6 +217,7 @@ class SqlToWarehouseOperator(BaseOperator):
             url, dialect, self.table, columns, where=inlined, batch_rows=self.batch_rows,
             snapshot=arrow_reader.export_snapshot(conn, dialect), password=password,
             partitions=self.read_partitions if partition_on else 1, partition_on=partition_on, counted=counted,
+            numbered=source.is_mariadb(conn, dialect),
         )  # fmt: skip
         return batches, "arrow"
 
