@@ -19,11 +19,14 @@ Each phase runs in its own process (its peak RSS is its own) on one generated cl
   incr            incremental after about 1 % of the rows changed (no reconciliation)
   reconcile       the next incremental run with reconciliation and detect_deletes
   steady          the run after it: in sync, the per-range checksums agree (the daily cost)
+  incr-same       incremental after a second mutation of the same number of rows at every size
+                  (about 5,000: what the 0.5M table's 1 % is), so sizes compare at equal change;
+                  lag 0, so the first mutation's rows (inside the 10-minute lag) are not read again
 
 dlt is not a project dependency: the dlt phases run in a Python of their own, named by
 BENCH_DLT_PYTHON (skipped, saying so, when it is not set). Make one with:
     python3.11 -m venv /tmp/bench-dlt
-    /tmp/bench-dlt/bin/pip install "dlt[duckdb,sql_database]==1.31.0" connectorx==0.4.6 pymysql psycopg2-binary
+    /tmp/bench-dlt/bin/pip install "dlt[duckdb,sql_database,parquet]==1.31.0" connectorx==0.4.6 pymysql psycopg2-binary
     BENCH_DLT_PYTHON=/tmp/bench-dlt/bin/python .venv/bin/python bench/sync_mariadb.py
 Not a test: nothing passes or fails here.
 """
@@ -49,7 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE = "orderdetails"
 KEY = ["orderNumber", "productCode"]
 REFERENCE_ORDERDETAILS = 2996  # rows at scale 1
-INCREMENTAL = ("incr-first", "nochange", "incr", "reconcile", "steady")
+INCREMENTAL = ("incr-first", "nochange", "incr", "reconcile", "steady", "incr-same")
+SAME_CHANGE_ROWS = 500_000  # incr-same changes what a 1 % change of a table this size changes
 LAG = dt.timedelta(minutes=10)  # the incremental phases' lag: late commits this much after their cursor
 
 
@@ -143,6 +147,7 @@ def phase(source: Source, name: str, db: str, workdir: str) -> dict:
     os.environ["AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE"] = json.dumps({"conn_type": "generic", "extra": extra})
     # Imports (Airflow alone takes seconds) are not part of what is measured, nor are the modules
     # the operator imports lazily: a constant per process, whatever the rows.
+    import airflow.sdk.execution_time.supervisor  # noqa: F401  (a worker's task runner has it loaded)
     import connectorx  # noqa: F401
     import duckdb
     import pandas  # noqa: F401
@@ -191,7 +196,7 @@ def phase(source: Source, name: str, db: str, workdir: str) -> dict:
         op = SqlToWarehouseOperator(
             task_id=f"load_{TABLE}", source_conn_id="bench_source", table=TABLE, dataset="bench",
             primary_key=KEY, mode="incremental" if incremental else "full",
-            cursor="updatedAt" if incremental else None, lag=LAG,
+            cursor="updatedAt" if incremental else None, lag=dt.timedelta(0) if name == "incr-same" else LAG,
             reconcile_every=None if name in ("reconcile", "steady") else dt.timedelta(0),
             detect_deletes=name in ("reconcile", "steady"),
             reader="dbapi" if name == "ours-dbapi" else "auto",
@@ -252,7 +257,7 @@ def run_phase(script: str, name: str, db: str, workdir: str, env: dict) -> dict 
         python = env.get("BENCH_DLT_PYTHON", "")
         if not python or not shutil.which(python):
             print(f"  {name}: SKIPPED: dlt is not a project dependency; set BENCH_DLT_PYTHON to a Python with "
-                  "dlt[duckdb,sql_database], connectorx, pymysql and psycopg2-binary (see bench/sync_common.py)")  # fmt: skip
+                  "dlt[duckdb,sql_database,parquet], connectorx, pymysql and psycopg2-binary (see bench/sync_common.py)")  # fmt: skip
             return None
     cmd = [python, script, "--phase", name, "--db", db, "--workdir", workdir]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -329,6 +334,13 @@ def bench_size(source: Source, script: str, target_rows: int, with_bigquery: boo
                 print(f"  mutated: {changed}")
                 for name in ("incr", "reconcile", "steady"):
                     results[name] = run_phase(script, name, db.name, workdir, env)
+                changed = classicmodels.mutate(
+                    conn, dialect, fraction=min(0.005 * SAME_CHANGE_ROWS / counts[TABLE], 1.0), seed=3,
+                    now=dt.datetime.now(dt.UTC),
+                )  # fmt: skip
+                conn.commit()
+                print(f"  mutated again, the same number of rows at every size: {changed}")
+                results["incr-same"] = run_phase(script, "incr-same", db.name, workdir, env)
             conn.close()
         finally:
             if emulator:
@@ -379,29 +391,42 @@ def report(source: Source, results: dict[str, dict | None]) -> None:
                   f"{rec['peak_rss_mb']:.0f} MB vs the full sync's {full['peak_rss_mb']:.0f} MB")  # fmt: skip
 
 
+def add_phase_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments run_phase() gives a phase's own process."""
+    for name in ("--phase", "--db", "--workdir"):
+        parser.add_argument(name, help=argparse.SUPPRESS)
+
+
+def run_child(args: argparse.Namespace, run) -> bool:
+    """In a phase's own process: run ``run(phase, db, workdir)`` and print its result for run_phase()."""
+    if not args.phase:
+        return False
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
+    print(json.dumps(run(args.phase, args.db, args.workdir)))
+    return True
+
+
 def main(source: Source, script: str) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[500_000, 2_000_000])
     parser.add_argument("--bigquery", action="store_true", help="also load into the BigQuery emulator")
-    parser.add_argument("--phase", help=argparse.SUPPRESS)
-    parser.add_argument("--db", help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    add_phase_arguments(parser)
     args = parser.parse_args()
-    if args.phase:
-        os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
-        print(json.dumps(phase(source, args.phase, args.db, args.workdir)))
+    if run_child(args, lambda name, db, workdir: phase(source, name, db, workdir)):
         return
     sizes = {}
     for rows in args.rows:
         sizes[rows] = bench_size(source, script, rows, args.bigquery)
     if len(sizes) > 1:
-        print("\nincremental run (1 % changed) by size (target: within ±20 % as the table grows):")
-        print(
-            "  "
-            + " -> ".join(
-                f"{(r.get('incr') or {}).get('seconds', float('nan')):.2f}s" for r in sizes.values()
+        for key, label in (("incr", "1 % changed"), ("incr-same", "the same rows changed at every size")):
+            print(
+                f"\nincremental run ({label}) by size (target for the same rows: within ±20 % as the table grows):"
             )
-        )
+            shown = [
+                f"{(r.get(key) or {}).get('seconds', float('nan')):.2f}s ({(r.get(key) or {}).get('rows', 0):,} rows)"
+                for r in sizes.values()
+            ]
+            print("  " + " -> ".join(shown))
         print("\npeak RSS by size (flat is the target: within ±15 %):")
         for name in next(iter(sizes.values())):
             shown = [f"{(r.get(name) or {}).get('peak_rss_mb', float('nan')):.0f}" for r in sizes.values()]
