@@ -161,8 +161,10 @@ def phase(source: Source, name: str, db: str, workdir: str) -> dict:
     import nightshift_core.warehouse.duckdb_engine  # noqa: F401
     from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
 
-    if source.name == "mariadb":
+    if source.name == "mariadb":  # (imports the MySQL hook too)
         from airflow.providers.google.cloud.transfers.mysql_to_gcs import MySQLToGCSOperator
+    else:
+        import airflow.providers.postgres.hooks.postgres  # noqa: F401
     started = time.perf_counter()
     rows = 0
     spent: dict[str, float] = {}

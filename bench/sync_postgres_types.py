@@ -86,6 +86,7 @@ def phase(name: str, db: str, workdir: str) -> dict:
         {"conn_type": "generic", "extra": {"engine": "duckdb", "path": str(Path(workdir) / f"{name}.duckdb")}}
     )
     # Imports are a constant per process, whatever the rows: not measured.
+    import airflow.providers.postgres.hooks.postgres  # noqa: F401
     import airflow.sdk.execution_time.supervisor  # noqa: F401  (a worker's task runner has it loaded)
     import connectorx as cx
     import psycopg2
