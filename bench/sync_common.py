@@ -184,7 +184,10 @@ def phase(source: Source, name: str, db: str, workdir: str) -> dict:
 
         options = {"return_type": "arrow_stream", "batch_size": 50_000}
         if name == "cx-arrow-2":
-            options.update(partition_on="orderNumber", partition_num=2)
+            # taken as SQL: PostgreSQL folds an unquoted mixed-case name to lower case
+            options.update(
+                partition_on='"orderNumber"' if source.name == "postgres" else "orderNumber", partition_num=2
+            )
         reader = cx.read_sql(source.url(db), f"SELECT * FROM {source.table()}", **options)  # noqa: S608
         if name == "cx-duckdb":
             with duckdb.connect(str(Path(workdir) / "cx.duckdb")) as con:

@@ -421,3 +421,21 @@ def test_decimals_keep_every_digit_on_both_readers(pg, tmp_path, monkeypatch, re
     _, rows = warehouse("amounts")
     got = rows[0]["v"]
     assert Decimal(got) == Decimal(value) and rows[0]["r"] == 0.1 and rows[1]["v"] is None
+
+
+def test_key_range_reads_of_a_mixed_case_key_column(pg, tmp_path, monkeypatch):
+    """connectorx takes ``partition_on`` as SQL: a mixed-case PostgreSQL key column is quoted, else the
+    server folds it to lower case and the read fails ('column ... ordernumber does not exist')."""
+    extra = {"engine": "duckdb", "path": str(tmp_path / "w.duckdb")}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
+    )
+    pg.execute(
+        'CREATE TABLE "Orders" ("orderNumber" int PRIMARY KEY, "Note" text); '
+        "INSERT INTO \"Orders\" SELECT g, 'note ' || g FROM generate_series(1, 5000) g"
+    )
+    result = sync("Orders", primary_key=["orderNumber"], read_partitions=2, reader="arrow")
+    assert result["reader"] == "arrow" and result["staged_rows"] == result["source_rows"] == 5000
+    schema, rows = warehouse("Orders", order="`orderNumber`")
+    assert [r["orderNumber"] for r in rows] == list(range(1, 5001))
+    assert rows[41]["Note"] == "note 42"
