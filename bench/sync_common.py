@@ -235,7 +235,8 @@ def phase(source: Source, name: str, db: str, workdir: str) -> dict:
     return {"phase": name, "rows": rows, "seconds": seconds, **spent, "peak_rss_mb": rss_mb()}
 
 
-def raw_read(source: Source, db: str) -> int:
+def raw_read(source: Source, db: str, table: str | None = None) -> int:
+    """The driver floor: every row of ``table`` (default: the bench table) read and discarded."""
     rows = 0
     if source.name == "mariadb":
         import MySQLdb
@@ -249,7 +250,7 @@ def raw_read(source: Source, db: str) -> int:
         conn = psycopg2.connect(host="127.0.0.1", port=source.port, user=source.login, dbname=db)
         cur = conn.cursor(name="bench_raw")
         cur.itersize = 50_000
-    cur.execute(f"SELECT * FROM {source.table()}")  # noqa: S608
+    cur.execute(f"SELECT * FROM {table or source.table()}")  # noqa: S608
     while batch := cur.fetchmany(50_000):
         rows += len(batch)
     conn.close()

@@ -28,7 +28,16 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sync_common import POSTGRES, ROOT, Database, add_phase_arguments, rss_mb, run_child, run_phase  # noqa: E402
+from sync_common import (  # noqa: E402
+    POSTGRES,
+    ROOT,
+    Database,
+    add_phase_arguments,
+    raw_read,
+    rss_mb,
+    run_child,
+    run_phase,
+)
 
 DDL = """
 CREATE EXTENSION IF NOT EXISTS citext;
@@ -98,14 +107,7 @@ def phase(name: str, db: str, workdir: str) -> dict:
 
     started, reader = time.perf_counter(), None
     if name.startswith("raw"):
-        conn = psycopg2.connect(host="127.0.0.1", port=source.port, user=source.login, dbname=db)
-        cur = conn.cursor(name="bench_raw")
-        cur.itersize = 50_000
-        cur.execute(f"SELECT * FROM {table}")  # noqa: S608
-        rows = 0
-        while batch := cur.fetchmany(50_000):
-            rows += len(batch)
-        conn.close()
+        rows = raw_read(source, db, table)
     elif name == "cx-text":
         conn = psycopg2.connect(host="127.0.0.1", port=source.port, user=source.login, dbname=db)
         cur = conn.cursor()

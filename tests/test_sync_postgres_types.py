@@ -105,6 +105,14 @@ def engine(request, tmp_path, monkeypatch) -> str:
     return request.param
 
 
+def duckdb_warehouse(tmp_path, monkeypatch) -> None:
+    """The warehouse connection on an embedded DuckDB file only (tests that need no BigQuery run)."""
+    extra = {"engine": "duckdb", "path": str(tmp_path / "w.duckdb")}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
+    )
+
+
 @pytest.fixture
 def pg(postgres, monkeypatch):
     """A scratch PostgreSQL database behind connection ``pg_types``; yields an autocommit cursor."""
@@ -193,8 +201,7 @@ def test_numeric_without_precision_is_bignumeric_with_every_digit(request, pg, e
 def test_a_value_beyond_bignumeric_fails_naming_the_column_instead_of_rounding(pg, tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE",
-                       json.dumps({"conn_type": "generic", "extra": {"engine": "duckdb", "path": str(tmp_path / "w")}}))  # fmt: skip
+    duckdb_warehouse(tmp_path, monkeypatch)
     pg.execute("CREATE TABLE amounts (id int PRIMARY KEY, free numeric)")
     pg.execute("INSERT INTO amounts VALUES (1, 1e-39)")  # 39 decimals: one more than BIGNUMERIC holds
     with pytest.raises(
@@ -411,10 +418,7 @@ def test_a_table_with_arrays_falls_back_to_the_dbapi_path_naming_the_column(pg, 
                                                ("numeric(10, 2)", "-12345678.90")])  # fmt: skip
 def test_decimals_keep_every_digit_on_both_readers(pg, tmp_path, monkeypatch, reader, numeric, value):
     """connectorx rounds decimals to 10 places: wide ones are read as the server's text instead."""
-    extra = {"engine": "duckdb", "path": str(tmp_path / "w.duckdb")}
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
-    )
+    duckdb_warehouse(tmp_path, monkeypatch)
     pg.execute(f"CREATE TABLE amounts (id int PRIMARY KEY, v {numeric}, r real)")
     pg.execute("INSERT INTO amounts VALUES (1, %s, 0.1), (2, NULL, NULL)", (Decimal(value),))
     assert sync("amounts", reader=reader)["reader"] == reader
@@ -426,10 +430,7 @@ def test_decimals_keep_every_digit_on_both_readers(pg, tmp_path, monkeypatch, re
 def test_key_range_reads_of_a_mixed_case_key_column(pg, tmp_path, monkeypatch):
     """connectorx takes ``partition_on`` as SQL: a mixed-case PostgreSQL key column is quoted, else the
     server folds it to lower case and the read fails ('column ... ordernumber does not exist')."""
-    extra = {"engine": "duckdb", "path": str(tmp_path / "w.duckdb")}
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
-    )
+    duckdb_warehouse(tmp_path, monkeypatch)
     pg.execute(
         'CREATE TABLE "Orders" ("orderNumber" int PRIMARY KEY, "Note" text); '
         "INSERT INTO \"Orders\" SELECT g, 'note ' || g FROM generate_series(1, 5000) g"

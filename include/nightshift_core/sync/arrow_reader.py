@@ -268,8 +268,9 @@ def _check_numbers(numbers: pa.Array, before: int, table: str) -> None:
     import numpy as np
 
     got = numbers.to_numpy(zero_copy_only=False)
-    if got[0] != before + 1 or (len(got) > 1 and not bool(np.all(np.diff(got) == 1))):
-        at = before + 1 if got[0] != before + 1 else before + 2 + int(np.argmax(np.diff(got) != 1))
+    off = np.flatnonzero(np.diff(got) != 1)  # positions whose next number is not one more
+    if got[0] != before + 1 or off.size:
+        at = before + 1 if got[0] != before + 1 else before + 2 + int(off[0])
         raise ArrowReadError(
             f"table {table!r}: the server numbered the rows it sent, and row {at} arrived out of sequence "
             "(a row lost or repeated on the way); nothing was written. Retrying reads the table again; if it "

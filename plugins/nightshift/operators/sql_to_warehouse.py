@@ -207,9 +207,8 @@ class SqlToWarehouseOperator(BaseOperator):
         if self.read_partitions > 1:
             first = next(c for c in columns if c.name == key)
             if pa_integer(first.arrow_type):
-                partition_on = source.quote(
-                    dialect, key
-                )  # connectorx takes it as SQL: "orderNumber" stays mixed-case
+                # connectorx takes it as SQL: quoted, a mixed-case "orderNumber" keeps its case
+                partition_on = source.quote(dialect, key)
             else:
                 self.log.info("%s: one Arrow read, not %d: the first key column %r is not an integer",
                               target, self.read_partitions, key)  # fmt: skip
