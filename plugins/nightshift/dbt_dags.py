@@ -33,6 +33,8 @@ DAG_ID = "dbt_classicmodels"
 SOURCE = "classicmodels"
 # The synced tables the models read: a sync run that refreshed them all starts this DAG.
 UPSTREAM = ("employees", "customers", "products", "orders", "orderdetails")
+# How long after a midnight an unpaused DAG without runs still starts that midnight's run: none.
+FIRST_RUN_NOT_BEFORE = dt.timedelta(0)
 
 DOC = """
 ### dbt_classicmodels
@@ -110,10 +112,17 @@ def _build() -> DAG:
         description="dbt audits and models over the synced classicmodels tables (astronomer-cosmos)",
         schedule=AssetOrTimeSchedule(
             # Midnight UTC, covering the day before: a daily run (and each backfill run) rebuilds that day.
-            # No start_date: with one, catchup=False starts last midnight's run the moment the DAG is
-            # unpaused, before any sync has loaded the sources; without, the first timed run is the
-            # next midnight (run_immediately=False) and the first sync's Assets start one sooner.
-            timetable=CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=dt.timedelta(days=1)),
+            # Unpausing must not start last midnight's run before any sync has loaded the sources; the
+            # first timed run is the next midnight, and the first sync's Assets start one sooner. So no
+            # start_date (with one, catchup=False starts last midnight's run at once), and
+            # run_immediately=timedelta(0): Airflow 3.3 treats run_immediately=False like None, which
+            # still starts last midnight's run when unpaused within 10 % of a period (2 h 24 min) after it.
+            timetable=CronTriggerTimetable(
+                "0 0 * * *",
+                timezone="UTC",
+                interval=dt.timedelta(days=1),
+                run_immediately=FIRST_RUN_NOT_BEFORE,
+            ),
             assets=[Asset(name=f"{SOURCE}.{table}") for table in UPSTREAM],
         ),
         start_date=None,
