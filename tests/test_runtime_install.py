@@ -11,8 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-from support.services import in_ci
+from support.services import missing
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK = ROOT / "scripts" / "check_runtime.py"
@@ -23,13 +22,11 @@ def runtime_python() -> str:
     python = os.environ.get("NIGHTSHIFT_RUNTIME_PYTHON", "")
     if python and Path(python).is_file():
         return python
-    message = (
-        f"NIGHTSHIFT_RUNTIME_PYTHON={python!r} is not a runtime venv interpreter; "
-        "`make test` builds .venv-runtime and sets it"
+    missing(
+        f"the runtime venv (NIGHTSHIFT_RUNTIME_PYTHON={python!r} is not its interpreter)",
+        "`make test` builds .venv-runtime and sets it; by hand: `NIGHTSHIFT_VENV=.venv-runtime "
+        "scripts/bootstrap.sh`, then `export NIGHTSHIFT_RUNTIME_PYTHON=$PWD/.venv-runtime/bin/python`",
     )
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 def run_check(python: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -13,9 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-
-from support.services import in_ci
+from support.services import missing
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -35,15 +33,12 @@ FLAGS = (
 
 def require_chromium() -> None:
     """Skip (local) or fail (CI) when the Debian packages are not installed."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        message = (
-            f"headless browser missing: {', '.join(missing)}; install it with "
-            "`apt-get install chromium chromium-driver` (scripts/bootstrap.sh --dev does it as root)"
+    absent = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if absent:
+        missing(
+            f"the headless browser ({', '.join(absent)} missing)",
+            "`apt-get install chromium chromium-driver` (`scripts/bootstrap.sh --dev` does it as root)",
         )
-        if in_ci():
-            pytest.fail(f"CI requires the {message}", pytrace=False)
-        pytest.skip(message)
 
 
 @contextmanager
