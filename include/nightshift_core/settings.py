@@ -41,7 +41,7 @@ _CONN_KEYS = {
 _VAR_KEYS = {"variable_name", "variable_value", "variable_description"}
 _POOL_KEYS = {"pool_name", "pool_slot", "pool_description", "include_deferred"}
 _SECTIONS = {"connections": _CONN_KEYS, "variables": _VAR_KEYS, "pools": _POOL_KEYS}
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -85,7 +85,7 @@ def load_settings(path: Path, env: Mapping[str, str]) -> Settings:
             if extra:
                 raise SettingsError(f"{where}: unknown key(s) {sorted(extra)}; allowed: {sorted(allowed)}")
             ident = entry.get(id_key)
-            if not isinstance(ident, str) or not _ID.match(ident):
+            if not isinstance(ident, str) or not _ID.fullmatch(ident):
                 raise SettingsError(f"{where}: '{id_key}' must be a name of letters, digits, '_', '.', '-'")
             if ident in target:
                 raise SettingsError(f"{where}: duplicate {id_key} {ident!r}; each must appear once")

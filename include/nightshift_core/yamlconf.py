@@ -13,7 +13,7 @@ import yaml
 from nightshift_core.warehouse.types import check_identifier
 
 T = TypeVar("T")
-_DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+_DAG_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 
 
 def load_folder(
@@ -87,7 +87,7 @@ class Where:
     def dag_basics(self, raw: dict, dag_id: str, schedule: str) -> tuple[str, str | None, datetime]:
         """``dag_id``, ``schedule`` and ``start_date`` (a date or datetime, UTC if naive) of a definition."""
         ident = raw.get("dag_id", dag_id)
-        if not isinstance(ident, str) or not _DAG_ID.match(ident):
+        if not isinstance(ident, str) or not _DAG_ID.fullmatch(ident):
             self.fail(f"dag_id {ident!r} must use letters, digits, '_', '.', '-'")
         cron = raw.get("schedule", schedule)
         if cron is not None and not isinstance(cron, str):

@@ -41,8 +41,8 @@ from werkzeug.wrappers import Request, Response
 
 WINDOWS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400, "year": 365 * 86400}
 RATELIMIT_WINDOW = 600
-_LISTING = re.compile(r"^/r/(?P<sub>[A-Za-z0-9_]+)/(?P<kind>top|hot|new)/?(\.json)?$")
-_COMMENTS = re.compile(r"^/comments/(?P<post>[a-z0-9]+)(?:/_/(?P<comment>[a-z0-9]+))?/?(\.json)?$")
+_LISTING = re.compile(r"/r/(?P<sub>[A-Za-z0-9_]+)/(?P<kind>top|hot|new)/?(\.json)?")
+_COMMENTS = re.compile(r"/comments/(?P<post>[a-z0-9]+)(?:/_/(?P<comment>[a-z0-9]+))?/?(\.json)?")
 
 
 def anchor_now() -> float:
@@ -171,9 +171,9 @@ class RedditReplay:
         client = self._client(request)
         if client is None:
             return _error(401, "Unauthorized")
-        if match := _LISTING.match(request.path):
+        if match := _LISTING.fullmatch(request.path):
             response = self._listing(request, match["sub"], match["kind"])
-        elif match := _COMMENTS.match(request.path):
+        elif match := _COMMENTS.fullmatch(request.path):
             response = self._comments(request, match["post"], match["comment"])
         elif request.path.rstrip("/") == "/api/morechildren" and request.method == "POST":
             response = self._morechildren(request)

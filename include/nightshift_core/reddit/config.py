@@ -25,6 +25,7 @@ TimeFilter = Literal["hour", "day", "week", "month", "year", "all"]
 LISTINGS: tuple[str, ...] = ("top", "hot", "new")
 TIME_FILTERS: tuple[str, ...] = ("hour", "day", "week", "month", "year", "all")
 #: Reddit's rule for community names: 3-21 letters, digits or underscores, not starting with "_".
+#: Anchored because the DAG's Param uses it as a JSON Schema pattern; Python code uses fullmatch.
 SUBREDDIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{2,20}$")
 MAX_LISTING = 1000  # Reddit never serves more than 1000 items of a listing
 MAX_REPLACE_MORE = 100
@@ -60,7 +61,7 @@ def check_subreddit(name: Any, where: str = "subreddit") -> str:
     """``name`` if Reddit would accept it as a community name, else a ValueError saying why."""
     if isinstance(name, str) and name.lower().startswith(("r/", "/r/")):
         raise ValueError(f"{where}: write {name.split('r/', 1)[1]!r} without the 'r/' prefix")
-    if not isinstance(name, str) or not SUBREDDIT_NAME.match(name):
+    if not isinstance(name, str) or not SUBREDDIT_NAME.fullmatch(name):
         raise ValueError(
             f"{where}: {name!r} is not a subreddit name; Reddit names have 3-21 letters, digits or "
             "'_' and do not start with '_' (e.g. showerthoughts)"

@@ -19,9 +19,9 @@ from nightshift_core.yamlconf import Where, load_folder, read_mapping
 
 REPORT_DIR = Path(__file__).resolve().parents[2] / "config" / "reports"
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-_REPORT_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_SHEET_NAME = re.compile(r"^[^\[\]:*?/\\]{1,31}$")
-_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+$")
+_REPORT_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_SHEET_NAME = re.compile(r"[^\[\]:*?/\\]{1,31}")
+_EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+")
 
 _TOP_KEYS = {"report_id", "title", "description", "schedule", "start_date", "catchup", "tags", "shape",
              "sections", "excel", "sheets", "email"}  # fmt: skip
@@ -109,7 +109,7 @@ def load(path: Path) -> ReportConfig:
     where = Where(path, ReportConfigError)
     where.keys(raw, _TOP_KEYS, "top level")
     report_id = raw.get("report_id", path.stem)
-    if not isinstance(report_id, str) or not _REPORT_ID.match(report_id):
+    if not isinstance(report_id, str) or not _REPORT_ID.fullmatch(report_id):
         where.fail(f"report_id {report_id!r} must be lower-case letters, digits and '_' (e.g. daily_sales)")
     title = where.string(raw, "title", "title", required=True)
     sections_raw = raw.get("sections")
@@ -157,7 +157,7 @@ def _section(where: Where, item: Any, key: str) -> Section:
         where.fail(f"{key}: expected a mapping with at least name and sql")
     where.keys(item, _SECTION_KEYS, key)
     name = item.get("name")
-    if not isinstance(name, str) or not _SHEET_NAME.match(name):
+    if not isinstance(name, str) or not _SHEET_NAME.fullmatch(name):
         where.fail(f"{key}.name {name!r} must be 1-31 characters without []:*?/\\ (it names a worksheet)")
     key = f"{key} ({name})"
     sql = where.string(item, "sql", f"{key}.sql", required=True)
@@ -254,7 +254,7 @@ def _email(where: Where, raw: Any) -> EmailDestination | None:
             where.fail(f"email.{name} needs at least one address")
         for address in value:
             # A templated address ("{{ var.value.x }}") is checked when it is rendered.
-            if not isinstance(address, str) or not (_EMAIL.match(address) or "{{" in address):
+            if not isinstance(address, str) or not (_EMAIL.fullmatch(address) or "{{" in address):
                 where.fail(f"email.{name}: {address!r} is not an e-mail address")
         return tuple(value)
 

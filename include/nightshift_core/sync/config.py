@@ -18,7 +18,7 @@ from nightshift_core.yamlconf import Where, load_folder, read_mapping
 
 SYNC_DIR = Path(__file__).resolve().parents[2] / "config" / "syncs"
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+_DURATION = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 _TOP_KEYS = {"dag_id", "description", "source", "schedule", "start_date", "catchup", "target", "tables",
@@ -244,7 +244,7 @@ def _table(where: Where, item: Any, key: str) -> TableSync:
 
 
 def _duration(where: Where, value: Any, key: str) -> timedelta:
-    match = _DURATION.match(str(value).strip())
+    match = _DURATION.fullmatch(str(value).strip())
     if not match:
         raise SyncConfigError(f"{where.path}: {key} is {value!r}; write a duration like 10m, 2h or 1d")
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

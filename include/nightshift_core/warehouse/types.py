@@ -20,7 +20,7 @@ LogicalType = Literal[
 WriteMode = Literal["merge", "replace", "append"]
 
 DELETED_COLUMN = "_nightshift_deleted_at"  # soft-delete marker set by mark_missing_deleted
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 # NUMERIC holds 38 digits with 9 after the point; wider decimals need BIGNUMERIC.
 NUMERIC_PRECISION, NUMERIC_SCALE = 38, 9
 
@@ -39,7 +39,7 @@ class UnsupportedTypeError(WarehouseError, PermanentError):
 
 def check_identifier(name: str, what: str = "identifier") -> str:
     """Return ``name`` if it is a plain identifier, else raise naming it and the rule."""
-    if not isinstance(name, str) or not _IDENT.match(name):
+    if not isinstance(name, str) or not _IDENT.fullmatch(name):
         raise IdentifierError(
             f"invalid {what} {name!r}: use letters, digits and '_' (not starting with a digit, max 128)"
         )

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
 SmtpMode = Literal["ssl", "starttls", "plain"]
 DEFAULT_PORTS: dict[str, int] = {"ssl": 465, "starttls": 587, "plain": 25}
-_MESSAGE_ID = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
+_MESSAGE_ID = re.compile(r"<[^<>@\s]+@[^<>@\s]+>")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -240,7 +240,7 @@ class YagmailHook(BaseHook):
         """
         if not to:
             raise MailConfigError("no recipients: pass at least one address in to=")
-        if not _MESSAGE_ID.match(message_id):
+        if not _MESSAGE_ID.fullmatch(message_id):
             raise ValueError(f"message_id {message_id!r} must look like <unique-part@domain>")
         settings = self.settings
         message = self.build_message(

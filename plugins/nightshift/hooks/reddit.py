@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 USER_AGENT_FORM = "<platform>:<app id>:<version> (by /u/<reddit username>)"
 USER_AGENT_EXAMPLE = "linux:com.example.nightshift:v1.0.0 (by /u/your_reddit_name)"
-_USER_AGENT = re.compile(r"^[\w.\-]+:[\w.\-]+:v?\d[\w.\-]* \(by /u/[\w\-]{3,20}\)$")
+_USER_AGENT = re.compile(r"[\w.\-]+:[\w.\-]+:v?\d[\w.\-]* \(by /u/[\w\-]{3,20}\)")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 522})
 
 
@@ -55,7 +55,7 @@ class RedditApiError(RuntimeError):
 
 def check_user_agent(user_agent: Any, conn_id: str = "reddit_default") -> str:
     """``user_agent`` if it follows Reddit's required form; generic agents are refused."""
-    if not isinstance(user_agent, str) or not _USER_AGENT.match(user_agent.strip()):
+    if not isinstance(user_agent, str) or not _USER_AGENT.fullmatch(user_agent.strip()):
         raise RedditConfigError(
             f"connection {conn_id!r}: extra 'user_agent' is {user_agent!r}; Reddit throttles or bans generic "
             f"user agents: use the form {USER_AGENT_FORM}, e.g. {USER_AGENT_EXAMPLE!r}"
