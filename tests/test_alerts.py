@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from nightshift_core.alerts import FailureAlert, parse_recipients, truncate
+from nightshift_core.alerts import FailureAlert, parse_recipients, redact_url_credentials, truncate
 
 
 def make_alert(**overrides) -> FailureAlert:
@@ -80,3 +80,29 @@ def test_parse_recipients(value, expected):
 def test_parse_recipients_rejects_garbage(bad):
     with pytest.raises(ValueError, match="invalid e-mail address"):
         parse_recipients(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mysql://etl:s3cret@db/x", "mysql://***:***@db/x"),
+        ("cannot reach mysql://etl:pa/ss/w0rd@10.0.0.5/db", "cannot reach mysql://***:***@10.0.0.5/db"),
+        ("postgresql://etl:p@ss@w0rd@db.internal:5432/x failed", "postgresql://***:***@db.internal:5432/x failed"),
+        ("redis://:hunter2/@x:y@cache:6379/0", "redis://***:***@cache:6379/0"),
+        ("'smtp://a:b/c@mail' or 'smtp://d:e@f@mail2'", "'smtp://***:***@mail' or 'smtp://***:***@mail2'"),
+        # No password: kept as it is.
+        ("mysql://etl@db/x", "mysql://etl@db/x"),
+        ("see https://example.com/search?by=ann@example.com", "see https://example.com/search?by=ann@example.com"),
+        ("no URL at all: a:b@c", "no URL at all: a:b@c"),
+    ],
+)  # fmt: skip
+def test_url_credentials_are_redacted_whatever_the_password_holds(text, expected):
+    assert redact_url_credentials(text) == expected
+
+
+def test_redacted_applies_to_every_text_of_the_alert():
+    alert = make_alert(try_number=3, logical_date="2026-11-22", log_url="http://x/log")
+    shouted = alert.redacted(str.upper)
+    assert shouted.try_number == 3
+    assert [value for _, value in shouted.rows()] == [value.upper() for _, value in alert.rows()]
+    assert shouted.traceback == alert.traceback.upper()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from types import SimpleNamespace
 
 import pendulum
@@ -74,6 +76,45 @@ def test_alert_is_delivered_with_everything_needed(mailbox):
     ):
         assert needle in html, needle
     assert "s3cret" not in html, "credentials in a URI must be redacted"
+
+
+@pytest.mark.parametrize("password", ["Xk9/Qz7:Lm3", "Hq4@Vb8/Rt2@Wn6"])
+def test_url_passwords_holding_slash_or_at_are_redacted(mailbox, password):
+    from nightshift.notifiers import FailureEmailNotifier
+
+    error = raise_and_catch(RuntimeError(f"cannot reach mysql://etl:{password}@10.0.0.5/classicmodels"))
+    FailureEmailNotifier()(failure_context(error))
+
+    (message,) = read_messages(mailbox)
+    html = message.get_body(("html",)).get_content()
+    assert "cannot reach mysql://***:***@10.0.0.5/classicmodels" in html
+    for piece in re.split("[/:@]", password):
+        assert piece not in html, f"{piece!r} of the password reached the alert"
+
+
+@pytest.fixture
+def masked_secret():
+    from airflow.sdk._shared.secrets_masker import reset_secrets_masker
+    from airflow.sdk.log import mask_secret
+
+    secret = f"tok-{secrets.token_hex(12)}"
+    mask_secret(secret)
+    yield secret
+    reset_secrets_masker()
+
+
+def test_secrets_known_to_airflows_masker_are_redacted(mailbox, masked_secret):
+    from nightshift.notifiers.email import FailureEmailNotifier, alert_from_context
+
+    error = raise_and_catch(PermissionError(f"the API refused token {masked_secret} (401)"))
+    alert = alert_from_context(failure_context(error))
+    FailureEmailNotifier().send(alert, subject=f"[nightshift] {masked_secret} failed")
+
+    (message,) = read_messages(mailbox)
+    html = message.get_body(("html",)).get_content()
+    assert "PermissionError: the API refused token *** (401)" in html
+    assert masked_secret not in html, "error and traceback must pass through the masker"
+    assert message["Subject"] == "[nightshift] *** failed"
 
 
 def test_explicit_recipients_win_over_the_variable(mailbox):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _MAX_ERROR_CHARS = 4000
+_URL = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<rest>\S+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,11 @@ class FailureAlert:
     def subject(self) -> str:
         attempt = f" (try {self.try_number})" if self.try_number else ""
         return f"[nightshift] FAILED {self.dag_id}.{self.task_id}{attempt}"
+
+    def redacted(self, redact: Callable[[str], str]) -> FailureAlert:
+        """This alert with ``redact`` applied to every text it shows."""
+        texts = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return dataclasses.replace(self, **{k: redact(v) for k, v in texts.items() if isinstance(v, str)})
 
     def rows(self) -> list[tuple[str, str]]:
         return [
@@ -66,6 +75,23 @@ def truncate(text: str, limit: int = _MAX_ERROR_CHARS) -> str:
     head = limit // 4
     tail = limit - head
     return f"{text[:head]}\n... [{len(text) - limit} characters cut] ...\n{text[-tail:]}"
+
+
+def redact_url_credentials(text: str) -> str:
+    """Replace the user and password of every URL in ``text`` with ``***:***``.
+
+    Exceptions echo URLs with the password as typed, so it may hold '/', '@' or ':': the
+    credentials run up to the URL's last '@'. Text before that '@' without a ':' carries no
+    password (``mysql://etl@host``, ``https://host/?by=a@b``) and is kept.
+    """
+
+    def hide(url: re.Match[str]) -> str:
+        userinfo, at, host_and_rest = url["rest"].rpartition("@")
+        if not at or ":" not in userinfo:
+            return url[0]
+        return f"{url['scheme']}***:***@{host_and_rest}"
+
+    return _URL.sub(hide, text)
 
 
 def parse_recipients(value: str | list[str] | tuple[str, ...] | None) -> list[str]:

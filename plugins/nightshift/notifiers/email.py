@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from nightshift_core.alerts import FailureAlert, parse_recipients
+from nightshift_core.alerts import FailureAlert, parse_recipients, redact_url_credentials
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -48,9 +47,11 @@ class FailureEmailNotifier(BaseNotifier):
         self.send(alert_from_context(context))
 
     def send(self, alert: FailureAlert, *, subject: str | None = None) -> list[str]:
-        """Deliver ``alert``; return the recipients it went to."""
+        """Deliver ``alert`` with secrets redacted; return the recipients it went to."""
         from airflow.providers.smtp.hooks.smtp import SmtpHook
 
+        alert = alert.redacted(_redact)
+        subject = _redact(subject) if subject else None
         recipients = self._recipients()
         with SmtpHook(smtp_conn_id=self.smtp_conn_id) as hook:
             sender = self.from_email or hook.from_email
@@ -104,8 +105,8 @@ def alert_from_context(context: Context) -> FailureAlert:
         run_id=getattr(ti, "run_id", None) or getattr(dag_run, "run_id", "unknown"),
         try_number=getattr(ti, "try_number", None),
         log_url=_safe_log_url(ti),
-        error=_redact(error),
-        traceback=_redact(trace),
+        error=error,
+        traceback=trace,
         logical_date=logical_date.isoformat() if logical_date else None,
     )
 
@@ -117,9 +118,12 @@ def _safe_log_url(ti: Any) -> str | None:
         return None
 
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
-
-
 def _redact(text: str) -> str:
-    """Drop credentials embedded in connection URIs that exceptions sometimes echo."""
-    return _URL_CREDENTIALS.sub(r"\g<scheme>***:***@", text)
+    """Credentials of URLs the text echoes, and every secret Airflow's masker knows, as ``***``.
+
+    The masker knows what ``mask_secret`` was given in this process: connection passwords and
+    sensitive extras fetched by the task, and whatever hooks registered.
+    """
+    from airflow.sdk.log import redact
+
+    return str(redact(redact_url_credentials(text)))
