@@ -27,7 +27,8 @@ E2E_STACK = ROOT / "scripts" / "e2e_stack.py"
 
 WORKERS = {"airflow-worker": "default", "airflow-worker-ml": "ml"}
 AIRFLOW_COMMANDS = {
-    "airflow-apiserver": "api-server",
+    # --proxy-headers: behind the TLS proxy the api-server sees https (test_transport).
+    "airflow-apiserver": "api-server --proxy-headers",
     "airflow-scheduler": "scheduler",
     "airflow-dag-processor": "dag-processor",
     "airflow-triggerer": "triggerer",
@@ -37,9 +38,14 @@ AIRFLOW_COMMANDS = {
     },
 }
 AIRFLOW_SERVICES = {"airflow-init", *AIRFLOW_COMMANDS}
-ONE_SHOT = {"airflow-init", "mlflow-db-init"}
+DB_INIT = "postgres-init"
+ONE_SHOT = {"airflow-init", DB_INIT}
 PROXY = "cloud-sql-proxy"
-EXPECTED_SERVICES = {"postgres", "redis", "mlflow-db-init", PROXY, *AIRFLOW_SERVICES}
+EXPECTED_SERVICES = {"postgres", "redis", DB_INIT, PROXY, *AIRFLOW_SERVICES}
+# Where task code runs (workers), or a task's failure callback after its worker died
+# (dag-processor): the services that hold the project's connections.
+TASK_RUNNERS = {*WORKERS, "airflow-dag-processor"}
+README = ROOT / "README.md"
 
 CODE_MOUNTS = {
     "./dags": "/opt/airflow/dags",
@@ -239,7 +245,9 @@ def test_airflow_services_mount_code_and_logs(services, name):
         assert host in mounts, f"{name} does not mount {host}"
         assert mounts[host][0] == container
     assert mounts["./logs"][1] == "rw", "logs must stay writable"
-    assert mounts.get("./secrets") == ("/opt/airflow/secrets", "ro")
+    # The key files only where connections are used (test_secrets_are_where_the_readme_says).
+    if name in TASK_RUNNERS | {"airflow-init"}:
+        assert mounts.get("./secrets") == ("/opt/airflow/secrets", "ro")
 
 
 # --- healthchecks --------------------------------------------------------------------------------
@@ -330,9 +338,32 @@ def test_queues_cover_every_task_and_match_make_e2e(services):
     assert queues == set(_e2e_workers().values()), "compose and make e2e must run the same queues"
 
 
-def test_api_server_port_is_published(services):
-    ports = [str(port) for port in services["airflow-apiserver"].get("ports", [])]
-    assert any(re.fullmatch(r"(\d+\.\d+\.\d+\.\d+:)?8080:8080(/tcp)?", port) for port in ports), ports
+def test_transport_localhost_by_default_and_https_seen_through_the_proxy(services):
+    """Plain HTTP only on the Docker host's 127.0.0.1 (a TLS proxy serves everyone else), and the
+    api-server trusts the proxy's X-Forwarded-Proto: FAB sets its _token cookie Secure only when
+    the request it sees is https."""
+    api = services["airflow-apiserver"]
+    assert [str(port) for port in api["ports"]] == ["${NIGHTSHIFT_BIND:-127.0.0.1}:8080:8080"]
+    published = sorted(name for name, service in services.items() if "ports" in service)
+    assert published == ["airflow-apiserver"], "nothing else is reachable from outside"
+    env = _environment(api)
+    assert "--proxy-headers" in shlex.split(_command(api)), "uvicorn: X-Forwarded-* for the FastAPI app"
+    assert env["FORWARDED_ALLOW_IPS"] == "*", "the proxy connects through Docker's bridge, not 127.0.0.1"
+    assert env["AIRFLOW__FAB__ENABLE_PROXY_FIX"].lower() == "true", "werkzeug ProxyFix for FAB's views"
+    assert env["NIGHTSHIFT_COOKIE_SECURE"] == "${NIGHTSHIFT_COOKIE_SECURE:-false}"
+
+
+@pytest.mark.parametrize(("value", "secure"), [("true", True), ("false", False), (None, False)])
+def test_the_secure_cookie_setting_reaches_fab(monkeypatch, value, secure):
+    """The variable the compose passes is the one include/config/webserver_config.py reads."""
+    import runpy
+
+    if value is None:
+        monkeypatch.delenv("NIGHTSHIFT_COOKIE_SECURE", raising=False)
+    else:
+        monkeypatch.setenv("NIGHTSHIFT_COOKIE_SECURE", value)
+    settings = runpy.run_path(str(ROOT / "include/config/webserver_config.py"))
+    assert settings["SESSION_COOKIE_SECURE"] is secure
 
 
 def test_dependencies(services):
@@ -343,10 +374,8 @@ def test_dependencies(services):
         assert depends_on["redis"]["condition"] == "service_healthy"
         if name != "airflow-init":
             assert depends_on["airflow-init"]["condition"] == "service_completed_successfully"
-    assert services["airflow-init"]["depends_on"]["mlflow-db-init"]["condition"] == (
-        "service_completed_successfully"
-    )
-    assert services["mlflow-db-init"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["airflow-init"]["depends_on"][DB_INIT]["condition"] == "service_completed_successfully"
+    assert services[DB_INIT]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for name in WORKERS:
         assert services[name]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
     # Sync tasks wait for the proxy when it runs; without the profile it must not be required.
@@ -366,11 +395,13 @@ def test_celery_executor_and_core_settings(services, name):
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
     assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"].lower() == "true"
     assert env["PYTHONPATH"] == "/opt/airflow/include:/opt/airflow/plugins"
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow")
-    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://airflow:")
-    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:")
-    assert env["AIRFLOW__CELERY__BROKER_URL"].endswith("@redis:6379/0")
+    # Who holds the metadata DB's and Celery's URLs: test_secrets_are_where_the_readme_says.
+    if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in env:
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow")
+    if "AIRFLOW__CELERY__BROKER_URL" in env:
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:")
+        assert env["AIRFLOW__CELERY__BROKER_URL"].endswith("@redis:6379/0")
 
 
 @pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
@@ -408,7 +439,7 @@ def test_init_creates_the_roles_and_the_first_admin_without_a_default_password(s
     assert "passwords.json" not in script
 
 
-@pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
+@pytest.mark.parametrize("name", sorted(TASK_RUNNERS))
 def test_every_connection_of_the_settings_file_is_defined(services, settings, name):
     """Each connection `make run` defines locally has its production counterpart here."""
     env = _environment(services[name])
@@ -423,6 +454,9 @@ def test_reports_and_mlflow_artifacts_are_shared(compose, services, name):
     mounts = {container: (host, mode) for host, (container, mode) in _mounts(services[name]).items()}
     reports = env["NIGHTSHIFT_REPORTS_DIR"]
     assert mounts.get(reports) == ("./reports", "rw"), f"{name}: {reports} must be the shared ./reports"
+    if "AIRFLOW_CONN_MLFLOW_DEFAULT" not in env:
+        assert name not in TASK_RUNNERS | {"airflow-init"}, f"{name} lacks the MLflow connection"
+        return
     artifacts = json.loads(env["AIRFLOW_CONN_MLFLOW_DEFAULT"])["extra"]["artifact_location"]
     default = re.fullmatch(r"\$\{MLFLOW_ARTIFACT_LOCATION:-(/[^}]+)\}", artifacts)
     assert default, artifacts
@@ -438,22 +472,49 @@ def test_mlflow_connection_points_at_the_compose_postgres(services):
     conn = json.loads(env["AIRFLOW_CONN_MLFLOW_DEFAULT"])
     assert conn["conn_type"] == "generic"
     assert retrain_config.load().mlflow_conn_id == "mlflow_default"
-    match = re.fullmatch(
-        r"postgresql://(\w+):\$\{MLFLOW_DB_PASSWORD:\?[^}]+\}@postgres/(\w+)", conn["extra"]["tracking_uri"]
-    )
-    assert match, conn["extra"]["tracking_uri"]
+    _assert_own_database(services, conn["extra"]["tracking_uri"], "postgresql", "MLFLOW_DB_PASSWORD")
+
+
+def _assert_own_database(services, url: str, scheme: str, password_var: str) -> str:
+    """``url`` logs in as a role of its own, which postgres-init creates with the password from
+    ``password_var`` and makes the owner of the URL's database; not the metadata DB's login.
+    Returns the database name."""
+    match = re.fullmatch(rf"{re.escape(scheme)}://(\w+):\$\{{{password_var}:\?[^}}]+\}}@postgres/(\w+)", url)
+    assert match, url
     user, database = match.groups()
-    # mlflow-db-init creates exactly that role and database, owned by the role, idempotently,
+    assert user != "airflow" and database != "airflow", f"{url} uses the metadata DB or its login"
+    # postgres-init creates exactly that role and database, owned by the role, idempotently,
     # reading the password from its environment (never from its command line).
-    script = _command(services["mlflow-db-init"])
+    script = _command(services[DB_INIT])
+    variable = f"{user}_password"
+    assert f"\\getenv {variable} {password_var}" in script
     assert f"WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}')" in script
-    assert f"ALTER ROLE {user} WITH LOGIN PASSWORD :'mlflow_password'" in script
+    assert f"ALTER ROLE {user} WITH LOGIN PASSWORD :'{variable}'" in script
     assert f"'CREATE DATABASE {database} OWNER {user}' WHERE NOT EXISTS" in script
-    assert "\\getenv mlflow_password MLFLOW_DB_PASSWORD" in script
+    # No other role may connect to it (PostgreSQL lets PUBLIC connect to every database).
+    (revoke,) = [line for line in script.splitlines() if line.strip().startswith("REVOKE CONNECT")]
+    assert re.fullmatch(
+        rf"REVOKE CONNECT, TEMPORARY ON DATABASE airflow, (\w+, )*{database}(, \w+)* FROM PUBLIC;",
+        revoke.strip(),
+    )
     assert "ON_ERROR_STOP=1" in script and "set -euo pipefail" in script
-    db_env = _environment(services["mlflow-db-init"])
+    db_env = _environment(services[DB_INIT])
     assert db_env["PGHOST"] == "postgres" and db_env["PGUSER"] == "airflow"
-    assert REQUIRED_ONLY_RE.match(db_env["MLFLOW_DB_PASSWORD"])
+    assert REQUIRED_ONLY_RE.match(db_env[password_var])
+    return database
+
+
+def test_celery_result_backend_has_its_own_login_and_database(services):
+    """The result backend's tables (celery_taskmeta, celery_tasksetmeta) live in a database of a
+    role of their own: a leaked result-backend URL opens neither the metadata DB nor MLflow's."""
+    urls = {
+        _environment(services[name]).get("AIRFLOW__CELERY__RESULT_BACKEND")
+        for name in ("airflow-scheduler", *WORKERS)
+    }
+    (url,) = urls
+    database = _assert_own_database(services, url, "db+postgresql", "CELERY_DB_PASSWORD")
+    mlflow = json.loads(_environment(services["airflow-worker-ml"])["AIRFLOW_CONN_MLFLOW_DEFAULT"])
+    assert f"/{database}" not in mlflow["extra"]["tracking_uri"], "not MLflow's database either"
 
 
 def test_airflow_init_creates_the_mlflow_tables_once(init_script):
@@ -574,6 +635,71 @@ def test_every_secret_is_required_without_default(services):
     } <= checked
 
 
+# README, "Access control": the table of which service holds which secret, found by its header row.
+SECRETS_TABLE_HEADER = "| secret | environment variable or mount | held by |"
+# Whatever the table says: the workers run every task's code, so they never hold a key to Airflow
+# itself (the metadata DB, the Fernet key, the JWT secret); and the JWT secret stays with the two
+# components that issue or check tokens ([api_auth] jwt_secret in Airflow's configuration reference).
+NEVER_HELD = {
+    **{
+        worker: {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            "AIRFLOW__CORE__FERNET_KEY",
+            "AIRFLOW__API_AUTH__JWT_SECRET",
+        }
+        for worker in WORKERS
+    },
+    **{
+        name: {"AIRFLOW__API_AUTH__JWT_SECRET"}
+        for name in AIRFLOW_SERVICES - {"airflow-apiserver", "airflow-scheduler"}
+    },
+}
+
+
+def _readme_secrets_table() -> dict[str, set[str]]:
+    """README's table: environment variable (or mount) -> the services that hold it."""
+    lines = README.read_text().splitlines()
+    assert SECRETS_TABLE_HEADER in lines, f"README lacks the table starting {SECRETS_TABLE_HEADER!r}"
+    table: dict[str, set[str]] = {}
+    for line in lines[lines.index(SECRETS_TABLE_HEADER) + 2 :]:
+        if not line.startswith("|"):
+            break
+        _, where, holders = (cell.strip() for cell in line.strip("|").split("|"))
+        for key in re.findall(r"`([^`]+)`", where):
+            table[key] = set(re.findall(r"`([\w-]+)`", holders))
+    return table
+
+
+def _held_secrets(service: dict) -> set[str]:
+    """The secret environment variables of a service (by name, or because the value interpolates a
+    secret from .env), and ``./secrets`` when it mounts that folder or a file in it."""
+    held = set()
+    for key, value in _environment(service).items():
+        interpolated = {var for var, _ in INTERPOLATION_RE.findall(value)}
+        if SECRET_KEY_RE.search(key) or any(SECRET_KEY_RE.search(var) for var in interpolated):
+            held.add(key)
+    for volume in service.get("volumes", []):
+        source = volume.split(":")[0] if isinstance(volume, str) else volume["source"]
+        if source == "./secrets" or source.startswith("./secrets/"):
+            held.add("./secrets")
+    return held
+
+
+def test_secrets_are_where_the_readme_says(services):
+    table = _readme_secrets_table()
+    assert set(services) >= {s for holders in table.values() for s in holders}, "README names no such service"
+    for name, service in services.items():
+        held = _held_secrets(service)
+        listed = {key for key, holders in table.items() if name in holders}
+        assert not held - listed, (
+            f"{name} holds {sorted(held - listed)}: README's table does not give it that"
+        )
+        assert not listed - held, f"README's table gives {name} {sorted(listed - held)}, the compose does not"
+        assert not held & NEVER_HELD.get(name, set()), (
+            f"{name} must never hold {sorted(held & NEVER_HELD[name])}"
+        )
+
+
 def test_every_url_password_is_required(services):
     found = 0
     for name, service in services.items():
@@ -581,7 +707,8 @@ def test_every_url_password_is_required(services):
             for password in re.findall(r"://[^:/@\"]*:([^@\"]*)@", value):
                 found += 1
                 assert REQUIRED_ONLY_RE.match(password), f"{name}: {key} has a literal URL password"
-    assert found >= 3 * len(AIRFLOW_SERVICES), "metadata DB, result backend and broker (and MLflow) URLs"
+    # metadata DB (5 services), broker and result backend (scheduler, 2 workers), MLflow (4)
+    assert found >= 5 + 2 * 3 + 4, "metadata DB, result backend, broker and MLflow URLs"
 
 
 def test_no_secret_interpolation_has_a_default(compose_values):
