@@ -98,6 +98,34 @@ def test_post_load_sql_must_exist(tmp_path):
         load(path)
 
 
+@pytest.mark.parametrize(
+    "sql", ["{outside}", "{sql_dir}/daily.sql", "../outside.sql", "link.sql", "linked/x.sql"]
+)
+def test_post_load_sql_must_stay_under_include_sql(tmp_path, monkeypatch, sql):
+    import nightshift_core.sync.config as sync_config
+
+    sql_dir, outside = tmp_path / "sql", tmp_path / "outside.sql"
+    sql_dir.mkdir()
+    (sql_dir / "daily.sql").write_text("SELECT 1")
+    outside.write_text("SELECT 2")
+    (sql_dir / "link.sql").symlink_to(outside)
+    (sql_dir / "linked").symlink_to(tmp_path)
+    (tmp_path / "x.sql").write_text("SELECT 3")
+    monkeypatch.setattr(sync_config, "SQL_DIR", sql_dir)
+    post_load = "post_load: [{{name: agg, sql: '{sql}', target: sales_agg.x}}]\n"
+    good = load(write(tmp_path, GOOD + post_load.format(sql="daily.sql")))
+    assert [p.sql for p in good.post_load] == ["daily.sql"]
+
+    sql = sql.format(outside=outside, sql_dir=sql_dir)
+    path = write(tmp_path, GOOD + post_load.format(sql=sql))
+    with pytest.raises(SyncConfigError) as info:
+        load(path)
+    assert str(info.value) == (
+        f"{path}: post_load[0].sql is {sql!r}, which leads out of include/sql: give a path relative to "
+        "include/sql without '..' (e.g. reporting/daily_sales.sql) and no symlink leading out"
+    )
+
+
 def test_duplicate_dag_ids_across_files(tmp_path):
     write(tmp_path, GOOD, "a.yaml")
     write(tmp_path, GOOD.replace("source:", "dag_id: sync_a\nsource:"), "b.yaml")

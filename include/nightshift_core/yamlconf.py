@@ -84,6 +84,23 @@ class Where:
             self.fail(f"{where} must be a non-empty string")
         return value
 
+    def sql_file(self, raw: dict, key: str, where: str, sql_dir: Path) -> str:
+        """``raw[key]``: a file under ``sql_dir`` (include/sql) named by a path relative to it.
+
+        Absolute paths, '..' and symlinks leading out of the folder are refused: the path is
+        checked after resolving, as the file would be opened.
+        """
+        sql = self.string(raw, key, where, required=True)
+        inside = not Path(sql).is_absolute() and ".." not in Path(sql).parts
+        if not inside or not (sql_dir / sql).resolve().is_relative_to(sql_dir.resolve()):
+            self.fail(
+                f"{where} is {sql!r}, which leads out of include/sql: give a path relative to "
+                "include/sql without '..' (e.g. reporting/daily_sales.sql) and no symlink leading out"
+            )
+        if not (sql_dir / sql).is_file():
+            self.fail(f"{where}: include/sql/{sql} does not exist; add it or fix the path")
+        return sql
+
     def dag_basics(self, raw: dict, dag_id: str, schedule: str) -> tuple[str, str | None, datetime]:
         """``dag_id``, ``schedule`` and ``start_date`` (a date or datetime, UTC if naive) of a definition."""
         ident = raw.get("dag_id", dag_id)

@@ -113,11 +113,7 @@ def load(path: Path) -> SyncConfig:
             raise SyncConfigError(f"{path}: {key}: expected a mapping with name, sql, target")
         where.keys(item, _POST_KEYS, key)
         name = where.ident(item.get("name"), f"{key}.name", "task name")
-        sql = where.string(item, "sql", f"{key}.sql", required=True)
-        if not (SQL_DIR / sql).is_file() or ".." in Path(sql).parts:
-            raise SyncConfigError(
-                f"{path}: {key}.sql: include/sql/{sql} does not exist; add it or fix the path"
-            )
+        sql = where.sql_file(item, "sql", f"{key}.sql", SQL_DIR)
         target_ref = where.string(item, "target", f"{key}.target", required=True)
         parts = target_ref.split(".")
         if len(parts) != 2:
