@@ -100,6 +100,22 @@ def _local_secrets(folder: Path) -> dict[str, str]:
     return values
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, readable by its owner only from the first byte on.
+
+    The text goes to a new 0600 file beside it that then takes its name, so a reader sees the old
+    file or the new one, never a half-written or world-readable one (nor a symlink's target).
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def stack_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for every Airflow process of the local stack, on top of ``base`` (default: ours)."""
     rt = runtime()
@@ -162,7 +178,7 @@ def init(env: dict[str, str], *, sample_source: bool = True) -> None:
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     (runtime() / "logs").mkdir(parents=True, exist_ok=True)
-    (home / "passwords.json").write_text(json.dumps({ADMIN_USER: admin_password()}) + "\n")
+    write_private(home / "passwords.json", json.dumps({ADMIN_USER: admin_password()}) + "\n")
     with Step("Migrating the Airflow metadata database"):
         _airflow(["db", "migrate"], env)
     with Step("Loading connections, variables and pools from airflow_settings.yaml"):

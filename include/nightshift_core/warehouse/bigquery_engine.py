@@ -131,7 +131,11 @@ class BigQueryWarehouse(Warehouse):
         columns = self.arrow_columns(schema)
         load_id = job.job_id("stage", str(target))
         staging = TableRef(target.dataset, f"{STAGING_PREFIX}{target.table}_{load_id[-24:]}")
-        path = self.spool_dir / f"{load_id}.parquet"
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        # A private (0700) folder with an unpredictable name: the spool folder may be the shared
+        # temp folder, where a fixed name could be read, or planted as a symlink, by another user.
+        spool = tempfile.TemporaryDirectory(prefix="nightshift-spool-", dir=self.spool_dir)
+        path = Path(spool.name) / f"{load_id}.parquet"
         try:
             rows, digest = spool_parquet(batches, schema, path, convert=_bigquery_friendly)
             self.ensure_dataset(target.dataset)
@@ -152,7 +156,7 @@ class BigQueryWarehouse(Warehouse):
 
             self._run_job(f"{load_id}_{digest[:16]}", submit)
         finally:
-            path.unlink(missing_ok=True)
+            spool.cleanup()
         return StagedTable(
             target=target, name=f"{self._ref(staging)}#{digest}", job=job, rows=rows, columns=columns
         )
