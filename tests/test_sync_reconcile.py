@@ -109,15 +109,23 @@ def test_a_daily_reconciliation_runs_in_the_run_that_crosses_midnight(pg):
     assert run(dt.datetime(2026, 11, 20, 23, tzinfo=UTC), reconcile_every=daily)["reconciled"] is not None
 
 
-def test_the_quality_gate_reports_repairs_and_checks_beyond_the_window(pg, tmp_path, monkeypatch):
+def test_the_quality_gate_reports_repairs_and_checks_beyond_the_window(pg, tmp_path, monkeypatch, request):
     from airflow.sdk.exceptions import AirflowFailException
     from support.net import free_port
 
+    from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
     from nightshift.operators.warehouse_ops import SyncQualityGateOperator
     from nightshift_core.local.mail_catcher import read_messages, start
 
+    def gate(result: dict) -> dict:
+        op = SyncQualityGateOperator(task_id="gate", load_results=[result], primary_keys={"rec.ev": ["shop", "id"]},
+                                     cursors={"rec.ev": "updated_at"})  # fmt: skip
+        ti = SimpleNamespace(dag_id="rec", task_id="gate", run_id="r1", try_number=1, log_url=None)
+        return op.execute({"ti": ti})
+
     port = free_port()
     catcher = start(tmp_path / "mail", port=port)
+    request.addfinalizer(catcher.stop)
     monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps({
         "conn_type": "smtp", "host": "127.0.0.1", "port": port,
         "extra": {"from_email": "alerts@nightshift.test", "disable_ssl": True, "disable_tls": True, "retry_limit": 0},
@@ -126,35 +134,28 @@ def test_the_quality_gate_reports_repairs_and_checks_beyond_the_window(pg, tmp_p
 
     run(T0, detect_deletes=True)
     break_the_window(pg)
-    result = run(T0 + HOUR, detect_deletes=True)
-    gate = SyncQualityGateOperator(
-        task_id="gate",
-        load_results=[result],
-        primary_keys={"rec.ev": ["shop", "id"]},
-        cursors={"rec.ev": "updated_at"},
-    )
-    ti = SimpleNamespace(dag_id="rec", task_id="gate", run_id="r1", try_number=1, log_url=None)
-    try:
-        assert gate.execute({"ti": ti})["repaired"] == {"rec.ev": 2}
-    finally:
-        catcher.stop()
+    assert gate(run(T0 + HOUR, detect_deletes=True))["repaired"] == {"rec.ev": 2}
     (mail,) = read_messages(tmp_path / "mail")
     assert mail["Subject"] == "[nightshift] WARNING rec: reconciliation repaired 2 row(s)"
     assert "rec.ev: 2 row(s) missing or stale after the incremental window" in mail.get_body().get_content()
-    # the source claims a row the warehouse lacks before the window's end: the gate sees it
-    wrong = {
-        **result,
-        "reconciled": {**result["reconciled"], "source_rows": result["reconciled"]["source_rows"] + 1},
-    }
+
+    # A row committed behind the window, which a reconciliation reports repaired but never writes: the gate
+    # counts the table before the window's end on both sides and sees the warehouse one row short.
+    def repair_lost(self, conn, dialect, warehouse, target, columns, keys, job) -> int:
+        return len(keys)  # reported as repaired, never written
+
+    pg.execute("INSERT INTO ev VALUES (1, 7, 'behind the window', %s)", (BEHIND,))
+    monkeypatch.setattr(SqlToWarehouseOperator, "_repair", repair_lost)
+    lost = run(T0 + 2 * HOUR, detect_deletes=True)
+    assert lost["reconciled"]["repaired"] == 1 and (1, 7) not in warehouse()
+    pg.execute("SELECT COUNT(*) FROM ev WHERE updated_at < %s", (T0 + 3 * HOUR,))
+    assert lost["reconciled"]["source_rows"] == pg.fetchone()[0] == 11
     with pytest.raises(
-        AirflowFailException, match=r"rec\.ev: after reconciliation the warehouse holds 10 live"
+        AirflowFailException,
+        match=r"rec\.ev: after reconciliation the warehouse holds 10 live row\(s\) with updated_at before "
+        r"2026-11-20 15:00:00\+00:00 but the source has 11",
     ):
-        SyncQualityGateOperator(
-            task_id="gate",
-            load_results=[wrong],
-            primary_keys={"rec.ev": ["shop", "id"]},
-            cursors={"rec.ev": "updated_at"},
-        ).execute({})
+        gate(lost)
 
 
 @pytest.mark.parametrize("reader", ["dbapi", "arrow"])
