@@ -9,12 +9,20 @@ keeps Airflow's simple auth manager: one admin, on 127.0.0.1 only.
 Roles:
 
 - **Admin**: everything (FAB's).
-- **Op**: read everything a Viewer reads; trigger, clear, mark, backfill, pause; pools; Variables
-  read-only; no Connections at all (their passwords and extras stay with Admin).
+- **Op**: read everything a Viewer reads; trigger, clear, mark, backfill, pause, delete runs; pools;
+  Variables read-only; no Connections at all (their passwords and extras stay with Admin); no XCom
+  writes (a task's inputs: an edited XCom could point a task at any file), no asset events (they
+  claim data was written), no DAG deletion (it erases the DAG's history).
 - **Labeller**: the sentiment labelling DAG's Required Actions (read and answer), and reading the
-  labelling and retraining DAGs' pages and docs. No triggering, no Connections, Variables, XComs
-  or task logs.
+  labelling and retraining DAGs' pages and docs. No triggering or clearing, no Connections,
+  Variables, XComs or task logs.
 - **Viewer**: read-only (FAB's), no Connections or Variables.
+
+Every role defined here but Admin is exact after each sync: FAB's sync only adds permissions, so
+``sync_roles`` then revokes whatever a role holds beyond its definition (a database first set up
+by stock FAB, whose Op may read Connections and write XComs, or a grant made in the UI). Admin
+stays as FAB keeps it: every permission. A deployment that needs other grants makes a role of its
+own.
 
 Labelling requests may be assigned to a role (``assigned_roles`` in include/config/labelling.yaml):
 the request carries ``role:<name>`` in ``assigned_users`` and ``NightshiftAuthManager`` lets any
@@ -23,6 +31,7 @@ user holding that role answer, as well as users assigned by login. Admins may al
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
@@ -31,18 +40,33 @@ from airflow.providers.fab.www.security import permissions as p
 
 from nightshift_core.access import ADMIN, may_answer
 
+log = logging.getLogger(__name__)
+
 OP = "Op"
 LABELLER = "Labeller"
 VIEWER = "Viewer"
 
 _SM = FabAirflowSecurityManagerOverride
-# What Op must not have from FAB's stock Op: every Connection permission, and writing Variables.
-_NOT_FOR_OP = {
-    (action, p.RESOURCE_CONNECTION)
-    for action in (p.ACTION_CAN_CREATE, p.ACTION_CAN_READ, p.ACTION_CAN_EDIT, p.ACTION_CAN_DELETE,
-                   p.ACTION_CAN_ACCESS_MENU)
-} | {(action, p.RESOURCE_VARIABLE) for action in (p.ACTION_CAN_CREATE, p.ACTION_CAN_EDIT, p.ACTION_CAN_DELETE)}  # fmt: skip
-OP_PERMISSIONS = [perm for perm in _SM.OP_PERMISSIONS if perm not in _NOT_FOR_OP]
+_WRITES = (p.ACTION_CAN_CREATE, p.ACTION_CAN_EDIT, p.ACTION_CAN_DELETE)
+
+
+def _each(actions: tuple[str, ...], resource: str) -> set[tuple[str, str]]:
+    return {(action, resource) for action in actions}
+
+
+# What Op must not have from FAB's stock Op (Admin keeps all of it).
+_NOT_FOR_OP = (
+    _each((*_WRITES, p.ACTION_CAN_READ, p.ACTION_CAN_ACCESS_MENU), p.RESOURCE_CONNECTION)
+    | _each(_WRITES, p.RESOURCE_VARIABLE)
+    | _each(_WRITES, p.RESOURCE_XCOM)
+    | _each(_WRITES, p.RESOURCE_ASSET)
+    | {(p.ACTION_CAN_DELETE, p.RESOURCE_DAG)}
+)
+OP_PERMISSIONS = [
+    perm
+    for perm in dict.fromkeys(_SM.VIEWER_PERMISSIONS + _SM.USER_PERMISSIONS + _SM.OP_PERMISSIONS)
+    if perm not in _NOT_FOR_OP
+]
 
 
 def labeller_permissions(labelling_dag: str, retrain_dag: str) -> list[tuple[str, str]]:
@@ -68,6 +92,11 @@ def labeller_permissions(labelling_dag: str, retrain_dag: str) -> list[tuple[str
     ]
 
 
+def _pair(perm: Any) -> tuple[str, str]:
+    """(action, resource) of a FAB permission row; a row missing either matches no definition."""
+    return (getattr(perm.action, "name", ""), getattr(perm.resource, "name", ""))
+
+
 def _dag_ids() -> tuple[str, str]:
     from nightshift_core.ml import config as ml_config
     from nightshift_core.ml import labelling
@@ -85,10 +114,28 @@ class NightshiftSecurityManager(FabAirflowSecurityManagerOverride):
             {"role": "Public", "perms": []},
             {"role": VIEWER, "perms": viewer},
             {"role": "User", "perms": viewer + user},
-            {"role": OP, "perms": viewer + user + OP_PERMISSIONS},
+            {"role": OP, "perms": OP_PERMISSIONS},
             {"role": ADMIN, "perms": viewer + user + _SM.OP_PERMISSIONS + _SM.ADMIN_PERMISSIONS},
             {"role": LABELLER, "perms": labeller_permissions(*_dag_ids())},
         ]
+
+    def sync_roles(self) -> None:
+        """FAB's sync (adds what is missing), then every role but Admin loses what its definition lacks."""
+        super().sync_roles()
+        self.revoke_undefined_permissions()
+
+    def revoke_undefined_permissions(self) -> None:
+        for config in self.ROLE_CONFIGS:
+            role = self.find_role(config["role"])
+            if config["role"] == ADMIN or role is None:
+                continue
+            defined = set(config["perms"])
+            kept = [perm for perm in role.permissions if _pair(perm) in defined]
+            if len(kept) < len(role.permissions):
+                revoked = sorted({_pair(perm) for perm in role.permissions} - defined)
+                log.warning("Role %s: revoked %s (not in plugins/nightshift/auth.py)", role.name, revoked)
+                role.permissions = kept
+        self.session.commit()
 
 
 class NightshiftAuthManager(FabAuthManager):

@@ -93,9 +93,14 @@ def _users(where: Where, raw: Any) -> tuple[dict[str, str], ...]:
     users = []
     for i, user in enumerate(raw):
         if not isinstance(user, dict) or not user.get("id"):
-            where.fail(f"assigned_users[{i}] must be a mapping with 'id' (the login) and optional 'name'")
+            where.fail(
+                f"assigned_users[{i}] must be a mapping with 'id' (the login or the numeric user id) "
+                "and optional 'name'"
+            )
         where.keys(user, _USER_KEYS, f"assigned_users[{i}]")
         ident = user["id"]
+        if isinstance(ident, int) and not isinstance(ident, bool):
+            ident = str(ident)  # a user id (FAB's are numbers); the request lists ids as strings
         name = user.get("name", ident)
         if not all(isinstance(v, str) and v.strip() for v in (ident, name)):
             where.fail(f"assigned_users[{i}]: id and name must be non-empty strings")
