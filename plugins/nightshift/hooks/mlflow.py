@@ -65,6 +65,22 @@ def _sqlite_init_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _mask_url_password(uri: Any) -> None:
+    """Register the password of a store URI (``postgresql://user:password@host/db``) with Airflow's
+    secrets masker, as it is written in the URI and decoded: the extra's key name is not one Airflow
+    masks by itself, so a log line with the URI would show it."""
+    from urllib.parse import unquote, urlsplit
+
+    from airflow.sdk.log import mask_secret
+
+    if not uri or "://" not in str(uri):
+        return
+    password = urlsplit(str(uri)).password
+    if password:
+        mask_secret(password)
+        mask_secret(unquote(password))
+
+
 class MlflowConfigError(ValueError, PermanentError):
     """The MLflow connection is incomplete; the message names the key to set."""
 
@@ -82,7 +98,10 @@ class MlflowRegistryHook(BaseHook):
 
     @cached_property
     def extra(self) -> dict[str, Any]:
-        return self.get_connection(self.mlflow_conn_id).extra_dejson
+        extra = self.get_connection(self.mlflow_conn_id).extra_dejson
+        for key in ("tracking_uri", "registry_uri"):
+            _mask_url_password(extra.get(key))
+        return extra
 
     def _require(self, name: str, example: str) -> str:
         value = self.extra.get(name)
