@@ -42,6 +42,9 @@ Runs {WHEN}, one at a time (definition: `include/config/{CONFIG.path.name}`):
 3. `store_labels` merges the answers into `{CONFIG.dataset}.labels` (source `airflow-ui`, `labelled_by`
    the login that answered, `labelled_at` when); skips are not stored. The next `sentiment_retrain`
    counts them as new labels, and the frozen evaluation set takes its share by the text-hash rule.
+
+The texts and the answer are recorded in `{CONFIG.dataset}.label_requests`, and the labels are made
+from that record: an edited XCom of `pick_texts` or `label_texts` fails the task and stores nothing.
 """
 
 with DAG(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -208,12 +209,13 @@ def test_answers_become_labels_and_skips_do_not():
         label_records(picks, {"text_01": "great"}, responded_by={"id": "alice"}, responded_at=at)
 
 
+@pytest.mark.usefixtures("env")
 def test_the_resumed_form_rejects_an_answer_outside_the_four_and_a_missing_field():
-    from nightshift.operators.labelling import LabelTextsOperator
+    from nightshift.operators.labelling import LabelTextsOperator, PickTextsOperator
 
+    scrape({"python": ["one text", "two text"]}, END)
     run = Run("sentiment_labelling", END)
-    picks = pick_texts([row("t1_a", "one text"), row("t1_b", "two text")], labelled_texts=[], n=2)
-    run.xcom["pick_texts"] = [p.to_dict() for p in picks]
+    run.run(PickTextsOperator(task_id="pick_texts", config=load()))
     ask = LabelTextsOperator(task_id="label_texts", config=load())
     event = {"chosen_options": ["OK"], "responded_by_user": {"id": "alice", "name": "alice"},
              "responded_at": END, "timedout": False}  # fmt: skip
@@ -297,10 +299,10 @@ def labels_table() -> list[dict[str, Any]]:
         return wh.query("SELECT * FROM ml.labels ORDER BY example_id").to_pylist()
 
 
-def labelling_run(at: dt.datetime, answer: dict[str, str] | None, user: dict[str, str] | None) -> Run:
-    """pick_texts, then label_texts resumed with the response event (``answer``: field -> label;
-    None: the request timed out and took its defaults), then store_labels."""
-    from nightshift.operators.labelling import LabelTextsOperator, PickTextsOperator, StoreLabelsOperator
+def answered_run(at: dt.datetime, answer: dict[str, str] | None, user: dict[str, str] | None) -> Run:
+    """pick_texts, then label_texts resumed with the response event Airflow's server builds from its
+    HITL record (``answer``: field -> label; None: the request timed out and took its defaults)."""
+    from nightshift.operators.labelling import LabelTextsOperator, PickTextsOperator
 
     cfg = load()
     run = Run("sentiment_labelling", at, run_id=f"asset_triggered__{at.isoformat()}")
@@ -314,7 +316,15 @@ def labelling_run(at: dt.datetime, answer: dict[str, str] | None, user: dict[str
         set(ask.params) == set(answers)
         and ask.subject == f"Label {len(picks)} scraped texts for the sentiment model"
     )
-    run.run(StoreLabelsOperator(task_id="store_labels", config=cfg))
+    return run
+
+
+def labelling_run(at: dt.datetime, answer: dict[str, str] | None, user: dict[str, str] | None) -> Run:
+    """:func:`answered_run`, then store_labels."""
+    from nightshift.operators.labelling import StoreLabelsOperator
+
+    run = answered_run(at, answer, user)
+    run.run(StoreLabelsOperator(task_id="store_labels", config=load()))
     return run
 
 
@@ -385,6 +395,119 @@ def test_a_retried_store_keeps_the_first_time_and_an_empty_warehouse_asks_nothin
         Run("sentiment_labelling", END + dt.timedelta(hours=3)).run(
             PickTextsOperator(task_id="pick_texts", config=load())
         )
+
+
+# ---- an edited XCom stores nothing -----------------------------------------------------------------
+
+FORGED = "Forged: a text nobody was asked about"
+ALICE = {"id": "alice", "name": "alice"}
+
+
+def ui_labels() -> list[tuple[str, str, str]]:
+    """(text, label, labelled_by) of every label given in the UI."""
+    from nightshift.hooks.warehouse import WarehouseHook
+    from nightshift_core.warehouse import TableRef
+
+    with WarehouseHook().get_conn() as wh:
+        if not wh.table_exists(TableRef("ml", "labels")):
+            return []
+    return sorted(
+        (r["text"], r["label"], r["labelled_by"]) for r in labels_table() if r["source"] == "airflow-ui"
+    )
+
+
+def forge_pick(xcom: dict[str, Any]) -> None:
+    xcom["pick_texts"][0] |= {"text": FORGED, "key": text_key(FORGED)[:16]}
+
+
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize(
+    ("forge", "differences"),
+    [
+        (lambda x: x["label_texts"].update(responded_by_user={"id": "mallory", "name": "mallory"}),
+         [r"label_texts: responded_by_user 'mallory' in the XCom, 'alice' recorded"]),
+        (lambda x: x["label_texts"]["params_input"].update(text_01="positive"),
+         [r"label_texts text_01: answer 'positive' in the XCom, 'negative' recorded"]),
+        (lambda x: x["label_texts"]["params_input"].update(text_02="negative"),
+         [r"label_texts text_02: answer 'negative' in the XCom, 'skip' recorded"]),
+        (lambda x: x["label_texts"].update(responded_at=END - dt.timedelta(days=30)),
+         [r"label_texts: responded_at '2026-10-21T02:00:00\+00:00' in the XCom, '2026-11-20T05:30:00\+00:00' recorded"]),
+        (forge_pick, [r"pick_texts text_01: key '[0-9a-f]{16}' in the XCom, '[0-9a-f]{16}' recorded",
+                      r"pick_texts text_01: text 'Forged: a text nobody was asked about' in the XCom, '.*' recorded"]),
+        (lambda x: [forge_pick(x), x["label_texts"].update(responded_by_user={"id": "mallory", "name": "m"}),
+                    x["label_texts"]["params_input"].update(text_01="positive")],
+         [r"pick_texts text_01: text 'Forged", r"responded_by_user 'm \(mallory\)' in the XCom",
+          r"label_texts text_01: answer 'positive'"]),
+    ],
+    ids=["labelled_by", "label", "skip_made_a_label", "answered_at", "text", "text_label_and_labeller"],
+)  # fmt: skip
+def test_edited_xcoms_store_nothing_and_fail_naming_each_difference(forge, differences):
+    """An Op edits the XComs of pick_texts / label_texts and clears store_labels: the labels come
+    from the request recorded in ml.label_requests, and the edit fails the task, storing nothing."""
+    import copy
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from nightshift.operators.labelling import StoreLabelsOperator
+
+    scrape({"python": ["The GIL is fine, honestly", "meh, tabs"], "showerthoughts": ["Socks are tiny"]}, END)
+    run = answered_run(END + dt.timedelta(hours=3), {"text_01": "negative"}, ALICE)
+    honest = copy.deepcopy(run.xcom)
+    forge(run.xcom)
+    with pytest.raises(AirflowFailException) as info:
+        run.run(StoreLabelsOperator(task_id="store_labels", config=load()))
+    message = str(info.value)
+    assert message.startswith(f"LabelRequestError: sentiment_labelling/{run.run_id}: the XComs differ from the "
+                              "request recorded in ml.label_requests: ")  # fmt: skip
+    for difference in differences:
+        assert re.search(difference, message), (difference, message)
+    assert "Nothing was stored" in message and "clear label_texts to ask again" in message
+    assert ui_labels() == [], "nothing stored"
+    run.xcom = honest  # the record was never touched: the honest XComs store alice's answer
+    run.run(StoreLabelsOperator(task_id="store_labels", config=load()))
+    assert ui_labels() == [(honest["pick_texts"][0]["text"], "negative", "alice")]
+
+
+@pytest.mark.usefixtures("env")
+def test_a_response_xcom_for_a_request_nobody_answered_stores_nothing():
+    """label_texts marked successful by hand, a response XCom written for it: no recorded answer."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from nightshift.operators.labelling import PickTextsOperator, StoreLabelsOperator
+
+    scrape({"python": ["The GIL is fine, honestly"]}, END)
+    run = Run("sentiment_labelling", END + dt.timedelta(hours=1))
+    run.run(PickTextsOperator(task_id="pick_texts", config=load()))
+    run.xcom["label_texts"] = {"chosen_options": ["OK"], "params_input": {"text_01": "positive"},
+                               "responded_by_user": ALICE, "responded_at": END + dt.timedelta(hours=2)}  # fmt: skip
+    with pytest.raises(AirflowFailException, match=r"ml.label_requests: request 'sentiment_labelling/.*' has no "
+                       r"recorded answer.*Nothing was stored; clear label_texts to ask again"):  # fmt: skip
+        run.run(StoreLabelsOperator(task_id="store_labels", config=load()))
+    assert ui_labels() == []
+
+
+@pytest.mark.usefixtures("env")
+def test_an_edited_pick_xcom_fails_the_form_and_a_re_pick_keeps_the_recorded_texts():
+    import copy
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from nightshift.operators.labelling import LabelTextsOperator, PickTextsOperator
+
+    scrape({"python": ["The GIL is fine, honestly", "meh, tabs"]}, END)
+    run = Run("sentiment_labelling", END + dt.timedelta(hours=1))
+    picked = copy.deepcopy(run.run(PickTextsOperator(task_id="pick_texts", config=load())))
+    forge_pick(run.xcom)
+    ask = LabelTextsOperator(task_id="label_texts", config=load())
+    event = {"chosen_options": ["OK"], "params_input": {"text_01": "positive", "text_02": "skip"},
+             "responded_by_user": ALICE, "responded_at": END + dt.timedelta(hours=2), "timedout": False}  # fmt: skip
+    with pytest.raises(AirflowFailException, match=r"the XCom of pick_texts differs from the picks recorded in "
+                       r"ml.label_requests: pick_texts text_01: key .* text 'Forged: a text"):  # fmt: skip
+        ask.execute_complete(run.context("label_texts"), event)
+    # pick_texts cleared and run again (new scraped texts meanwhile): the request keeps its texts
+    scrape({"python": ["Brand new text that would rank first now"]}, END + dt.timedelta(hours=1))
+    assert run.run(PickTextsOperator(task_id="pick_texts", config=load())) == picked
+    assert ask.execute_complete(run.context("label_texts"), event)["params_input"]["text_01"] == "positive"
 
 
 @pytest.mark.usefixtures("env")

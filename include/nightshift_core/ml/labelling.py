@@ -11,16 +11,22 @@ Texts are de-duplicated by :func:`~nightshift_core.ml.labels.text_key`, a text a
 ``ml.labels`` is never asked again, and the picks are spread across subreddits (round robin,
 each subreddit's best first). The answers (positive / neutral / negative / skip) become
 ``ml.labels`` rows with who answered and when; a skip is not a label.
+
+Each request's picks and answer are recorded in ``ml.label_requests`` (:func:`request_rows`,
+:func:`answered_rows`): the labels are made from that record, never from XComs, which any role
+allowed to edit XComs could change; an XCom that differs from it is reported
+(:func:`xcom_differences`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,10 @@ _NOTIFY_KEYS = {"email", "to", "smtp_conn_id"}
 
 class LabellingConfigError(ValueError, PermanentError):
     """A bad labelling.yaml; the message names file, key and fix."""
+
+
+class LabelRequestError(ValueError, PermanentError):
+    """A labelling request's record is missing, unanswered, or differs from an XCom of its run."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,6 +326,13 @@ def responder(user: Mapping[str, Any] | None) -> str | None:
     return ident if name == ident else f"{name} ({ident})"
 
 
+def _answer(answers: Mapping[str, Any], field: str) -> str:
+    answer = answers.get(field, SKIP)
+    if answer not in ANSWERS:
+        raise ValueError(f"answer {answer!r} for {field} is not one of {', '.join(ANSWERS)}")
+    return answer
+
+
 def label_records(
     picks: Iterable[Pick],
     answers: Mapping[str, Any],
@@ -333,12 +350,130 @@ def label_records(
         return []
     rows = []
     for p in picks:
-        answer = answers.get(p.field, SKIP)
-        if answer not in ANSWERS:
-            raise ValueError(f"answer {answer!r} for {p.field} is not one of {', '.join(ANSWERS)}")
+        answer = _answer(answers, p.field)
         if answer == SKIP:
             continue
         rows.append({"example_id": p.example_id, "text": p.text, "label": answer, "rating": None,
                      "source": SOURCE, "first_seen_at": responded_at, "labelled_by": who,
                      "labelled_at": responded_at})  # fmt: skip
     return rows
+
+
+# -- the request's record --------------------------------------------------------------------------
+
+
+def request_rows(request: str, picks: Iterable[Pick], picked_at: datetime) -> list[dict[str, Any]]:
+    """``label_requests`` rows (LABEL_REQUEST_SCHEMA) of ``request`` ("<dag_id>/<run_id>"), not answered yet."""
+    return [{**p.to_dict(), "reasons": json.dumps(p.reasons, sort_keys=True), "request": request,
+             "picked_at": picked_at, "answer": None, "answered_by_id": None, "answered_by_name": None,
+             "answered_at": None} for p in picks]  # fmt: skip
+
+
+def recorded_picks(rows: Iterable[Mapping[str, Any]]) -> list[Pick]:
+    """The picks of a recorded request, in form order."""
+    picks = [{**r, "reasons": json.loads(r["reasons"] or "{}")} for r in rows]
+    return [Pick.from_dict(p) for p in sorted(picks, key=lambda p: p["field"])]
+
+
+def instant(value: datetime | str) -> datetime:
+    """An answer's time as an aware UTC datetime (XComs may carry it as ISO text)."""
+    return (datetime.fromisoformat(value) if isinstance(value, str) else value).astimezone(UTC)
+
+
+def answered_rows(
+    rows: Iterable[Mapping[str, Any]],
+    answers: Mapping[str, Any],
+    *,
+    responded_by: Mapping[str, Any] | None,
+    responded_at: datetime | str,
+) -> list[dict[str, Any]]:
+    """``rows`` with the answer of the HITL record: per text its answer, who answered and when."""
+    by = dict(responded_by) if responded_by and responded_by.get("id") else None
+    done = []
+    for r in rows:
+        answer = _answer(answers, r["field"])
+        done.append({**r, "answer": answer, "answered_by_id": by and str(by["id"]),
+                     "answered_by_name": by and str(by.get("name") or by["id"]),
+                     "answered_at": instant(responded_at)})  # fmt: skip
+    return done
+
+
+def recorded_response(
+    request: str, table: str, rows: Iterable[Mapping[str, Any]]
+) -> tuple[dict[str, str], dict[str, str] | None, datetime]:
+    """(answers by field, who answered or None, when) of a recorded request; a request with no
+    recorded answer is a :class:`LabelRequestError` naming it and the fix."""
+    rows = list(rows)
+    if not rows:
+        raise LabelRequestError(
+            f"{table}: no request {request!r} recorded; pick_texts records it and label_texts its answer: "
+            "clear pick_texts to ask again"
+        )
+    if any(r["answered_at"] is None for r in rows):
+        raise LabelRequestError(
+            f"{table}: request {request!r} has no recorded answer: label_texts records the answer it "
+            "resumes with, so it did not finish through a response (marked successful by hand?). "
+            "Nothing was stored; clear label_texts to ask again"
+        )
+    first = rows[0]
+    user = (
+        {"id": first["answered_by_id"], "name": first["answered_by_name"]}
+        if first["answered_by_id"]
+        else None
+    )
+    return {r["field"]: r["answer"] for r in rows}, user, instant(first["answered_at"])
+
+
+def _shown(value: Any) -> str:
+    text = repr(value.isoformat() if isinstance(value, datetime) else value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+def pick_differences(rows: Iterable[Mapping[str, Any]], picks_xcom: Any) -> list[str]:
+    """How the XCom of pick_texts differs from the recorded picks (empty: it does not)."""
+    recorded = {p.field: p.to_dict() for p in recorded_picks(rows)}
+    if not isinstance(picks_xcom, list) or not all(isinstance(p, Mapping) for p in picks_xcom):
+        return [f"pick_texts: XCom {_shown(picks_xcom)} is not a list of picks"]
+    given = {p.get("field"): p for p in picks_xcom}
+    found = [f"pick_texts {field}: not recorded" for field in sorted(given.keys() - recorded.keys(), key=str)]
+    for field, pick in sorted(recorded.items()):
+        if field not in given:
+            found.append(f"pick_texts {field}: recorded, not in the XCom")
+            continue
+        found += [
+            f"pick_texts {field}: {name} {_shown(given[field].get(name))} in the XCom, {_shown(pick[name])} recorded"
+            for name in ("key", "text_id", "text")
+            if given[field].get(name) != pick[name]
+        ]
+    return found
+
+
+def xcom_differences(
+    rows: Iterable[Mapping[str, Any]],
+    response: tuple[Mapping[str, str], Mapping[str, str] | None, datetime],
+    picks_xcom: Any,
+    response_xcom: Any,
+) -> list[str]:
+    """How the XComs of pick_texts and label_texts differ from the recorded request ``rows`` and
+    its ``response`` (:func:`recorded_response`); empty: they do not."""
+    found = pick_differences(rows, picks_xcom)
+    if not isinstance(response_xcom, Mapping):
+        return [*found, f"label_texts: XCom {_shown(response_xcom)} is not the recorded response"]
+    answers, user, at = response
+    if responder(response_xcom.get("responded_by_user")) != responder(user):
+        found.append(f"label_texts: responded_by_user {_shown(responder(response_xcom.get('responded_by_user')))} "
+                     f"in the XCom, {_shown(responder(user))} recorded")  # fmt: skip
+    given_at = response_xcom.get("responded_at")
+    try:
+        same_time = given_at is not None and instant(given_at) == at
+    except (TypeError, ValueError, AttributeError):
+        same_time = False
+    if not same_time:
+        found.append(f"label_texts: responded_at {_shown(given_at)} in the XCom, {_shown(at)} recorded")
+    given = response_xcom.get("params_input")
+    given = given if isinstance(given, Mapping) else {}
+    for field in sorted(answers.keys() | given.keys(), key=str):
+        if given.get(field) != answers.get(field):
+            found.append(f"label_texts {field}: answer {_shown(given.get(field))} in the XCom, "
+                         f"{_shown(answers.get(field))} recorded")  # fmt: skip
+    return found

@@ -35,3 +35,24 @@ CHECK_SCHEMA = pa.schema(
         ("reason", pa.string()),
     ]
 )
+
+# One row per text of a labelling request: what pick_texts picked and label_texts got answered,
+# in the warehouse, whose connection only Admin reaches (XComs can be edited over the REST API).
+LABEL_REQUEST_SCHEMA = pa.schema(
+    [
+        pa.field("request", pa.string(), nullable=False),  # "<dag_id>/<run_id>"
+        pa.field("field", pa.string(), nullable=False),  # the form's Param name, "text_01" ...
+        ("key", pa.string()),  # text_key(text)[:16]; the label's example_id is "ui:<key>"
+        ("text_id", pa.string()),
+        ("subreddit", pa.string()),
+        ("kind", pa.string()),
+        ("text", pa.string()),
+        ("priority", pa.float64()),
+        ("reasons", pa.string()),  # JSON: reason -> number in [0, 1]
+        ("picked_at", pa.timestamp("us", tz="UTC")),
+        ("answer", pa.string()),  # positive | neutral | negative | skip; NULL until answered
+        ("answered_by_id", pa.string()),  # the responding user's id (NULL: the request timed out)
+        ("answered_by_name", pa.string()),
+        ("answered_at", pa.timestamp("us", tz="UTC")),  # from the HITL record Airflow resumed the task with
+    ]
+)

@@ -1,8 +1,14 @@
 """Labelling in the Airflow UI: pick the texts, ask one person in one form, store the answers.
 
 ``pick_texts`` -> ``label_texts`` (a human-in-the-loop form under "Required Actions", one field per
-text) -> ``store_labels`` (the answers into ``<dataset>.labels`` with who and when). The picks go
-through XCom; the form is built from them when the task runs, and again when it resumes.
+text) -> ``store_labels`` (the answers into ``<dataset>.labels`` with who and when).
+
+XComs can be edited over the REST API, so no label is made from one. ``pick_texts`` records the
+request's texts in ``<dataset>.label_requests`` (the warehouse, whose connection only Admin
+reaches); the form is built from that record. ``label_texts`` records the answer it is resumed
+with: Airflow's server builds that event from the HITL detail it holds. ``store_labels`` cannot
+read that detail itself (the Execution API lets a task read only its own: scope ``ti:self``), so
+it stores the recorded answer, and fails, storing nothing, when an XCom of the run differs.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from nightshift.operators.reddit import run_time
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from nightshift_core.ml.labelling import LabellingConfig, Pick
+    from nightshift_core.ml.labelling import LabellingConfig
     from nightshift_core.warehouse import Warehouse
 
 PICK_TASK = "pick_texts"
@@ -33,13 +39,55 @@ with your login, and the next retrain counts them as new labels. Unanswered, the
 closes on its own after {hours:g} hours and nothing is stored."""
 
 
-def _picks(context: Context) -> list[Pick]:
-    from nightshift_core.ml.labelling import Pick
-
-    return [Pick.from_dict(p) for p in context["ti"].xcom_pull(task_ids=PICK_TASK) or []]
+REQUESTS = "label_requests"
 
 
-class _LabellingStep(BaseOperator):
+def request_of(context: Context) -> str:
+    """The request's key in ``<dataset>.label_requests``: "<dag_id>/<run_id>"."""
+    ti = context["ti"]
+    return f"{ti.dag_id}/{ti.run_id}"
+
+
+class _Requests:
+    """The warehouse connection, and the request records in ``<dataset>.label_requests``."""
+
+    config: LabellingConfig
+    warehouse_conn_id: str
+
+    def warehouse(self) -> Warehouse:
+        from nightshift.hooks.warehouse import WarehouseHook
+
+        return WarehouseHook(self.warehouse_conn_id).get_conn()
+
+    def table(self) -> str:
+        return f"{self.config.dataset}.{REQUESTS}"
+
+    def recorded(self, warehouse: Warehouse, request: str) -> list[dict[str, Any]]:
+        """The rows of ``request``, one per text, in form order (none: not recorded)."""
+        from nightshift_core.sql import render
+        from nightshift_core.warehouse import TableRef
+
+        if not warehouse.table_exists(TableRef(self.config.dataset, REQUESTS)):
+            return []
+        sql = render("ml/label_request.sql", dataset=self.config.dataset)
+        return warehouse.query(sql, {"request": request}).to_pylist()
+
+    def record(self, warehouse: Warehouse, context: Context, rows: list[dict[str, Any]]) -> None:
+        """Merge ``rows`` (LABEL_REQUEST_SCHEMA) into ``<dataset>.label_requests``."""
+        import pyarrow as pa
+
+        from nightshift.hooks.warehouse import job_key
+        from nightshift_core.ml.records import LABEL_REQUEST_SCHEMA
+        from nightshift_core.warehouse import TableRef
+
+        target = TableRef(self.config.dataset, REQUESTS)
+        warehouse.prepare_target(target, warehouse.arrow_columns(LABEL_REQUEST_SCHEMA))
+        batch = pa.RecordBatch.from_pylist(rows, schema=LABEL_REQUEST_SCHEMA)
+        staged = warehouse.stage(job_key(context), target, [batch], LABEL_REQUEST_SCHEMA)
+        warehouse.publish(staged, "merge", key=["request", "field"])
+
+
+class _LabellingStep(_Requests, BaseOperator):
     """The labelling definition and the warehouse connection."""
 
     def __init__(
@@ -49,27 +97,30 @@ class _LabellingStep(BaseOperator):
         self.config = config
         self.warehouse_conn_id = warehouse_conn_id
 
-    def warehouse(self) -> Warehouse:
-        from nightshift.hooks.warehouse import WarehouseHook
-
-        return WarehouseHook(self.warehouse_conn_id).get_conn()
-
 
 class PickTextsOperator(_LabellingStep):
     """The ``items`` scraped texts of the last ``lookback_days`` where a label helps most, not yet
-    in ``<dataset>.labels``; skips the rest of the run when there is none (no empty request)."""
+    in ``<dataset>.labels``; skips the rest of the run when there is none (no empty request).
+
+    The picks are recorded as this run's request in ``<dataset>.label_requests``; a re-run keeps
+    the recorded picks, so an open form and its record never disagree."""
 
     @fail_fast
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from nightshift_core.ml.labelling import pick_texts
+        from nightshift_core.ml.labelling import pick_texts, recorded_picks, request_rows
         from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
 
         cfg = self.config
         now = run_time(context)
+        request = request_of(context)
         with self.warehouse() as warehouse:
+            if rows := self.recorded(warehouse, request):
+                self.log.info("%s: request %s was picked already: keeping its %d texts", self.table(),
+                              request, len(rows))  # fmt: skip
+                return [p.to_dict() for p in recorded_picks(rows)]
             texts = cfg.texts_dataset
             if not all(
                 warehouse.table_exists(TableRef(texts, t)) for t in ("posts", "comments", "sentiment")
@@ -97,6 +148,8 @@ class PickTextsOperator(_LabellingStep):
         )  # fmt: skip
         if not picks:
             raise AirflowSkipException("every recent scraped text is labelled (or none fits): nothing to ask")
+        with self.warehouse() as warehouse:
+            self.record(warehouse, context, request_rows(request, picks, now))
         return [p.to_dict() for p in picks]
 
 
@@ -157,15 +210,19 @@ def assignees(config: LabellingConfig, auth_manager: str | None = None) -> list[
     return users
 
 
-class LabelTextsOperator(HITLEntryOperator):
-    """One form with a field per picked text (positive / neutral / negative / skip, default skip),
-    shown under "Required Actions"; returns the response (answers, who, when).
+class LabelTextsOperator(_Requests, HITLEntryOperator):
+    """One form with a field per recorded pick (positive / neutral / negative / skip, default skip),
+    shown under "Required Actions"; records the answer Airflow resumes it with (from its HITL
+    record: answers, who, when) in ``<dataset>.label_requests`` and returns it.
 
     Unanswered after ``response_timeout_hours`` the request takes its defaults -- every text
     skipped, nobody named -- and the task succeeds: a request nobody answers blocks nothing.
+    An XCom of ``pick_texts`` that differs from the recorded picks fails the task at once.
     """
 
-    def __init__(self, *, config: LabellingConfig, **kwargs: Any) -> None:
+    def __init__(
+        self, *, config: LabellingConfig, warehouse_conn_id: str = "nightshift_warehouse", **kwargs: Any
+    ) -> None:
         notifiers = (
             [LabelRequestNotifier(to=config.notify_to, smtp_conn_id=config.smtp_conn_id)]
             if config.notify_email
@@ -180,14 +237,34 @@ class LabelTextsOperator(HITLEntryOperator):
             **kwargs,
         )
         self.config = config
+        self.warehouse_conn_id = warehouse_conn_id
 
-    def _build_form(self, context: Context) -> None:
+    def _build_form(self, context: Context, warehouse: Warehouse) -> list[dict[str, Any]]:
+        """Build the form from the recorded picks; returns their rows."""
         from airflow.sdk import Param
         from airflow.sdk.definitions.param import ParamsDict
 
-        from nightshift_core.ml.labelling import form_fields
+        from nightshift_core.ml.labelling import (
+            LabelRequestError,
+            form_fields,
+            pick_differences,
+            recorded_picks,
+        )
 
-        picks = _picks(context)
+        request = request_of(context)
+        rows = self.recorded(warehouse, request)
+        if not rows:
+            raise LabelRequestError(
+                f"{self.table()}: no picks recorded for request {request!r}: {PICK_TASK} records them; "
+                f"clear {PICK_TASK} to pick again"
+            )
+        if differences := pick_differences(rows, context["ti"].xcom_pull(task_ids=PICK_TASK)):
+            raise LabelRequestError(
+                f"{request}: the XCom of {PICK_TASK} differs from the picks recorded in {self.table()}: "
+                f"{'; '.join(differences)}. The form shows the recorded texts only; restore the XCom "
+                f"or clear {PICK_TASK} and this task"
+            )
+        picks = recorded_picks(rows)
         fields = form_fields(picks)
         self.params = ParamsDict(
             {name: Param(f.pop("default"), description=f.pop("description"), source="task", **f)
@@ -196,50 +273,81 @@ class LabelTextsOperator(HITLEntryOperator):
         self.subject = f"Label {len(picks)} scraped texts for the sentiment model"
         cfg = self.config
         self.body = BODY.format(count=len(picks), dataset=cfg.dataset, hours=cfg.response_timeout_hours)
+        return rows
 
+    @fail_fast
     def execute(self, context: Context) -> Any:
-        self._build_form(context)
+        with self.warehouse() as warehouse:
+            self._build_form(context, warehouse)
         return super().execute(context)
 
+    @fail_fast
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        self._build_form(context)
-        return super().execute_complete(context, event)
+        """``event`` is the HITL record's response as Airflow's server resumes the task with it
+        (``HITLDetail.as_resume_event_payload``), not an XCom: it is what gets recorded."""
+        from nightshift_core.ml.labelling import answered_rows
+
+        with self.warehouse() as warehouse:
+            rows = self._build_form(context, warehouse)
+            response = super().execute_complete(context, event)
+            self.record(warehouse, context, answered_rows(
+                rows, response["params_input"], responded_by=response["responded_by_user"],
+                responded_at=response["responded_at"],
+            ))  # fmt: skip
+        return response
 
 
 class StoreLabelsOperator(_LabellingStep):
-    """Merge the answered texts into ``<dataset>.labels`` (by example_id ``ui:<text key>``), source
-    ``airflow-ui``, ``labelled_by`` the responding user, ``first_seen_at``/``labelled_at`` the
-    answer's time. Skips and a timed-out request store nothing."""
+    """Merge the answered texts of this run's recorded request into ``<dataset>.labels`` (by
+    example_id ``ui:<text key>``), source ``airflow-ui``, ``labelled_by`` the responding user,
+    ``first_seen_at``/``labelled_at`` the answer's time. Skips and a timed-out request store nothing.
+
+    The texts, answers, who and when come from ``<dataset>.label_requests``, never from XCom; an
+    XCom of ``pick_texts`` or ``label_texts`` that differs from that record fails the task at once,
+    naming each difference, and nothing is stored."""
 
     @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         import pyarrow as pa
 
         from nightshift.hooks.warehouse import job_key
-        from nightshift_core.ml.labelling import label_records, responder
+        from nightshift_core.ml.labelling import (
+            LabelRequestError,
+            label_records,
+            recorded_picks,
+            recorded_response,
+            responder,
+            xcom_differences,
+        )
         from nightshift_core.ml.records import LABEL_SCHEMA
         from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
 
-        picks = _picks(context)
-        response = context["ti"].xcom_pull(task_ids=ASK_TASK) or {}
-        answered_at = response.get("responded_at")
-        if isinstance(answered_at, str):
-            answered_at = dt.datetime.fromisoformat(answered_at)
-        if answered_at is None:
-            raise ValueError(f"{ASK_TASK} left no response to store")
-        answered_at = answered_at.astimezone(dt.UTC)
-        user = response.get("responded_by_user")
-        records = label_records(
-            picks, response.get("params_input") or {}, responded_by=user, responded_at=answered_at
-        )
-        result = {"asked": len(picks), "labels": len(records), "labelled_by": responder(user),
-                  "answered_at": answered_at.isoformat()}  # fmt: skip
-        if not records:
-            self.log.info("nothing to store: %s", "every text skipped" if user else "nobody answered in time")
-            return result
-        target = TableRef(self.config.dataset, "labels")
+        ti = context["ti"]
+        request = request_of(context)
         with self.warehouse() as warehouse:
+            rows = self.recorded(warehouse, request)
+            response = recorded_response(request, self.table(), rows)
+            differences = xcom_differences(
+                rows, response, ti.xcom_pull(task_ids=PICK_TASK), ti.xcom_pull(task_ids=ASK_TASK)
+            )
+            if differences:
+                raise LabelRequestError(
+                    f"{request}: the XComs differ from the request recorded in {self.table()}: "
+                    f"{'; '.join(differences)}. Nothing was stored: labels are stored only as the "
+                    f"labeller answered. Restore the XComs, or clear {ASK_TASK} to ask again"
+                )
+            picks = recorded_picks(rows)
+            answers, user, answered_at = response
+            records = label_records(picks, answers, responded_by=user, responded_at=answered_at)
+            result = {"asked": len(picks), "labels": len(records), "labelled_by": responder(user),
+                      "answered_at": answered_at.isoformat()}  # fmt: skip
+            if not records:
+                self.log.info(
+                    "nothing to store: %s", "every text skipped" if user else "nobody answered in time"
+                )
+                return result
+            target = TableRef(self.config.dataset, "labels")
             warehouse.prepare_target(target, warehouse.arrow_columns(LABEL_SCHEMA))
             known = {
                 r["example_id"]: r["first_seen_at"]
