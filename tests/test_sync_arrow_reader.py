@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from types import SimpleNamespace
+from urllib.parse import quote
 
 import pytest
 
@@ -55,7 +56,9 @@ def fill(cur, rows: int) -> None:
     )
 
 
-def test_a_password_that_needs_quoting_connects_and_never_shows_in_an_error(maria, monkeypatch):
+def test_a_password_that_needs_quoting_connects_and_never_shows_in_an_error(
+    maria, monkeypatch, capfd, caplog
+):
     from nightshift.hooks.warehouse import WarehouseHook
 
     fill(maria.cur, 1000)
@@ -66,26 +69,47 @@ def test_a_password_that_needs_quoting_connects_and_never_shows_in_an_error(mari
     maria.cur.execute("SELECT COUNT(*), SUM(v) FROM big")
     assert (got["n"], got["s"]) == maria.cur.fetchone()
 
-    # The task's own connection works; only the reader's is refused (a wrong database for connectorx).
+    # The task's own connection works; only the reader's is refused, by a server error that quotes the reader's
+    # whole URL, credentials and all (a database named after it: MariaDB echoes the name it rejects).
+    import connectorx
+
     from nightshift_core.sync import arrow_reader
 
-    real = arrow_reader.connection_url
+    real_url, real_read = arrow_reader.connection_url, connectorx.read_sql
+    raw: list[str] = []
 
     def wrong_database(dialect, conn):
-        url, password = real(dialect, conn)
-        return url.rsplit("/", 1)[0] + "/no_such_db_" + uuid.uuid4().hex[:4], password
+        url, password = real_url(dialect, conn)
+        return url.rsplit("/", 1)[0] + "/" + quote(url, safe=""), password
+
+    def read_sql(url, *args, **kwargs):
+        try:
+            return real_read(url, *args, **kwargs)
+        except BaseException as exc:
+            raw.append(str(exc))  # what connectorx said, before the reader scrubbed it
+            raise
 
     monkeypatch.setattr(arrow_reader, "connection_url", wrong_database)
+    monkeypatch.setattr(connectorx, "read_sql", read_sql)
+    capfd.readouterr()
+    caplog.clear()
     with pytest.raises(arrow_reader.ArrowReadError) as failure:
         sync()
+    url = real_url("mysql", SimpleNamespace(**maria.conn, extra_dejson={}))[0]
+    assert len(raw) == 1 and f"Incorrect database name '{url}'" in raw[0], raw
+    assert quote(PASSWORD, safe="") in raw[0], "the raw error holds the URL-quoted password"
     text = str(failure.value)
     assert "the Arrow reader failed" in text and "source.reader: dbapi" in text
-    assert PASSWORD not in text and "p%40ss" not in text and "p@ss" not in text
+    assert "Incorrect database name 'mysql://***@" in text, text
+    logged = capfd.readouterr()
+    # the connection pool's own lines (native code, straight to stderr) are in the task log, scrubbed
+    assert "Incorrect database name 'mysql://***@" in logged.err, logged.err
+    task_log = "\n".join([text, logged.out, logged.err, caplog.text])
+    for secret in (PASSWORD, quote(PASSWORD, safe=""), "p@ss", "p%40ss"):
+        assert secret not in task_log
 
 
 def test_scrub_removes_the_password_raw_quoted_and_any_url_credentials():
-    from urllib.parse import quote
-
     from nightshift_core.sync.arrow_reader import scrub
 
     text = f"failed mysql://u:{quote(PASSWORD, safe='')}@h:3306/db; auth {PASSWORD} refused"

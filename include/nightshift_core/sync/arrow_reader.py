@@ -23,8 +23,12 @@ a snapshot between sessions: the read is one statement (one consistent view of i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import re
+import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -141,6 +145,26 @@ def scrub(text: str, password: str) -> str:
     return text
 
 
+@contextlib.contextmanager
+def _scrubbed_stderr(password: str) -> Iterator[None]:
+    """connectorx's connection pool logs each failed connect from native code to the process's stderr,
+    the server's message included (which can quote the URL): while it connects, file descriptor 2 goes
+    to a spool that is copied back scrubbed."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as spool:
+        os.dup2(spool.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            spool.seek(0)
+            text = spool.read().decode(errors="replace")
+            if text:
+                os.write(2, scrub(text, password).encode())
+
+
 def select_list(dialect: Dialect, columns: Sequence[SourceColumn]) -> str:
     return ", ".join(_select(dialect, c) for c in columns)
 
@@ -240,7 +264,8 @@ def extract(
     if partitions > 1 and partition_on:
         options.update(partition_on=partition_on, partition_num=int(partitions))
     try:
-        reader = cx.read_sql(url, sql, **options)
+        with _scrubbed_stderr(password):  # the connections are made here, before the first batch
+            reader = cx.read_sql(url, sql, **options)
         for batch in reader:
             if batch.num_rows and count_in_read:
                 count = batch.column(len(schema))
