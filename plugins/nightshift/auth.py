@@ -17,6 +17,8 @@ Roles:
   labelling and retraining DAGs' pages and docs. No triggering or clearing, no Connections,
   Variables, XComs or task logs.
 - **Viewer**: read-only (FAB's), no Connections or Variables.
+- FAB's **User** (none of ours): a Viewer who may also trigger, clear, mark and pause, within the
+  same limits as Op.
 
 Every role defined here but Admin is exact after each sync: FAB's sync only adds permissions, so
 ``sync_roles`` then revokes whatever a role holds beyond its definition (a database first set up
@@ -54,19 +56,22 @@ def _each(actions: tuple[str, ...], resource: str) -> set[tuple[str, str]]:
     return {(action, resource) for action in actions}
 
 
-# What Op must not have from FAB's stock Op (Admin keeps all of it).
-_NOT_FOR_OP = (
+# What only Admin may hold: secrets; writing what tasks read (an XCom can name any file) or what
+# says data was written (asset events); deleting a DAG with its history.
+ADMIN_ONLY = (
     _each((*_WRITES, p.ACTION_CAN_READ, p.ACTION_CAN_ACCESS_MENU), p.RESOURCE_CONNECTION)
     | _each(_WRITES, p.RESOURCE_VARIABLE)
     | _each(_WRITES, p.RESOURCE_XCOM)
     | _each(_WRITES, p.RESOURCE_ASSET)
     | {(p.ACTION_CAN_DELETE, p.RESOURCE_DAG)}
 )
-OP_PERMISSIONS = [
-    perm
-    for perm in dict.fromkeys(_SM.VIEWER_PERMISSIONS + _SM.USER_PERMISSIONS + _SM.OP_PERMISSIONS)
-    if perm not in _NOT_FOR_OP
-]
+
+
+def _below_admin(perms: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [perm for perm in dict.fromkeys(perms) if perm not in ADMIN_ONLY]
+
+
+OP_PERMISSIONS = _below_admin(_SM.VIEWER_PERMISSIONS + _SM.USER_PERMISSIONS + _SM.OP_PERMISSIONS)
 
 
 def labeller_permissions(labelling_dag: str, retrain_dag: str) -> list[tuple[str, str]]:
@@ -113,7 +118,7 @@ class NightshiftSecurityManager(FabAirflowSecurityManagerOverride):
         return [
             {"role": "Public", "perms": []},
             {"role": VIEWER, "perms": viewer},
-            {"role": "User", "perms": viewer + user},
+            {"role": "User", "perms": _below_admin(viewer + user)},  # FAB's; not one of ours
             {"role": OP, "perms": OP_PERMISSIONS},
             {"role": ADMIN, "perms": viewer + user + _SM.OP_PERMISSIONS + _SM.ADMIN_PERMISSIONS},
             {"role": LABELLER, "perms": labeller_permissions(*_dag_ids())},
