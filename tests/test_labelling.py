@@ -25,12 +25,19 @@ from nightshift_core.ml.labelling import (
     ANSWERS,
     CONFIG_PATH,
     LabellingConfigError,
+    LabelRequestError,
     Weights,
+    answered_rows,
     form_fields,
     label_records,
     load,
+    pick_differences,
     pick_texts,
     reasons,
+    recorded_picks,
+    recorded_response,
+    request_rows,
+    xcom_differences,
 )
 from nightshift_core.ml.labels import text_key
 
@@ -207,6 +214,32 @@ def test_answers_become_labels_and_skips_do_not():
     assert label_records(picks, answers, responded_by=None, responded_at=at) == []
     with pytest.raises(ValueError, match="answer 'great' for text_01 is not one of"):
         label_records(picks, {"text_01": "great"}, responded_by={"id": "alice"}, responded_at=at)
+
+
+def test_a_recorded_request_and_how_an_xcom_differs_from_it():
+    picks = pick_texts([row(f"t1_{i}", f"text number {i}") for i in range(2)], labelled_texts=[], n=2)
+    at = END + dt.timedelta(hours=5)
+    rows = request_rows("sentiment_labelling/r1", picks, END)
+    assert recorded_picks(reversed(rows)) == picks, "the record gives the picks back, in form order"
+    with pytest.raises(LabelRequestError, match="request 'sentiment_labelling/r1' has no recorded answer"):
+        recorded_response("sentiment_labelling/r1", "ml.label_requests", rows)
+    rows = answered_rows(
+        rows, {"text_01": "positive", "text_02": "skip"}, responded_by=ALICE, responded_at=at
+    )
+    response = recorded_response("sentiment_labelling/r1", "ml.label_requests", rows)
+    assert response == ({"text_01": "positive", "text_02": "skip"}, ALICE, at)
+    xcoms = [p.to_dict() for p in picks], {"params_input": response[0], "responded_by_user": ALICE,
+                                            "responded_at": at.isoformat()}  # fmt: skip
+    assert xcom_differences(rows, response, *xcoms) == [], "the honest XComs, the time as ISO text too"
+    extra = [*xcoms[0][1:], {**xcoms[0][0], "field": "text_03"}]
+    assert pick_differences(rows, extra) == ["pick_texts text_03: not recorded",
+                                             "pick_texts text_01: recorded, not in the XCom"]  # fmt: skip
+    assert pick_differences(rows, None) == ["pick_texts: XCom None is not a list of picks"]
+    assert xcom_differences(rows, response, xcoms[0], None) == [
+        "label_texts: XCom None is not the recorded response"
+    ]
+    timed_out = answered_rows(rows, {}, responded_by=None, responded_at=at)
+    assert recorded_response("r", "t", timed_out) == ({"text_01": "skip", "text_02": "skip"}, None, at)
 
 
 @pytest.mark.usefixtures("env")
