@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
+import pyarrow.compute as pc
 import pytest
 
 from nightshift_core.warehouse import WarehouseError
@@ -429,14 +430,32 @@ def test_decimals_keep_every_digit_on_both_readers(pg, tmp_path, monkeypatch, re
 
 def test_key_range_reads_of_a_mixed_case_key_column(pg, tmp_path, monkeypatch):
     """connectorx takes ``partition_on`` as SQL: a mixed-case PostgreSQL key column is quoted, else the
-    server folds it to lower case and the read fails ('column ... ordernumber does not exist')."""
+    server folds it to lower case and the read fails ('column ... ordernumber does not exist'). The batches
+    connectorx hands back show the key ranges it read, so a read that silently stops splitting fails."""
     duckdb_warehouse(tmp_path, monkeypatch)
     pg.execute(
         'CREATE TABLE "Orders" ("orderNumber" int PRIMARY KEY, "Note" text); '
         "INSERT INTO \"Orders\" SELECT g, 'note ' || g FROM generate_series(1, 5000) g"
     )
+    import connectorx
+
+    real, reads = connectorx.read_sql, []
+
+    def read_sql(url, sql, **options):
+        """connectorx's read as the task makes it; each batch's key range recorded as it arrives."""
+        read = {"partition_on": options.get("partition_on"), "ranges": []}
+        reads.append(read)
+        for batch in real(url, sql, **options):
+            keys = batch.column("orderNumber")
+            read["ranges"].append((pc.min(keys).as_py(), pc.max(keys).as_py(), batch.num_rows))
+            yield batch
+
+    monkeypatch.setattr(connectorx, "read_sql", read_sql)
     result = sync("Orders", primary_key=["orderNumber"], read_partitions=2, reader="arrow")
     assert result["reader"] == "arrow" and result["staged_rows"] == result["source_rows"] == 5000
+    # one read, split by connectorx into two key ranges (a batch each), not one scan of all 5,000 keys
+    assert [r["partition_on"] for r in reads] == ['"orderNumber"']
+    assert sorted(reads[0]["ranges"]) == [(1, 2500, 2500), (2501, 5000, 2500)], reads
     schema, rows = warehouse("Orders", order="`orderNumber`")
     assert [r["orderNumber"] for r in rows] == list(range(1, 5001))
     assert rows[41]["Note"] == "note 42"
