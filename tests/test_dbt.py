@@ -393,7 +393,8 @@ def test_parsing_the_dbt_dag_runs_no_subprocess_and_reads_only_the_manifest():
 
 def test_bigquery_path_runs_on_the_emulator(bq_emulator, tmp_path, monkeypatch):
     """dbt-bigquery through the same profile mapping: models, audits and the partitioned model's
-    insert_overwrite of exactly its window, against the local BigQuery emulator."""
+    insert_overwrite of exactly its window (a changed day inside it rebuilt, a changed day outside it
+    left as it was), against the local BigQuery emulator."""
     from nightshift_core.sample import classicmodels
 
     client = bq_emulator.client()
@@ -421,11 +422,32 @@ def test_bigquery_path_runs_on_the_emulator(bq_emulator, tmp_path, monkeypatch):
     assert audits.returncode == 0, audits.stdout[-3000:]
     before = warehouse("SELECT * FROM classicmodels_agg.daily_sales ORDER BY order_date, product_line")
     last = max(r["order_date"] for r in before)
-    window = {
-        "window_start": (last - dt.timedelta(days=6)).isoformat(),
-        "window_end": (last + dt.timedelta(days=1)).isoformat(),
-    }
+    first = last - dt.timedelta(days=6)
+    window = {"window_start": first.isoformat(), "window_end": (last + dt.timedelta(days=1)).isoformat()}
+    # The source rows of one day inside the window and one day before it change (every line doubles);
+    # the run must rebuild the first and leave the second as it was.
+    inside = last
+    outside = max(r["order_date"] for r in before if r["order_date"] < first)
+    client.query(
+        "UPDATE classicmodels.orderdetails SET quantityOrdered = quantityOrdered * 2 WHERE orderNumber IN "
+        f"(SELECT orderNumber FROM classicmodels.orders WHERE orderDate IN (DATE '{inside}', DATE '{outside}'))"
+    ).result()
+    source = warehouse(
+        "SELECT o.orderDate AS d, SUM(od.quantityOrdered) AS q FROM classicmodels.orders o JOIN "
+        "classicmodels.orderdetails od ON od.orderNumber = o.orderNumber "
+        f"WHERE o.orderDate IN (DATE '{inside}', DATE '{outside}') GROUP BY o.orderDate"
+    )
+    built_q = {d: sum(r["quantity"] for r in before if r["order_date"] == d) for d in (inside, outside)}
+    assert {r["d"]: r["q"] for r in source} == {d: 2 * q for d, q in built_q.items()}
     again = _dbt("run", "--select", "daily_sales", vars_=window, profiles=profiles)
     assert again.returncode == 0, again.stdout[-3000:]
     after = warehouse("SELECT * FROM classicmodels_agg.daily_sales ORDER BY order_date, product_line")
-    assert after == before, "re-running a window replaces its partitions: one copy of each day"
+    assert len({(r["order_date"], r["product_line"]) for r in after}) == len(after), "a day copied twice"
+    assert [r for r in after if r["order_date"] != inside] == [
+        r for r in before if r["order_date"] != inside
+    ], f"only {inside} (inside the window) may change; {outside} is outside it"
+    old = {r["product_line"]: r for r in before if r["order_date"] == inside}
+    new = {r["product_line"]: r for r in after if r["order_date"] == inside}
+    assert old and new.keys() == old.keys()
+    for line, row in old.items():
+        assert (new[line]["quantity"], new[line]["sales"]) == (2 * row["quantity"], 2 * row["sales"]), line
