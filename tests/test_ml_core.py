@@ -23,10 +23,11 @@ import yaml
 
 from nightshift_core.ml import drift, gate
 from nightshift_core.ml.config import CONFIG_PATH, LABELS_ENV, Drift, ModelConfig, RetrainConfigError, load
-from nightshift_core.ml.data import digest, split_human, weak_examples
+from nightshift_core.ml.data import check_examples, digest, split_human, weak_examples, without_check_texts
 from nightshift_core.ml.evaluation import SUMMARY_KEYS, evaluate_model, evaluate_rule, summary
 from nightshift_core.ml.labels import (
     LabelFileError,
+    LabelRow,
     gold_label,
     in_eval,
     label_files,
@@ -140,6 +141,55 @@ def test_ground_truth_skips_blank_lines_and_handles_crlf(tmp_path):
         ("vader:1", "good", "positive"),
         ("vader:2", "bad", "negative"),
     ]
+
+
+def test_categorical_tsv_has_labels_without_ratings_and_keeps_its_file(tmp_path):
+    path = tmp_path / "tweets.tsv"
+    path.write_text("id\tlabel\ttext\nt1\tPositive\tso good @user\n\nt2\tneutral\tmeh\tstill text\r\n")
+    rows = read_file(path)
+    assert [(r.example_id, r.label, r.rating, r.text, r.source) for r in rows] == [
+        ("tweets:t1", "positive", None, "so good @user", "tweets.tsv"),
+        ("tweets:t2", "neutral", None, "meh\tstill text", "tweets.tsv"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("id\tlabel\ttext\nt1\tgood\thi\n", r"tweets.tsv, line 2: label 'good' is not one of"),
+        ("id\tlabel\ttext\nt1\tpositive\n", r"tweets.tsv, line 2: expected id<TAB>label<TAB>text"),
+        ("id\tlabel\ttext\n\tpositive\thi\n", r"tweets.tsv, line 2: the ID \(first field\) is empty"),
+        ("id\tlabel\ttext\nt1\tpositive\thi\nt1\tnegative\tho\n", r"line 3: id 't1' appears twice"),
+    ],
+)
+def test_bad_categorical_rows_name_file_line_and_fix(tmp_path, content, message):
+    path = tmp_path / "tweets.tsv"
+    path.write_text(content)
+    with pytest.raises(LabelFileError, match=message):
+        read_file(path)
+
+
+def test_the_tweet_check_split_leaves_training_whichever_file_holds_the_text():
+    texts = [f"tweet number {i}" for i in range(400)]
+    rows = [{"text": t, "source": "t.tsv"} for t in texts] + [{"text": texts[0].upper(), "source": "a.csv"}]
+    rows += [{"text": "rated sentence", "source": "a.csv"}]
+    checked = {t for t in texts if in_eval(t, 5, 0.2)}
+    kept, left_out = without_check_texts(rows, "t.tsv", 5, 0.2)
+    assert 50 < len(checked) < 110 and left_out == len(checked) + (texts[0] in checked)
+    assert (
+        not {r["text"].lower() for r in kept} & checked
+        and {"text": "rated sentence", "source": "a.csv"} in kept
+    )
+    capped, _ = without_check_texts(rows, "t.tsv", 5, 0.2, max_train=100)
+    assert sum(r["source"] == "t.tsv" for r in capped) == 100 and capped[-1]["text"] == "rated sentence"
+    assert capped == without_check_texts(list(reversed(rows)), "t.tsv", 5, 0.2, max_train=100)[0][::-1]
+
+
+def test_check_examples_are_the_check_split():
+    rows = [LabelRow(f"t:{i}", f"tweet {i}", "neutral", None, "t.tsv") for i in range(300)]
+    picked = check_examples(rows, 5, 0.2)
+    assert [e.text for e in picked] == [r.text for r in rows if in_eval(r.text, 5, 0.2)]
+    assert all(e.rating is None for e in picked)
 
 
 def test_folder_reads_label_files_in_name_order_only(tmp_path):
@@ -715,7 +765,7 @@ def _check(ours: float, vader: float) -> dict:
 @pytest.mark.parametrize(
     ("check", "drop", "go", "reason"),
     [
-        (_check(0.87, 0.86), 0.0, True, "check set checks.csv: 0.8700 vs VADER 0.8600"),
+        (_check(0.87, 0.86), 0.0, True, "check set checks.csv (120 texts): wF1 0.8700 vs VADER 0.8600"),
         (_check(0.86, 0.86), 0.0, True, "promoted"),  # level with the rule is not below it
         (
             _check(0.80, 0.86),
@@ -732,7 +782,32 @@ def _check(ours: float, vader: float) -> dict:
 def test_the_gate_rejects_a_challenger_that_does_not_generalise(check, drop, go, reason):
     decision = gate.should_promote(
         {"weighted_f1": 0.80, "ms_per_1k": 1}, {"weighted_f1": 0.7}, RULES, min_f1_gain=0.01,
-        max_ms_per_1k=500, check=check, max_check_drop=drop,
+        max_ms_per_1k=500, checks=[check], max_check_drop=drop,
+    )  # fmt: skip
+    assert decision.go is go and reason in decision.reason, decision.reason
+
+
+def _rated(ours: float, rule: float, r_ours: float | None, r_rule: float | None, name: str = "rated") -> dict:
+    return {"name": name, "n": 50, "challenger": {"weighted_f1": ours, "pearson_r": r_ours},
+            "vader": {"weighted_f1": rule, "pearson_r": r_rule}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("checks", "go", "reason"),
+    [
+        ([_rated(0.9, 0.8, 0.7, 0.8)], False, "Pearson r 0.7000 < VADER 0.8000 on the check set rated (50 texts)"),
+        ([_rated(0.9, 0.8, 0.8, 0.8)], True, "rated (50 texts): wF1 0.9000 vs VADER 0.8000, r 0.8000 vs 0.8000"),
+        ([_rated(0.9, 0.8, None, None, "tweets")], True, "tweets (50 texts): wF1 0.9000 vs VADER 0.8000"),
+        ([_rated(0.9, 0.8, 0.9, 0.8), _rated(0.7, 0.8, None, None, "tweets")], False,
+         "weighted F1 0.7000 < VADER 0.8000 on the check set tweets (50 texts)"),
+        ([_rated(0.9, 0.8, 0.9, 0.8), {"name": "tweets", "missing": "/x/t.tsv not found"}], False,
+         "rejected: check set tweets is missing: /x/t.tsv not found"),
+    ],
+)  # fmt: skip
+def test_every_check_set_must_be_at_least_the_rule_in_f1_and_r_where_rated(checks, go, reason):
+    decision = gate.should_promote(
+        {"weighted_f1": 0.80, "ms_per_1k": 1}, {"weighted_f1": 0.7}, RULES, min_f1_gain=0.01,
+        max_ms_per_1k=500, checks=checks,
     )  # fmt: skip
     assert decision.go is go and reason in decision.reason, decision.reason
 
@@ -842,6 +917,20 @@ def test_shipped_config_loads(monkeypatch):
     assert config.model.validate() is config.model and config.model.epochs == SHIPPED["model"]["epochs"]
     assert config.labels_location() == ROOT / SHIPPED["labels"]["path"]
     assert config.labels_location().is_file()
+    assert (
+        config.tweets is not None and config.tweets.check_share == SHIPPED["labels"]["tweets"]["check_share"]
+    )
+    assert config.tweets_location() == ROOT / "include" / "data" / SHIPPED["labels"]["tweets"]["path"]
+
+
+def test_the_tweet_file_is_found_relative_to_the_labels_folder(tmp_path, monkeypatch):
+    config = load(write(tmp_path, {}))
+    assert config.path == tmp_path / "retrain.yaml"
+    monkeypatch.setenv(LABELS_ENV, str(tmp_path))
+    assert config.tweets_location() == tmp_path / "tweeteval" / "sentiment_12k.tsv"
+    monkeypatch.setenv(LABELS_ENV, str(tmp_path / "retrain.yaml"))  # a file: its folder
+    assert config.tweets_location() == tmp_path / "tweeteval" / "sentiment_12k.tsv"
+    assert load(write(tmp_path, {"labels.tweets": ...})).tweets_location() is None
 
 
 def test_unchanged_copy_loads_and_weak_labels_are_optional(tmp_path):
@@ -873,6 +962,9 @@ def test_unchanged_copy_loads_and_weak_labels_are_optional(tmp_path):
         ({"gate.max_ms_per_1k": 0}, r"max_ms_per_1k must be a number from 1 to"),
         ({"gate.min_gain": 0.1}, r"unknown key\(s\) \['min_gain'\] in gate"),
         ({"tags": "ml"}, r"tags must be a list of strings"),
+        ({"labels.tweets.check_share": 0.9}, r"check_share must be a number from 0.05 to 0.5, got 0.9"),
+        ({"labels.tweets.path": ""}, r"labels.tweets.path must be a non-empty string"),
+        ({"labels.tweets.share": 0.1}, r"unknown key\(s\) \['share'\] in tweets"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, changes, message):

@@ -81,6 +81,17 @@ class WeakLabels:
 
 
 @dataclasses.dataclass(frozen=True)
+class Tweets:
+    """Categorical social-media labels (TweetEval's layout) beside the rated sets; a seeded share
+    of them is never trained on and is the gate's social-media check set."""
+
+    path: str = "tweeteval/sentiment_12k.tsv"  # relative to the labels folder
+    check_share: float = 0.2
+    check_seed: int = 32
+    max_train: int = 0  # > 0: train on at most this many of the other tweets (a seeded sample)
+
+
+@dataclasses.dataclass(frozen=True)
 class Drift:
     recent_days: int = 7
     min_recent_texts: int = 50
@@ -105,6 +116,7 @@ class RetrainConfig:
     labels_path: str
     eval_share: float
     split_seed: int
+    tweets: Tweets | None
     texts_dataset: str
     weak: WeakLabels | None
     min_new_labels: int
@@ -121,6 +133,18 @@ class RetrainConfig:
         chosen = os.environ.get(LABELS_ENV) or self.labels_path
         path = Path(chosen)
         return path if path.is_absolute() else ROOT / path
+
+    def labels_folder(self) -> Path:
+        """The folder of the label files: the labels location itself, or the folder of that file."""
+        location = self.labels_location()
+        return location if location.is_dir() else location.parent
+
+    def tweets_location(self) -> Path | None:
+        """The categorical tweet file (``labels.tweets.path``, relative to :meth:`labels_folder`)."""
+        if self.tweets is None:
+            return None
+        path = Path(self.tweets.path)
+        return path if path.is_absolute() else self.labels_folder() / path
 
     def check_set_location(self) -> Path | None:
         """The out-of-domain check set of the gate (``gate.check_set``, from the project root)."""
@@ -152,10 +176,18 @@ def load(path: Path = CONFIG_PATH) -> RetrainConfig:
     dag_id, schedule, start_dt = where.dag_basics(raw, "sentiment_retrain", "0 2 * * *")
 
     labels = where.mapping(raw, "labels", required=True)
-    where.keys(labels, {"path", "eval_share", "split_seed"}, "labels")
+    where.keys(labels, {"path", "eval_share", "split_seed", "tweets"}, "labels")
     labels_path = where.string(labels, "path", "labels.path", required=True)
     eval_share = where.number(labels, "eval_share", 0.2, 0.05, 0.5)
     split_seed = where.number(labels, "split_seed", 42, 0, 2**31, int)
+    tweets = None
+    if labels.get("tweets") is not None:
+        values, section = _section(
+            where, labels, "tweets", Tweets,
+            {"check_share": (0.05, 0.5), "check_seed": (0, 2**31), "max_train": (0, 10**9)},
+        )  # fmt: skip
+        tweets_path = where.string(section, "path", "labels.tweets.path", required=True)
+        tweets = Tweets(path=tweets_path, **values)
 
     weak = None
     if raw.get("weak_labels") is not None:
@@ -202,6 +234,7 @@ def load(path: Path = CONFIG_PATH) -> RetrainConfig:
         labels_path=labels_path,
         eval_share=eval_share,
         split_seed=split_seed,
+        tweets=tweets,
         texts_dataset=where.ident(raw.get("texts_dataset", "reddit"), "texts_dataset", "dataset name"),
         weak=weak,
         min_new_labels=min_new,
