@@ -29,4 +29,6 @@ for svc in "MariaDB 3306" "PostgreSQL 5432" "Redis 6379"; do
     if up "$2"; then echo "    $1: up on 127.0.0.1:$2"; else echo "    $1: NOT reachable on 127.0.0.1:$2"; fi
 done
 _step_done
+# The private binlog / logical-WAL servers the change-capture tests use (3307, 5433).
+"$(dirname "$0")/cdc_services.sh" start
 exit 0

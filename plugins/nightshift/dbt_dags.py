@@ -23,6 +23,7 @@ from nightshift.dbt_project import (
     TARGET_NAME,
     WarehouseProfileMapping,
     dbt_executable,
+    dbt_isolation,
     hold_warehouse_lock,
     raise_on_problems,
     release_warehouse_lock,
@@ -106,6 +107,7 @@ def _build() -> DAG:
         "install_deps": False,
         "callback": raise_on_problems,
         "vars": WINDOW_VARS,
+        **dbt_isolation(),
     }
     with DAG(
         dag_id=DAG_ID,
@@ -184,6 +186,7 @@ def _build() -> DAG:
                 "callback": raise_on_problems,
                 "vars": WINDOW_VARS,
                 "full_refresh": "{{ params.full_refresh }}",
+                **dbt_isolation(),
             },
         )
         _declare_model_assets(models)

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,38 @@ PROFILE_NAME = "nightshift"
 TARGET_NAME = "nightshift"
 # Fallback dataset for models without +schema (every shipped one has one).
 DEFAULT_SCHEMA = "nightshift_dbt"
+# What dbt gets of its worker's environment, besides the DBT_* variables: the programs and home it
+# runs with, locale and time zone, temp folder, proxies and CA bundles, and Google's application
+# default credentials (a key file's path, for BigQuery's oauth method). Cosmos's default
+# (append_env=True) would hand dbt all of it, connections and Airflow's keys included, for any
+# model to read with env_var(). The profile's own secrets come from the profile mapping.
+DBT_ENV_NAMES = frozenset(
+    {
+        "PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+        "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG",
+    }
+)  # fmt: skip
 
 
 def dbt_executable() -> str:
     """dbt of its own virtualenv: NIGHTSHIFT_DBT, else .venv-dbt beside the project (scripts/bootstrap.sh)."""
     return os.environ.get("NIGHTSHIFT_DBT") or str(ROOT / ".venv-dbt" / "bin" / "dbt")
+
+
+def dbt_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a dbt invocation gets (Cosmos ``env`` with ``append_env=False``): the names
+    of DBT_ENV_NAMES and every DBT_* variable of ``environ`` (this process's), nothing else."""
+    environ = os.environ if environ is None else environ
+    return {
+        name: value for name, value in environ.items() if name in DBT_ENV_NAMES or name.startswith("DBT_")
+    }
+
+
+def dbt_isolation() -> dict[str, Any]:
+    """Operator arguments of every dbt task: an explicit environment, not the worker's."""
+    return {"env": dbt_env(), "append_env": False}
 
 
 class WarehouseProfileMapping(BaseProfileMapping):

@@ -21,6 +21,10 @@ from typing import Any, NamedTuple, NoReturn
 import pytest
 
 START = "`scripts/services.sh` (as root) starts it when it is installed"
+CDC_START = (
+    "`scripts/cdc_services.sh` (also run by `scripts/services.sh`, as root or a normal user) "
+    "creates and starts it under .nightshift/cdc/"
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Service:
     host: str
     port: int
     how_to_provide: str
+    engine: str = ""  # "mysql" or "postgres" for the database servers scratch_database works on
 
 
 SERVICES = {
@@ -38,6 +43,7 @@ SERVICES = {
         3306,
         f"{START}; otherwise `apt-get install mariadb-server` first "
         "(the tests log in as root over TCP with no password)",
+        "mysql",
     ),
     "postgres": Service(
         "PostgreSQL",
@@ -45,6 +51,23 @@ SERVICES = {
         5432,
         f"{START}; otherwise `apt-get install postgresql` first "
         "(the tests log in as postgres over TCP: `trust` for 127.0.0.1 in pg_hba.conf)",
+        "postgres",
+    ),
+    # Private log-enabled servers for the change-capture tests; the shared ones above have no binlog
+    # and no logical WAL, and are never reconfigured.
+    "mariadb_binlog": Service(
+        "MariaDB with the row-based binlog",
+        "127.0.0.1",
+        3307,
+        f"{CDC_START}; needs mariadb-server installed (`apt-get install mariadb-server`)",
+        "mysql",
+    ),
+    "postgres_logical": Service(
+        "PostgreSQL with wal_level=logical",
+        "127.0.0.1",
+        5433,
+        f"{CDC_START}; needs postgresql installed (`apt-get install postgresql`)",
+        "postgres",
     ),
     "redis": Service("Redis", "127.0.0.1", 6379, f"{START}; otherwise `apt-get install redis-server` first"),
 }
@@ -148,6 +171,16 @@ def postgres() -> Service:
 
 
 @pytest.fixture
+def mariadb_binlog() -> Service:
+    return require("mariadb_binlog")
+
+
+@pytest.fixture
+def postgres_logical() -> Service:
+    return require("postgres_logical")
+
+
+@pytest.fixture
 def redis() -> Service:
     return require("redis")
 
@@ -165,7 +198,7 @@ class Scratch:
 def scratch_database(service: Service, prefix: str = "ns_scratch") -> Iterator[Scratch]:
     """Create a uniquely named database on MariaDB or PostgreSQL; drop it afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    if service is SERVICES["mariadb"]:
+    if service.engine == "mysql":
         import MySQLdb
 
         admin = MySQLdb.connect(host=service.host, port=service.port, user="root", autocommit=True)
