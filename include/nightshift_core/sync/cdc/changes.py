@@ -1,0 +1,95 @@
+"""Row changes read from a source's log, and their fold per primary key (pure: no database)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Op = Literal["insert", "update", "delete"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row change of a committed transaction, in commit order.
+
+    ``before`` is the row before the change (None for an insert; on PostgreSQL only the key columns
+    unless the table has REPLICA IDENTITY FULL), ``after`` the row after it (None for a delete).
+    ``position`` is the log position just after the change's transaction committed (a binlog
+    position or an LSN): a reader started there sees none of this transaction again. ``seq`` orders
+    the changes of one read: transactions in commit order, then statement order inside each.
+    """
+
+    table: str
+    op: Op
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    commit_time: dt.datetime
+    position: Any
+    seq: int
+
+
+@dataclass(frozen=True)
+class Folded:
+    """The net effect of a run's changes on one primary key: the row to upsert, or a tombstone."""
+
+    table: str
+    key: tuple
+    op: Literal["upsert", "delete"]
+    row: Mapping[str, Any] | None
+    commit_time: dt.datetime
+    position: Any
+
+
+def _key(change: Change, image: Mapping[str, Any] | None, columns: Sequence[str]) -> tuple:
+    if image is None:
+        raise ValueError(
+            f"{change.table}: a {change.op} change (seq {change.seq}) has no row image to key on"
+        )
+    missing = [c for c in columns if c not in image]
+    if missing:
+        raise ValueError(
+            f"{change.table}: primary-key column(s) {missing} are not in the {change.op} change's row image "
+            f"(columns: {sorted(image)}); check the key columns given for this table"
+        )
+    return tuple(image[c] for c in columns)
+
+
+def fold(changes: Iterable[Change], keys: Mapping[str, Sequence[str]]) -> list[Folded]:
+    """Fold changes per (table, primary key) in commit order: the last change of a key wins.
+
+    A delete becomes a tombstone carrying its commit time; an update that changes the primary key is a
+    delete of the old key plus an upsert of the new one. ``keys`` maps each table to its primary-key
+    columns. Changes must arrive in commit order (strictly increasing ``seq``), as the readers yield
+    them; anything else is refused rather than folded in the wrong order.
+    """
+    net: dict[tuple[str, tuple], Folded] = {}
+    last_seq: int | None = None
+    for change in changes:
+        if last_seq is not None and change.seq <= last_seq:
+            raise ValueError(f"changes out of commit order: seq {change.seq} after seq {last_seq}")
+        last_seq = change.seq
+        if change.table not in keys:
+            raise ValueError(f"no primary-key columns given for table {change.table!r}")
+        columns = keys[change.table]
+        if change.op == "delete":
+            old = _key(change, change.before, columns)
+            net.pop((change.table, old), None)
+            net[(change.table, old)] = Folded(
+                change.table, old, "delete", None, change.commit_time, change.position
+            )
+            continue
+        new = _key(change, change.after, columns)
+        if change.op == "update" and change.before is not None:
+            old = _key(change, change.before, columns)
+            if old != new:
+                net.pop((change.table, old), None)
+                net[(change.table, old)] = Folded(
+                    change.table, old, "delete", None, change.commit_time, change.position
+                )
+        net.pop((change.table, new), None)
+        net[(change.table, new)] = Folded(
+            change.table, new, "upsert", dict(change.after or {}), change.commit_time, change.position
+        )
+    return list(net.values())
