@@ -52,6 +52,15 @@ def states(dag_id: str, run_id: str) -> dict[str, str]:
     return dict(rows)
 
 
+def tries(dag_id: str, run_id: str) -> dict[str, int]:
+    """try_number of each failed task of the run."""
+    rows = _rows(
+        "SELECT task_id, try_number FROM task_instance WHERE dag_id = :d AND run_id = :r AND state = 'failed'",
+        d=dag_id, r=run_id,
+    )  # fmt: skip
+    return dict(rows)
+
+
 def rendered(dag_id: str, run_id: str, task_id: str) -> dict:
     (row,) = _rows(
         "SELECT rendered_fields FROM rendered_task_instance_fields WHERE dag_id = :d AND run_id = :r "
@@ -147,22 +156,39 @@ def test_sync_dag_pushes_each_load_to_the_gate_and_params_select_a_full_reload(s
     assert (got[0]["n"], float(got[0]["total"])) == (want[0], pytest.approx(float(want[1])))
 
 
-def test_report_dag_renders_params_variables_and_xcom_into_sheets_and_mail(synced, fake_sheets, monkeypatch):
+def delivered(day: str):
+    """The delivery marker of the daily sales report for ``day``, if any."""
     import datetime as dt
 
-    from support.fake_sheets import use_google_connection
+    from nightshift.hooks.warehouse import WarehouseHook
+    from nightshift.operators.email_report import DeliveryLedger
+
+    with WarehouseHook().get_conn() as warehouse:
+        return DeliveryLedger(warehouse).find(REPORT.report_id, dt.date.fromisoformat(day))
+
+
+def aggregate() -> None:
+    """The aggregate the report reads: a dbt model (tests/test_dbt.py builds it with dbt); its
+    reference query stands in here."""
+    import datetime as dt
+
     from test_reports import context
 
     from nightshift.operators.warehouse_ops import WarehouseQueryToTableOperator
-    from nightshift.report_dags import build
 
-    _, _, _, folder = synced
-    # The aggregate the report reads is a dbt model (tests/test_dbt.py builds it with dbt); its
-    # reference query stands in here.
     WarehouseQueryToTableOperator(
         task_id="top_employees_by_sales", sql="classicmodels/top_employees_by_sales.sql",
         target="classicmodels_agg.top_employees_by_sales", shape={"dataset": "classicmodels"},
     ).execute(context("top_employees_by_sales", dt.datetime(2026, 11, 22, tzinfo=dt.UTC)))  # fmt: skip
+
+
+def test_report_dag_renders_params_variables_and_xcom_into_sheets_and_mail(synced, fake_sheets, monkeypatch):
+    from support.fake_sheets import use_google_connection
+
+    from nightshift.report_dags import build
+
+    _, _, _, folder = synced
+    aggregate()
     handler = RecordingHandler()
     server = start_server(handler)
     try:
@@ -209,3 +235,75 @@ def test_report_dag_renders_params_variables_and_xcom_into_sheets_and_mail(synce
         message = received.message
         assert received.rcpt_tos == [RECIPIENT] and message["Subject"] == subject
         assert [part.get_filename() for part in message.iter_attachments()] == [f"daily_sales_{DAY}.xlsx"]
+
+
+@pytest.mark.parametrize(("kind", "day"), [("outside", "2026-11-20"), ("symlink", "2026-11-21")])
+def test_a_forged_build_xcom_fails_sheets_and_mail_and_sends_nothing(
+    synced, fake_sheets, monkeypatch, tmp_path, capsys, kind, day
+):
+    """The build task's XCom (which an XCom edit through the API could change) names a secrets file
+    for the workbook and the bodies and another folder for the Sheets task: both tasks fail at once,
+    the SMTP server receives nothing and the Sheets API is not called. The same run without the
+    forgery sends."""
+    import shutil
+
+    from support.fake_sheets import use_google_connection
+    from support.smtp import mailbox
+
+    from nightshift.operators.reports import WarehouseToReportOperator
+    from nightshift.report_dags import build
+
+    _, _, _, folder = synced
+    aggregate()
+    reports = folder / "reports"
+    secret = tmp_path / "secrets.json"
+    secret.write_text('{"fernet_key": "do-not-mail-9a7e"}')
+    elsewhere = tmp_path / "elsewhere"
+    real_build = WarehouseToReportOperator.execute
+
+    def forged_build(self, context):
+        built = real_build(self, context)
+        shutil.copytree(built["folder"], elsewhere)  # real Parquet files the Sheets task could publish
+        paths = dict.fromkeys(["workbook", "summary_text", "summary_html"], str(secret))
+        paths["folder"] = str(elsewhere)
+        if kind == "symlink":  # names inside the report's folder, pointing out of it
+            planted = reports / "daily_sales" / f"planted-{day}"
+            planted.mkdir(parents=True)
+            for name in paths:
+                (planted / name).symlink_to(paths[name], target_is_directory=name == "folder")
+                paths[name] = str(planted / name)
+        return {**built, **paths}
+
+    use_google_connection(monkeypatch, fake_sheets)
+    fake_sheets.add_spreadsheet("sales-sheet")
+    monkeypatch.setenv("AIRFLOW_VAR_NIGHTSHIFT_DAILY_SALES_SHEET", "sales-sheet")
+    monkeypatch.setenv("AIRFLOW_VAR_NIGHTSHIFT_REPORT_TO", RECIPIENT)
+    monkeypatch.setenv("NIGHTSHIFT_REPORTS_DIR", str(reports))
+    dag = build(REPORT)
+    with mailbox(monkeypatch) as handler:
+        with monkeypatch.context() as forgery:
+            forgery.setattr(WarehouseToReportOperator, "execute", forged_build)
+            attacked = dag.test(run_conf={"report_date": day})
+        log = capsys.readouterr().out
+        assert states(dag.dag_id, attacked.run_id) == {"build": "success", "to_sheets": "failed",
+                                                       "email": "failed"}  # fmt: skip
+        assert tries(dag.dag_id, attacked.run_id) == {"to_sheets": 1, "email": 1}  # no retries
+        forged = xcoms(dag.dag_id, attacked.run_id)["build"]
+        assert rendered(dag.dag_id, attacked.run_id, "email")["workbook_path"] == forged["workbook"]
+        allowed = repr(str(reports / "daily_sales"))
+        for field, key in [("summary_html_path", "summary_html"), ("folder", "folder")]:  # email, to_sheets
+            assert f"{field} {forged[key]!r}" in log and f"is outside the folder {allowed}" in log
+        assert "re-run the report's build task" in log
+        assert handler.messages == []
+        assert fake_sheets.api_requests == [] and fake_sheets.token_requests == []
+        assert delivered(day) is None
+
+        control = dag.test(run_conf={"report_date": day})  # the same date, the build's own XCom
+        assert delivered(day) is not None
+    assert states(dag.dag_id, control.run_id) == dict.fromkeys(["build", "to_sheets", "email"], "success")
+    (received,) = handler.messages
+    assert "do-not-mail-9a7e" not in received.raw.decode(errors="replace")
+    assert [part.get_filename() for part in received.message.iter_attachments()] == [
+        f"daily_sales_{day}.xlsx"
+    ]
+    assert len(fake_sheets.api_requests) > 0

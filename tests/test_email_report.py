@@ -18,6 +18,7 @@ from support.smtp import Credentials, RecordingHandler, make_pki, start_server
 from nightshift_core.reports.summary import (
     NO_ROWS,
     format_value,
+    summary_file_paths,
     summary_html,
     summary_text,
     write_summary_files,
@@ -163,10 +164,11 @@ def warehouse(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def report(tmp_path) -> Path:
-    """What the report-build task leaves: a workbook and the two summary bodies next to it."""
-    workbook = tmp_path / "out" / "daily_sales_2026-11-21.xlsx"
-    workbook.parent.mkdir()
+def report(tmp_path, monkeypatch) -> Path:
+    """What the report-build task leaves in the report's folder: a workbook and the two summary bodies."""
+    monkeypatch.setenv("NIGHTSHIFT_REPORTS_DIR", str(tmp_path / "reports"))
+    workbook = tmp_path / "reports" / "daily_sales" / "2026-11-21" / "daily_sales_2026-11-21.xlsx"
+    workbook.parent.mkdir(parents=True)
     workbook.write_bytes(b"PK\x03\x04" + os.urandom(4096))
     write_summary_files(workbook, "Daily sales", "2026-11-21 (UTC)", SECTIONS)
     return workbook
@@ -271,11 +273,11 @@ def test_message_has_headers_bodies_and_the_workbook(monkeypatch, servers, wareh
     assert row["recipients"] == "boss@nightshift.test, team@nightshift.test, audit@nightshift.test"
 
 
-def test_empty_report_says_no_rows_and_needs_no_attachment(monkeypatch, servers, warehouse, tmp_path):
+def test_empty_report_says_no_rows_and_needs_no_attachment(monkeypatch, servers, warehouse, report):
     handler = RecordingHandler()
     set_smtp(monkeypatch, servers(handler).port)
     html_path, text_path = write_summary_files(
-        tmp_path / "empty", "Refunds", "2026-11-21", [("Refunds", ["id"], [])]
+        report.with_name("empty"), "Refunds", "2026-11-21", [("Refunds", ["id"], [])]
     )
 
     op = operator(None, summary_html_path=str(html_path), summary_text_path=str(text_path), cc=[])
@@ -429,3 +431,66 @@ def test_delivered_but_unrecorded_fails_without_retry(monkeypatch, servers, ware
     with pytest.raises(AirflowFailException, match="WAS sent .*Not retrying"):
         operator(report).execute(context())
     assert len(handler.messages) == 1
+
+
+# -- paths from the build task's XCom: only files in the report's own folder ---------------
+SECRET = '{"fernet_key": "not-for-mail-3f9c"}'
+
+
+def planted(tmp_path: Path, report: Path, kind: str) -> Path:
+    """A path to a secret the XCom could name: outside the folder, via '..', or a symlink inside it."""
+    secret = tmp_path / "secrets" / "secrets.json"
+    secret.parent.mkdir(exist_ok=True)
+    secret.write_text(SECRET)
+    if kind == "outside":
+        return secret
+    if kind == "dotdot":
+        return report.parent / ".." / ".." / ".." / "secrets" / "secrets.json"
+    link = report.with_name("looks_like_a_report.xlsx")  # inside the folder, pointing out of it
+    link.symlink_to(secret)
+    return link
+
+
+@pytest.mark.parametrize("kind", ["outside", "dotdot", "symlink"])
+@pytest.mark.parametrize("field", ["workbook_path", "summary_html_path", "summary_text_path"])
+def test_a_path_outside_the_report_folder_fails_at_once_and_sends_nothing(
+    monkeypatch, servers, warehouse, report, tmp_path, field, kind
+):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    handler = RecordingHandler()
+    set_smtp(monkeypatch, servers(handler).port)
+    html_path, text_path = (str(p) for p in summary_file_paths(report))
+    paths = {"workbook_path": str(report), "summary_html_path": html_path, "summary_text_path": text_path}
+    bad = planted(tmp_path, report, kind)
+
+    with pytest.raises(AirflowFailException) as raised:
+        operator(None, **{**paths, field: str(bad)}).execute(context())
+    message = str(raised.value)
+    assert f"report 'daily_sales': {field} {str(bad)!r}" in message
+    assert f"is outside the folder {str(tmp_path / 'reports' / 'daily_sales')!r}" in message
+    assert "re-run the report's build task" in message and "not retried" in message
+    assert SECRET not in message
+    assert handler.messages == [] and ledger_rows() == []
+
+
+def test_the_hook_attaches_only_files_under_the_folder_it_is_given(monkeypatch, servers, report, tmp_path):
+    from nightshift.hooks.mail import MailConfigError, YagmailHook
+    from nightshift_core.reports.paths import ReportPathError
+
+    handler = RecordingHandler()
+    set_smtp(monkeypatch, servers(handler).port)
+    folder = report.parent.parent
+    send = {"to": ["boss@nightshift.test"], "subject": "s", "html": "<p>h</p>", "text": "t",
+            "message_id": "<m.1@nightshift.test>"}  # fmt: skip
+    for kind in ("outside", "symlink"):
+        bad = planted(tmp_path, report, kind)
+        with pytest.raises(ReportPathError, match=f"attachment {str(bad)!r}.* is outside the folder"):
+            YagmailHook().send(**send, attachments=[report, bad], attachments_under=folder)
+    with pytest.raises(MailConfigError, match="attachments need attachments_under"):
+        YagmailHook().send(**send, attachments=[report])
+    assert handler.messages == []
+
+    YagmailHook().send(**send, attachments=[report], attachments_under=folder)  # the control: it sends
+    (received,) = handler.messages
+    assert [a.get_filename() for a in received.message.iter_attachments()] == [report.name]

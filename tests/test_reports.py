@@ -194,7 +194,11 @@ def test_sheets_task_skips_with_the_reason_when_not_configured(synced, monkeypat
     result = build()
     sections = ["by_territory"]
     op = ReportToSheetsOperator(
-        task_id="to_sheets", spreadsheet_key="", folder=result["folder"], sections=sections
+        task_id="to_sheets",
+        report_id="daily_sales",
+        spreadsheet_key="",
+        folder=result["folder"],
+        sections=sections,
     )
     with pytest.raises(AirflowSkipException, match="Google Sheets is not configured"):
         op.execute(context("to_sheets", dt.datetime(2026, 11, 23, tzinfo=dt.UTC)))
@@ -203,7 +207,11 @@ def test_sheets_task_skips_with_the_reason_when_not_configured(synced, monkeypat
         "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps({"conn_type": "google_cloud_platform", "extra": {}})
     )
     op = ReportToSheetsOperator(
-        task_id="to_sheets", spreadsheet_key="abc", folder=result["folder"], sections=sections
+        task_id="to_sheets",
+        report_id="daily_sales",
+        spreadsheet_key="abc",
+        folder=result["folder"],
+        sections=sections,
     )
     with pytest.raises(AirflowSkipException, match="google_cloud_default"):
         op.execute(context("to_sheets", dt.datetime(2026, 11, 23, tzinfo=dt.UTC)))
@@ -228,7 +236,7 @@ def test_sheets_task_writes_every_section_in_three_requests_each(synced, fake_sh
     result = build()
     sections = ["by_territory", "top_customers", "top_employees", "last_7_days"]
     op = ReportToSheetsOperator(
-        task_id="to_sheets", spreadsheet_key="sales-sheet", folder=result["folder"], sections=sections,
+        task_id="to_sheets", report_id="daily_sales", spreadsheet_key="sales-sheet", folder=result["folder"], sections=sections,
         worksheet_prefix="d_",
     )  # fmt: skip
     out = op.execute(context("to_sheets", dt.datetime(2026, 11, 23, tzinfo=dt.UTC)))
@@ -238,3 +246,52 @@ def test_sheets_task_writes_every_section_in_three_requests_each(synced, fake_sh
     assert customers[0] == ["customer", "country", "territory", "orders", "sales"]
     assert customers[1][0] == HOSTILE  # RAW input: stored as the text it is
     assert fake_sheets.values("sales-sheet", "d_last_7_days")[1:] in ([], [[]])
+
+
+@pytest.mark.parametrize("kind", ["outside", "symlinked folder", "symlinked section"])
+def test_sheets_task_refuses_a_folder_outside_the_report_and_writes_nothing(
+    synced, fake_sheets, monkeypatch, tmp_path, kind
+):
+    import shutil
+
+    from airflow.sdk.exceptions import AirflowFailException
+    from support.fake_sheets import use_google_connection
+
+    from nightshift.operators.reports import ReportToSheetsOperator
+
+    use_google_connection(monkeypatch, fake_sheets)
+    fake_sheets.add_spreadsheet("sales-sheet")
+    built = Path(build()["folder"])
+    elsewhere = tmp_path / "elsewhere"  # another report's data, say: valid Parquet the task could publish
+    shutil.copytree(built, elsewhere)
+    report_folder = tmp_path / "reports" / "daily_sales"
+    folder, bad = elsewhere, elsewhere
+    if kind == "symlinked folder":
+        folder = bad = report_folder / "planted"
+        folder.symlink_to(elsewhere, target_is_directory=True)
+    elif kind == "symlinked section":
+        folder = built
+        bad = built / "sections" / "top_customers.parquet"
+        bad.unlink()
+        bad.symlink_to(elsewhere / "sections" / "top_customers.parquet")
+    sections = ["by_territory", "top_customers"]
+    op = ReportToSheetsOperator(
+        task_id="to_sheets", report_id="daily_sales", spreadsheet_key="sales-sheet", folder=str(folder),
+        sections=sections,
+    )  # fmt: skip
+    with pytest.raises(AirflowFailException) as raised:
+        op.execute(context("to_sheets", dt.datetime(2026, 11, 23, tzinfo=dt.UTC)))
+    message = str(raised.value)
+    assert f"{str(bad)!r}" in message and f"is outside the folder {str(report_folder)!r}" in message
+    assert "re-run the report's build task" in message
+    assert fake_sheets.api_requests == [] and fake_sheets.token_requests == []
+
+
+@pytest.mark.parametrize("report_id", ["", ".", "..", "../etc", "daily_sales/..", "/etc"])
+def test_a_report_id_that_is_a_path_has_no_folder(report_id, tmp_path):
+    from nightshift_core.reports.paths import ReportPathError, report_folder
+
+    env = {"NIGHTSHIFT_REPORTS_DIR": str(tmp_path)}
+    assert report_folder("daily_sales", env) == tmp_path.resolve() / "daily_sales"
+    with pytest.raises(ReportPathError, match="must be a plain name"):
+        report_folder(report_id, env)

@@ -29,6 +29,9 @@ DOC = """
 3. **email** sends the summary and the workbook once per report date (a delivery marker in
    `nightshift_ops.report_deliveries`); `force_resend` sends it again.
 
+Every path **to_sheets** and **email** get from build's XCom must lie, symlinks followed, under
+`<reports folder>/{report_id}/`; any other path fails the task before anything is sent.
+
 Schedule: {schedule}. The report date is the day before the run unless the `report_date`
 Param says otherwise.
 """
@@ -82,6 +85,7 @@ def build(config: ReportConfig) -> DAG:
         if config.sheets:
             built >> ReportToSheetsOperator(
                 task_id="to_sheets",
+                report_id=config.report_id,
                 spreadsheet_key=config.sheets.spreadsheet_key,
                 folder="{{ " + BUILD_XCOM + "['folder'] }}",
                 sections=[s.name for s in config.sections],

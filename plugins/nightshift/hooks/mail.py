@@ -228,6 +228,7 @@ class YagmailHook(BaseHook):
         html: str,
         text: str,
         attachments: Sequence[Path] = (),
+        attachments_under: Path | None = None,
         message_id: str,
         headers: Mapping[str, str] | None = None,
         on_accepted: Callable[[], None] | None = None,
@@ -236,7 +237,8 @@ class YagmailHook(BaseHook):
 
         ``on_accepted`` runs right after the server accepted the DATA and before QUIT, so the
         caller can record the delivery before anything else can fail. An error after that point
-        (QUIT, closing) is logged, not raised: the message went out.
+        (QUIT, closing) is logged, not raised: the message went out. Attachments must lie, symlinks
+        followed, under ``attachments_under``; a path outside it is refused before connecting.
         """
         if not to:
             raise MailConfigError("no recipients: pass at least one address in to=")
@@ -250,6 +252,7 @@ class YagmailHook(BaseHook):
             html=html,
             text=text,
             attachments=attachments,
+            attachments_under=attachments_under,
             message_id=message_id,
             headers=headers,
         )
@@ -286,6 +289,7 @@ class YagmailHook(BaseHook):
         html: str,
         text: str,
         attachments: Sequence[Path],
+        attachments_under: Path | None = None,
         message_id: str,
         headers: Mapping[str, str] | None = None,
     ) -> MIMEMultipart:
@@ -298,6 +302,7 @@ class YagmailHook(BaseHook):
         from yagmail.validate import validate_email_with_regex
 
         sender = self.settings.from_email
+        attachments = self._confined(attachments, attachments_under)
         missing = [str(p) for p in attachments if not Path(p).is_file()]
         if missing:
             raise FileNotFoundError(f"attachment(s) {missing} not found; the report-build task writes them")
@@ -324,6 +329,19 @@ class YagmailHook(BaseHook):
             if part.get("Content-Disposition") is None and part.get_param("name"):
                 part.add_header("Content-Disposition", "attachment", filename=part.get_param("name"))
         return message
+
+    @staticmethod
+    def _confined(attachments: Sequence[Path], folder: Path | None) -> list[Path]:
+        """The attachments resolved, each checked to lie under ``folder`` (required when there are any)."""
+        from nightshift_core.reports.paths import inside_folder
+
+        if attachments and folder is None:
+            raise MailConfigError(
+                "attachments need attachments_under=<the folder they must lie in>, so a path handed "
+                "to the task (an XCom, a Param) cannot attach any file the worker can read"
+            )
+        fix = "Attach only files from that folder (attachments_under)"
+        return [inside_folder(p, folder, "attachment", fix) for p in attachments] if folder else []
 
     def _open(self) -> yagmail.SMTP:
         """Connect (and STARTTLS, AUTH); reconnect ``retry_limit`` times if the server hangs up."""

@@ -111,9 +111,11 @@ class EmailReportOperator(BaseOperator):
 
     The report-build task writes the workbook and, next to it, the bodies
     ``<workbook>.summary.html`` / ``.summary.txt`` (``write_summary_files``); this task gets
-    their paths. Before sending it looks for a delivery marker in ``ledger_table``; after the
-    SMTP server accepted the message, and before the session is closed, it writes one. So a
-    retry or a re-run of a report that went out sends nothing, unless ``force_resend``.
+    their paths, each of which must lie (symlinks followed) under the report's own folder
+    ``<reports dir>/<report_id>/``, or the task fails sending nothing. Before sending it looks
+    for a delivery marker in ``ledger_table``; after the SMTP server accepted the message, and
+    before the session is closed, it writes one. So a retry or a re-run of a report that went
+    out sends nothing, unless ``force_resend``.
     """
 
     template_fields: Sequence[str] = (
@@ -168,6 +170,7 @@ class EmailReportOperator(BaseOperator):
         from nightshift.hooks.mail import YagmailHook
         from nightshift.hooks.warehouse import WarehouseHook, job_key
         from nightshift_core.alerts import parse_recipients
+        from nightshift_core.reports.paths import report_folder
 
         report_date = self._report_date()
         to, cc = parse_recipients(self.to), parse_recipients(self.cc)
@@ -234,6 +237,7 @@ class EmailReportOperator(BaseOperator):
                 html=html,
                 text=text,
                 attachments=attachments,
+                attachments_under=report_folder(self.report_id),
                 message_id=message_id,
                 headers={
                     "Auto-Submitted": "auto-generated",
@@ -259,6 +263,7 @@ class EmailReportOperator(BaseOperator):
 
     def _bodies(self) -> tuple[str, str, list[Path]]:
         """Read the summary files and check the attachment; paths default to next to the workbook."""
+        from nightshift_core.reports.paths import report_path
         from nightshift_core.reports.summary import summary_file_paths
 
         workbook = Path(self.workbook_path) if self.workbook_path else None
@@ -272,6 +277,11 @@ class EmailReportOperator(BaseOperator):
                 f"report {self.report_id!r}: pass workbook_path (the bodies are read from "
                 "<workbook>.summary.html/.txt) or both summary_html_path and summary_text_path"
             )
+        # The paths come from the build task's XCom: only files in this report's folder are sent.
+        html_path = report_path(html_path, self.report_id, "summary_html_path")
+        text_path = report_path(text_path, self.report_id, "summary_text_path")
+        if workbook is not None:
+            workbook = report_path(workbook, self.report_id, "workbook_path")
         missing = [str(p) for p in (html_path, text_path, workbook) if p is not None and not p.is_file()]
         if missing:
             raise FileNotFoundError(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from nightshift.operators._fail_fast import fail_fast
+from nightshift_core.reports.paths import report_path, reports_dir
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -18,21 +19,6 @@ if TYPE_CHECKING:
 
     from nightshift_core.reports.config import Section
     from nightshift_core.reports.tables import ReportTable
-
-
-def reports_dir() -> Path:
-    """Where built reports go: $NIGHTSHIFT_REPORTS_DIR, else $NIGHTSHIFT_RUNTIME/reports.
-
-    Every worker must see the same folder (a shared volume, or a GCS FUSE mount on Composer).
-    """
-    if os.environ.get("NIGHTSHIFT_REPORTS_DIR"):
-        return Path(os.environ["NIGHTSHIFT_REPORTS_DIR"])
-    if os.environ.get("NIGHTSHIFT_RUNTIME"):
-        return Path(os.environ["NIGHTSHIFT_RUNTIME"]) / "reports"
-    raise RuntimeError(
-        "no folder for reports: set NIGHTSHIFT_REPORTS_DIR to a folder every Airflow worker shares "
-        "(docker-compose.yaml sets it to the reports volume)"
-    )
 
 
 def resolve_report_date(value: Any, context: Context) -> dt.date:
@@ -115,7 +101,11 @@ class WarehouseToReportOperator(BaseOperator):
 
         config = load(Path(self.config_path))
         day = resolve_report_date(self.report_date, context)
-        out = reports_dir() / config.report_id / day.isoformat()
+        # Checked like every path a report task uses: a symlinked date folder must not send the
+        # files (and the clean-up of stale ones) somewhere else.
+        out = report_path(
+            reports_dir() / config.report_id / day.isoformat(), config.report_id, "build folder"
+        )
         (out / "sections").mkdir(parents=True, exist_ok=True)
         tables, rows = [], {}
         with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:
@@ -168,7 +158,9 @@ class ReportToSheetsOperator(BaseOperator):
     """Publish each section of a built report to its own worksheet of one spreadsheet.
 
     Skipped (with the reason in the log) when no spreadsheet key is set or the Google
-    connection has no service-account key: the embedded default has no Sheets.
+    connection has no service-account key: the embedded default has no Sheets. ``folder`` (the
+    build task's output, from its XCom) and every section file in it must lie under the report's
+    own folder, ``<reports dir>/<report_id>/``; otherwise the task fails before writing anything.
     """
 
     template_fields: Sequence[str] = ("spreadsheet_key", "folder")
@@ -176,6 +168,7 @@ class ReportToSheetsOperator(BaseOperator):
     def __init__(
         self,
         *,
+        report_id: str,
         spreadsheet_key: str,
         folder: str,
         sections: Sequence[str],
@@ -184,6 +177,7 @@ class ReportToSheetsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.report_id = report_id
         self.spreadsheet_key = spreadsheet_key
         self.folder = folder
         self.sections = list(sections)
@@ -198,6 +192,13 @@ class ReportToSheetsOperator(BaseOperator):
         from nightshift.hooks.sheets import GoogleSheetsHook, SheetsNotConfigured
         from nightshift_core.reports.tables import ArrowRows
 
+        folder = report_path(self.folder, self.report_id, "folder")
+        files = {
+            name: report_path(
+                folder / "sections" / f"{name}.parquet", self.report_id, f"section file of {name!r}"
+            )
+            for name in self.sections
+        }  # all checked before the first write
         key = (self.spreadsheet_key or "").strip()
         if not key:
             raise AirflowSkipException(
@@ -209,7 +210,7 @@ class ReportToSheetsOperator(BaseOperator):
         written = []
         try:
             for name in self.sections:
-                table = pq.read_table(Path(self.folder) / "sections" / f"{name}.parquet")
+                table = pq.read_table(files[name])
                 result = hook.write_table(
                     key, self.worksheet_prefix + name, table.column_names, ArrowRows(table)
                 )
