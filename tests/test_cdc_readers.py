@@ -280,3 +280,21 @@ def test_preflight_names_wal_level_on_the_shared_postgres(postgres):
         "configuration and restart it"
     )
     assert problem.current in ("replica", "minimal")
+
+
+def test_a_truncate_fails_the_read_naming_the_table_and_the_fix(capture):
+    """TRUNCATE writes no row images: the read fails (the table needs a full reload) instead of
+    silently keeping rows the source no longer has. A TRUNCATE of another table is no concern."""
+    from nightshift_core.sync.cdc import TruncatedError
+
+    capture.sql("INSERT INTO orders VALUES (70, 'a')", "CREATE TABLE other (id INT PRIMARY KEY)")
+    capture.sql("TRUNCATE TABLE other")
+    assert [c.after["id"] for c in capture.changes(capture.start)[0]] == [70]
+    capture.sql("TRUNCATE TABLE orders")
+    with pytest.raises(TruncatedError) as failure:
+        capture.changes(capture.start)
+    assert failure.value.table == capture.table("orders")
+    assert str(failure.value).startswith(f"{capture.table('orders')} was truncated at log position ")
+    assert str(failure.value).endswith(
+        "change capture cannot follow a TRUNCATE; reload the table with a full_refresh run"
+    )

@@ -8,7 +8,7 @@ does not exist as a sync mode.
 
 from __future__ import annotations
 
-from nightshift_core.sync.cdc.changes import Change, Folded, fold
+from nightshift_core.sync.cdc.changes import Change, Folded, TruncatedError, fold
 from nightshift_core.sync.cdc.preflight import PreflightError, Problem
 
-__all__ = ["Change", "Folded", "PreflightError", "Problem", "fold"]
+__all__ = ["Change", "Folded", "PreflightError", "Problem", "TruncatedError", "fold"]

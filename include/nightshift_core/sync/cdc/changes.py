@@ -30,6 +30,19 @@ class Change:
     seq: int
 
 
+class TruncatedError(Exception):
+    """A TRUNCATE of a captured table reached the log: it carries no row images, so the log alone
+    cannot tell which rows went; the table must be reloaded (a full refresh)."""
+
+    def __init__(self, table: str, position: Any) -> None:
+        self.table = table
+        self.position = position
+        super().__init__(
+            f"{table} was truncated at log position {position}: change capture cannot follow a TRUNCATE; "
+            "reload the table with a full_refresh run"
+        )
+
+
 @dataclass(frozen=True)
 class Folded:
     """The net effect of a run's changes on one primary key: the row to upsert, or a tombstone."""

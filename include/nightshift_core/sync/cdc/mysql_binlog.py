@@ -19,11 +19,12 @@ from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from nightshift_core.sync.cdc.changes import Change
+from nightshift_core.sync.cdc.changes import Change, TruncatedError
 from nightshift_core.sync.cdc.endpoint import Endpoint, ServerReader
 from nightshift_core.sync.cdc.preflight import BinlogSettings, check_mysql
 
 _BINLOG_NUMBER = re.compile(r"\.(\d+)$")
+_TRUNCATE = re.compile(r"\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?(\w+)`?\.)?`?(\w+)`?\s*;?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,13 @@ class BinlogReader(ServerReader):
                     if event.table in self.tables:
                         pending.extend(_row_changes(event))
                     continue
+                if isinstance(event, QueryEvent):
+                    truncated = _TRUNCATE.fullmatch(event.query)
+                    if truncated:
+                        schema = truncated.group(1) or event.schema.decode()
+                        if schema == self.endpoint.database and truncated.group(2) in self.tables:
+                            here = BinlogPosition(stream.log_file, stream.log_pos)
+                            raise TruncatedError(f"{schema}.{truncated.group(2)}", here)
                 commit = isinstance(event, XidEvent) or (
                     isinstance(event, QueryEvent) and event.query.strip().upper() != "BEGIN"
                 )

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
-from nightshift_core.sync.cdc.changes import Change
+from nightshift_core.sync.cdc.changes import Change, TruncatedError
 from nightshift_core.sync.cdc.endpoint import Endpoint, ServerReader
 from nightshift_core.sync.cdc.preflight import check_postgres
 
@@ -149,22 +149,23 @@ class LogicalReader(ServerReader):
             with conn.cursor(name=f"{self.slot}_read") as cur:
                 cur.itersize = 2000
                 cur.execute(
-                    "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, NULL, "
+                    "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, NULL, "
                     "'proto_version', '1', 'publication_names', %s)",
                     [self.slot, format_lsn(upto), self.slot],
                 )
-                yield from _decode((bytes(row[0]) for row in cur), start)
+                yield from _decode(((lsn, bytes(data)) for lsn, data in cur), start)
             conn.rollback()
         finally:
             conn.close()
 
 
-def _decode(messages: Iterator[bytes], start: int) -> Iterator[Change]:
-    """pgoutput protocol version 1 messages -> changes of the transactions committed after ``start``."""
+def _decode(messages: Iterator[tuple[str, bytes]], start: int) -> Iterator[Change]:
+    """pgoutput protocol version 1 messages (with their LSN's text) -> changes of the transactions
+    committed after ``start``."""
     relations: dict[int, tuple[str, list[tuple[str, int, bool]]]] = {}
     pending: list[tuple[str, str, dict | None, dict | None]] = []
     seq = 0
-    for data in messages:
+    for lsn, data in messages:
         kind = data[:1]
         if kind == b"B":
             pending = []
@@ -183,7 +184,9 @@ def _decode(messages: Iterator[bytes], start: int) -> Iterator[Change]:
                 yield Change(table, op, before, after, commit_time, end_lsn, seq)  # type: ignore[arg-type]
             pending = []
         elif kind == b"T":
-            raise NotImplementedError("TRUNCATE reached the change stream; the table needs a full reload")
+            (count,) = struct.unpack_from("!i", data, 1)
+            oids = struct.unpack_from(f"!{count}I", data, 6)
+            raise TruncatedError(", ".join(relations[oid][0] for oid in oids), lsn)
 
 
 def _string(data: bytes, at: int) -> tuple[str, int]:
