@@ -295,3 +295,17 @@ def test_a_report_id_that_is_a_path_has_no_folder(report_id, tmp_path):
     assert report_folder("daily_sales", env) == tmp_path.resolve() / "daily_sales"
     with pytest.raises(ReportPathError, match="must be a plain name"):
         report_folder(report_id, env)
+
+
+def test_build_refuses_a_date_folder_that_is_a_symlink_out_of_the_report(synced, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "keep.txt").parent.mkdir()
+    (elsewhere / "keep.txt").write_text("not a report file: the clean-up of stale files must not touch it")
+    day_folder = tmp_path / "reports" / "daily_sales" / DAY.isoformat()
+    day_folder.parent.mkdir(parents=True)
+    day_folder.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(AirflowFailException, match=rf"build folder '{day_folder}' \(resolves to .*elsewhere"):
+        build(report_date=DAY.isoformat())
+    assert [p.name for p in elsewhere.iterdir()] == ["keep.txt"]
