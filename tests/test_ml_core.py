@@ -24,7 +24,7 @@ import yaml
 from nightshift_core.ml import drift, gate
 from nightshift_core.ml.config import CONFIG_PATH, LABELS_ENV, Drift, ModelConfig, RetrainConfigError, load
 from nightshift_core.ml.data import check_examples, digest, split_human, weak_examples, without_check_texts
-from nightshift_core.ml.evaluation import SUMMARY_KEYS, evaluate_model, evaluate_rule, summary
+from nightshift_core.ml.evaluation import SUMMARY_KEYS, evaluate_model, evaluate_rule, overrides, summary
 from nightshift_core.ml.labels import (
     LabelFileError,
     LabelRow,
@@ -43,8 +43,10 @@ from nightshift_core.ml.model import (
     TrainingExample,
     analyse,
     build_vocabulary,
+    choose_threshold,
     tokens,
     train,
+    with_fallback,
 )
 from nightshift_core.ml.report import render
 from nightshift_core.sentiment.rules import LABELS
@@ -857,8 +859,8 @@ def test_render_lists_decision_reason_and_every_contender():
         assert "v4 promoted" in part and all(name in part for name in metrics)
     assert "<p>promoted: weighted F1 0.7123 &gt;= champion 0.6900 + margin 0.01</p>" in html
     assert "promoted: weighted F1 0.7123 >= champion 0.6900 + margin 0.01" in text
-    assert "challenger v4 | 0.7123 | 0.6000 | 0.7000 | - | - | 123 | 60" in text
-    assert "vader | 0.5500 | - | - | - | -0.2500 | - | 60" in text
+    assert "challenger v4 | 0.7123 | 0.6000 | - | 0.7000 | - | - | - | - | 123 | 60" in text
+    assert "vader | 0.5500 | - | - | - | - | -0.2500 | - | - | - | 60" in text
     assert "<li>human labels: 300</li>" in html and "drift: -" in text and "eval digest: abc123" in text
     assert html.count("<tr>") == 1 + len(metrics)
 
@@ -1261,3 +1263,63 @@ def test_evaluate_model_and_rules_share_one_report_shape(trained):
     assert reports["model"]["auc"] is not None and reports["vader"]["auc"] is None
     with pytest.raises(ValueError, match=r"unknown rule 'bert'; use one of \('vader', 'textblob'\)"):
         evaluate_rule("bert", examples)
+
+
+# -- the rule where the model is unsure ------------------------------------------------------------
+NEG, NEU, POS = (LABELS.index(x) for x in ("negative", "neutral", "positive"))
+
+
+def _p(*rows: tuple[float, float, float]) -> np.ndarray:
+    """Probability rows given as (negative, neutral, positive)."""
+    out = np.zeros((len(rows), 3), dtype=np.float32)
+    for i, (neg, neu, pos) in enumerate(rows):
+        out[i, [NEG, NEU, POS]] = neg, neu, pos
+    return out
+
+
+def test_below_the_threshold_the_rule_label_stands():
+    probs = _p((0.1, 0.8, 0.1), (0.4, 0.35, 0.25), (0.3, 0.3, 0.4))
+    compounds = np.array([0.6, 0.6, -0.02], dtype=np.float32)
+    out = with_fallback(probs, compounds, 0.5)
+    assert out.argmax(axis=1).tolist() == [NEU, POS, NEU]  # sure: the model; unsure: VADER's +-0.05 label
+    assert out[0].tolist() == probs[0].tolist() and out[1].tolist() == [
+        1.0 if i == POS else 0.0 for i in range(3)
+    ]
+    assert with_fallback(probs, compounds, 0.0) is probs
+
+
+def test_the_threshold_is_the_one_that_scores_best_on_held_out_labels_ties_to_the_rule():
+    # The model is right when sure (>= 0.8) and wrong below that; VADER is right on the unsure ones.
+    probs = _p((0.9, 0.05, 0.05), (0.1, 0.8, 0.1), (0.6, 0.3, 0.1), (0.2, 0.55, 0.25))
+    compounds = np.array([-0.5, 0.5, 0.5, -0.5], dtype=np.float32)
+    gold = np.array([NEG, NEU, POS, NEG])
+    assert choose_threshold(probs, compounds, gold) == 0.8  # highest threshold with the best F1
+    assert choose_threshold(_p((0.1, 0.1, 0.8)), np.array([0.9]), np.array([POS])) == 1.01  # a tie: the rule
+    model_only = choose_threshold(_p((0.1, 0.1, 0.8)), np.array([-0.9]), np.array([POS]))
+    assert model_only == 0.8  # the model beats the rule, and keeps as much fallback as it can
+
+
+def test_overrides_count_where_the_label_differs_from_vader_and_who_was_right():
+    texts = ["I love it", "I hate it", "The meeting is at noon."]
+    assert overrides(["positive", "negative", "neutral"], ["positive", "negative", "neutral"], texts) == {
+        "override_share": 0.0, "override_right": None, "override_rule_right": None}  # fmt: skip
+    result = overrides(["neutral", "neutral", "neutral"], ["neutral", "positive", "neutral"], texts)
+    assert result == {
+        "override_share": pytest.approx(2 / 3),
+        "override_right": 0.5,
+        "override_rule_right": 0.0,
+    }
+
+
+def test_the_threshold_is_chosen_in_training_saved_and_used(tmp_path):
+    config = ModelConfig(**{**TINY.to_dict(), "fallback_share": 0.3})
+    model, history = train(_examples() * 2, config, log=lambda _: None)
+    assert history["fallback_threshold"] == model.threshold and history["calibration_examples"] > 0
+    model.save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["fallback_threshold"] == model.threshold
+    loaded = SentimentModel.load(tmp_path / "m")
+    assert loaded.threshold == model.threshold > 0
+    loaded.threshold = 1.01  # always unsure: VADER's labels
+    texts = ["great thing", "awful thing", "a thing"]
+    assert [label for label, _ in loaded.predict(texts)] == ["positive", "negative", "neutral"]
+    assert evaluate_model(loaded, [TrainingExample(t, "neutral") for t in texts])["override_share"] == 0.0

@@ -39,6 +39,7 @@ class ModelConfig:
     class_balance: float = 0.0  # 0: plain loss; 1: classes weighted by inverse frequency
     weak_weight: float = 0.5
     calibrate_share: float = 0.1  # human labels held out of the fit to calibrate class offsets
+    fallback_share: float = 0.0  # > 0: human labels held out of the fit to choose the fallback threshold
     seed: int = 13
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,7 +51,8 @@ class ModelConfig:
                   "max_vocabulary": (1, 10**7), "shrink": (0.0, 1000.0), "dropout": (0.0, 0.9),
                   "epochs": (1, 100), "min_steps": (0, 10**6), "batch_size": (1, 4096), "lr": (1e-5, 1.0),
                   "weight_decay": (0.0, 10.0), "l2": (0.0, 10.0), "rating_weight": (0.0, 10.0), "class_balance": (0.0, 1.0),
-                  "weak_weight": (0.0, 1.0), "calibrate_share": (0.0, 0.5), "seed": (0, 2**31)}  # fmt: skip
+                  "weak_weight": (0.0, 1.0), "calibrate_share": (0.0, 0.5), "fallback_share": (0.0, 0.5),
+                  "seed": (0, 2**31)}  # fmt: skip
         for name, (low, high) in limits.items():
             value = getattr(self, name)
             whole = isinstance(getattr(ModelConfig, name), int)  # the default's type is the setting's

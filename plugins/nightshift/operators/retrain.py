@@ -307,6 +307,7 @@ class TrainSentimentModelOperator(_RetrainStep):
             "human_train": len(split.train), "weak": len(weak), "eval": len(split.eval), "tweets_held_out": held_out,
             "duplicates_dropped": split.duplicates, "train_digest": digest(examples), "eval_version": eval_version,
             "train_seconds": history["seconds"], "labels_as_of": now.isoformat(),
+            "fallback_threshold": history["fallback_threshold"],
         }  # fmt: skip
         run_id = registry.start_run(
             key, {"airflow.dag_id": context["dag_run"].dag_id, "eval_version": eval_version}
@@ -568,6 +569,8 @@ class RetrainReportEmailOperator(BaseOperator):
         facts = {"version": outcome["version"], "previous champion": outcome.get("previous_champion"),
                  "human labels (train/eval)": f"{trained.get('human_train')}/{trained.get('eval')}" if trained else None,
                  "weak labels": trained.get("weak"), "evaluation set": trained.get("eval_version"),
+                 "tweets held out (check split)": trained.get("tweets_held_out"),
+                 "rule fallback below class probability": trained.get("fallback_threshold"),
                  "why it trained": plan.get("reason"), "drift: length PSI": plan.get("length_psi"),
                  "drift: score PSI": plan.get("score_psi"), "drift: unseen words": plan.get("unseen_share")}  # fmt: skip
         checks = (ti.xcom_pull(task_ids="evaluate") or {}).get("checks") or []
