@@ -45,7 +45,8 @@ email: {to: [a@example.com]}
     [
         (("title: A report", "title: A report\ncolour: red"), "unknown key(s) ['colour'] in top level"),
         (("reports/top_customers.sql", "reports/nope.sql"), "include/sql/reports/nope.sql does not exist"),
-        (("reports/top_customers.sql", "../../etc/passwd"), "does not exist"),
+        (("reports/top_customers.sql", "../../etc/passwd"), "leads out of include/sql"),
+        (("reports/top_customers.sql", "/etc/passwd"), "leads out of include/sql"),
         (("name: customers", "name: 'cust/omers'"), "names a worksheet"),
         (("money: [sales]", "money: ['sales; DROP TABLE x']"), "sections[0] (cust"),
         (("a@example.com", "not-an-address"), "email.to: 'not-an-address' is not an e-mail address"),
@@ -62,6 +63,29 @@ def test_bad_definitions_name_file_key_and_fix(tmp_path, change, message):
         load(path)
     assert str(path) in str(info.value)
     assert message in str(info.value)
+
+
+def test_section_sql_symlink_out_of_include_sql_is_refused(tmp_path, monkeypatch):
+    """A path under include/sql that is a symlink to a file outside it is refused, as resolved."""
+    import nightshift_core.reports.config as config
+
+    sql_dir = tmp_path / "sql"
+    (sql_dir / "reports").mkdir(parents=True)
+    outside = tmp_path / "secret.sql"
+    outside.write_text("SELECT 1")
+    (sql_dir / "reports" / "top_customers.sql").symlink_to(outside)
+    monkeypatch.setattr(config, "SQL_DIR", sql_dir)
+    path = tmp_path / "r1.yaml"
+    path.write_text(GOOD)
+    with pytest.raises(
+        ReportConfigError,
+        match=r"sections\[0\] \(customers\)\.sql is 'reports/top_customers.sql', "
+        "which leads out of include/sql",
+    ):
+        load(path)
+    (sql_dir / "reports" / "top_customers.sql").unlink()
+    (sql_dir / "reports" / "top_customers.sql").write_text("SELECT 1")
+    assert load(path).sections[0].sql == "reports/top_customers.sql"
 
 
 def test_duplicate_report_ids_are_reported_together(tmp_path):

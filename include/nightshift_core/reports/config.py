@@ -160,9 +160,7 @@ def _section(where: Where, item: Any, key: str) -> Section:
     if not isinstance(name, str) or not _SHEET_NAME.fullmatch(name):
         where.fail(f"{key}.name {name!r} must be 1-31 characters without []:*?/\\ (it names a worksheet)")
     key = f"{key} ({name})"
-    sql = where.string(item, "sql", f"{key}.sql", required=True)
-    if ".." in Path(sql).parts or not (SQL_DIR / sql).is_file():
-        where.fail(f"{key}.sql: include/sql/{sql} does not exist; add it or fix the path")
+    sql = where.sql_file(item, "sql", f"{key}.sql", SQL_DIR)
 
     def columns(value: Any, sub: str) -> tuple[str, ...]:
         value = [value] if isinstance(value, str) else (value or [])
