@@ -155,10 +155,10 @@ def phase(source: Source, name: str, db: str, workdir: str) -> dict:
     import sqlglot.dialects.bigquery  # noqa: F401
     import sqlglot.dialects.duckdb  # noqa: F401
 
-    import nightshift_core.sql  # noqa: F401
     import nightshift_core.sync.arrow_reader  # noqa: F401
     import nightshift_core.warehouse.bigquery_engine  # noqa: F401
     import nightshift_core.warehouse.duckdb_engine  # noqa: F401
+    import nightshift_core.warehouse.sql  # noqa: F401
     from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
 
     if source.name == "mariadb":  # (imports the MySQL hook too)

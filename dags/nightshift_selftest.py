@@ -69,8 +69,8 @@ def nightshift_selftest():
         from airflow.sdk import get_current_context
 
         from nightshift.hooks.warehouse import WarehouseHook, job_key
-        from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
+        from nightshift_core.warehouse.sql import render
 
         context = get_current_context()
         table = TableRef("nightshift_ops", "selftest_heartbeat")

@@ -10,7 +10,6 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from nightshift_core.sql import SQL_DIR
 from nightshift_core.warehouse import (
     DuplicateKeyError,
     JobKey,
@@ -20,6 +19,7 @@ from nightshift_core.warehouse import (
     UnsupportedTypeError,
     WarehouseError,
 )
+from nightshift_core.warehouse.sql import SQL_DIR
 
 ENGINES = ["duckdb", "bigquery"]
 UTC = dt.UTC
@@ -327,7 +327,7 @@ def test_job_ids_are_deterministic_and_try_independent():
 
 
 def test_shipped_selftest_query_runs(wh):
-    from nightshift_core.sql import render
+    from nightshift_core.warehouse.sql import render
 
     schema = pa.schema(
         [pa.field("run_id", pa.string(), nullable=False), ("run_after", pa.timestamp("us", "UTC"))]
@@ -362,7 +362,7 @@ def test_every_shipped_sql_file_parses_and_transpiles(path):
     import jinja2.meta
     import sqlglot
 
-    from nightshift_core.sql import render
+    from nightshift_core.warehouse.sql import render
 
     relative = str(path.relative_to(SQL_DIR))
     # Every template variable names a dataset or table: give each a placeholder.

@@ -404,7 +404,7 @@ class BigQueryWarehouse(Warehouse):
             yield from batch.to_batches(max_chunksize=batch_size) if isinstance(batch, pa.Table) else [batch]
 
     def _query(self, sql: str, params: Mapping[str, Any] | None, page_size: int | None = None):
-        from nightshift_core.sql import bind_names
+        from nightshift_core.warehouse.sql import bind_names
 
         config = bigquery.QueryJobConfig(
             query_parameters=[_param(k, v) for k, v in bind_names(params).items()]

@@ -21,7 +21,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nightshift_core.sql import bind_names, transpile
 from nightshift_core.warehouse.base import (
     SYNC_STATE_COLUMNS,
     DuplicateKeyError,
@@ -32,6 +31,7 @@ from nightshift_core.warehouse.base import (
     SyncState,
     Warehouse,
 )
+from nightshift_core.warehouse.sql import bind_names, transpile
 from nightshift_core.warehouse.staging import spool_parquet
 from nightshift_core.warehouse.types import (
     DELETED_COLUMN,

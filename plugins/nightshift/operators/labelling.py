@@ -64,8 +64,8 @@ class _Requests:
 
     def recorded(self, warehouse: Warehouse, request: str) -> list[dict[str, Any]]:
         """The rows of ``request``, one per text, in form order (none: not recorded)."""
-        from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
+        from nightshift_core.warehouse.sql import render
 
         if not warehouse.table_exists(TableRef(self.config.dataset, REQUESTS)):
             return []
@@ -110,8 +110,8 @@ class PickTextsOperator(_LabellingStep):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from nightshift_core.ml.labelling import pick_texts, recorded_picks, request_rows
-        from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
+        from nightshift_core.warehouse.sql import render
 
         cfg = self.config
         now = run_time(context)
@@ -320,8 +320,8 @@ class StoreLabelsOperator(_LabellingStep):
             xcom_differences,
         )
         from nightshift_core.ml.records import LABEL_SCHEMA
-        from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
+        from nightshift_core.warehouse.sql import render
 
         ti = context["ti"]
         request = request_of(context)

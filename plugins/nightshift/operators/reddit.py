@@ -171,8 +171,8 @@ class SentimentScoreOperator(BaseOperator):
         from nightshift.hooks.warehouse import WarehouseHook, job_key
         from nightshift_core.reddit.records import COMMENT_SCHEMA, POST_SCHEMA, SENTIMENT_SCHEMA
         from nightshift_core.sentiment.rules import score_texts
-        from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
+        from nightshift_core.warehouse.sql import render
 
         scored_at = run_time(context)
         model = self.champion()

@@ -97,7 +97,7 @@ class WarehouseToReportOperator(BaseOperator):
         from nightshift_core.reports.config import load
         from nightshift_core.reports.excel import build_workbook, build_workbooks_by, workbook_name
         from nightshift_core.reports.summary import write_summary_files
-        from nightshift_core.sql import render
+        from nightshift_core.warehouse.sql import render
 
         config = load(Path(self.config_path))
         day = resolve_report_date(self.report_date, context)

@@ -67,8 +67,8 @@ class _RetrainStep(BaseOperator):
     def human_labels(self, warehouse: Warehouse, until: dt.datetime) -> list[dict[str, Any]]:
         """Every label loaded at or before ``until`` (a re-run sees what the first run saw)."""
         from nightshift_core.ml.records import LABEL_SCHEMA
-        from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
+        from nightshift_core.warehouse.sql import render
 
         warehouse.prepare_target(
             TableRef(self.config.dataset, "labels"), warehouse.arrow_columns(LABEL_SCHEMA)
@@ -80,8 +80,8 @@ class _RetrainStep(BaseOperator):
         self, warehouse: Warehouse, since: dt.datetime, until: dt.datetime
     ) -> list[dict[str, Any]]:
         """Scraped texts scored in ``[since, until]``; none while the Reddit tables do not exist."""
-        from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
+        from nightshift_core.warehouse.sql import render
 
         dataset = self.config.texts_dataset
         if not all(warehouse.table_exists(TableRef(dataset, t)) for t in ("posts", "comments", "sentiment")):
@@ -106,8 +106,8 @@ class LabelsToWarehouseOperator(_RetrainStep):
         from nightshift.hooks.warehouse import job_key
         from nightshift_core.ml.labels import read_labels
         from nightshift_core.ml.records import LABEL_SCHEMA
-        from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
+        from nightshift_core.warehouse.sql import render
 
         location = self.config.labels_location()
         locations = [location]

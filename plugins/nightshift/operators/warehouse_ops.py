@@ -160,8 +160,8 @@ class WarehouseQueryToTableOperator(BaseOperator):
     @fail_fast
     def execute(self, context: Context) -> dict[str, Any]:
         from nightshift.hooks.warehouse import WarehouseHook, job_key
-        from nightshift_core.sql import render
         from nightshift_core.warehouse import TableRef
+        from nightshift_core.warehouse.sql import render
 
         target = TableRef.parse(self.target)
         with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:

@@ -19,7 +19,7 @@ from sqlglot import exp
 from nightshift_core.warehouse.types import NUMERIC_PRECISION, NUMERIC_SCALE
 
 Dialect = Literal["bigquery", "duckdb"]
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(SQL_DIR)),
