@@ -14,11 +14,13 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from support.net import free_port
+from support.parse_guard import files_opened
 
 from nightshift_core import dbt as core
 from nightshift_core.local.mail_catcher import read_messages, start
@@ -219,10 +221,12 @@ def test_bad_rows_fail_the_audit_block_the_models_mail_it_and_are_kept_then_fixe
         d=DAG_ID, r=green.run_id, t="models.daily_sales_model_build",
     )  # fmt: skip
     fields = rendered[0] if isinstance(rendered[0], dict) else json.loads(rendered[0])
-    start_, end_ = green.data_interval_start, green.data_interval_end
-    assert fields["vars"] == dict(
-        zip(("window_start", "window_end"), core.window(start_, end_, None), strict=True)
+    # A run at 03:00 on the 22nd covers the day before it: its interval touches the 21st and the 22nd.
+    assert (green.data_interval_start, green.data_interval_end) == (
+        dt.datetime(2026, 11, 21, 3, tzinfo=dt.UTC),
+        day,
     )
+    assert fields["vars"] == {"window_start": "2026-11-21", "window_end": "2026-11-23"}
     # The first build has every day; it equals the aggregate over the raw tables.
     daily = warehouse(
         "SELECT SUM(sales) AS s, COUNT(DISTINCT order_date) AS days FROM classicmodels_agg.daily_sales"
@@ -349,40 +353,65 @@ def test_a_model_with_a_missing_ref_fails_setup_naming_the_file(tmp_path):
     assert "models/marts/broken.sql" in out and "no_such_model" in out, out[-2000:]
 
 
-def test_a_model_with_bad_sql_fails_its_task_naming_the_file(stack, tmp_path):
+def test_a_model_with_bad_sql_fails_its_task_naming_the_file(stack, tmp_path, monkeypatch):
+    """An analyst's model the warehouse rejects: the DAG, rendered from a project holding it, runs its task
+    through Airflow's task runner; the task fails at once, its error and failure e-mail naming the file."""
     copy = _copy_project(tmp_path)
     (copy / "models/marts/bad_sql.sql").write_text(
         "select nonsense_column from {{ source('classicmodels', 'orders') }}\n"
     )
-    profiles = _profile(tmp_path / "p")
-    done = subprocess.run(
-        [str(DBT), "run", "--select", "bad_sql", "--project-dir", str(copy), "--profiles-dir", str(profiles)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "DO_NOT_TRACK": "1"},
+    parsed = subprocess.run(
+        ["scripts/dbt_setup.sh", "parse"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "NIGHTSHIFT_DBT_PROJECT": str(copy)},
     )  # fmt: skip
-    assert done.returncode != 0
-    from airflow.sdk.exceptions import AirflowFailException
+    assert parsed.returncode == 0, parsed.stdout[-2000:] + parsed.stderr[-2000:]
+    from nightshift.dbt_dags import build
 
-    from nightshift.dbt_project import raise_on_problems
-
-    with pytest.raises(AirflowFailException) as failure:
-        raise_on_problems(str(copy))
-    message = str(failure.value)
-    assert "model bad_sql (models/marts/bad_sql.sql) error" in message and "nonsense_column" in message, (
-        message
-    )
+    manifest_path = core.manifest_path
+    monkeypatch.setattr(core, "PROJECT_DIR", copy)
+    monkeypatch.setattr(core, "manifest_path", lambda: manifest_path(copy))
+    dag = build()
+    task_id = "models.bad_sql_model_build"
+    assert task_id in dag.task_dict
+    # Every other task is marked done without running: only the model's own task runs.
+    run = dag.test(logical_date=None, mark_success_pattern=rf"(?!{re.escape(task_id)}$).*")
+    assert run.state == "failed"
+    assert states(run.run_id)[task_id] == "failed"
+    # Failed at once (SQL the warehouse rejects is not retried), and the e-mail says which file.
+    failed = f"[nightshift] FAILED {DAG_ID}.{task_id}"
+    alerts = [m for m in read_messages(stack["mail"]) if m["Subject"].startswith(failed)]
+    assert [m["Subject"] for m in alerts] == [f"{failed} (try 1)"]
+    body = alerts[0].get_body(("html",)).get_content()
+    assert "AirflowFailException: 1 dbt node(s) failed:" in body, body
+    assert "model bad_sql (models/marts/bad_sql.sql) error" in body and "nonsense_column" in body, body
 
 
 def test_parsing_the_dbt_dag_runs_no_subprocess_and_reads_only_the_manifest():
+    """The DAG file's docstring promises parse time reads the manifest and the project's files, nothing else."""
     from unittest import mock
 
+    from airflow import settings
     from airflow.dag_processing.dagbag import DagBag
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"subprocess at DAG-parse time: {args[:1]}")
 
-    with mock.patch.object(subprocess.Popen, "__init__", refuse):
-        bag = DagBag(dag_folder=str(ROOT / "dags" / "nightshift_dbt.py"))
+    dag_file = ROOT / "dags" / "nightshift_dbt.py"
+    with mock.patch.object(subprocess.Popen, "__init__", refuse), files_opened() as opened:
+        bag = DagBag(dag_folder=str(dag_file))
     assert not bag.import_errors, bag.import_errors
+    # Python's and Airflow's own reads aside: installed packages' files, the standard library, Airflow's
+    # config and its plugins folder's ignore file (read once per process when plugins first load).
+    own = [Path(p).resolve() for p in (sys.prefix, sys.base_prefix, os.environ["AIRFLOW_HOME"])]
+    plugins_ignore = Path(settings.PLUGINS_FOLDER, ".airflowignore").resolve()
+    read = {p for p in opened if p != plugins_ignore and not any(p.is_relative_to(o) for o in own)}
+    target = core.target_dir()
+    assert read == {
+        dag_file.resolve(),  # DagBag reads the file it parses
+        (target / core.RENDER_MANIFEST).resolve(),
+        (target / core.FINGERPRINT_FILE).resolve(),
+        *(p.resolve() for p in core.project_files()),
+    }, sorted(map(str, read))
     dag = bag.dags[DAG_ID]
     outlets = {a.name for t in dag.tasks for a in t.outlets}
     assert {"classicmodels_agg.top_employees_by_sales", "classicmodels_agg.daily_sales"} <= outlets

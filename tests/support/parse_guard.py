@@ -2,14 +2,19 @@
 
 Used by the integrity tests instead of mocking lookups away: a DAG file that calls
 ``Variable.get`` or opens a socket at parse time gets an import error naming the call.
+:func:`files_opened` shows which files a parse reads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import sqlite3
+import sys
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from unittest import mock
 
 
@@ -58,3 +63,39 @@ def no_io_while_parsing() -> Iterator[None]:
         for patch in patches:
             stack.enter_context(patch)
         yield
+
+
+# (thread id, paths) of the open files_opened() blocks; the audit hook cannot be removed once added.
+_recording: list[tuple[int, list[str]]] = []
+
+
+def _record_open(event: str, args: tuple) -> None:
+    if event != "open" or not _recording:
+        return
+    thread, paths = _recording[-1]
+    path = args[0]
+    if threading.get_ident() != thread or not isinstance(path, str | bytes | os.PathLike):
+        return  # another thread, or os.fdopen of a descriptor
+    if sys._getframe(1).f_code.co_filename.startswith("<frozen importlib"):
+        return  # the import system reading a module's code
+    paths.append(os.fsdecode(path))
+
+
+@contextlib.contextmanager
+def files_opened() -> Iterator[set[Path]]:
+    """The files this thread opens inside the block (resolved), other than Python modules being imported.
+
+    Recorded by an audit hook ("open" events), so every way in counts: ``open``, ``io.open``,
+    ``os.open``, pathlib, fsspec. The set is filled when the block ends.
+    """
+    if not getattr(_record_open, "installed", False):
+        sys.addaudithook(_record_open)
+        _record_open.installed = True  # type: ignore[attr-defined]
+    paths: list[str] = []
+    opened: set[Path] = set()
+    _recording.append((threading.get_ident(), paths))
+    try:
+        yield opened
+    finally:
+        _recording.pop()
+        opened.update(Path(p).resolve() for p in paths)
