@@ -155,6 +155,43 @@ def test_sync_perm_makes_the_roles_of_a_stock_fab_database_exact(postgres, tmp_p
     assert after["Admin"] >= before["Admin"], "Admin lost permissions"
 
 
+class _CustomRoles(NightshiftSecurityManager):
+    """A deployment's own security manager: Nightshift's roles and more."""
+
+
+@pytest.mark.parametrize("configured", [None, _CustomRoles])
+def test_the_auth_manager_brings_the_roles_security_manager(monkeypatch, configured):
+    """The FAB config file need not (and, being in include/, may not) name the security manager:
+    the auth manager builds Nightshift's, or a subclass the file names."""
+    from flask import Flask
+
+    monkeypatch.setattr(NightshiftSecurityManager, "__init__", lambda self, appbuilder: None)
+    app = Flask(__name__)
+    app.config["SECURITY_MANAGER_CLASS"] = configured
+    manager = NightshiftAuthManager.__new__(NightshiftAuthManager)
+    manager.appbuilder = SimpleNamespace(app=app)
+    with app.app_context():
+        assert type(manager.security_manager) is (configured or NightshiftSecurityManager)
+
+
+def test_a_security_manager_without_the_roles_is_refused():
+    from airflow.exceptions import AirflowConfigException
+    from airflow.providers.fab.auth_manager.security_manager.override import (
+        FabAirflowSecurityManagerOverride,
+    )
+    from flask import Flask
+
+    app = Flask(__name__)
+    app.config["SECURITY_MANAGER_CLASS"] = FabAirflowSecurityManagerOverride
+    manager = NightshiftAuthManager.__new__(NightshiftAuthManager)
+    manager.appbuilder = SimpleNamespace(app=app)
+    with (
+        app.app_context(),
+        pytest.raises(AirflowConfigException, match="SECURITY_MANAGER_CLASS.*NightshiftSecurityManager"),
+    ):
+        _ = manager.security_manager
+
+
 @pytest.mark.parametrize(
     ("assigned", "ids", "user_roles", "allowed"),
     [

@@ -418,13 +418,11 @@ def test_the_auth_manager_and_its_settings_exist():
     """The class and file the compose names are the project's, with FAB's database login."""
     from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
 
-    from nightshift.auth import NightshiftAuthManager, NightshiftSecurityManager
+    from nightshift.auth import NightshiftAuthManager
 
     assert issubclass(NightshiftAuthManager, FabAuthManager)
     text = (ROOT / "include/config/webserver_config.py").read_text()
-    assert "SECURITY_MANAGER_CLASS = NightshiftSecurityManager" in text
     assert "AUTH_TYPE = AUTH_DB" in text and "AUTH_USER_REGISTRATION = False" in text
-    assert NightshiftSecurityManager.__name__ in text
 
 
 def test_init_creates_the_roles_and_the_first_admin_without_a_default_password(services):

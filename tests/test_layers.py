@@ -41,6 +41,24 @@ def test_pure_logic_never_imports_airflow(path):
     assert "airflow" not in imported_modules(path), f"{path}: include/ must not import airflow"
 
 
+# What plugins/ and dags/ define, as import names: the layers above include/.
+UPPER_LAYERS = {
+    path.stem
+    for folder in ("plugins", "dags")
+    for path in (ROOT / folder).iterdir()
+    if path.suffix == ".py" or (path / "__init__.py").is_file()
+}
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "include").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_include_never_imports_from_plugins_or_dags(path):
+    """include/ (pure logic, SQL, config) is the ground floor: nothing in it imports a layer above."""
+    upward = imported_modules(path) & UPPER_LAYERS
+    assert not upward, f"{path.relative_to(ROOT)}: imports {sorted(upward)} from plugins/ or dags/"
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "dags").rglob("*.py")), ids=lambda p: p.name)
 def test_dag_files_import_no_heavy_libraries_at_module_level(path):
     heavy = imported_modules(path, top_level_only=True) & HEAVY

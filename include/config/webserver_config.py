@@ -1,6 +1,8 @@
 """FAB settings for the production layout (docker-compose.yaml, `make e2e`): ``[fab] config_file``.
 
-Users and roles live in the metadata database; the roles are Nightshift's (plugins/nightshift/auth.py).
+Settings only: users and roles live in the metadata database, and the roles are Nightshift's because
+the auth manager (``nightshift.auth.NightshiftAuthManager``) brings its security manager. This file
+imports nothing from plugins/ (tests/test_layers.py).
 For single sign-on, see README "Production access control": set AUTH_TYPE = AUTH_OAUTH and OAUTH_PROVIDERS.
 """
 
@@ -10,9 +12,6 @@ import os
 
 from flask_appbuilder.const import AUTH_DB
 
-from nightshift.auth import NightshiftSecurityManager
-
-SECURITY_MANAGER_CLASS = NightshiftSecurityManager
 AUTH_TYPE = AUTH_DB
 AUTH_ROLE_ADMIN = "Admin"
 AUTH_ROLE_PUBLIC = "Public"  # no permissions: an anonymous visitor sees the login page only

@@ -1,8 +1,9 @@
 """Who may do what in the production layout: Airflow's FAB auth manager with Nightshift's roles.
 
 docker-compose.yaml and `make e2e` run ``NightshiftAuthManager`` (set by
-``AIRFLOW__CORE__AUTH_MANAGER``) with ``include/config/webserver_config.py`` (``[fab] config_file``),
-which names ``NightshiftSecurityManager``. Users and roles live in the metadata DB; FAB syncs the
+``AIRFLOW__CORE__AUTH_MANAGER``), which brings ``NightshiftSecurityManager`` with it, and FAB's
+settings from ``include/config/webserver_config.py`` (``[fab] config_file``, settings only: it
+imports nothing from plugins/). Users and roles live in the metadata DB; FAB syncs the
 roles below into it at every api-server start (and on ``airflow sync-perm``). Local ``make run``
 keeps Airflow's simple auth manager: one admin, on 127.0.0.1 only.
 
@@ -34,8 +35,10 @@ user holding that role answer, as well as users assigned by login. Admins may al
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from typing import Any
 
+from airflow.exceptions import AirflowConfigException
 from airflow.providers.fab.auth_manager.fab_auth_manager import FabAuthManager
 from airflow.providers.fab.auth_manager.security_manager.override import FabAirflowSecurityManagerOverride
 from airflow.providers.fab.www.security import permissions as p
@@ -144,7 +147,25 @@ class NightshiftSecurityManager(FabAirflowSecurityManagerOverride):
 
 
 class NightshiftAuthManager(FabAuthManager):
-    """FAB's auth manager; a Required Action assigned to ``role:<name>`` may be answered by that role."""
+    """FAB's auth manager with Nightshift's roles; a Required Action assigned to ``role:<name>`` may be
+    answered by that role."""
+
+    @cached_property
+    def security_manager(self) -> NightshiftSecurityManager:
+        """``NightshiftSecurityManager``, chosen here rather than by the FAB config file, which then needs
+        no import from plugins/. A ``SECURITY_MANAGER_CLASS`` set there must extend it."""
+        from flask import current_app
+
+        configured = current_app.config.get("SECURITY_MANAGER_CLASS") or NightshiftSecurityManager
+        if not (isinstance(configured, type) and issubclass(configured, NightshiftSecurityManager)):
+            raise AirflowConfigException(
+                f"[fab] config_file: SECURITY_MANAGER_CLASS = {configured!r} would drop Nightshift's roles; "
+                "remove it (NightshiftAuthManager brings nightshift.auth.NightshiftSecurityManager) "
+                "or set a subclass of NightshiftSecurityManager"
+            )
+        if not self.appbuilder:
+            raise AirflowConfigException("FAB's AppBuilder is not initialized")
+        return configured(self.appbuilder)
 
     def is_authorized_hitl_task(self, *, assigned_users: set[str], user: Any) -> bool:
         ids = {str(user.get_id()), str(getattr(user, "username", "") or "")} - {""}
