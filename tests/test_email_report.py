@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,8 @@ from support.smtp import Credentials, RecordingHandler, make_pki, start_server
 
 from nightshift_core.reports.summary import (
     NO_ROWS,
+    Block,
+    format_cell,
     format_value,
     summary_file_paths,
     summary_html,
@@ -494,3 +497,47 @@ def test_the_hook_attaches_only_files_under_the_folder_it_is_given(monkeypatch, 
     YagmailHook().send(**send, attachments=[report], attachments_under=folder)  # the control: it sends
     (received,) = handler.messages
     assert [a.get_filename() for a in received.message.iter_attachments()] == [report.name]
+
+
+FORMATTED = Block(
+    "Reps <b>",
+    ["employee_number", "texts", "sales", "share", "day", "code", "<img src=x onerror=alert(1)>"],
+    [
+        (1324, 18.0, Decimal("1186293.275"), 0.125, dt.datetime(2026, 12, 4, 23, 30, tzinfo=dt.UTC), 10425,
+         "<script>alert(1)</script>"),
+    ],
+    {"employee_number": "id", "texts": "count", "sales": "money", "share": "share", "day": "date",
+     "code": "text", "<img src=x onerror=alert(1)>": "text"},
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("render", [summary_html, summary_text])
+def test_columns_are_shown_in_their_declared_format(render):
+    body = render("T", "", [FORMATTED], currency="EUR")
+    for shown in ("1324", "18", "1,186,293.28 EUR", "12.5%", "2026-12-04", "10425"):
+        assert shown in body
+    for wrong in ("1,324", "18.00", "10,425", "0.125", "23:30"):
+        assert wrong not in body
+
+
+def test_formatted_columns_stay_escaped_and_aligned_by_their_format():
+    body = summary_html("T", "", [FORMATTED], currency="EUR")
+    assert "<script>" not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "<img" not in body and "Reps &lt;b&gt;" in body
+    cells = re.findall(r'<td style="([^"]*)">([^<]*)</td>', body)
+    aligned = {text: "text-align:right" in style for style, text in cells}
+    assert aligned["1324"] and aligned["18"] and aligned["12.5%"]
+    assert not aligned["10425"] and not aligned["2026-12-04"]  # text and dates read left to right
+
+
+@pytest.mark.parametrize(
+    ("value", "fmt", "shown"),
+    [
+        (1324, "id", "1324"), (Decimal("10425"), "id", "10425"), (18.0, "count", "18"),
+        (2.5, "count", "3"), (Decimal("0.005"), "money", "0.01 USD"), (0.0, "share", "0.0%"),
+        (dt.date(2026, 1, 2), "date", "2026-01-02"), (1002, "text", "1002"),
+        ("n/a", "money", "n/a"), (float("nan"), "count", "nan"), (None, "money", ""),
+    ],
+)  # fmt: skip
+def test_format_cell(value, fmt, shown):
+    assert format_cell(value, fmt, "USD") == shown

@@ -616,3 +616,39 @@ def test_split_values_that_read_alike_as_text_are_an_error(tmp_path):
 def _with_region_values(table: ReportTable, regions: list) -> ReportTable:
     rows = [(order, region, amount) for (order, _, amount), region in zip(table.rows, regions, strict=True)]
     return ReportTable(table.name, table.title, table.columns, rows, money=table.money, totals=table.totals)
+
+
+def test_declared_formats_set_each_columns_number_format(tmp_path):
+    """An id shows plain digits, a count an integer, money its currency, a share a percentage."""
+    table = ReportTable(
+        name="reps", title="Reps",
+        columns=("employee", "employee_number", "orders", "sales", "share", "day", "code"),
+        rows=[("Ann", 1324, 18.0, Decimal("1186293.27"), 0.25, dt.datetime(2026, 12, 4, 9, 30), 1002)],
+        totals=("orders", "sales"),
+        formats={"employee_number": "id", "orders": "count", "sales": "money", "share": "share",
+                 "day": "date", "code": "text"},
+        currency="USD",
+    )  # fmt: skip
+    ws = openpyxl.load_workbook(build_workbook(tmp_path / "f.xlsx", title="T", subtitle="", tables=[table]))[
+        "reps"
+    ]
+    assert [ws[f"{c}4"].number_format for c in "BCDEFG"] == [
+        "0", "#,##0", '#,##0.00 "USD"', "0.0%", "yyyy-mm-dd", "@",
+    ]  # fmt: skip
+    assert ws["B4"].value == 1324 and ws["F4"].is_date
+    assert (ws["C5"].value, ws["C5"].number_format) == ("=SUM(C4:C4)", "#,##0")
+    assert (ws["D5"].value, ws["D5"].number_format) == ("=SUM(D4:D4)", '#,##0.00 "USD"')
+    assert table.money == ("sales",) and table.counts == ("orders",)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"formats": {"n": "digits"}}, "column 'n' has format 'digits'; give it one format of id, count"),
+        ({"formats": {"n": "id"}, "money": ("n",)}, "column 'n' has format 'id' and is listed as money"),
+        ({"formats": {"missing": "id"}}, "formats column 'missing' is not in the result"),
+    ],
+)
+def test_bad_formats_name_the_section_and_column(kw, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ReportTable(name="s", title="S", columns=("label", "n"), rows=[], **kw)

@@ -34,6 +34,7 @@ def test_shipped_definitions_load():
 GOOD = """
 report_id: r1
 title: A report
+currency: USD
 sections:
   - {name: customers, sql: reports/top_customers.sql, money: [sales]}
 email: {to: [a@example.com]}
@@ -49,6 +50,13 @@ email: {to: [a@example.com]}
         (("reports/top_customers.sql", "/etc/passwd"), "leads out of include/sql"),
         (("name: customers", "name: 'cust/omers'"), "names a worksheet"),
         (("money: [sales]", "money: ['sales; DROP TABLE x']"), "sections[0] (cust"),
+        (("money: [sales]", "formats: {sales: moneys}"),
+         "sections[0] (customers).formats.sales is 'moneys', not a format; use one of id, count, money"),
+        (("money: [sales]", "money: [sales], formats: {sales: count}"),
+         "formats.sales is 'count' but money/counts says 'money'; keep one"),
+        (("currency: USD\n", ""), "sections[0] (customers).formats.sales is money but the report has no "
+         "currency; add a top-level key such as 'currency: USD'"),
+        (("currency: USD", "currency: usd"), "currency 'usd' is not an ISO 4217 code"),
         (("a@example.com", "not-an-address"), "email.to: 'not-an-address' is not an e-mail address"),
         (("report_id: r1", "report_id: R-1"), "report_id 'R-1' must be lower-case"),
         (("report_id: r1", "report_id: r1\nschedule: {assets: [orders]}"), "is not 'dataset.table'"),
@@ -193,6 +201,30 @@ def test_build_writes_workbook_parts_sections_and_summary(synced):
     assert "No rows for this report date." in html
 
 
+def test_formats_declared_in_the_yaml_reach_the_workbook_and_both_email_parts(synced):
+    """employee_number is an id (1370, not 1,370), orders a count, sales money in USD."""
+    import openpyxl
+
+    result = build()
+    sheet = openpyxl.load_workbook(result["workbook"])["top_employees"]
+    header = [c.value for c in sheet[3]]
+    first = {name: cell for name, cell in zip(header, sheet[4], strict=True)}
+    assert first["employee_number"].number_format == "0"
+    assert first["orders"].number_format == "#,##0"
+    assert first["sales"].number_format == '#,##0.00 "USD"'
+    number, orders, sales = (first[c].value for c in ("employee_number", "orders", "sales"))
+    assert number >= 1000  # four digits, so a thousands separator would show
+    html = Path(result["summary_html"]).read_text()
+    text = Path(result["summary_text"]).read_text()
+    money = f"{Decimal(str(sales)).quantize(Decimal('0.01')):,.2f} USD"
+    for body in (html, text):
+        assert f"{number:,}" not in body
+        assert money in body
+    assert f">{number}</td>" in html and f">{orders}</td>" in html
+    line = next(line for line in text.splitlines() if money in line)
+    assert line.split()[-4:-2] == [str(number), str(orders)]
+
+
 def test_rebuilding_a_date_replaces_its_files(synced):
     first = build(report_date=DAY.isoformat())
     folder = Path(first["folder"])
@@ -269,6 +301,18 @@ def test_sheets_task_writes_every_section_in_three_requests_each(synced, fake_sh
     customers = fake_sheets.values("sales-sheet", "d_top_customers")
     assert customers[0] == ["customer", "country", "territory", "orders", "sales"]
     assert customers[1][0] == HOSTILE  # RAW input: stored as the text it is
+    # The build's formats (carried in the section files) become the columns' number formats.
+    employees = fake_sheets.sheet("sales-sheet", "d_top_employees")
+    formats = {name: employees.format_at(1, i).get("userEnteredFormat.numberFormat")
+               for i, name in enumerate(fake_sheets.values("sales-sheet", "d_top_employees")[0])}  # fmt: skip
+    assert formats == {
+        "employee": None,
+        "employee_number": {"type": "NUMBER", "pattern": "0"},
+        "orders": {"type": "NUMBER", "pattern": "#,##0"},
+        "sales": {"type": "NUMBER", "pattern": '#,##0.00 "USD"'},
+    }
+    assert employees.format_at(0, 0) == {"userEnteredFormat.textFormat.bold": True}
+    assert employees.properties["gridProperties"]["frozenRowCount"] == 1
     assert fake_sheets.values("sales-sheet", "d_last_7_days")[1:] in ([], [[]])
 
 

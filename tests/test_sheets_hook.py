@@ -87,7 +87,8 @@ def test_a_shorter_result_leaves_no_stale_rows(sheets):
     (batch,) = [r for r in sheets.api_requests if r.path.endswith(":batchUpdate")]
     sheet_id = sheets.sheet(KEY, "Orders").properties["sheetId"]
     clear_all = {"updateCells": {"range": {"sheetId": sheet_id}, "fields": "userEnteredValue"}}
-    assert batch.json == {"requests": [clear_all]}
+    assert clear_all in batch.json["requests"]
+    assert [r for r in batch.json["requests"] if "updateCells" in r] == [clear_all]
 
 
 def test_existing_small_sheet_is_grown_and_cleared_in_one_batch(fake_sheets, monkeypatch):
@@ -101,11 +102,12 @@ def test_existing_small_sheet_is_grown_and_cleared_in_one_batch(fake_sheets, mon
     assert result["requests"] == 3
     (batch,) = [r for r in fake_sheets.api_requests if r.method == "POST"]
     sheet_id = orders.properties["sheetId"]
-    assert batch.json["requests"] == [
+    grid = {"rowCount": 21, "columnCount": 3, "frozenRowCount": 1}
+    assert batch.json["requests"][:2] == [
         {
             "updateSheetProperties": {
-                "properties": {"sheetId": sheet_id, "gridProperties": {"rowCount": 21, "columnCount": 3}},
-                "fields": "gridProperties.rowCount,gridProperties.columnCount",
+                "properties": {"sheetId": sheet_id, "gridProperties": grid},
+                "fields": "gridProperties.rowCount,gridProperties.columnCount,gridProperties.frozenRowCount",
             }
         },
         {"updateCells": {"range": {"sheetId": sheet_id}, "fields": "userEnteredValue"}},
@@ -120,7 +122,7 @@ def test_missing_worksheet_is_created_sized_to_the_data(sheets):
     assert result["worksheet"] == "Top customers"
     assert result["range"] == "'Top customers'!A1:C8"
     created = sheets.sheet(KEY, "Top customers").properties
-    assert created["gridProperties"] == {"rowCount": 8, "columnCount": 3}
+    assert created["gridProperties"] == {"rowCount": 8, "columnCount": 3, "frozenRowCount": 1}
     assert [s.title for s in sheets.spreadsheets[KEY].sheets] == ["Sheet1", "Top customers"]
     (batch,) = [r for r in sheets.api_requests if r.method == "POST"]
     assert list(batch.json["requests"][0]) == ["addSheet"]
@@ -399,3 +401,36 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert retry_after_seconds("Sat, 21 Nov 2026 11:00:00 GMT", now=now) == 0.0
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+def test_header_is_bold_and_frozen_and_columns_take_their_declared_formats(sheets):
+    """Both paths (a new worksheet, then the same one rewritten) format through the same batch."""
+    header = ["employee_number", "orders", "sales", "share", "day", "note"]
+    rows = [(1324, 18, decimal.Decimal("1186293.27"), 0.25, dt.date(2026, 12, 4), 1002)]
+    formats = {"employee_number": "id", "orders": "count", "sales": "money", "share": "share",
+               "day": "date", "note": "text"}  # fmt: skip
+    expected_formats = {
+        0: {"type": "NUMBER", "pattern": "0"},
+        1: {"type": "NUMBER", "pattern": "#,##0"},
+        2: {"type": "NUMBER", "pattern": '#,##0.00 "USD"'},
+        3: {"type": "PERCENT", "pattern": "0.0%"},
+        4: {"type": "DATE", "pattern": "yyyy-mm-dd"},
+        5: {"type": "TEXT"},
+    }
+    for _ in range(2):
+        hook().write_table(KEY, "Sales", header, rows, formats=formats, currency="USD")
+        sheet = sheets.sheet(KEY, "Sales")
+        assert sheet.properties["gridProperties"]["frozenRowCount"] == 1
+        for col, number_format in expected_formats.items():
+            assert sheet.format_at(0, col) == {"userEnteredFormat.textFormat.bold": True}
+            assert sheet.format_at(1, col) == {"userEnteredFormat.numberFormat": number_format}
+        # A date is sent as its serial number (RAW text would stay text and ignore the format).
+        assert sheets.values(KEY, "Sales")[1] == [1324, 18, 1186293.27, 0.25, 46360, 1002]
+
+
+def test_a_header_only_sheet_keeps_a_row_below_the_frozen_header(sheets):
+    """Sheets refuses to freeze every row of a sheet (the fake does too)."""
+    hook().write_table(KEY, "Empty", HEADER, [])
+    assert sheets.sheet(KEY, "Empty").properties["gridProperties"] == {
+        "rowCount": 2, "columnCount": 3, "frozenRowCount": 1,
+    }  # fmt: skip

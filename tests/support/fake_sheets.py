@@ -93,6 +93,16 @@ class Fault:
 class Sheet:
     properties: dict[str, Any]
     cells: dict[tuple[int, int], Any] = field(default_factory=dict)
+    #: repeatCell formats in the order applied: ((row0, row1, col0, col1), field path, value)
+    formats: list[tuple[tuple[int, int, int, int], str, Any]] = field(default_factory=list)
+
+    def format_at(self, row: int, col: int) -> dict[str, Any]:
+        """The userEnteredFormat fields of one cell (0-based), as the repeatCell requests left them."""
+        out: dict[str, Any] = {}
+        for (r0, r1, c0, c1), path, value in self.formats:
+            if r0 <= row < r1 and c0 <= col < c1:
+                out[path] = value
+        return out
 
     @property
     def title(self) -> str:
@@ -390,6 +400,13 @@ class FakeSheets:
             title, grid.get("rowCount", 1000), grid.get("columnCount", 26), len(work)
         )
         new["sheetId"] = props.get("sheetId", next(self._ids))
+        if any(sheet.properties["sheetId"] == new["sheetId"] for sheet in work):
+            raise ApiError(
+                400, f"Invalid requests[0].addSheet: A sheet with the id {new['sheetId']} already exists."
+            )
+        if "frozenRowCount" in grid:
+            new["gridProperties"]["frozenRowCount"] = grid["frozenRowCount"]
+        self._check_frozen(new)
         work.append(Sheet(new))
         return {"addSheet": {"properties": copy.deepcopy(new)}}
 
@@ -405,6 +422,10 @@ class FakeSheets:
             if name in ("gridProperties.rowCount", "gridProperties.columnCount"):
                 sub = name.split(".")[1]
                 sheet.properties["gridProperties"][sub] = props["gridProperties"][sub]
+            elif name == "gridProperties.frozenRowCount":
+                sheet.properties["gridProperties"]["frozenRowCount"] = props["gridProperties"][
+                    "frozenRowCount"
+                ]
             elif name == "title":
                 sheet.properties["title"] = props["title"]
             else:
@@ -412,6 +433,39 @@ class FakeSheets:
         for row, col in list(sheet.cells):
             if row >= sheet.rows or col >= sheet.cols:
                 del sheet.cells[(row, col)]
+        self._check_frozen(sheet.properties)
+        return {}
+
+    @staticmethod
+    def _check_frozen(properties: dict[str, Any]) -> None:
+        grid = properties["gridProperties"]
+        if grid.get("frozenRowCount", 0) >= grid["rowCount"]:
+            raise ApiError(400, "Invalid requests: You can't freeze all visible rows on the sheet.")
+
+    #: The userEnteredFormat fields the fake understands in a repeatCell fields mask.
+    _FORMAT_FIELDS = ("userEnteredFormat.numberFormat", "userEnteredFormat.textFormat.bold")
+
+    def _req_repeatCell(self, work: list[Sheet], spec: dict[str, Any], kind: str) -> dict[str, Any]:
+        grid = spec.get("range", {})
+        sheet = self._by_id(work, grid.get("sheetId"))
+        r0, r1 = grid.get("startRowIndex", 0), grid.get("endRowIndex", sheet.rows)
+        c0, c1 = grid.get("startColumnIndex", 0), grid.get("endColumnIndex", sheet.cols)
+        if r1 > sheet.rows or c1 > sheet.cols:
+            raise ApiError(400, f"Invalid requests: repeatCell: range exceeds grid limits of {sheet.title!r}")
+        fields = [f.strip() for f in spec.get("fields", "").split(",") if f.strip()]
+        if not fields:
+            raise ApiError(400, "Invalid requests: repeatCell: fields is required")
+        for path in fields:
+            if path not in self._FORMAT_FIELDS:
+                raise ApiError(400, f"fake: repeatCell field {path!r} is not implemented")
+            value: Any = spec.get("cell", {})
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if path.endswith("numberFormat") and value is not None:
+                if value.get("type") not in ("TEXT", "NUMBER", "PERCENT", "CURRENCY", "DATE", "TIME",
+                                             "DATE_TIME", "SCIENTIFIC"):  # fmt: skip
+                    raise ApiError(400, f"Invalid value at 'numberFormat.type' ({value.get('type')!r})")
+            sheet.formats.append(((r0, r1, c0, c1), path, value))
         return {}
 
     def _req_updateCells(self, work: list[Sheet], spec: dict[str, Any], kind: str) -> dict[str, Any]:

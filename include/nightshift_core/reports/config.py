@@ -9,12 +9,13 @@ file, the key and the fix; nothing is dropped silently.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from nightshift_core.errors import PermanentError
+from nightshift_core.reports.formats import FORMATS
 from nightshift_core.yamlconf import Where, load_folder, read_mapping
 
 REPORT_DIR = Path(__file__).resolve().parents[2] / "config" / "reports"
@@ -22,10 +23,11 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _REPORT_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SHEET_NAME = re.compile(r"[^\[\]:*?/\\]{1,31}")
 _EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 _TOP_KEYS = {"report_id", "title", "description", "schedule", "start_date", "catchup", "tags", "shape",
-             "sections", "excel", "sheets", "email"}  # fmt: skip
-_SECTION_KEYS = {"name", "title", "sql", "pivot", "money", "counts", "totals", "chart"}
+             "sections", "excel", "sheets", "email", "currency"}  # fmt: skip
+_SECTION_KEYS = {"name", "title", "sql", "pivot", "money", "counts", "formats", "totals", "chart"}
 _PIVOT_KEYS = {"index", "columns", "values"}
 _CHART_KEYS = {"category", "values"}
 _EXCEL_KEYS = {"split_by"}
@@ -60,6 +62,8 @@ class Section:
     counts: tuple[str, ...] = ()
     totals: tuple[str, ...] = ()
     chart: Chart | None = None
+    #: column -> format (formats.FORMATS); ``money`` and ``counts`` are shorthands folded in here
+    formats: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class ReportConfig:
     split_by: str | None = None
     sheets: SheetsDestination | None = None
     email: EmailDestination | None = None
+    currency: str = ""  # ISO 4217 code shown with every money column
 
     @property
     def dag_id(self) -> str:
@@ -134,6 +139,16 @@ def load(path: Path) -> ReportConfig:
     for key, value in shape.items():
         where.ident(key, "shape", "template variable name")
         where.ident(value, f"shape.{key}", "dataset or table name")
+    currency = raw.get("currency", "")
+    if currency and (not isinstance(currency, str) or not _CURRENCY.fullmatch(currency)):
+        where.fail(f"currency {currency!r} is not an ISO 4217 code; use three capitals such as USD or EUR")
+    money = [f"sections[{i}] ({s.name}).formats.{c}" for i, s in enumerate(sections)
+             for c, f in s.formats.items() if f == "money"]  # fmt: skip
+    if money and not currency:
+        where.fail(
+            f"{money[0]} is money but the report has no currency; add a top-level key such as "
+            "'currency: USD' (the code printed after every amount)"
+        )
     return ReportConfig(
         path=path,
         report_id=report_id,
@@ -149,6 +164,7 @@ def load(path: Path) -> ReportConfig:
         split_by=split_by,
         sheets=_sheets(where, raw.get("sheets")),
         email=_email(where, raw.get("email")),
+        currency=currency or "",
     )
 
 
@@ -185,15 +201,30 @@ def _section(where: Where, item: Any, key: str) -> Section:
         if "category" not in raw or not raw.get("values"):
             where.fail(f"{key}.chart needs 'category' (a column) and 'values' (one or more columns)")
         chart = Chart(columns(raw["category"], "chart.category")[0], columns(raw["values"], "chart.values"))
+    money, counts = columns(item.get("money"), "money"), columns(item.get("counts"), "counts")
+    formats = {**dict.fromkeys(money, "money"), **dict.fromkeys(counts, "count")}
+    for column, fmt in where.mapping(item, "formats", required=False).items():
+        where.ident(column, f"{key}.formats", "column name")
+        if fmt not in FORMATS:
+            where.fail(
+                f"{key}.formats.{column} is {fmt!r}, not a format; use one of {', '.join(FORMATS)} "
+                "(e.g. id for employee_number, count for orders, money for sales)"
+            )
+        if formats.get(column, fmt) != fmt:
+            where.fail(
+                f"{key}.formats.{column} is {fmt!r} but money/counts says {formats[column]!r}; keep one"
+            )
+        formats[column] = fmt
     return Section(
         name=name,
         title=str(item.get("title") or name),
         sql=sql,
         pivot=pivot,
-        money=columns(item.get("money"), "money"),
-        counts=columns(item.get("counts"), "counts"),
+        money=money,
+        counts=counts,
         totals=columns(item.get("totals"), "totals"),
         chart=chart,
+        formats=formats,
     )
 
 

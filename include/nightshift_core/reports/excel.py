@@ -35,6 +35,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from nightshift_core.reports.cells import excel_value
+from nightshift_core.reports.formats import display, excel_format
 from nightshift_core.reports.tables import ReportTable
 
 MONEY_FORMAT = "#,##0.00"
@@ -214,10 +215,8 @@ class _RowCells:
 
     def __init__(self, ws: WriteOnlyWorksheet, table: ReportTable) -> None:
         self.ws = ws
-        self.number_formats: list[str | None] = [
-            MONEY_FORMAT if c in table.money else COUNT_FORMAT if c in table.counts else None
-            for c in table.columns
-        ]
+        self.number_formats = _number_formats(table)
+        self.date_columns = {i for i, c in enumerate(table.columns) if table.format_of(c) == "date"}
         self.templates: dict[tuple[int, str], Cell] = {}
 
     def convert(self, row: Iterable[Any]) -> list[Any]:
@@ -258,6 +257,8 @@ class _RowCells:
             cell.quotePrefix = True
         elif kind == "number":
             cell.number_format = self.number_formats[col] or "General"
+        elif col in self.date_columns and kind in ("date", "datetime"):
+            cell.number_format = DATE_FORMAT
         else:
             cell.number_format = {
                 "date": DATE_FORMAT,
@@ -266,6 +267,11 @@ class _RowCells:
                 "timedelta": DURATION_FORMAT,
             }[kind]
         return cell
+
+
+def _number_formats(table: ReportTable) -> list[str | None]:
+    """Each column's ``number_format`` from its declared format (None: the value decides)."""
+    return [excel_format(fmt, table.currency) if (fmt := table.format_of(c)) else None for c in table.columns]
 
 
 def _finite(value: int | float | Decimal) -> bool:
@@ -297,8 +303,8 @@ def _totals_row(ws: WriteOnlyWorksheet, table: ReportTable, last_row: int) -> li
         letter = get_column_letter(i + 1)
         cell = WriteOnlyCell(ws, value=f"=SUM({letter}{FIRST_DATA_ROW}:{letter}{last_row})")
         cell.font = _TOTAL_FONT
-        if column in table.money or column in table.counts:
-            cell.number_format = MONEY_FORMAT if column in table.money else COUNT_FORMAT
+        if table.format_of(column):
+            cell.number_format = excel_format(table.format_of(column), table.currency)
         row[i] = cell
     return row
 
@@ -328,23 +334,22 @@ def _bar_chart(ws: WriteOnlyWorksheet, table: ReportTable, count: int) -> BarCha
 def _fit_widths(table: ReportTable) -> list[float]:
     """Column widths in characters from the header and a leading sample of rows."""
     widths = [len(str(c)) + 3 for c in table.columns]  # room for the filter button
-    formats = [
-        MONEY_FORMAT if c in table.money else COUNT_FORMAT if c in table.counts else None
-        for c in table.columns
-    ]
+    formats = [table.format_of(c) for c in table.columns]
     sample = table.rows[:WIDTH_SAMPLE_ROWS]
     for row in sample:
         for i, value in enumerate(row):
             if i < len(widths):
-                widths[i] = max(widths[i], _display_length(value, formats[i]))
+                widths[i] = max(widths[i], _display_length(value, formats[i], table.currency))
     if table.totals:
         widths[0] = max(widths[0], len(TOTAL_LABEL) + 1)
     return [float(min(MAX_WIDTH, max(MIN_WIDTH, w + 1))) for w in widths]
 
 
-def _display_length(value: Any, number_format: str | None) -> int:
+def _display_length(value: Any, fmt: str | None, currency: str = "") -> int:
     if value is None:
         return 0
+    if fmt and (text := display(value, fmt, currency)) is not None:
+        return len(text)
     if isinstance(value, datetime):
         return 19
     if isinstance(value, date):
@@ -352,10 +357,6 @@ def _display_length(value: Any, number_format: str | None) -> int:
     if isinstance(value, time | timedelta):
         return 8
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool) and _finite(value):
-        if number_format == MONEY_FORMAT:
-            return len(f"{value:,.2f}")
-        if number_format == COUNT_FORMAT:
-            return len(f"{value:,.0f}")
         return min(len(str(value)), 15)
     text = value.hex() if isinstance(value, bytes) else str(value)
     return max((len(line) for line in text[: MAX_WIDTH * 4].splitlines()), default=0)
@@ -382,6 +383,8 @@ def _with_rows(table: ReportTable, rows: Sequence[tuple]) -> ReportTable:
         counts=table.counts,
         totals=table.totals,
         chart=table.chart,
+        formats=table.formats,
+        currency=table.currency,
     )
 
 

@@ -15,14 +15,28 @@ import html
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nightshift_core.reports.cells import truncate
+from nightshift_core.reports.formats import NUMERIC_FORMATS, display
 
-#: (section title, column names, rows)
-Section = tuple[str, Sequence[str], Sequence[tuple]]
+
+@dataclass(frozen=True)
+class Block:
+    """One section of the e-mail: its columns' declared formats and how many rows it shows."""
+
+    title: str
+    columns: Sequence[str]
+    rows: Sequence[tuple]
+    formats: Mapping[str, str] = field(default_factory=dict)  # column -> formats.FORMATS name
+    max_rows: int | None = None  # None: the e-mail's max_rows
+
+
+#: (section title, column names, rows), or a Block with formats and its own row limit
+Section = tuple[str, Sequence[str], Sequence[tuple]] | Block
 
 NO_ROWS = "No rows for this report date."
 CELL_LIMIT = 500  # characters of one cell in the e-mail (the workbook has the full text)
@@ -88,6 +102,30 @@ def format_value(value: Any, limit: int = CELL_LIMIT) -> str:
     return truncate(plain(text), limit)
 
 
+def format_cell(value: Any, fmt: str | None, currency: str = "", limit: int = CELL_LIMIT) -> str:
+    """A cell in its column's declared format (see :mod:`formats`), else as :func:`format_value`."""
+    text = display(value, fmt, currency) if fmt else None
+    return format_value(value, limit) if text is None else truncate(plain(text), limit)
+
+
+def _blocks(sections: Sequence[Section], max_rows: int) -> list[tuple[Block, Sequence[tuple]]]:
+    """Each section as a Block with the rows it shows; row lengths checked against the columns."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows is {max_rows}; it must be at least 1")
+    out = []
+    for section in sections:
+        block = section if isinstance(section, Block) else Block(*section)
+        shown = block.rows[: block.max_rows or max_rows]
+        for number, row in enumerate(shown, start=1):
+            if len(row) != len(block.columns):
+                raise ValueError(
+                    f"section {block.title!r}: row {number} has {len(row)} values but there are "
+                    f"{len(block.columns)} columns {list(block.columns)}; pass rows as tuples in column order"
+                )
+        out.append((block, shown))
+    return out
+
+
 def plain(text: str) -> str:
     """Text without control characters: line breaks and tabs become single spaces."""
     return _CONTROL.sub("", _WHITESPACE.sub(" ", text))
@@ -101,25 +139,16 @@ def _count(shown: int, total: int) -> str:
     return f"showing {shown:,} of {total:,} rows" if shown < total else f"{total:,} row{'s' * (total != 1)}"
 
 
-def _numeric_columns(columns: Sequence[str], rows: Sequence[tuple]) -> list[bool]:
-    """A column is numeric when every non-empty value in it is a number."""
+def _numeric_columns(block: Block, rows: Sequence[tuple]) -> list[bool]:
+    """Right-aligned columns: a declared numeric format, else every non-empty value a number."""
     numeric = []
-    for i in range(len(columns)):
+    for i, column in enumerate(block.columns):
+        if column in block.formats:
+            numeric.append(block.formats[column] in NUMERIC_FORMATS)
+            continue
         values = [row[i] for row in rows if i < len(row) and row[i] is not None]
         numeric.append(bool(values) and all(is_number(v) for v in values))
     return numeric
-
-
-def _check(sections: Sequence[Section], max_rows: int) -> None:
-    if max_rows < 1:
-        raise ValueError(f"max_rows is {max_rows}; it must be at least 1")
-    for title, columns, rows in sections:
-        for number, row in enumerate(rows[:max_rows], start=1):
-            if len(row) != len(columns):
-                raise ValueError(
-                    f"section {title!r}: row {number} has {len(row)} values but there are "
-                    f"{len(columns)} columns {list(columns)}; pass rows as tuples in column order"
-                )
 
 
 def summary_html(
@@ -129,9 +158,10 @@ def summary_html(
     *,
     max_rows: int = 20,
     note: str = "",
+    currency: str = "",
 ) -> str:
     """A self-contained HTML e-mail body (inline styles only; mail clients drop <style>)."""
-    _check(sections, max_rows)
+    blocks = _blocks(sections, max_rows)
     out = [
         '<!DOCTYPE html><html><head><meta charset="utf-8">',
         f"<title>{_esc(title)}</title></head>",
@@ -140,13 +170,14 @@ def summary_html(
     ]
     if subtitle:
         out.append(f'<p style="{_STYLE["subtitle"]}">{_esc(subtitle)}</p>')
-    for section_title, columns, rows in sections:
-        out.append(f'<h2 style="{_STYLE["h2"]}">{_esc(section_title)}</h2>')
+    for block, shown in blocks:
+        columns, rows = block.columns, block.rows
+        out.append(f'<h2 style="{_STYLE["h2"]}">{_esc(block.title)}</h2>')
         if not rows:
             out.append(f'<p style="{_STYLE["empty"]}">{NO_ROWS}</p>')
             continue
-        shown = rows[:max_rows]
-        numeric = _numeric_columns(columns, shown)
+        numeric = _numeric_columns(block, shown)
+        fmts = [block.formats.get(c) for c in columns]
         out.append(f'<table role="presentation" cellspacing="0" cellpadding="0" style="{_STYLE["table"]}">')
         out.append("<thead><tr>")
         for name, is_num in zip(columns, numeric, strict=True):
@@ -155,8 +186,9 @@ def summary_html(
         out.append("</tr></thead><tbody>")
         for row in shown:
             cells = "".join(
-                f'<td style="{_STYLE["td_num" if is_num else "td"]}">{html.escape(format_value(v))}</td>'
-                for v, is_num in zip(row, numeric, strict=True)
+                f'<td style="{_STYLE["td_num" if is_num else "td"]}">'
+                f"{html.escape(format_cell(v, fmt, currency))}</td>"
+                for v, is_num, fmt in zip(row, numeric, fmts, strict=True)
             )
             out.append(f"<tr>{cells}</tr>")
         out.append("</tbody></table>")
@@ -174,23 +206,28 @@ def summary_text(
     *,
     max_rows: int = 20,
     note: str = "",
+    currency: str = "",
 ) -> str:
     """The plain-text alternative of :func:`summary_html`: aligned columns, same rows."""
-    _check(sections, max_rows)
+    blocks = _blocks(sections, max_rows)
     head = plain(title)
     lines = [head, "=" * len(head)]
     if subtitle:
         lines.append(plain(subtitle))
-    for section_title, columns, rows in sections:
-        name = plain(section_title)
+    for block, shown in blocks:
+        columns, rows = block.columns, block.rows
+        name = plain(block.title)
         lines += ["", name, "-" * len(name)]
         if not rows:
             lines.append(NO_ROWS)
             continue
-        shown = rows[:max_rows]
-        numeric = _numeric_columns(columns, shown)
+        numeric = _numeric_columns(block, shown)
+        fmts = [block.formats.get(c) for c in columns]
         table = [[truncate(plain(str(c)), TEXT_CELL_LIMIT) for c in columns]]
-        table += [[format_value(v, TEXT_CELL_LIMIT) for v in row] for row in shown]
+        table += [
+            [format_cell(v, fmt, currency, TEXT_CELL_LIMIT) for v, fmt in zip(row, fmts, strict=True)]
+            for row in shown
+        ]
         widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
         for number, cells in enumerate(table):
             padded = [
@@ -220,12 +257,14 @@ def write_summary_files(
     *,
     max_rows: int = 20,
     note: str = "",
+    currency: str = "",
 ) -> tuple[Path, Path]:
     """Render both bodies and write them next to the workbook (atomically); return their paths."""
     html_path, text_path = summary_file_paths(workbook_path)
+    options = {"max_rows": max_rows, "note": note, "currency": currency}
     bodies = (
-        (html_path, summary_html(title, subtitle, sections, max_rows=max_rows, note=note)),
-        (text_path, summary_text(title, subtitle, sections, max_rows=max_rows, note=note)),
+        (html_path, summary_html(title, subtitle, sections, **options)),
+        (text_path, summary_text(title, subtitle, sections, **options)),
     )
     for path, body in bodies:
         tmp = path.with_name(f".{path.name}.tmp")

@@ -9,10 +9,12 @@ definition fails with the section's name instead of producing a half-built workb
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, overload
+
+from nightshift_core.reports.formats import FORMATS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -54,6 +56,9 @@ class ReportTable:
     counts: tuple[str, ...] = ()
     totals: tuple[str, ...] = ()
     chart: ChartSpec | None = None
+    #: Column -> format name (nightshift_core.reports.formats); money and counts are folded in.
+    formats: Mapping[str, str] = field(default_factory=dict)
+    currency: str = ""
 
     def __post_init__(self) -> None:
         for attr in ("columns", "money", "counts", "totals"):
@@ -68,7 +73,7 @@ class ReportTable:
                 f"report section {self.name!r} has duplicate column names {duplicates}; "
                 "alias them in the query so each column has its own name"
             )
-        for attr in ("money", "counts", "totals"):
+        for attr in ("money", "counts", "totals", "formats"):
             for column in getattr(self, attr):
                 self._require_column(column, attr)
         both = sorted(set(self.money) & set(self.counts))
@@ -77,6 +82,18 @@ class ReportTable:
                 f"report section {self.name!r}: columns {both} are listed as both money and counts; "
                 "keep each in one of them"
             )
+        formats = {**dict.fromkeys(self.money, "money"), **dict.fromkeys(self.counts, "count")}
+        for column, fmt in self.formats.items():
+            if fmt not in FORMATS or formats.get(column, fmt) != fmt:
+                raise ValueError(
+                    f"report section {self.name!r}: column {column!r} has format {fmt!r}"
+                    + (f" and is listed as {formats[column]}" if column in formats else "")
+                    + f"; give it one format of {', '.join(FORMATS)}"
+                )
+            formats[column] = fmt
+        object.__setattr__(self, "formats", formats)
+        object.__setattr__(self, "money", tuple(c for c in self.columns if formats.get(c) == "money"))
+        object.__setattr__(self, "counts", tuple(c for c in self.columns if formats.get(c) == "count"))
         if self.columns[0] in self.totals:
             raise ValueError(
                 f"report section {self.name!r}: the first column {self.columns[0]!r} holds the "
@@ -93,6 +110,10 @@ class ReportTable:
                 f"report section {self.name!r}: {role} column {column!r} is not in the result; "
                 f"available columns: {', '.join(self.columns)}"
             )
+
+    def format_of(self, column: str) -> str | None:
+        """The declared format of ``column``, or None when its values decide how it is shown."""
+        return self.formats.get(column)
 
     def index(self, column: str) -> int:
         """Position of ``column`` (0-based), with the section's error when it is missing."""

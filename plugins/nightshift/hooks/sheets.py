@@ -16,7 +16,9 @@ Each :meth:`GoogleSheetsHook.write_table` makes exactly three API calls, whateve
 2. one ``POST spreadsheets/{key}:batchUpdate``: ``addSheet`` sized to the data when the worksheet is
    missing, otherwise ``updateSheetProperties`` (grow the grid, only if the data is bigger) plus
    ``updateCells`` over the whole sheet clearing every value, so rows of a longer earlier run
-   vanish (a batchUpdate is applied atomically);
+   vanish (a batchUpdate is applied atomically); then the header row frozen and bold, and one
+   ``repeatCell`` per column with a declared format setting its number format
+   (:mod:`nightshift_core.reports.formats`);
 3. one ``PUT spreadsheets/{key}/values/{range}?valueInputOption=RAW`` with the header and all rows;
    RAW input is never parsed, so text such as ``=HYPERLINK(...)`` stays text.
 
@@ -27,10 +29,11 @@ Retries happen in the requests transport, so they cover the token exchange too.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -41,6 +44,7 @@ from requests.adapters import HTTPAdapter
 from nightshift_core.errors import PermanentError
 from nightshift_core.http_retry import RetriesExhausted, RetryPolicy, call_with_retries
 from nightshift_core.reports.cells import sheets_value
+from nightshift_core.reports.formats import sheets_format
 
 if TYPE_CHECKING:
     import gspread
@@ -268,12 +272,17 @@ class GoogleSheetsHook(BaseHook):
         worksheet: str,
         header: Sequence[str],
         rows: Iterable[Sequence[Any]],
+        *,
+        formats: Mapping[str, str] | None = None,
+        currency: str = "",
     ) -> dict[str, Any]:
         """Replace the contents of ``worksheet`` with ``header`` and ``rows``, in three API calls.
 
         The worksheet is created when missing and grown when too small; every value of it is cleared
-        first. Returns small metadata: spreadsheet, worksheet, rows, requests (API calls made,
-        retries not counted) and the A1 range written.
+        first. The header row is bold and frozen; ``formats`` (column -> format name) set each
+        column's number format, dates in a ``date`` column are written as date serial numbers so
+        the format applies. Returns small metadata: spreadsheet, worksheet, rows, requests (API
+        calls made, retries not counted) and the A1 range written.
         """
         import google.auth.exceptions
         import gspread
@@ -299,13 +308,19 @@ class GoogleSheetsHook(BaseHook):
             other_cells = sum(
                 _grid_cells(p) for p in sheets if target is None or p["sheetId"] != target["sheetId"]
             )
+            formats = dict(formats or {})
+            dates = {i for i, c in enumerate(header) if formats.get(c) == "date"}
             values = self._values(
-                header, rows, spreadsheet_key, worksheet, SPREADSHEET_CELL_LIMIT - other_cells, target
+                header, rows, spreadsheet_key, worksheet, SPREADSHEET_CELL_LIMIT - other_cells, target, dates
             )
             n_rows = len(values)
+            # Sheets refuses to freeze every row: a header-only sheet keeps one empty row below it.
+            grid_rows = max(n_rows, 2)
 
             if target is None:
                 step = "adding the worksheet"
+                # The id is chosen here so the formatting requests of the same batch can name it.
+                sheet_id = max((p["sheetId"] for p in sheets), default=0) + 1
                 reply = http.batch_update(
                     spreadsheet_key,
                     {
@@ -313,12 +328,18 @@ class GoogleSheetsHook(BaseHook):
                             {
                                 "addSheet": {
                                     "properties": {
+                                        "sheetId": sheet_id,
                                         "title": worksheet,
                                         "sheetType": "GRID",
-                                        "gridProperties": {"rowCount": n_rows, "columnCount": width},
+                                        "gridProperties": {
+                                            "rowCount": grid_rows,
+                                            "columnCount": width,
+                                            "frozenRowCount": 1,
+                                        },
                                     }
                                 }
-                            }
+                            },
+                            *_format_requests(sheet_id, header, formats, currency),
                         ]
                     },
                 )
@@ -327,26 +348,25 @@ class GoogleSheetsHook(BaseHook):
                 step = "clearing the worksheet"
                 title = target["title"]
                 grid = target.get("gridProperties", {})
-                requests_: list[dict[str, Any]] = []
-                if grid.get("rowCount", 0) < n_rows or grid.get("columnCount", 0) < width:
-                    requests_.append(
-                        {
-                            "updateSheetProperties": {
-                                "properties": {
-                                    "sheetId": target["sheetId"],
-                                    "gridProperties": {
-                                        "rowCount": max(grid.get("rowCount", 0), n_rows),
-                                        "columnCount": max(grid.get("columnCount", 0), width),
-                                    },
+                requests_: list[dict[str, Any]] = [
+                    {
+                        "updateSheetProperties": {
+                            "properties": {
+                                "sheetId": target["sheetId"],
+                                "gridProperties": {
+                                    "rowCount": max(grid.get("rowCount", 0), grid_rows),
+                                    "columnCount": max(grid.get("columnCount", 0), width),
+                                    "frozenRowCount": 1,
                                 },
-                                "fields": "gridProperties.rowCount,gridProperties.columnCount",
-                            }
+                            },
+                            "fields": "gridProperties.rowCount,gridProperties.columnCount,"
+                            "gridProperties.frozenRowCount",
                         }
-                    )
-                # No rows given: every cell of the range loses its value; formats are kept.
-                requests_.append(
-                    {"updateCells": {"range": {"sheetId": target["sheetId"]}, "fields": "userEnteredValue"}}
-                )
+                    },
+                    # No rows given: every cell of the range loses its value; formats are kept.
+                    {"updateCells": {"range": {"sheetId": target["sheetId"]}, "fields": "userEnteredValue"}},
+                    *_format_requests(target["sheetId"], header, formats, currency),
+                ]
                 http.batch_update(spreadsheet_key, {"requests": requests_})
             calls += 1
 
@@ -393,6 +413,7 @@ class GoogleSheetsHook(BaseHook):
         worksheet: str,
         budget: int,
         target: dict[str, Any] | None,
+        dates: set[int] = frozenset(),  # type: ignore[assignment]
     ) -> list[list[Any]]:
         """Header + rows as JSON cell values, refusing (before any write) what Sheets cannot hold."""
         width = len(header)
@@ -406,7 +427,7 @@ class GoogleSheetsHook(BaseHook):
                     f"worksheet {worksheet!r}: row {number} has {len(row)} values but the header has "
                     f"{width} columns; select the same columns as the header"
                 )
-            values.append([_cell(value) for value in row])
+            values.append([_serial(v) if i in dates else _cell(v) for i, v in enumerate(row)])
             if max(existing_rows, len(values)) * columns > budget:
                 break
         cells = max(existing_rows, len(values)) * columns
@@ -440,6 +461,51 @@ class GoogleSheetsHook(BaseHook):
         return SheetsApiError(
             f"Google Sheets answered HTTP {status} while {step} of {where}: {message}; {hint}", status=status
         )
+
+
+def _format_requests(
+    sheet_id: int, header: Sequence[str], formats: Mapping[str, str], currency: str
+) -> list[dict[str, Any]]:
+    """A bold header row, and each formatted column's number format below it (to the grid's end)."""
+    bold = {
+        "repeatCell": {
+            "range": {"sheetId": sheet_id, "startRowIndex": 0, "endRowIndex": 1},
+            "cell": {"userEnteredFormat": {"textFormat": {"bold": True}}},
+            "fields": "userEnteredFormat.textFormat.bold",
+        }
+    }
+    columns = [
+        {
+            "repeatCell": {
+                "range": {
+                    "sheetId": sheet_id,
+                    "startRowIndex": 1,
+                    "startColumnIndex": i,
+                    "endColumnIndex": i + 1,
+                },
+                "cell": {"userEnteredFormat": {"numberFormat": sheets_format(formats[name], currency)}},
+                "fields": "userEnteredFormat.numberFormat",
+            }
+        }
+        for i, name in enumerate(header)
+        if name in formats
+    ]
+    return [bold, *columns]
+
+
+#: Day 0 of Sheets' date serial numbers (as in Lotus 1-2-3 and Excel's 1900 system after February).
+_SERIAL_EPOCH = dt.datetime(1899, 12, 30)
+
+
+def _serial(value: Any) -> Any:
+    """A date or timestamp as a Sheets date serial number (a RAW date string would stay text)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return (value - _SERIAL_EPOCH) / dt.timedelta(days=1)
+    if isinstance(value, dt.date):
+        return (value - _SERIAL_EPOCH.date()).days
+    return _cell(value)
 
 
 def _grid_cells(properties: dict[str, Any]) -> int:

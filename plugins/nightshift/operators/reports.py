@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,7 +42,7 @@ def resolve_report_date(value: Any, context: Context) -> dt.date:
     return moment.astimezone(dt.UTC).date() - dt.timedelta(days=1)
 
 
-def section_table(section: Section, table: pa.Table) -> ReportTable:
+def section_table(section: Section, table: pa.Table, currency: str = "") -> ReportTable:
     """A query result shaped for the workbook: pivoted when the section says so."""
     from nightshift_core.reports.tables import ChartSpec, ReportTable, pivot
 
@@ -58,10 +59,27 @@ def section_table(section: Section, table: pa.Table) -> ReportTable:
         return tuple(c for c in columns if c != section.pivot.values) + tuple(spread)
 
     chart = ChartSpec(section.chart.category, expand(section.chart.values)) if section.chart else None
+    formats = {c: f for column, f in section.formats.items() for c in expand((column,))}
     return ReportTable.from_arrow(
-        section.name, section.title, table, money=expand(section.money), counts=section.counts,
-        totals=expand(section.totals), chart=chart,
+        section.name, section.title, table, totals=expand(section.totals), chart=chart, formats=formats,
+        currency=currency,
     )  # fmt: skip
+
+
+#: Parquet schema metadata key of a section file: {"formats": {column: format}, "currency": code}.
+FORMATS_METADATA = b"nightshift.formats"
+
+
+def with_formats(table: pa.Table, section: ReportTable) -> pa.Table:
+    """``table`` carrying the section's column formats, so the Sheets task formats what it writes."""
+    meta = json.dumps({"formats": dict(section.formats), "currency": section.currency})
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), FORMATS_METADATA: meta})
+
+
+def formats_of(table: pa.Table) -> tuple[dict[str, str], str]:
+    """The column formats and currency :func:`with_formats` stored (none for an older file)."""
+    meta = json.loads((table.schema.metadata or {}).get(FORMATS_METADATA, b"{}"))
+    return dict(meta.get("formats", {})), str(meta.get("currency", ""))
 
 
 class WarehouseToReportOperator(BaseOperator):
@@ -96,7 +114,7 @@ class WarehouseToReportOperator(BaseOperator):
         from nightshift.hooks.warehouse import WarehouseHook
         from nightshift_core.reports.config import load
         from nightshift_core.reports.excel import build_workbook, build_workbooks_by, workbook_name
-        from nightshift_core.reports.summary import write_summary_files
+        from nightshift_core.reports.summary import Block, write_summary_files
         from nightshift_core.warehouse.sql import render
 
         config = load(Path(self.config_path))
@@ -113,11 +131,12 @@ class WarehouseToReportOperator(BaseOperator):
                 sql = render(section.sql, **config.shape)
                 # Bound only where used: engines reject parameters a statement does not have.
                 result = warehouse.query(sql, {"report_date": day} if "@report_date" in sql else {})
-                tables.append(section_table(section, result))
+                tables.append(section_table(section, result, config.currency))
                 rows[section.name] = len(tables[-1].rows)
                 parquet = out / "sections" / f"{section.name}.parquet"
                 tmp = parquet.with_name(f".{parquet.name}.tmp")
-                pq.write_table(tables[-1].rows.table, tmp)  # the shaped (maybe pivoted) result
+                # The shaped (maybe pivoted) result, with its column formats for the Sheets task.
+                pq.write_table(with_formats(tables[-1].rows.table, tables[-1]), tmp)
                 os.replace(tmp, parquet)
                 self.log.info("section %s: %d row(s)", section.name, rows[section.name])
         subtitle = f"Report date {day.isoformat()} · warehouse data as synced · times in UTC"
@@ -135,8 +154,8 @@ class WarehouseToReportOperator(BaseOperator):
             written |= set(by.values())
         html_path, text_path = write_summary_files(
             workbook, config.title, subtitle,
-            [(t.title, t.columns, t.rows) for t in tables],  # only the shown rows become Python
-            max_rows=10, note=f"The full report is attached: {workbook.name}.",
+            [Block(t.title, t.columns, t.rows, t.formats) for t in tables],  # only shown rows become Python
+            max_rows=10, note=f"The full report is attached: {workbook.name}.", currency=config.currency,
         )  # fmt: skip
         written |= {html_path, text_path} | {out / "sections" / f"{s.name}.parquet" for s in config.sections}
         for stale in [p for p in out.rglob("*") if p.is_file() and p not in written]:
@@ -211,9 +230,11 @@ class ReportToSheetsOperator(BaseOperator):
         try:
             for name in self.sections:
                 table = pq.read_table(files[name])
+                formats, currency = formats_of(table)
                 result = hook.write_table(
-                    key, self.worksheet_prefix + name, table.column_names, ArrowRows(table)
-                )
+                    key, self.worksheet_prefix + name, table.column_names, ArrowRows(table),
+                    formats=formats, currency=currency,
+                )  # fmt: skip
                 self.log.info("worksheet %s: %s rows in %s request(s)", result["worksheet"], result["rows"],
                               result["requests"])  # fmt: skip
                 written.append(result)
