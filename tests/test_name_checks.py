@@ -17,7 +17,7 @@ REPORT = """
 report_id: {report_id}
 title: A report
 sections:
-  - {{name: customers, sql: reports/top_customers.sql}}
+  - {{name: customers, sql: reports/top_customers.sql, limit: 20}}
 email: {{to: [{address}]}}
 """
 

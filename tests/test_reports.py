@@ -36,7 +36,7 @@ report_id: r1
 title: A report
 currency: USD
 sections:
-  - {name: customers, sql: reports/top_customers.sql, money: [sales]}
+  - {name: customers, sql: reports/top_customers.sql, money: [sales], limit: 20}
 email: {to: [a@example.com]}
 """
 
@@ -57,6 +57,14 @@ email: {to: [a@example.com]}
         (("currency: USD\n", ""), "sections[0] (customers).formats.sales is money but the report has no "
          "currency; add a top-level key such as 'currency: USD'"),
         (("currency: USD", "currency: usd"), "currency 'usd' is not an ISO 4217 code"),
+        (("name: customers,", "name: customers, title: Top 10 customers,"),
+         "sections[0] (customers).title 'Top 10 customers' says 'Top 10' but the section's limit is 20; "
+         "set 'limit: 10'"),
+        ((", limit: 20", ""), "sections[0] (customers): the title or include/sql/reports/top_customers.sql "
+         "uses the limit but the section sets none; add 'limit: N'"),
+        (("limit: 20", "limit: 0"), "sections[0] (customers).limit is 0; use a whole number from 1 to 1000"),
+        (("top_customers.sql, money: [sales]", "sales_by_territory.sql, money: [sales]"),
+         "limit is 20 but include/sql/reports/sales_by_territory.sql does not end with 'LIMIT {{ limit }}'"),
         (("a@example.com", "not-an-address"), "email.to: 'not-an-address' is not an e-mail address"),
         (("report_id: r1", "report_id: R-1"), "report_id 'R-1' must be lower-case"),
         (("report_id: r1", "report_id: r1\nschedule: {assets: [orders]}"), "is not 'dataset.table'"),
@@ -92,7 +100,7 @@ def test_section_sql_symlink_out_of_include_sql_is_refused(tmp_path, monkeypatch
     ):
         load(path)
     (sql_dir / "reports" / "top_customers.sql").unlink()
-    (sql_dir / "reports" / "top_customers.sql").write_text("SELECT 1")
+    (sql_dir / "reports" / "top_customers.sql").write_text("SELECT 1 LIMIT {{ limit }}")
     assert load(path).sections[0].sql == "reports/top_customers.sql"
 
 
@@ -199,6 +207,21 @@ def test_build_writes_workbook_parts_sections_and_summary(synced):
     html = Path(result["summary_html"]).read_text()
     assert HOSTILE not in html and "=HYPERLINK(&quot;http://x&quot;" in html  # escaped, never raw
     assert "No rows for this report date." in html
+
+
+def test_a_sections_limit_sets_its_title_its_query_and_its_email_rows(synced):
+    """Top 20 customers: 20 rows from the query, all 20 in the e-mail, "Top 20" in the title."""
+    sections = {s.name: s for s in load(CONFIG_PATH).sections}
+    assert (sections["top_customers"].title, sections["top_customers"].limit) == ("Top 20 customers", 20)
+    assert (sections["top_employees"].title, sections["top_employees"].limit) == ("Top 5 sales reps", 5)
+    result = build()
+    assert result["rows"]["top_customers"] == 20  # the sample has more customers than that
+    text = Path(result["summary_text"]).read_text()
+    block = text.split("Top 20 customers\n", 1)[1].split("\n\n", 1)[0]
+    assert block.rstrip().endswith("\n20 rows") and "showing" not in block
+    assert len(block.splitlines()) == 2 + 1 + 20 + 1  # underline, header, rule, rows, count
+    html = Path(result["summary_html"]).read_text()
+    assert ">Top 20 customers</h2>" in html and "showing 10 of 20" not in html
 
 
 def test_formats_declared_in_the_yaml_reach_the_workbook_and_both_email_parts(synced):

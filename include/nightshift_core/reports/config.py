@@ -27,7 +27,13 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 
 _TOP_KEYS = {"report_id", "title", "description", "schedule", "start_date", "catchup", "tags", "shape",
              "sections", "excel", "sheets", "email", "currency"}  # fmt: skip
-_SECTION_KEYS = {"name", "title", "sql", "pivot", "money", "counts", "formats", "totals", "chart"}
+_SECTION_KEYS = {"name", "title", "sql", "limit", "pivot", "money", "counts", "formats", "totals", "chart"}
+#: Rows of a section the e-mail shows when the section sets no ``limit``.
+EMAIL_ROWS = 10
+_LIMIT_MAX = 1000
+_TOP_N = re.compile(r"\btop\s+(\d+)\b", re.IGNORECASE)
+_SQL_LIMIT = re.compile(r"\{\{-?\s*limit\s*-?\}\}")
+_SQL_LITERAL_LIMIT = re.compile(r"\bLIMIT\s+\d+", re.IGNORECASE)
 _PIVOT_KEYS = {"index", "columns", "values"}
 _CHART_KEYS = {"category", "values"}
 _EXCEL_KEYS = {"split_by"}
@@ -57,6 +63,8 @@ class Section:
     name: str
     title: str
     sql: str  # path under include/sql
+    #: The one row limit: the query's ``LIMIT {{ limit }}``, ``{limit}`` in the title, the e-mail's rows.
+    limit: int | None = None
     pivot: Pivot | None = None
     money: tuple[str, ...] = ()
     counts: tuple[str, ...] = ()
@@ -177,6 +185,7 @@ def _section(where: Where, item: Any, key: str) -> Section:
         where.fail(f"{key}.name {name!r} must be 1-31 characters without []:*?/\\ (it names a worksheet)")
     key = f"{key} ({name})"
     sql = where.sql_file(item, "sql", f"{key}.sql", SQL_DIR)
+    limit, title = _limit(where, item, key, sql, str(item.get("title") or name))
 
     def columns(value: Any, sub: str) -> tuple[str, ...]:
         value = [value] if isinstance(value, str) else (value or [])
@@ -217,8 +226,9 @@ def _section(where: Where, item: Any, key: str) -> Section:
         formats[column] = fmt
     return Section(
         name=name,
-        title=str(item.get("title") or name),
+        title=title,
         sql=sql,
+        limit=limit,
         pivot=pivot,
         money=money,
         counts=counts,
@@ -226,6 +236,40 @@ def _section(where: Where, item: Any, key: str) -> Section:
         chart=chart,
         formats=formats,
     )
+
+
+def _limit(where: Where, item: dict, key: str, sql: str, title: str) -> tuple[int | None, str]:
+    """A section's row limit and its title with ``{limit}`` filled in, checked against each other.
+
+    One value decides the rows the query returns (``LIMIT {{ limit }}`` in its SQL), the rows the
+    e-mail shows and the number in the title, so "Top 20" can no longer show 10 rows.
+    """
+    limit = item.get("limit")
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _LIMIT_MAX
+    ):
+        where.fail(
+            f"{key}.limit is {limit!r}; use a whole number from 1 to {_LIMIT_MAX} (the rows the section shows)"
+        )
+    text = (SQL_DIR / sql).read_text(encoding="utf-8")
+    if limit is not None:
+        if not _SQL_LIMIT.search(text) or _SQL_LITERAL_LIMIT.search(text):
+            where.fail(
+                f"{key}.limit is {limit} but include/sql/{sql} does not end with 'LIMIT {{{{ limit }}}}'; "
+                "write the limit there as {{ limit }} so the query, the title and the e-mail use the same value"
+            )
+        title = title.replace("{limit}", str(limit))
+    elif "{limit}" in title or _SQL_LIMIT.search(text):
+        where.fail(
+            f"{key}: the title or include/sql/{sql} uses the limit but the section sets none; add 'limit: N'"
+        )
+    stated = _TOP_N.search(title)
+    if stated and int(stated.group(1)) != (limit or -1):
+        where.fail(
+            f"{key}.title {title!r} says {stated.group(0)!r} but the section's limit is {limit}; set 'limit: "
+            f"{stated.group(1)}' (and 'LIMIT {{{{ limit }}}}' in the SQL) or write the title as 'Top {{limit}} ...'"
+        )
+    return limit, title
 
 
 def _schedule(where: Where, value: Any) -> tuple[str | None, tuple[str, ...]]:

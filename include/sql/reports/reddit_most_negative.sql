@@ -14,4 +14,4 @@ LEFT JOIN {{ reddit }}.comments AS c ON c.fullname = s.fullname
 WHERE DATE(s.created_utc) BETWEEN DATE_SUB(@report_date, INTERVAL 6 DAY) AND @report_date
   AND s.kind IN ('title', 'comment', 'reply')
 ORDER BY s.vader_compound, s.text_id
-LIMIT 10
+LIMIT {{ limit }}

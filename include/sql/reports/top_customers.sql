@@ -1,4 +1,4 @@
--- The 20 customers with the highest order value up to the report date.
+-- The customers with the highest order value up to the report date, as many as the section's limit.
 SELECT
   c.customerName AS customer,
   c.country AS country,
@@ -13,4 +13,4 @@ LEFT JOIN {{ dataset }}.offices AS ofc ON ofc.officeCode = e.officeCode
 WHERE o.orderDate <= @report_date
 GROUP BY c.customerNumber, c.customerName, c.country, COALESCE(ofc.territory, 'Unassigned')
 ORDER BY sales DESC, customer
-LIMIT 20
+LIMIT {{ limit }}

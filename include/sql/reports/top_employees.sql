@@ -6,3 +6,4 @@ SELECT
   sales
 FROM {{ agg_dataset }}.top_employees_by_sales
 ORDER BY sales DESC, employee_number
+LIMIT {{ limit }}

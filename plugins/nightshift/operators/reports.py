@@ -112,7 +112,7 @@ class WarehouseToReportOperator(BaseOperator):
         import pyarrow.parquet as pq
 
         from nightshift.hooks.warehouse import WarehouseHook
-        from nightshift_core.reports.config import load
+        from nightshift_core.reports.config import EMAIL_ROWS, load
         from nightshift_core.reports.excel import build_workbook, build_workbooks_by, workbook_name
         from nightshift_core.reports.summary import Block, write_summary_files
         from nightshift_core.warehouse.sql import render
@@ -128,7 +128,7 @@ class WarehouseToReportOperator(BaseOperator):
         tables, rows = [], {}
         with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:
             for section in config.sections:
-                sql = render(section.sql, **config.shape)
+                sql = render(section.sql, **config.shape, limit=section.limit)
                 # Bound only where used: engines reject parameters a statement does not have.
                 result = warehouse.query(sql, {"report_date": day} if "@report_date" in sql else {})
                 tables.append(section_table(section, result, config.currency))
@@ -154,8 +154,10 @@ class WarehouseToReportOperator(BaseOperator):
             written |= set(by.values())
         html_path, text_path = write_summary_files(
             workbook, config.title, subtitle,
-            [Block(t.title, t.columns, t.rows, t.formats) for t in tables],  # only shown rows become Python
-            max_rows=10, note=f"The full report is attached: {workbook.name}.", currency=config.currency,
+            # Only the shown rows become Python; a section with a limit shows that many.
+            [Block(t.title, t.columns, t.rows, t.formats, s.limit)
+             for t, s in zip(tables, config.sections, strict=True)],
+            max_rows=EMAIL_ROWS, note=f"The full report is attached: {workbook.name}.", currency=config.currency,
         )  # fmt: skip
         written |= {html_path, text_path} | {out / "sections" / f"{s.name}.parquet" for s in config.sections}
         for stale in [p for p in out.rglob("*") if p.is_file() and p not in written]:
