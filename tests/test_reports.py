@@ -56,6 +56,7 @@ email: {to: [a@example.com]}
          "formats.sales is 'count' but money/counts says 'money'; keep one"),
         (("currency: USD\n", ""), "sections[0] (customers).formats.sales is money but the report has no "
          "currency; add a top-level key such as 'currency: USD'"),
+        (("money: [sales]", "formats: [sales]"), "sections[0] (customers).formats must be a mapping of column"),
         (("currency: USD", "currency: usd"), "currency 'usd' is not an ISO 4217 code"),
         (("name: customers,", "name: customers, title: Top 10 customers,"),
          "sections[0] (customers).title 'Top 10 customers' says 'Top 10' but the section's limit is 20; "

@@ -212,7 +212,12 @@ def _section(where: Where, item: Any, key: str) -> Section:
         chart = Chart(columns(raw["category"], "chart.category")[0], columns(raw["values"], "chart.values"))
     money, counts = columns(item.get("money"), "money"), columns(item.get("counts"), "counts")
     formats = {**dict.fromkeys(money, "money"), **dict.fromkeys(counts, "count")}
-    for column, fmt in where.mapping(item, "formats", required=False).items():
+    declared = item.get("formats") or {}
+    if not isinstance(declared, dict):
+        where.fail(
+            f"{key}.formats must be a mapping of column to format, e.g. {{employee_number: id, sales: money}}"
+        )
+    for column, fmt in declared.items():
         where.ident(column, f"{key}.formats", "column name")
         if fmt not in FORMATS:
             where.fail(

@@ -33,7 +33,7 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -413,7 +413,7 @@ class GoogleSheetsHook(BaseHook):
         worksheet: str,
         budget: int,
         target: dict[str, Any] | None,
-        dates: set[int] = frozenset(),  # type: ignore[assignment]
+        dates: Collection[int] = (),
     ) -> list[list[Any]]:
         """Header + rows as JSON cell values, refusing (before any write) what Sheets cannot hold."""
         width = len(header)
