@@ -480,3 +480,28 @@ def test_a_missing_tweet_file_rejects_the_challenger_and_says_where(env, tmp_pat
         "there or remove labels.tweets"
     )
     assert str(registry(cfg).version("champion").version) == "1"
+
+
+SHARED_TWEETS = ROOT.parent / "shared" / "data" / "sentiment" / "tweeteval"
+
+
+@pytest.mark.skipif(not SHARED_TWEETS.is_dir(), reason="needs ../shared/data/sentiment/tweeteval")
+def test_the_shipped_gate_promotes_what_make_run_trains(env, tmp_path, monkeypatch):
+    """`make run`'s label folder (the embedded labels and the shared tweets, linked) and the
+    shipped config (at most labels.tweets.max_train tweets) and gate (only the latency budget lifted: the test machine is shared): the
+    challenger beats the rule baseline on the frozen set and is >= VADER on both check sets."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import local_stack
+
+    labels = local_stack.labels_folder(tmp_path)
+    assert not [p for p in labels.rglob("*") if not p.is_symlink() and p.is_file()]  # links, no copies
+    monkeypatch.setenv("NIGHTSHIFT_LABELS_DIR", str(labels))
+    run = flow(dataclasses.replace(load(CONFIG_PATH), max_ms_per_1k=10**6))
+    posts, tweets = run.xcom["evaluate"]["checks"]
+    cap = load(CONFIG_PATH).tweets.max_train
+    assert tweets["n"] > 2000 and run.xcom["train"]["tweets_held_out"] == 12284 - cap
+    assert run.xcom["promote"]["promoted"] is True, run.xcom["promote"]["reason"]
+    for check in (posts, tweets):
+        assert check["challenger"]["weighted_f1"] >= check["vader"]["weighted_f1"]
