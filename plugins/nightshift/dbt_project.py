@@ -7,9 +7,7 @@ Nothing here runs at DAG-parse time: the connection is read when a task renders 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -85,7 +83,7 @@ class WarehouseProfileMapping(BaseProfileMapping):
 
         hook = WarehouseHook(self.conn_id)
         if hook.engine == "duckdb":
-            path = hook._require("path", '"/data/warehouse.duckdb"')
+            path = hook.require("path", '"/data/warehouse.duckdb"')
             return {
                 "type": "duckdb",
                 "path": str(path),
@@ -105,7 +103,7 @@ class WarehouseProfileMapping(BaseProfileMapping):
             profile["api_endpoint"] = extra["api_endpoint"]
         if extra.get("anonymous"):
             profile.update(
-                method="oauth-secrets", token="anonymous", project=hook._require("project", '"my-project"')
+                method="oauth-secrets", token="anonymous", project=hook.require("project", '"my-project"')
             )
             return {**profile, **self.profile_args}
         google = WarehouseHook.get_connection(extra.get("gcp_conn_id") or "google_cloud_default").extra_dejson
@@ -151,47 +149,34 @@ class WarehouseProfileMapping(BaseProfileMapping):
         return True
 
 
-_LOCK: Any = None
+_HELD: contextlib.ExitStack | None = None
 
 
 def hold_warehouse_lock(context: Any, timeout: float = 600) -> None:
-    """``pre_execute`` of every dbt task: on DuckDB, take the file lock every Nightshift writer takes.
+    """``pre_execute`` of every dbt task: hold the warehouse as every Nightshift writer does.
 
-    DuckDB lets one process write a file at a time; the warehouse engine serialises Airflow's tasks with
-    an exclusive lock on ``<file>.lock``, so dbt holds the same lock for its whole invocation. It is
-    released when the task's process ends (or by ``release_warehouse_lock``). BigQuery: nothing to do.
+    DuckDB lets one process write a file at a time and dbt runs DuckDB itself, so the task holds the
+    warehouse's lock (``WarehouseHook.lock``) for dbt's whole invocation, waiting up to ``timeout``
+    seconds for it. It is released by ``release_warehouse_lock`` (after dbt, and by the failure and
+    retry callbacks), at the latest when the task's process ends. BigQuery: nothing to hold.
     """
-    global _LOCK
+    global _HELD
     from nightshift.hooks.warehouse import WarehouseHook
 
-    hook = WarehouseHook()
-    if hook.engine != "duckdb" or _LOCK is not None:
+    if _HELD is not None:
         return
-    path = Path(hook._require("path", '"/data/warehouse.duckdb"'))
-    handle = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - held past this function
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                handle.close()
-                raise AirflowException(
-                    f"DuckDB warehouse {path} stayed locked by another process for {timeout:.0f}s"
-                ) from None
-            time.sleep(0.2)
-    _LOCK = handle
+    held = contextlib.ExitStack()
+    held.enter_context(WarehouseHook().lock(timeout))
+    _HELD = held
 
 
 def release_warehouse_lock(context: Any = None, result: Any = None) -> None:
     """``post_execute`` and failure/retry callback: let the next writer in."""
-    global _LOCK
-    if _LOCK is not None:
+    global _HELD
+    held, _HELD = _HELD, None
+    if held is not None:
         with contextlib.suppress(OSError):
-            fcntl.flock(_LOCK, fcntl.LOCK_UN)
-            _LOCK.close()
-        _LOCK = None
+            held.close()
 
 
 # dbt/engine messages that a retry cannot change: the SQL or the project must be fixed.

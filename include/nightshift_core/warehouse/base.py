@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from abc import ABC, abstractmethod
@@ -237,6 +238,11 @@ class Warehouse(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for engines without resources
         """Release connections."""
+
+    def lock(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """Hold the warehouse against other processes' writes, for work that outlasts one operation
+        (dbt running DuckDB itself). Engines that take concurrent writers hold nothing."""
+        return contextlib.nullcontext()
 
     def __enter__(self) -> Warehouse:
         return self

@@ -2,15 +2,14 @@
 
 DuckDB lets one process at a time open a database file for writing, and Airflow runs
 tasks in parallel processes, so every operation takes an exclusive file lock
-(``<file>.lock``), opens the database, works, and closes it again. Extensions are never
-installed or auto-loaded: nothing here may reach the network.
+(``<file>.lock``, :meth:`DuckDBWarehouse.lock`), opens the database, works, and closes it
+again. Extensions are never installed or auto-loaded: nothing here may reach the network.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+from filelock import FileLock, Timeout
 
 from nightshift_core.warehouse.base import (
     SYNC_STATE_COLUMNS,
@@ -124,22 +124,30 @@ class DuckDBWarehouse(Warehouse):
 
     # -- connection handling -------------------------------------------------------------
     @contextlib.contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """The exclusive lock on ``<file>.lock`` that every writer of this file holds: each operation
+        here around its connection, a process running DuckDB itself (dbt) for its whole run. Waits up
+        to ``timeout`` seconds (default ``lock_timeout``; 0 makes one attempt), else WarehouseError."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        wait = self.lock_timeout if timeout is None else timeout
+        # Not thread-local: a task may take it in one thread and release it in another (callbacks).
+        lock = FileLock(self.path.with_name(self.path.name + ".lock"), thread_local=False)
+        try:
+            lock.acquire(timeout=wait)
+        except Timeout:
+            raise WarehouseError(
+                f"DuckDB warehouse {self.path} stayed locked by another process for {wait:.0f}s; "
+                "is a long task holding it?"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """An exclusive, short-lived connection (waits for other processes' operations)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise WarehouseError(
-                            f"DuckDB warehouse {self.path} stayed locked by another process for "
-                            f"{self.lock_timeout:.0f}s; is a long task holding it?"
-                        ) from None
-                    time.sleep(0.05)
+        with self.lock():
             # Attached under a fixed catalog name: connecting to the file directly would name the
             # catalog after the file, and a dataset with the same name would become ambiguous.
             con = _database().cursor()
@@ -151,7 +159,6 @@ class DuckDBWarehouse(Warehouse):
                 yield con
             finally:
                 _release(con)
-                fcntl.flock(lock, fcntl.LOCK_UN)
 
     # -- datasets and tables -------------------------------------------------------------
     def ensure_dataset(self, dataset: str) -> None:

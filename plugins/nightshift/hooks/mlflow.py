@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
+from filelock import FileLock
 
 from nightshift_core.errors import PermanentError
 
@@ -46,23 +46,14 @@ _CACHE: dict[tuple[str, str, str], SentimentModel] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-@contextlib.contextmanager
-def _sqlite_init_lock(uri: str) -> Iterator[None]:
+def _sqlite_init_lock(uri: str) -> contextlib.AbstractContextManager[object]:
     """Serialise the first use of a SQLite store across processes: two workers creating
-    MLflow's tables at the same moment would trip over each other."""
+    MLflow's tables at the same moment would trip over each other. Waits as long as it takes."""
     if not uri.startswith("sqlite:///"):
-        yield
-        return
-    import fcntl
-
+        return contextlib.nullcontext()
     path = Path(uri.removeprefix("sqlite:///") + ".init-lock")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return FileLock(path)
 
 
 def _mask_url_password(uri: Any) -> None:

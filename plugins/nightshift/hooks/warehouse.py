@@ -15,6 +15,7 @@ Connection extras (read by name):
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,8 @@ class WarehouseHook(BaseHook):
     def extra(self) -> dict[str, Any]:
         return self.get_connection(self.warehouse_conn_id).extra_dejson
 
-    def _require(self, name: str, example: str) -> Any:
+    def require(self, name: str, example: str) -> Any:
+        """Extra ``name`` of the connection; missing, an error naming it with ``example`` as the fix."""
         value = self.extra.get(name)
         if value in (None, ""):
             raise WarehouseConfigError(
@@ -56,7 +58,7 @@ class WarehouseHook(BaseHook):
 
     @property
     def engine(self) -> str:
-        engine = self._require("engine", '"duckdb" or "bigquery"')
+        engine = self.require("engine", '"duckdb" or "bigquery"')
         if engine not in ENGINES:
             raise WarehouseConfigError(
                 f"connection {self.warehouse_conn_id!r}: extra 'engine' is {engine!r}; use one of {ENGINES}"
@@ -67,8 +69,16 @@ class WarehouseHook(BaseHook):
         if self.engine == "duckdb":
             from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
 
-            return DuckDBWarehouse(self._require("path", '"/data/warehouse.duckdb"'))
+            return DuckDBWarehouse(self.require("path", '"/data/warehouse.duckdb"'))
         return self._bigquery()
+
+    def lock(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """Hold the warehouse against every other Nightshift writer while something outside the engine
+        writes it (dbt): DuckDB's file lock, the one each of its operations takes; with ``timeout``
+        seconds to get it. BigQuery takes concurrent writers: nothing to hold, and no client built."""
+        if self.engine == "bigquery":
+            return contextlib.nullcontext()
+        return self.get_conn().lock(timeout)
 
     def _bigquery(self) -> Warehouse:
         from google.cloud import bigquery
@@ -81,7 +91,7 @@ class WarehouseHook(BaseHook):
             from google.api_core.client_options import ClientOptions
             from google.auth.credentials import AnonymousCredentials
 
-            project = self._require("project", '"my-project"')
+            project = self.require("project", '"my-project"')
             client = bigquery.Client(
                 project=project,
                 location=location,
