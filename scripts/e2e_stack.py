@@ -10,9 +10,10 @@ fake Sheets API, MariaDB source) and hands their connections in as ``AIRFLOW_CON
     with celery_stack(E2EConfig(runtime=..., port=..., ..., extra_env={"AIRFLOW_CONN_...": ...})) as env:
         local_stack.trigger_all(local_stack.expected_dag_ids())
 
-The PostgreSQL database and the Redis db number are dedicated to the e2e and emptied when it
-starts; the runtime folder is deleted and recreated. Leaving the ``with`` block stops every
-process it started, also on an exception, Ctrl-C or SIGTERM.
+The PostgreSQL databases (metadata; Celery results, with a login of its own) and the Redis db
+number are dedicated to the e2e and emptied when it starts; the runtime folder is deleted and
+recreated. Leaving the ``with`` block stops every process it started, also on an exception,
+Ctrl-C or SIGTERM.
 
     python scripts/e2e_stack.py down [--runtime DIR]   # stop what an interrupted run left behind
 """
@@ -37,6 +38,13 @@ ROOT = local_stack.ROOT
 DEFAULT_RUNTIME = ROOT / ".nightshift" / "e2e"
 #: Celery worker process name -> the queue it consumes.
 WORKERS = {"worker-default": "default", "worker-ml": "ml"}
+#: What the Celery workers are not given, as in docker-compose.yaml: they run the tasks' code, which
+#: reaches Airflow only through the Task Execution API (with the token the scheduler issued).
+WORKER_WITHHELD = (
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+)
 #: The production auth manager (plugins/nightshift/auth.py) and its FAB settings.
 AUTH_MANAGER = "nightshift.auth.NightshiftAuthManager"
 FAB_CONFIG = ROOT / "include" / "config" / "webserver_config.py"
@@ -87,6 +95,20 @@ class E2EConfig:
         return f"postgresql://{self.postgres_user}@{self.postgres_host}:{self.postgres_port}/{self.database}"
 
     @property
+    def celery_user(self) -> str:
+        """The Celery result backend's role, owner of its database (not the metadata DB's login)."""
+        return f"{self.database}_celery"
+
+    @property
+    def celery_database(self) -> str:
+        return f"{self.database}_celery"
+
+    @property
+    def result_backend_url(self) -> str:
+        login = f"{self.celery_user}:{self.password(self.celery_user)}"
+        return f"db+postgresql://{login}@{self.postgres_host}:{self.postgres_port}/{self.celery_database}"
+
+    @property
     def broker_url(self) -> str:
         return f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
 
@@ -126,7 +148,7 @@ def celery_env(config: E2EConfig) -> dict[str, str]:
                 "postgresql://", "postgresql+psycopg2://", 1
             ),
             "AIRFLOW__CELERY__BROKER_URL": config.broker_url,
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + config.postgres_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": config.result_backend_url,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(config.worker_concurrency),
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": WORKERS["worker-default"],
             # The production layout's access control: FAB users and roles in the metadata DB.
@@ -141,7 +163,11 @@ def celery_env(config: E2EConfig) -> dict[str, str]:
 
 
 def reset_backends(config: E2EConfig) -> None:
-    """Drop and recreate the e2e's PostgreSQL database; empty its Redis db."""
+    """Drop and recreate the e2e's PostgreSQL databases; empty its Redis db.
+
+    As postgres-init does in docker-compose.yaml: the Celery result backend's database belongs to a
+    role of its own, and no other role may connect to it or to the metadata DB.
+    """
     import psycopg2
     import redis
     from psycopg2 import sql
@@ -152,9 +178,20 @@ def reset_backends(config: E2EConfig) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            name = sql.Identifier(config.database)
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(name))
+            celery = sql.Identifier(config.celery_user)
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (config.celery_user,))
+            if not cur.fetchall():
+                cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(celery))
+            cur.execute(
+                sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD %s").format(celery),
+                (config.password(config.celery_user),),
+            )
+            for database, owner in ((config.database, None), (config.celery_database, celery)):
+                name = sql.Identifier(database)
+                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+                create = sql.SQL("CREATE DATABASE {}").format(name)
+                cur.execute(create + sql.SQL(" OWNER {}").format(owner) if owner else create)
+                cur.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(name))
     finally:
         conn.close()
     client = redis.Redis(host=config.redis_host, port=config.redis_port, db=config.redis_db)
@@ -186,7 +223,8 @@ def worker_processes(config: E2EConfig, env: dict[str, str]) -> dict[str, tuple[
         command = [sys.executable, "-m", "airflow", "celery", "worker", "--queues", queue,
                    "--concurrency", str(config.worker_concurrency), "--celery-hostname", f"{queue}@%h",
                    "--without-mingle", "--without-gossip"]  # fmt: skip
-        worker_env = {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(config.log_server_ports[name])}
+        worker_env = {k: v for k, v in env.items() if k not in WORKER_WITHHELD}
+        worker_env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(config.log_server_ports[name])
         processes[name] = (command, worker_env)
     return processes
 

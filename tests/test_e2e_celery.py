@@ -345,6 +345,49 @@ def test_every_task_ran_on_the_worker_of_its_queue(e2e):
     print(f"tasks per queue: {dict(by_queue)}; per worker: { {w: len(i) for w, i in executed.items()} }")
 
 
+def test_workers_are_started_without_the_metadata_db_fernet_key_or_jwt_secret(monkeypatch, tmp_path):
+    """As in docker-compose.yaml: the tasks' code runs where none of Airflow's own keys are; the
+    other components keep them. (The stack runs every DAG so; /proc/<pid>/environ cannot show it,
+    Celery's process title overwrites that memory.)"""
+    monkeypatch.setenv("NIGHTSHIFT_RUNTIME", str(tmp_path))
+    ports = {name: 8790 + n for n, name in enumerate(e2e_stack.WORKERS)}
+    config = e2e_stack.E2EConfig(runtime=tmp_path, port=8080, smtp_port=2525, reddit_port=8090,
+                                 log_server_ports=ports)  # fmt: skip
+    env = e2e_stack.celery_env(config)
+    assert set(e2e_stack.WORKER_WITHHELD) <= set(env), "the other components need them"
+    workers = e2e_stack.worker_processes(config, env)
+    assert set(workers) == set(e2e_stack.WORKERS)
+    for name, (_, worker_env) in workers.items():
+        assert worker_env["AIRFLOW__CELERY__RESULT_BACKEND"] == config.result_backend_url
+        held = {key for key in worker_env if key in e2e_stack.WORKER_WITHHELD or key.endswith("JWT_SECRET")}
+        assert not held, f"{name} holds {sorted(held)}"
+
+
+def test_celery_results_live_in_their_own_database_under_their_own_login(e2e):
+    """celery_taskmeta belongs to the result backend's role, in its database; that role cannot
+    even connect to the metadata DB, and the metadata DB holds no Celery table."""
+    import psycopg2
+
+    config = e2e.config
+    backend = e2e.env["AIRFLOW__CELERY__RESULT_BACKEND"]
+    assert f"//{config.celery_user}:" in backend and backend.endswith(f"/{config.celery_database}"), backend
+    celery_db = config.postgres_url.rsplit("/", 1)[0] + "/" + config.celery_database
+    with psycopg2.connect(celery_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT tablename, tableowner FROM pg_tables WHERE tablename LIKE 'celery_%'")
+        owners = dict(cur.fetchall())
+        cur.execute("SELECT COUNT(*) FROM celery_taskmeta")
+        (results,) = cur.fetchone()
+    assert owners.get("celery_taskmeta") == config.celery_user, owners
+    assert set(owners.values()) == {config.celery_user}, owners
+    assert results > 0, "no task result was stored in the result backend's database"
+    with psycopg2.connect(config.postgres_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'celery_%'")
+        assert cur.fetchall() == [], "Celery tables in the metadata DB"
+    login = dict(host=config.postgres_host, port=config.postgres_port, user=config.celery_user)
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        psycopg2.connect(dbname=config.database, **login).close()
+
+
 # ---- outcomes -------------------------------------------------------------------------------------
 
 
