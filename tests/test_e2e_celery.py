@@ -45,6 +45,8 @@ SHEET_KEY = "1nightshiftE2eDailySalesSpreadsheet"
 RETRAIN_DAG = "sentiment_retrain"
 LABELLING_DAG = "sentiment_labelling"
 LABELLER, OP, VIEWER = "labeller", "op", "viewer"
+REPORT_DAG = "report_daily_sales"
+PROBE_POOL = "reddit_api"
 ML_QUEUE = "ml"
 RUNS_TIMEOUT_S = 480
 pytestmark = pytest.mark.stack
@@ -738,8 +740,12 @@ def _fab_user_id(e2e: E2E, login: str) -> str:
     return str(row[0])
 
 
-def _a_task_instance(e2e: E2E, dag_id: str) -> dict[str, Any]:
-    return next(ti for ti in e2e.task_instances() if ti["dag_id"] == dag_id and ti["state"] == "success")
+def _a_task_instance(e2e: E2E, dag_id: str, task_id: str | None = None) -> dict[str, Any]:
+    return next(
+        ti
+        for ti in e2e.task_instances()
+        if ti["dag_id"] == dag_id and ti["state"] == "success" and task_id in (None, ti["task_id"])
+    )
 
 
 def test_each_role_may_do_what_its_row_says_and_nothing_more(e2e):
@@ -749,6 +755,15 @@ def test_each_role_may_do_what_its_row_says_and_nothing_more(e2e):
     ti = _a_task_instance(e2e, LABELLING_DAG)
     ti_path = f"/api/v2/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}"
     probe_dag = "nightshift_selftest"
+    # The report's build task: its XCom names the files the e-mail task attaches (an Op could edit it
+    # to name a secrets file). A write let through by mistake changes nothing: the edit writes the
+    # XCom's own value back, the pool write its own settings; the probe XCom created is deleted next.
+    build = _a_task_instance(e2e, REPORT_DAG, "build")
+    build_path = f"/api/v2/dags/{REPORT_DAG}/dagRuns/{build['dag_run_id']}/taskInstances/build/xcomEntries"
+    built = e2e.api.get(f"{build_path}/return_value")["value"]
+    pool = e2e.api.get(f"/api/v2/pools/{PROBE_POOL}")
+    pool = {"pool": pool["name"]} | {k: pool[k] for k in ("slots", "description", "include_deferred")}
+    asset_id = e2e.api.get("/api/v2/assets?limit=1")["assets"][0]["id"]
     # call -> (method, path, body, the users it is allowed for)
     matrix = {
         "list DAGs": ("GET", "/api/v2/dags", None, {admin, OP, LABELLER, VIEWER}),
@@ -762,6 +777,14 @@ def test_each_role_may_do_what_its_row_says_and_nothing_more(e2e):
         "write a variable": ("PATCH", "/api/v2/variables/nightshift_alert_to",
                              {"key": "nightshift_alert_to", "value": "x@nightshift.invalid"}, set()),
         "read XComs": ("GET", f"{ti_path}/xcomEntries", None, {admin, OP, VIEWER}),
+        "create an XCom": ("POST", build_path, {"key": "nightshift_probe", "value": "x"}, set()),
+        "edit an XCom": ("PATCH", f"{build_path}/return_value", {"value": built}, set()),
+        "delete an XCom": ("DELETE", f"{build_path}/nightshift_probe", None, set()),
+        "write a pool": ("PATCH", f"/api/v2/pools/{PROBE_POOL}", pool, {admin, OP}),
+        "create an asset event": ("POST", "/api/v2/assets/events", {"asset_id": asset_id}, set()),
+        "delete a DAG": ("DELETE", f"/api/v2/dags/{LABELLING_DAG}", None, set()),
+        "clear the labelling DAG (dry run)": ("POST", f"/api/v2/dags/{LABELLING_DAG}/clearTaskInstances",
+                                              {"dry_run": True, "only_failed": False}, {admin, OP}),
         "read a task log": ("GET", f"{ti_path}/logs/{ti['try_number']}", None, {admin, OP, VIEWER}),
         "list labelling requests": ("GET", "/api/v2/dags/~/dagRuns/~/hitlDetails", None, {admin, OP, LABELLER, VIEWER}),
     }  # fmt: skip
@@ -779,12 +802,14 @@ def test_each_role_may_do_what_its_row_says_and_nothing_more(e2e):
     status, text = _http("GET", "/api/v2/dags", tokens[LABELLER])
     assert {d["dag_id"] for d in json.loads(text)["dags"]} == {LABELLING_DAG, RETRAIN_DAG}
 
-    # Trigger: an Op may, a Labeller or Viewer may not (the DAG is paused: the run stays queued).
+    # Trigger: an Op may, a Labeller or Viewer may not, the labelling DAG included (the DAG is
+    # paused: the run stays queued).
     status, text = _http("POST", f"/api/v2/dags/{probe_dag}/dagRuns", tokens[OP], {"logical_date": None})
     assert status == 200, text[:300]
     for user in (LABELLER, VIEWER):
-        status, _ = _http("POST", f"/api/v2/dags/{probe_dag}/dagRuns", tokens[user], {"logical_date": None})
-        assert status == 403, user
+        for dag_id in (probe_dag, LABELLING_DAG):
+            status, _ = _http("POST", f"/api/v2/dags/{dag_id}/dagRuns", tokens[user], {"logical_date": None})
+            assert status == 403, (user, dag_id)
 
 
 def test_no_token_is_401_and_a_wrong_password_does_not_say_whether_the_user_exists(e2e):
