@@ -129,10 +129,11 @@ def labels_folder(rt: Path) -> Path:
         "sentiment_labels.csv": ROOT / "include" / "data" / "sentiment_labels.csv",
         "tweeteval": SHARED_TWEETS,
     }
+    for stale in folder.iterdir():  # links an earlier version made
+        if stale.is_symlink() and (stale.name not in links or stale.resolve() != links[stale.name].resolve()):
+            stale.unlink()
     for name, target in links.items():
         link = folder / name
-        if link.is_symlink() and link.resolve() != target.resolve():
-            link.unlink()
         if target.exists() and not link.is_symlink():
             link.symlink_to(target)
     return folder

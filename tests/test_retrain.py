@@ -505,3 +505,18 @@ def test_the_shipped_gate_promotes_what_make_run_trains(env, tmp_path, monkeypat
     assert run.xcom["promote"]["promoted"] is True, run.xcom["promote"]["reason"]
     for check in (posts, tweets):
         assert check["challenger"]["weighted_f1"] >= check["vader"]["weighted_f1"]
+
+
+def test_make_runs_label_folder_drops_links_it_no_longer_makes(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import local_stack
+
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "movieReviewSnippets_GroundTruth.txt").symlink_to(LABELS)  # an older folder's link
+    (tmp_path / "labels" / "sentiment_labels.csv").symlink_to(tmp_path / "elsewhere.csv")
+    folder = local_stack.labels_folder(tmp_path)
+    expected = {"sentiment_labels.csv"} | ({"tweeteval"} if SHARED_TWEETS.is_dir() else set())
+    assert {p.name for p in folder.iterdir()} == expected
+    assert (folder / "sentiment_labels.csv").resolve() == LABELS.resolve()
