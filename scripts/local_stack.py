@@ -116,29 +116,6 @@ def write_private(path: Path, text: str) -> None:
         raise
 
 
-SHARED_TWEETS = ROOT.parent / "shared" / "data" / "sentiment" / "tweeteval"
-
-
-def labels_folder(rt: Path) -> Path:
-    """The label folder the stack's retraining reads (``NIGHTSHIFT_LABELS_DIR`` unless set): the
-    embedded labels and, when the shared data sits beside the project, its TweetEval folder --
-    linked, never copied. Without the tweets the gate rejects every challenger and says why."""
-    folder = rt / "labels"
-    folder.mkdir(parents=True, exist_ok=True)
-    links = {
-        "sentiment_labels.csv": ROOT / "include" / "data" / "sentiment_labels.csv",
-        "tweeteval": SHARED_TWEETS,
-    }
-    for stale in folder.iterdir():  # links an earlier version made
-        if stale.is_symlink() and (stale.name not in links or stale.resolve() != links[stale.name].resolve()):
-            stale.unlink()
-    for name, target in links.items():
-        link = folder / name
-        if target.exists() and not link.is_symlink():
-            link.symlink_to(target)
-    return folder
-
-
 def stack_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for every Airflow process of the local stack, on top of ``base`` (default: ours)."""
     rt = runtime()
@@ -148,8 +125,6 @@ def stack_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     python_path = [str(ROOT / "include"), str(ROOT / "plugins")]
     if env.get("PYTHONPATH"):
         python_path.append(env["PYTHONPATH"])
-    if not env.get("NIGHTSHIFT_LABELS_DIR"):
-        env["NIGHTSHIFT_LABELS_DIR"] = str(labels_folder(rt))
     env.update(
         {
             "NIGHTSHIFT_HOME": str(ROOT),

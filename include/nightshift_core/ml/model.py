@@ -15,10 +15,7 @@ The challenger is built so that it cannot fall far below its prior where it know
   embeddings start at zero, so a feature the data never moved adds nothing;
 * class offsets are calibrated after training on a held-out share of the training labels
   (the offsets that maximise weighted F1), so the class prior of the training text is not
-  forced on other text;
-* where the model is unsure -- its largest class probability below a threshold chosen on a
-  held-out share of the training labels (``fallback_share``) -- its label is the rule's
-  (VADER's compound +-0.05): it overrides the rule only where it is confident.
+  forced on other text.
 
 Deterministic (fixed seeds, one thread, no hashing salted per process), CPU, no downloads:
 the lexicons are the files ``vaderSentiment`` and ``textblob`` ship. Weights are a plain
@@ -327,40 +324,29 @@ class SentimentModel:
         vocabulary: Sequence[str],
         name: str = "sentiment",
         version: str = "unregistered",
-        threshold: float = 0.0,
     ):
         self.net = net
         self.config = config
         self.vocabulary = list(vocabulary)
-        self.threshold = threshold  # below this class probability the rule's label stands
         self.encoder = _Encoder(config, self.vocabulary)
         self.name = name
         self.version = version
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities (columns in ``LABELS`` order) and rating-head scores in [-1, 1];
-        where the largest probability is below the fallback threshold, the row is the rule's
-        label with probability 1 (as :class:`RuleModel` gives it)."""
-        probs, ratings, compounds = self._raw(texts, batch_size)
-        return with_fallback(probs, compounds, self.threshold), ratings
-
-    def _raw(self, texts: Sequence[str], batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The network's own probabilities and ratings, and VADER's compound of each text."""
+        """Class probabilities (columns in ``LABELS`` order) and rating-head scores in [-1, 1]."""
         import torch
 
         self.net.eval()
-        probs, ratings, compounds = [], [], []
+        probs, ratings = [], []
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 batch = self.encoder.encode(self.encoder.analyse(texts[start : start + batch_size]))
                 logits, rating = self.net(*batch)
                 probs.append(torch.softmax(logits, dim=1).numpy())
                 ratings.append(rating.numpy())
-                compounds.append(batch[3][:, 0].numpy())
         if not probs:
-            empty = np.zeros(0, dtype=np.float32)
-            return np.zeros((0, len(LABELS)), dtype=np.float32), empty, empty
-        return np.concatenate(probs), np.concatenate(ratings), np.concatenate(compounds)
+            return np.zeros((0, len(LABELS)), dtype=np.float32), np.zeros(0, dtype=np.float32)
+        return np.concatenate(probs), np.concatenate(ratings)
 
     def predict(self, texts: Sequence[str]) -> list[tuple[Label, float]]:
         """One ``(label, score)`` per text; score is the rating head's polarity in [-1, 1]."""
@@ -377,9 +363,9 @@ class SentimentModel:
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(self.net.state_dict(), folder / WEIGHTS_FILE)
         (folder / VOCAB_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False))
-        meta = {"kind": self.kind, "config": self.config.to_dict(), "labels": LABELS,
-                "fallback_threshold": self.threshold}  # fmt: skip
-        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+        (folder / CONFIG_FILE).write_text(
+            json.dumps({"kind": self.kind, "config": self.config.to_dict(), "labels": LABELS}, indent=2)
+        )
 
     @classmethod
     def load(cls, folder: Path, name: str = "sentiment", version: str = "unregistered") -> Any:
@@ -410,7 +396,7 @@ class SentimentModel:
         net = _net(config, len(vocabulary))
         net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         net.eval()
-        return cls(net, config, vocabulary, name, version, float(meta.get("fallback_threshold", 0.0)))
+        return cls(net, config, vocabulary, name, version)
 
 
 class RuleModel:
@@ -472,37 +458,6 @@ def rule_package_version() -> str:
     return f"vaderSentiment {version('vaderSentiment')} lexicon {hashlib.sha256(lexicon).hexdigest()[:12]}"
 
 
-def rule_labels(compounds: np.ndarray) -> np.ndarray:
-    """VADER's class index (compound +-0.05, the benchmarks' rule) of each compound score."""
-    out = np.full(len(compounds), LABELS.index("neutral"))
-    out[compounds >= 0.05] = LABELS.index("positive")
-    out[compounds <= -0.05] = LABELS.index("negative")
-    return out
-
-
-def with_fallback(probs: np.ndarray, compounds: np.ndarray, threshold: float) -> np.ndarray:
-    """``probs`` with each row whose largest probability is below ``threshold`` replaced by the
-    rule's label (probability 1)."""
-    unsure = probs.max(axis=1) < threshold if len(probs) else np.zeros(0, dtype=bool)
-    if not unsure.any():
-        return probs
-    out = probs.copy()
-    out[unsure] = 0.0
-    out[unsure, rule_labels(compounds[unsure])] = 1.0
-    return out
-
-
-def choose_threshold(probs: np.ndarray, compounds: np.ndarray, gold: np.ndarray) -> float:
-    """The fallback threshold that maximises weighted F1 on held-out ``probs``; ties go to the
-    higher threshold (more texts left to the rule). 0 never falls back, 1.01 always does."""
-    best, best_f1 = 1.01, _weighted_f1(gold, rule_labels(compounds))
-    for threshold in np.round(np.arange(0.99, 0.32, -0.01), 2):
-        f1 = _weighted_f1(gold, with_fallback(probs, compounds, float(threshold)).argmax(axis=1))
-        if round(f1, 6) > round(best_f1, 6):
-            best, best_f1 = float(threshold), f1
-    return best
-
-
 def _calibration_part(text: str, seed: int, share: float) -> bool:
     digest = hashlib.sha256(f"calibrate:{seed}:{unicodedata.normalize('NFC', text)}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
@@ -551,11 +506,10 @@ def train(
 ) -> tuple[SentimentModel, dict[str, Any]]:
     """Train on ``examples`` with fixed seeds: the same examples and config give the same weights.
 
-    A ``max(config.calibrate_share, config.fallback_share)`` of the human examples (chosen by
-    text hash) is held out of the fit, to calibrate the class offsets (``calibrate_share`` > 0) and
-    to choose the fallback threshold (``fallback_share`` > 0). Returns the model and a small
-    history (loss per epoch, seconds, vocabulary size, offsets, threshold). The examples' order
-    is shuffled with the seed, so callers may pass them in any stable order.
+    A ``config.calibrate_share`` of the human examples (chosen by text hash) is held out of the
+    fit and used to calibrate the class offsets. Returns the model and a small history (loss per
+    epoch, seconds, vocabulary size, offsets). The examples' order is shuffled with the seed, so
+    callers may pass them in any stable order.
     """
     import torch
 
@@ -567,8 +521,9 @@ def train(
     torch.set_num_threads(1)  # gradient sums are only reproducible single-threaded
     started = time.perf_counter()
     try:
-        share = max(config.calibrate_share, config.fallback_share)
-        held = [not e.weak and _calibration_part(e.text, config.seed, share) for e in examples]
+        held = [
+            not e.weak and _calibration_part(e.text, config.seed, config.calibrate_share) for e in examples
+        ]
         if sum(held) < 10:  # too few to calibrate on: fit on everything, keep zero offsets
             held = [False] * len(examples)
         fit = [e for e, h in zip(examples, held, strict=True) if not h]
@@ -637,20 +592,12 @@ def train(
         model = SentimentModel(net, config, vocabulary)
         offsets = np.zeros(len(LABELS), dtype=np.float32)
         if calib:
+            with torch.inference_mode():
+                logits, _ = net(*encoder.encode(encoder.analyse([e.text for e in calib])))
             gold = np.array([label_index[e.label] for e in calib])
-            calib_texts = [e.text for e in calib]
-            if config.calibrate_share > 0:
-                with torch.inference_mode():
-                    logits, _ = net(*encoder.encode(encoder.analyse(calib_texts)))
-                offsets = calibrate_offsets(logits.numpy(), gold)
-                net.offsets.copy_(torch.from_numpy(offsets))
-                log(f"calibrated class offsets on {len(calib)} held-out labels: {offsets.round(2).tolist()}")
-            if config.fallback_share > 0:
-                probs, _, compounds = model._raw(calib_texts)
-                model.threshold = choose_threshold(probs, compounds, gold)
-                log(
-                    f"fallback to the rule below class probability {model.threshold:g} ({len(calib)} held-out labels)"
-                )
+            offsets = calibrate_offsets(logits.numpy(), gold)
+            net.offsets.copy_(torch.from_numpy(offsets))
+            log(f"calibrated class offsets on {len(calib)} held-out labels: {offsets.round(2).tolist()}")
     finally:
         torch.set_num_threads(threads)
     return model, {
@@ -659,5 +606,4 @@ def train(
         "vocabulary": len(vocabulary),
         "calibration_examples": len(calib),
         "offsets": [round(float(o), 3) for o in offsets],
-        "fallback_threshold": model.threshold,
     }
