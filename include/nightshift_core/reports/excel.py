@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import re
 import tempfile
@@ -35,12 +34,10 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from nightshift_core.reports.cells import excel_value
-from nightshift_core.reports.formats import display, excel_format
+from nightshift_core.reports.formats import display, excel_format, finite
 from nightshift_core.reports.tables import ReportTable
 
-MONEY_FORMAT = "#,##0.00"
-COUNT_FORMAT = "#,##0"
-DATE_FORMAT = "yyyy-mm-dd"
+DATE_FORMAT = excel_format("date")
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 TIME_FORMAT = "hh:mm:ss"
 DURATION_FORMAT = "[h]:mm:ss"
@@ -231,7 +228,7 @@ class _RowCells:
                 else:
                     out.append(value)
             elif isinstance(value, int | float | Decimal):
-                if not _finite(value):
+                if not finite(value):
                     # NaN/inf have no xlsx representation (Excel calls the file corrupt).
                     out.append(self._styled(col, "text", str(value)))
                 elif self.number_formats[col]:
@@ -274,12 +271,6 @@ def _number_formats(table: ReportTable) -> list[str | None]:
     return [excel_format(fmt, table.currency) if (fmt := table.format_of(c)) else None for c in table.columns]
 
 
-def _finite(value: int | float | Decimal) -> bool:
-    if isinstance(value, Decimal):
-        return value.is_finite()
-    return isinstance(value, int) or math.isfinite(value)
-
-
 def _text_cell(ws: WriteOnlyWorksheet, text: Any, *, font: Font, fill: PatternFill | None = None) -> Cell:
     """A string cell for titles and headers; formula-like text stays text here too."""
     value, literal = excel_value(text)
@@ -303,8 +294,8 @@ def _totals_row(ws: WriteOnlyWorksheet, table: ReportTable, last_row: int) -> li
         letter = get_column_letter(i + 1)
         cell = WriteOnlyCell(ws, value=f"=SUM({letter}{FIRST_DATA_ROW}:{letter}{last_row})")
         cell.font = _TOTAL_FONT
-        if table.format_of(column):
-            cell.number_format = excel_format(table.format_of(column), table.currency)
+        if fmt := table.format_of(column):
+            cell.number_format = excel_format(fmt, table.currency)
         row[i] = cell
     return row
 
@@ -356,7 +347,7 @@ def _display_length(value: Any, fmt: str | None, currency: str = "") -> int:
         return 10
     if isinstance(value, time | timedelta):
         return 8
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool) and _finite(value):
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool) and finite(value):
         return min(len(str(value)), 15)
     text = value.hex() if isinstance(value, bytes) else str(value)
     return max((len(line) for line in text[: MAX_WIDTH * 4].splitlines()), default=0)

@@ -52,7 +52,7 @@ def display(value: Any, fmt: str, currency: str = "") -> str | None:
     general rendering, so a bad row is shown as it is instead of failing the report.
     """
     number = isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool)
-    if number and not (math.isfinite(value) if isinstance(value, float) else _finite(value)):
+    if number and not finite(value):
         return None
     if fmt == "text":
         return None if value is None else str(value)
@@ -75,8 +75,11 @@ def display(value: Any, fmt: str, currency: str = "") -> str | None:
     raise ValueError(f"unknown column format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def _finite(value: int | decimal.Decimal) -> bool:
-    return isinstance(value, int) or value.is_finite()
+def finite(value: int | float | decimal.Decimal) -> bool:
+    """A number Excel, Sheets and the formats can show as one: not NaN or infinite."""
+    if isinstance(value, decimal.Decimal):
+        return value.is_finite()
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def _round(value: int | float | decimal.Decimal, step: str) -> decimal.Decimal:
