@@ -45,7 +45,7 @@ EXPECTED_SERVICES = {"postgres", "redis", DB_INIT, PROXY, *AIRFLOW_SERVICES}
 # Where task code runs (workers), or a task's failure callback after its worker died
 # (dag-processor): the services that hold the project's connections.
 TASK_RUNNERS = {*WORKERS, "airflow-dag-processor"}
-README = ROOT / "README.md"
+ACCESS_DOC = ROOT / "docs" / "access-control.md"
 
 CODE_MOUNTS = {
     "./dags": "/opt/airflow/dags",
@@ -245,7 +245,7 @@ def test_airflow_services_mount_code_and_logs(services, name):
         assert host in mounts, f"{name} does not mount {host}"
         assert mounts[host][0] == container
     assert mounts["./logs"][1] == "rw", "logs must stay writable"
-    # The key files only where connections are used (test_secrets_are_where_the_readme_says).
+    # The key files only where connections are used (test_secrets_are_where_the_docs_say).
     if name in TASK_RUNNERS | {"airflow-init"}:
         assert mounts.get("./secrets") == ("/opt/airflow/secrets", "ro")
 
@@ -395,7 +395,7 @@ def test_celery_executor_and_core_settings(services, name):
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
     assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"].lower() == "true"
     assert env["PYTHONPATH"] == "/opt/airflow/include:/opt/airflow/plugins"
-    # Who holds the metadata DB's and Celery's URLs: test_secrets_are_where_the_readme_says.
+    # Who holds the metadata DB's and Celery's URLs: test_secrets_are_where_the_docs_say.
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in env:
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow")
@@ -633,7 +633,7 @@ def test_every_secret_is_required_without_default(services):
     } <= checked
 
 
-# README, "Access control": the table of which service holds which secret, found by its header row.
+# docs/access-control.md: the table of which service holds which secret, found by its header row.
 SECRETS_TABLE_HEADER = "| secret | environment variable or mount | held by |"
 # Whatever the table says: the workers run every task's code, so they never hold a key to Airflow
 # itself (the metadata DB, the Fernet key, the JWT secret); and the JWT secret stays with the two
@@ -654,10 +654,12 @@ NEVER_HELD = {
 }
 
 
-def _readme_secrets_table() -> dict[str, set[str]]:
-    """README's table: environment variable (or mount) -> the services that hold it."""
-    lines = README.read_text().splitlines()
-    assert SECRETS_TABLE_HEADER in lines, f"README lacks the table starting {SECRETS_TABLE_HEADER!r}"
+def _documented_secrets_table() -> dict[str, set[str]]:
+    """The access-control page's table: environment variable (or mount) -> the services that hold it."""
+    lines = ACCESS_DOC.read_text().splitlines()
+    assert SECRETS_TABLE_HEADER in lines, (
+        f"{ACCESS_DOC.name} lacks the table starting {SECRETS_TABLE_HEADER!r}"
+    )
     table: dict[str, set[str]] = {}
     for line in lines[lines.index(SECRETS_TABLE_HEADER) + 2 :]:
         if not line.startswith("|"):
@@ -683,16 +685,20 @@ def _held_secrets(service: dict) -> set[str]:
     return held
 
 
-def test_secrets_are_where_the_readme_says(services):
-    table = _readme_secrets_table()
-    assert set(services) >= {s for holders in table.values() for s in holders}, "README names no such service"
+def test_secrets_are_where_the_docs_say(services):
+    table = _documented_secrets_table()
+    assert set(services) >= {s for holders in table.values() for s in holders}, (
+        f"{ACCESS_DOC.name} names no such service"
+    )
     for name, service in services.items():
         held = _held_secrets(service)
         listed = {key for key, holders in table.items() if name in holders}
         assert not held - listed, (
-            f"{name} holds {sorted(held - listed)}: README's table does not give it that"
+            f"{name} holds {sorted(held - listed)}: {ACCESS_DOC.name}'s table does not give it that"
         )
-        assert not listed - held, f"README's table gives {name} {sorted(listed - held)}, the compose does not"
+        assert not listed - held, (
+            f"{ACCESS_DOC.name}'s table gives {name} {sorted(listed - held)}, the compose does not"
+        )
         assert not held & NEVER_HELD.get(name, set()), (
             f"{name} must never hold {sorted(held & NEVER_HELD[name])}"
         )
