@@ -1,0 +1,376 @@
+"""Guards a change-capture run calls first: fail before the source's log is lost, never after.
+
+A log reader resumes from a stored position. If the server has already recycled the log there
+(MariaDB/MySQL purged the binlog file, PostgreSQL marked the slot ``lost``), no run can catch up:
+only a ``full_refresh`` (a new snapshot) can. If the server is about to recycle it (the binlog file
+expires within a margin) or a slot holds more WAL than the team allows on the source's disk, the
+run fails too, naming the table(s), the position, the numbers and the fix, while a fix is still
+cheap. These are :class:`PermanentError` s: a retry in five minutes gives the same answer.
+
+Slots of sync definitions that no longer exist keep WAL forever: :func:`orphan_slots` lists them
+(never drops them) and ``python -m nightshift_core.sync.cdc.guards orphan-slots`` reports them.
+
+How the run calls the guards (before reading, with the position stored with the rows)::
+
+    warnings = check_binlog_position(conn, stored, tables=["shop.orders"], limits=GuardLimits())
+    check_slot(conn, reader.slot, tables=["public.orders"], position=stored, limits=GuardLimits())
+
+Both read only the server's catalog (no table is scanned) and raise :class:`LogLostError` (the
+position is gone) or :class:`LogAtRiskError` (it is about to go, or the slot holds too much WAL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from nightshift_core.errors import PermanentError
+
+SLOT_PREFIX = "nightshift_"  # postgres_logical.LogicalReader names its slot nightshift_<definition>
+_GIB = 1 << 30
+
+
+class LogGuardError(RuntimeError, PermanentError):
+    """A change-capture run cannot (or must not) continue from its stored position."""
+
+
+class LogLostError(LogGuardError):
+    """The log at the stored position is gone: only a full_refresh (a new snapshot) recovers."""
+
+
+class LogAtRiskError(LogGuardError):
+    """The log at the stored position is about to be recycled, or a slot retains too much WAL."""
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    """What the guards tolerate.
+
+    ``purge_margin``: a binlog file that expires within this long counts as about to be purged.
+    ``on_purge_risk``: ``fail`` (the default) stops the run; ``warn`` returns the warning so the run
+    can log it and go on (for a source whose next run is certain to come sooner than the margin).
+    ``max_slot_wal_bytes``: WAL a slot may hold on the source's disk before runs fail.
+    """
+
+    purge_margin: dt.timedelta = dt.timedelta(hours=6)
+    on_purge_risk: Literal["warn", "fail"] = "fail"
+    max_slot_wal_bytes: int = 10 * _GIB
+
+    def __post_init__(self) -> None:
+        if self.on_purge_risk not in ("warn", "fail"):
+            raise ValueError(f"on_purge_risk must be 'warn' or 'fail', got {self.on_purge_risk!r}")
+        if self.max_slot_wal_bytes <= 0 or self.purge_margin < dt.timedelta(0):
+            raise ValueError("max_slot_wal_bytes must be positive and purge_margin not negative")
+
+
+def _tables(tables: Sequence[str]) -> str:
+    return ", ".join(tables) if tables else "(no table named)"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", _GIB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit} ({n:,} bytes)"
+    return f"{n:,} bytes"
+
+
+# -- MariaDB / MySQL ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BinlogRetention:
+    """What the server keeps: its binlog files (oldest first), how long, and when each was closed.
+
+    ``closed_at`` maps a file to the time the server rotated away from it (the first event of the
+    next file); the newest file is still being written and has no entry. ``expire`` is None when the
+    server never expires binlogs by age.
+    """
+
+    files: tuple[str, ...]
+    expire: dt.timedelta | None
+    closed_at: Mapping[str, dt.datetime]
+
+
+def binlog_retention(
+    conn: Any, connection_settings: Mapping[str, Any] | None = None, file: str | None = None
+) -> BinlogRetention:
+    """Read the server's binlog files and expiry; with ``connection_settings`` (pymysql keywords)
+    and a ``file``, date that file's rotation through the replication protocol (one short read)."""
+    with conn.cursor() as cur:
+        cur.execute("SHOW BINARY LOGS")
+        files = tuple(str(row[0]) for row in cur.fetchall())
+        cur.execute(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('binlog_expire_logs_seconds', 'expire_logs_days')"
+        )
+        found = {str(k).lower(): str(v) for k, v in cur.fetchall()}
+    seconds = float(found.get("binlog_expire_logs_seconds") or 0)
+    if not seconds:  # MySQL 5.7 and older MariaDB: whole (or fractional) days
+        seconds = float(found.get("expire_logs_days") or 0) * 86400
+    expire = dt.timedelta(seconds=seconds) if seconds else None
+    closed: dict[str, dt.datetime] = {}
+    if connection_settings is not None and file in files[:-1]:
+        closed = _closed_at(file, files[files.index(file) + 1], connection_settings)
+    return BinlogRetention(files, expire, closed)
+
+
+def _closed_at(file: str, following: str, settings: Mapping[str, Any]) -> dict[str, dt.datetime]:
+    """When ``file`` was closed: the timestamp of the first event of the ``following`` file."""
+    from pymysqlreplication import BinLogStreamReader
+    from pymysqlreplication.event import FormatDescriptionEvent
+
+    stream = BinLogStreamReader(
+        connection_settings=dict(settings),
+        server_id=random.randrange(1 << 20, 1 << 31),  # a replica id of its own for this short read
+        blocking=False,
+        log_file=following,
+        log_pos=4,
+        resume_stream=True,
+        only_events=[FormatDescriptionEvent],
+    )
+    try:
+        for event in stream:
+            if event.timestamp:
+                return {file: dt.datetime.fromtimestamp(event.timestamp, dt.UTC)}
+    finally:
+        stream.close()
+    return {}
+
+
+def judge_binlog(
+    retention: BinlogRetention,
+    position: Mapping[str, Any],
+    *,
+    tables: Sequence[str],
+    limits: GuardLimits,
+    now: dt.datetime,
+    server: str = "the source server",
+) -> list[str]:
+    """Decide from what :func:`binlog_retention` read (pure). Raise or return warnings.
+
+    ``position`` is the stored binlog position (``BinlogPosition.to_dict()``: file, pos, gtid).
+    A GTID-only position (no file) is not judged here: the server resolves GTIDs itself.
+    """
+    file = position.get("file")
+    if not file:
+        return []
+    where = f"binlog position {file}:{position.get('pos')}"
+    fix = (
+        "reload the table(s) with a full_refresh run (a new snapshot, then the log from there); to keep "
+        "this from recurring, run the sync more often than the binlog expiry or raise "
+        "binlog_expire_logs_seconds (Cloud SQL: the retained transaction log days)"
+    )
+    if file not in retention.files:
+        oldest = retention.files[0] if retention.files else "none"
+        raise LogLostError(
+            f"{_tables(tables)}: the stored {where} is gone from {server} (its oldest binlog is now "
+            f"{oldest}); the changes since then cannot be read: {fix}"
+        )
+    closed = retention.closed_at.get(file)
+    if retention.expire is None or closed is None:
+        return []  # never expires, or the file is still being written (expiry counts from its close)
+    purge_at = closed + retention.expire
+    if purge_at - now > limits.purge_margin:
+        return []
+    left = purge_at - now
+    message = (
+        f"{_tables(tables)}: the stored {where} on {server} is in a binlog file closed at "
+        f"{closed:%Y-%m-%d %H:%M:%S} UTC that the server purges at about {purge_at:%Y-%m-%d %H:%M:%S} UTC "
+        f"({max(left.total_seconds(), 0) / 3600:.1f} h from now, within the {limits.purge_margin} margin): "
+        "run the sync now so its position moves past that file, or raise binlog_expire_logs_seconds; once "
+        f"the file is purged, {fix}"
+    )
+    if limits.on_purge_risk == "fail":
+        raise LogAtRiskError(message)
+    return [message]
+
+
+def check_binlog_position(
+    conn: Any,
+    position: Mapping[str, Any],
+    *,
+    tables: Sequence[str],
+    limits: GuardLimits = GuardLimits(),  # noqa: B008 - frozen, so one shared default is safe
+    connection_settings: Mapping[str, Any] | None = None,
+    now: dt.datetime | None = None,
+    server: str = "the source server",
+) -> list[str]:
+    """Call at the start of a binlog run with the stored position (a dict with file, pos, gtid).
+
+    ``conn`` is a DB-API connection to the source (SHOW BINARY LOGS needs the REPLICATION CLIENT or
+    BINLOG MONITOR privilege the reader has anyway). Raises :class:`LogLostError` when the stored
+    file is no longer on the server, :class:`LogAtRiskError` when it expires within
+    ``limits.purge_margin`` and ``limits.on_purge_risk`` is ``fail``; returns the warnings otherwise.
+    """
+    retention = binlog_retention(conn, connection_settings, position.get("file"))
+    return judge_binlog(
+        retention, position, tables=tables, limits=limits, now=now or dt.datetime.now(dt.UTC), server=server
+    )
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """One row of pg_replication_slots as the guards read it."""
+
+    name: str
+    database: str | None
+    active: bool
+    wal_status: str | None  # reserved, extended, unreserved, lost (PostgreSQL 13+); None before
+    restart_lsn: str | None
+    confirmed_flush_lsn: str | None
+    retained_bytes: int | None  # pg_current_wal_lsn() - restart_lsn
+
+
+_SLOTS_SQL = """
+SELECT slot_name::text, database::text, active, {wal_status}, restart_lsn::text,
+       confirmed_flush_lsn::text,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint
+FROM pg_replication_slots WHERE slot_type = 'logical' AND slot_name LIKE %s ORDER BY slot_name
+"""
+
+
+def read_slots(conn: Any, like: str = SLOT_PREFIX.replace("_", r"\_") + "%") -> list[SlotState]:
+    """The logical slots whose name matches ``like`` (default: every slot the CDC reader creates)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('server_version_num')::int")
+        (version,) = cur.fetchone()
+        cur.execute(_SLOTS_SQL.format(wal_status="wal_status" if version >= 130000 else "NULL"), [like])
+        return [
+            SlotState(name, db, bool(active), status, restart, confirmed, None if held is None else int(held))
+            for name, db, active, status, restart, confirmed, held in cur.fetchall()
+        ]
+
+
+def judge_slot(
+    state: SlotState | None,
+    *,
+    slot: str,
+    tables: Sequence[str],
+    position: str | None,
+    limits: GuardLimits,
+    server: str = "the source server",
+) -> None:
+    """Decide from one slot's state (pure); ``position`` is the stored LSN's text form, if any."""
+    fix = "reload the table(s) with a full_refresh run, which re-creates the slot and takes a new snapshot"
+    where = f"{_tables(tables)} (slot {slot} on {server}, stored position {position or 'none'})"
+    if state is None:
+        if position is None:
+            return  # first run: the run creates the slot and snapshots
+        raise LogLostError(
+            f"{where}: the replication slot is gone, so the changes since then are lost: {fix}"
+        )
+    if state.wal_status == "lost" or state.restart_lsn is None:
+        raise LogLostError(
+            f"{where}: the server has removed WAL the slot still needed (wal_status "
+            f"{state.wal_status or 'unknown'}, restart_lsn {state.restart_lsn}): {fix}"
+        )
+    held = state.retained_bytes or 0
+    if held > limits.max_slot_wal_bytes:
+        raise LogAtRiskError(
+            f"{where}: the slot retains {_size(held)} of WAL (restart_lsn {state.restart_lsn}), over the "
+            f"{_size(limits.max_slot_wal_bytes)} limit, and the source's disk fills until a run confirms: "
+            "find why runs stopped confirming (failed or paused DAG) and run the sync; if the table is no "
+            f"longer synced, drop the slot (SELECT pg_drop_replication_slot('{slot}')); if the backlog is "
+            f"not worth reading, {fix}"
+        )
+    if state.wal_status == "unreserved":
+        raise LogAtRiskError(
+            f"{where}: wal_status is 'unreserved': the server will remove WAL the slot needs at its next "
+            f"checkpoint (max_slot_wal_keep_size reached, {_size(held)} held): run the sync now; once "
+            f"lost, {fix}"
+        )
+
+
+def check_slot(
+    conn: Any,
+    slot: str,
+    *,
+    tables: Sequence[str],
+    position: str | None,
+    limits: GuardLimits = GuardLimits(),  # noqa: B008 - frozen, so one shared default is safe
+    server: str = "the source server",
+) -> SlotState | None:
+    """Call at the start of a logical-decoding run with the slot's name and the stored position.
+
+    ``conn`` is a DB-API connection to the source (any database of the cluster: slots are cluster
+    wide). Raises :class:`LogLostError` when the slot is gone or lost its WAL with a position
+    stored, :class:`LogAtRiskError` when it retains more than ``limits.max_slot_wal_bytes`` or is
+    ``unreserved``; returns the slot's state (None before the first run created it).
+    """
+    found = [s for s in read_slots(conn, slot.replace("_", r"\_")) if s.name == slot]
+    state = found[0] if found else None
+    judge_slot(state, slot=slot, tables=tables, position=position, limits=limits, server=server)
+    return state
+
+
+def orphan_slots(conn: Any, definitions: Iterable[str]) -> list[SlotState]:
+    """Slots the CDC reader created (``nightshift_<definition>``) whose definition no longer exists.
+
+    Reported, never dropped: the caller decides (a definition may be renamed back, or its data may
+    still be wanted). Each holds ``retained_bytes`` of WAL on the server until dropped.
+    """
+    live = {SLOT_PREFIX + d for d in definitions}
+    return [s for s in read_slots(conn) if s.name not in live]
+
+
+def orphan_report(orphans: Sequence[SlotState], server: str = "the source server") -> str:
+    """One line per orphaned slot: its name, database, WAL held, and the statement that drops it."""
+    if not orphans:
+        return f"{server}: no orphaned change-capture slots"
+    lines = [f"{server}: {len(orphans)} change-capture slot(s) whose sync definition no longer exists:"]
+    for s in orphans:
+        lines.append(
+            f"  - {s.name} (database {s.database}, {'active' if s.active else 'inactive'}, "
+            f"wal_status {s.wal_status}, holds {_size(s.retained_bytes or 0)}); if no definition will use "
+            f"it again: SELECT pg_drop_replication_slot('{s.name}'); DROP PUBLICATION IF EXISTS {s.name};"
+        )
+    return "\n".join(lines)
+
+
+def _definition_names() -> set[str]:
+    from nightshift_core.sync.config import load_all
+
+    names: set[str] = set()
+    for config in load_all():
+        names.update({config.path.stem, config.dag_id})
+    return names
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``orphan-slots``: print the orphaned slots of one PostgreSQL server; exit 1 if there are any."""
+    parser = argparse.ArgumentParser(prog="python -m nightshift_core.sync.cdc.guards")
+    sub = parser.add_subparsers(dest="command", required=True)
+    orphans = sub.add_parser("orphan-slots", help="report change-capture slots of removed sync definitions")
+    orphans.add_argument("--host", default="127.0.0.1")
+    orphans.add_argument("--port", type=int, default=5432)
+    orphans.add_argument("--user", default="postgres")
+    orphans.add_argument("--dbname", default="postgres")
+    orphans.add_argument(
+        "--definition",
+        action="append",
+        help="a sync definition that still exists (repeatable); default: every definition under "
+        "include/config/syncs (file name and dag_id)",
+    )
+    args = parser.parse_args(argv)
+    import psycopg2
+
+    definitions = args.definition if args.definition is not None else sorted(_definition_names())
+    # The password, if any, comes from PGPASSWORD or ~/.pgpass, never from the command line.
+    conn = psycopg2.connect(host=args.host, port=args.port, user=args.user, dbname=args.dbname)
+    try:
+        found = orphan_slots(conn, definitions)
+    finally:
+        conn.close()
+    print(orphan_report(found, f"PostgreSQL {args.host}:{args.port}"))
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The change-capture guards on the private log-enabled servers: a run fails before the log it needs is
+lost (binlog purged or about to be, a slot lost or holding too much WAL), naming the table, the
+position and the fix; slots of removed definitions are reported, never dropped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from nightshift_core.errors import PermanentError
+from nightshift_core.sync.cdc.endpoint import Endpoint
+from nightshift_core.sync.cdc.guards import (
+    GuardLimits,
+    LogAtRiskError,
+    LogLostError,
+    SlotState,
+    binlog_retention,
+    check_binlog_position,
+    check_slot,
+    judge_slot,
+    main,
+    orphan_slots,
+)
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture
+def mysql(mariadb_binlog):
+    import pymysql
+
+    conn = pymysql.connect(host=mariadb_binlog.host, port=mariadb_binlog.port, user="root", autocommit=True)
+    settings = {"host": mariadb_binlog.host, "port": mariadb_binlog.port, "user": "root", "passwd": ""}
+    yield conn, settings
+    conn.close()
+
+
+def _current(conn) -> dict:
+    with conn.cursor() as cur:
+        cur.execute("SHOW MASTER STATUS")
+        file, pos = cur.fetchone()[:2]
+    return {"file": file, "pos": int(pos), "gtid": None}
+
+
+def test_a_purged_binlog_file_fails_naming_table_position_and_fix(mysql):
+    conn, settings = mysql
+    with pytest.raises(LogLostError) as lost:
+        check_binlog_position(
+            conn, {"file": "binlog.000000", "pos": 1234}, tables=["shop.orders"], connection_settings=settings
+        )
+    message = str(lost.value)
+    assert "shop.orders" in message and "binlog.000000:1234" in message and "full_refresh" in message
+    assert isinstance(lost.value, PermanentError), "a retry cannot bring a purged file back"
+
+
+def test_a_binlog_file_about_to_expire_fails_or_warns_per_the_setting(mysql):
+    conn, settings = mysql
+    stored = _current(conn)
+    # The file the position is in is still written: its expiry has not started, whatever the clock says.
+    assert check_binlog_position(conn, stored, tables=["shop.orders"], connection_settings=settings,
+                                 now=NOW + dt.timedelta(days=365)) == []  # fmt: skip
+    with conn.cursor() as cur:
+        cur.execute("FLUSH BINARY LOGS")  # the server rotates: the stored file is closed now
+    retention = binlog_retention(conn, settings, stored["file"])
+    closed, expire = retention.closed_at[stored["file"]], retention.expire
+    assert expire is not None and abs(closed - NOW) < dt.timedelta(minutes=5)
+    limits = GuardLimits(purge_margin=dt.timedelta(hours=6))
+    soon = closed + expire - dt.timedelta(hours=2)  # purged in 2 h, within the 6 h margin
+    with pytest.raises(LogAtRiskError) as risk:
+        check_binlog_position(conn, stored, tables=["shop.orders"], limits=limits, connection_settings=settings,
+                              now=soon)  # fmt: skip
+    assert "shop.orders" in str(risk.value) and f"{stored['file']}:{stored['pos']}" in str(risk.value)
+    assert "2.0 h from now" in str(risk.value)
+    warn = GuardLimits(purge_margin=dt.timedelta(hours=6), on_purge_risk="warn")
+    warnings = check_binlog_position(conn, stored, tables=["shop.orders"], limits=warn,
+                                     connection_settings=settings, now=soon)  # fmt: skip
+    assert len(warnings) == 1 and "shop.orders" in warnings[0]
+    later = closed + expire - dt.timedelta(hours=7)  # outside the margin: nothing to say
+    assert check_binlog_position(conn, stored, tables=["shop.orders"], limits=limits, connection_settings=settings,
+                                 now=later) == []  # fmt: skip
+
+
+@pytest.fixture
+def pg(postgres_logical):
+    import psycopg2
+    from support.services import scratch_database
+
+    from nightshift_core.sync.cdc.postgres_logical import LogicalReader
+
+    with scratch_database(postgres_logical, "ns_guard") as db:
+        db.conn.cursor().execute("CREATE TABLE orders (id INT PRIMARY KEY, status TEXT)")
+        endpoint = Endpoint(postgres_logical.host, postgres_logical.port, "postgres", db.name)
+        readers = []
+
+        def reader(definition: str) -> LogicalReader:
+            readers.append(LogicalReader(endpoint, definition, ["orders"]))
+            readers[-1].ensure_slot()
+            return readers[-1]
+
+        admin = psycopg2.connect(host=endpoint.host, port=endpoint.port, user="postgres", dbname=db.name)
+        admin.autocommit = True
+        try:
+            yield db, admin, reader
+        finally:
+            admin.close()
+            for r in readers:
+                r.drop()
+                r.close()
+
+
+def test_a_slot_holding_more_wal_than_the_limit_fails_naming_slot_table_position_and_bytes(pg):
+    db, admin, reader = pg
+    r = reader(f"g{uuid.uuid4().hex[:10]}")
+    stored = r.slot_position()
+    db.conn.cursor().execute("INSERT INTO orders SELECT g, 'x' FROM generate_series(1, 2000) g")
+    state = check_slot(admin, r.slot, tables=["public.orders"], position=str(stored))
+    assert state is not None and state.retained_bytes and state.retained_bytes > 50_000
+    with pytest.raises(LogAtRiskError) as risk:
+        check_slot(admin, r.slot, tables=["public.orders"], position=str(stored),
+                   limits=GuardLimits(max_slot_wal_bytes=50_000))  # fmt: skip
+    message = str(risk.value)
+    assert r.slot in message and "public.orders" in message and str(stored) in message
+    assert f"{state.retained_bytes:,} bytes" in message or "bytes)" in message
+    assert "full_refresh" in message and isinstance(risk.value, PermanentError)
+
+
+def test_a_dropped_slot_with_a_stored_position_is_lost_and_a_first_run_is_not(pg):
+    _db, admin, _reader = pg
+    slot = f"nightshift_g{uuid.uuid4().hex[:10]}"
+    assert check_slot(admin, slot, tables=["public.orders"], position=None) is None
+    with pytest.raises(LogLostError, match=rf"public.orders.*{slot}.*0/16B3748.*full_refresh"):
+        check_slot(admin, slot, tables=["public.orders"], position="0/16B3748")
+
+
+@pytest.mark.parametrize(
+    ("wal_status", "restart_lsn", "error"),
+    [("lost", None, LogLostError), ("lost", "0/1000", LogLostError), ("unreserved", "0/1000", LogAtRiskError),
+     ("reserved", "0/1000", None), ("extended", "0/1000", None)],
+)  # fmt: skip
+def test_slot_states_the_server_reports(wal_status, restart_lsn, error):
+    state = SlotState("nightshift_shop", "shop", False, wal_status, restart_lsn, "0/2000", 4096)
+    kwargs = {
+        "slot": "nightshift_shop",
+        "tables": ["public.orders"],
+        "position": "0/2000",
+        "limits": GuardLimits(),
+    }
+    if error is None:
+        judge_slot(state, **kwargs)
+    else:
+        with pytest.raises(error, match="public.orders.*nightshift_shop.*0/2000"):
+            judge_slot(state, **kwargs)
+
+
+def test_orphaned_slots_are_reported_never_dropped(pg, capsys):
+    _db, admin, reader = pg
+    kept, removed = f"g{uuid.uuid4().hex[:10]}", f"g{uuid.uuid4().hex[:10]}"
+    reader(kept), reader(removed)
+    names = {s.name for s in orphan_slots(admin, [kept])}
+    assert f"nightshift_{removed}" in names and f"nightshift_{kept}" not in names
+    info = admin.get_dsn_parameters()
+    code = main(["orphan-slots", "--host", info["host"], "--port", info["port"], "--definition", kept])
+    out = capsys.readouterr().out
+    assert code == 1 and f"nightshift_{removed}" in out and f"nightshift_{kept} " not in out
+    assert f"pg_drop_replication_slot('nightshift_{removed}')" in out
+    assert {s.name for s in orphan_slots(admin, [])} >= {f"nightshift_{kept}", f"nightshift_{removed}"}, (
+        "reporting dropped nothing"
+    )
