@@ -59,7 +59,7 @@ def nightshift_selftest():
             raise RuntimeError(
                 f"missing Airflow connection(s) {missing}: define them in airflow_settings.yaml "
                 "(local), as AIRFLOW_CONN_<ID> environment variables, or in your secrets backend; "
-                "see README 'Connections'"
+                "see docs/configuration.md 'Connections'"
             )
         return found
 

@@ -32,7 +32,7 @@ def perms(table: dict[str, str]) -> set[tuple[str, str]]:
     return {(_ACTIONS[a], resource) for resource, actions in table.items() for a in actions.split()}
 
 
-# What each shipped role holds, written out (README "Access control" says the same in words).
+# What each shipped role holds, written out (docs/access-control.md says the same in words).
 VIEWER = perms({
     "Asset Aliases": "read", "Assets": "read menu", "Backfills": "read", "Browse": "menu",
     "Cluster Activity": "read menu", "DAG Code": "read", "DAG Dependencies": "read menu",

@@ -53,7 +53,7 @@ The analysts' dbt project in `include/dbt/`, run after each `sync_classicmodels`
 
 Partitioned models (`daily_sales`) replace exactly the days of the run's window: the days its data
 interval touches (Param `days` widens it), or `window_start`/`window_end`. Never the clock.
-Add a model: a `.sql` file and its YAML block under `include/dbt/models/` (README, "dbt").
+Add a model: a `.sql` file and its YAML block under `include/dbt/models/` (docs/dbt.md, "Analysts: adding a model").
 """
 
 

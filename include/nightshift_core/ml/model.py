@@ -514,7 +514,9 @@ def train(
     import torch
 
     if not examples:
-        raise ValueError("no training examples: load human labels first (see README, 'Sentiment labels')")
+        raise ValueError(
+            "no training examples: load human labels first (see docs/reddit-and-sentiment.md, 'Human labels')"
+        )
     torch.manual_seed(config.seed)
     torch.use_deterministic_algorithms(True)
     threads = torch.get_num_threads()

@@ -224,7 +224,7 @@ class ReportToSheetsOperator(BaseOperator):
         if not key:
             raise AirflowSkipException(
                 "Google Sheets is not configured for this report: set the spreadsheet key (see the "
-                "report's sheets.spreadsheet_key; README 'Publishing to Google Sheets'), share the "
+                "report's sheets.spreadsheet_key; docs/reports.md 'Publishing to Google Sheets'), share the "
                 f"spreadsheet with the service account of connection {self.gcp_conn_id!r}"
             )
         hook = GoogleSheetsHook(gcp_conn_id=self.gcp_conn_id)

@@ -290,7 +290,7 @@ class TrainSentimentModelOperator(_RetrainStep):
             raise ValueError(
                 f"{len(labels)} human labels give {len(split.train)} to train on and {len(split.eval)} to "
                 f"evaluate on; at least {MIN_TRAIN} and {MIN_EVAL} are needed. Add labelled rows to "
-                f"{cfg.labels_location()} (format: README, 'Sentiment labels')"
+                f"{cfg.labels_location()} (format: docs/reddit-and-sentiment.md, 'Human labels')"
             )
         examples = split.train + weak
         model, history = train(examples, model_config, log=self.log.info)
