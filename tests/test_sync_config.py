@@ -138,7 +138,7 @@ def test_a_bad_file_is_a_dag_import_error_naming_file_and_key(tmp_path, monkeypa
 
     syncs = tmp_path / "syncs"
     syncs.mkdir()
-    write(syncs, GOOD.replace("primary_key: code", "primary_key: []"), "broken.yaml")
+    write(syncs, GOOD.replace(", primary_key: code", ""), "broken.yaml")
     dags = tmp_path / "dags"
     dags.mkdir()
     shutil.copy(ROOT / "dags/nightshift_syncs.py", dags)
@@ -147,3 +147,11 @@ def test_a_bad_file_is_a_dag_import_error_naming_file_and_key(tmp_path, monkeypa
     assert bag.dag_ids == []
     (error,) = bag.import_errors.values()
     assert "broken.yaml" in error and "primary_key is missing" in error
+
+
+def test_a_keyless_table_is_full_with_an_explicit_empty_key(tmp_path):
+    config = load(write(tmp_path, GOOD.replace("primary_key: code", "primary_key: []")))
+    assert config.tables[1].mode == "full" and config.tables[1].primary_key == ()
+    keyless_incremental = GOOD.replace("primary_key: [id], cursor", "primary_key: [], cursor")
+    with pytest.raises(SyncConfigError, match=r"tables\[0\] \(orders\)\.primary_key is missing"):
+        load(write(tmp_path, keyless_incremental))

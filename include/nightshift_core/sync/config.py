@@ -190,10 +190,13 @@ def _table(where: Where, item: Any, key: str) -> TableSync:
         raise SyncConfigError(f"{where.path}: {key}.mode is {mode!r}; use 'full' or 'incremental'")
     pk = item.get("primary_key") or []
     pk = [pk] if isinstance(pk, str) else pk
-    if not isinstance(pk, list) or not pk:
+    # A table with no key at all is replaced whole on every run: it says so with an explicit `primary_key: []`.
+    keyless = mode == "full" and item.get("primary_key") == []
+    if not isinstance(pk, list) or not (pk or keyless):
         raise SyncConfigError(
             f"{where.path}: {key}.primary_key is missing: every table is merged on its primary key; "
-            "list its column(s), e.g. primary_key: [orderNumber]"
+            "list its column(s), e.g. primary_key: [orderNumber] (a mode: full table with no key at all: "
+            "primary_key: [])"
         )
     pk = [where.ident(c, f"{key}.primary_key", "column name") for c in pk]
     cursor = item.get("cursor")

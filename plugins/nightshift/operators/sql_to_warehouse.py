@@ -202,9 +202,9 @@ class SqlToWarehouseOperator(BaseOperator):
                                      batch_rows=self.batch_rows)  # fmt: skip
             return batches, "dbapi"
         url, password = arrow_reader.connection_url(dialect, connection)
-        key = self.primary_key[0]
         partition_on = None
-        if self.read_partitions > 1:
+        if self.read_partitions > 1 and self.primary_key:  # a keyless (full) table is read in one range
+            key = self.primary_key[0]
             first = next(c for c in columns if c.name == key)
             if pa_integer(first.arrow_type):
                 # connectorx takes it as SQL: quoted, a mixed-case "orderNumber" keeps its case

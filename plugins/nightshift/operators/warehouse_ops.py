@@ -61,6 +61,9 @@ class SyncQualityGateOperator(BaseOperator):
                         f"{target}: loaded {staged} rows but the source has {expected} for window {result['window']}"
                     )
                 keys = [check_identifier(k) for k in self.primary_keys[target]]
+                if not keys:  # a keyless table (mode: full, primary_key: []): no key to check
+                    checked.append(target)
+                    continue
                 cols = ", ".join(keys)
                 nulls = " OR ".join(f"{k} IS NULL" for k in keys)
                 counts = warehouse.query(
