@@ -28,21 +28,28 @@ def markdown_files(root: Path) -> list[Path]:
     return [root / "README.md", *sorted((root / "docs").glob("**/*.md"))]
 
 
+def _in_code(lines: list[str]) -> list[bool]:
+    """For each line, whether it belongs to a fenced code block (the fences included)."""
+    mask, fence = [], ""
+    for line in lines:
+        match = FENCE.match(line)
+        if not fence and match:
+            fence = match.group(1)
+            mask.append(True)
+        elif fence:
+            closing = line.strip()
+            if closing.startswith(fence) and not closing.strip(fence[0]):
+                fence = ""
+            mask.append(True)
+        else:
+            mask.append(False)
+    return mask
+
+
 def _prose(text: str) -> str:
     """The text with fenced code blocks and inline code blanked out, line numbers kept."""
-    lines, fence = [], None
-    for line in text.splitlines():
-        match = FENCE.match(line)
-        if fence is None and match:
-            fence = match.group(1)[0] * len(match.group(1))
-            lines.append("")
-        elif fence is not None:
-            if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
-                fence = None
-            lines.append("")
-        else:
-            lines.append(line)
-    prose = "\n".join(lines)
+    lines = text.splitlines()
+    prose = "\n".join("" if code else line for line, code in zip(lines, _in_code(lines), strict=True))
     return INLINE_CODE.sub(lambda m: "\n" * m.group(0).count("\n") or " ", prose)
 
 
@@ -55,26 +62,25 @@ def slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
+def headings(path: Path) -> list[tuple[int, str]]:
+    """(level, text) of every heading outside code blocks."""
+    lines = path.read_text().splitlines()
+    return [
+        (len(heading.group(1)), heading.group(2))
+        for line, code in zip(lines, _in_code(lines), strict=True)
+        if not code and (heading := HEADING.match(line))
+    ]
+
+
 def anchors(path: Path) -> set[str]:
     """Every anchor a page offers: its headings' slugs (numbered when repeated) and HTML anchors."""
     found: set[str] = set()
     seen: dict[str, int] = {}
-    lines, fence = path.read_text().splitlines(), None
-    for line in lines:
-        match = FENCE.match(line)
-        if fence is None and match:
-            fence = match.group(1)[0]
-            continue
-        if fence is not None:
-            if line.strip() and not line.strip().strip(fence):
-                fence = None
-            continue
-        heading = HEADING.match(line)
-        if heading:
-            base = slug(heading.group(2))
-            count = seen.get(base, 0)
-            seen[base] = count + 1
-            found.add(base if count == 0 else f"{base}-{count}")
+    for _, text in headings(path):
+        base = slug(text)
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        found.add(base if count == 0 else f"{base}-{count}")
     found.update(HTML_ANCHOR.findall(path.read_text()))
     return found
 
@@ -121,6 +127,20 @@ def test_every_link_resolves_and_no_page_is_an_orphan():
     assert not found, "broken documentation links:\n" + "\n".join(found)
 
 
+FRONT_DOOR_SECTIONS = {"The two commands", "What `make run` does, step by step", "Layout", "Where to go next"}
+
+
+def test_readme_stays_a_front_door():
+    """README holds what a newcomer needs first; every other topic has its page under docs/."""
+    extra = [
+        text for level, text in headings(ROOT / "README.md") if level > 1 and text not in FRONT_DOOR_SECTIONS
+    ]
+    assert not extra, (
+        f"README.md is the front door, but has the sections {extra}: put each on its page under docs/ "
+        "(or a new page linked from README's 'Where to go next')"
+    )
+
+
 @pytest.mark.parametrize(
     ("heading", "expected"),
     [
@@ -146,7 +166,7 @@ def test_problems_are_found(tmp_path):
     (tmp_path / "README.md").write_text(
         "# Top\n\n[ok](docs/a.md#second-part) [gone](docs/missing.md) [bad anchor](docs/a.md#nope)\n"
         "[out](../elsewhere.md) [web](https://example.com/x.md) `[code](docs/none.md)`\n\n"
-        "```\n[fenced](docs/none.md)\n```\n[here](#top) [Two\nlines](docs/a.md)\n"
+        "```\n[fenced](docs/none.md)\n# Fenced\n```\n[here](#top) [Two\nlines](docs/a.md) [fenced](#fenced)\n"
     )
     (tmp_path / "docs" / "a.md").write_text("# A\n\n## Second part\n\n[back](../README.md#top)\n")
     (tmp_path / "docs" / "orphan.md").write_text("# Orphan\n")
@@ -156,5 +176,7 @@ def test_problems_are_found(tmp_path):
         "README.md:3: link 'docs/a.md#nope': docs/a.md has no heading with the anchor #nope "
         "(anchors are GitHub's heading slugs)",
         "README.md:4: link '../elsewhere.md' leads out of the repository",
+        "README.md:11: link '#fenced': README.md has no heading with the anchor #fenced "
+        "(anchors are GitHub's heading slugs)",
         "docs/orphan.md is linked from neither README.md nor another page",
     ]
