@@ -56,6 +56,10 @@ _FROM_BQ: dict[str, LogicalType] = {
     "TIMESTAMP": "TIMESTAMP", "JSON": "JSON",
 }  # fmt: skip
 _MAX_JOB_ATTEMPTS = 20
+# Types BigQuery can cluster a table on (FLOAT64, BYTES, JSON and arrays it cannot).
+_CLUSTERABLE = frozenset(
+    {"INT64", "STRING", "DATE", "DATETIME", "TIMESTAMP", "BOOL", "NUMERIC", "BIGNUMERIC"}
+)
 
 
 def q(name: str) -> str:
@@ -109,9 +113,41 @@ class BigQueryWarehouse(Warehouse):
             for f in fields
         ]
 
-    def create_table(self, table: TableRef, columns: Sequence[Column]) -> None:
+    def create_table(
+        self,
+        table: TableRef,
+        columns: Sequence[Column],
+        *,
+        cluster_by: Sequence[str] = (),
+        partition_by: str | None = None,
+    ) -> None:
+        """Create ``table`` if missing, clustered on ``cluster_by`` (the merge key: at most its first
+        four columns of a type BigQuery clusters on) and day-partitioned on ``partition_by`` (a DATE,
+        DATETIME or TIMESTAMP column), so a MERGE bounded to a key range reads only those blocks."""
         schema = [_field(c) for c in columns]
-        self.client.create_table(bigquery.Table(self._ref(table), schema=schema), exists_ok=True)
+        bq_table = bigquery.Table(self._ref(table), schema=schema)
+        types = {c.name.lower(): c for c in columns}
+        clustered = []
+        for name in cluster_by:  # clustering keeps a prefix of the key: stop at the first it cannot take
+            column = types.get(name.lower())
+            if column is None or column.repeated or column.type not in _CLUSTERABLE or len(clustered) == 4:
+                break
+            clustered.append(column.name)
+        if clustered:
+            bq_table.clustering_fields = clustered
+        if partition_by is not None:
+            column = types.get(partition_by.lower())
+            if column is None or column.repeated or column.type not in ("DATE", "DATETIME", "TIMESTAMP"):
+                found = "missing" if column is None else column.type
+                raise WarehouseError(
+                    f"{table}: partition_by column {partition_by!r} is {found}; BigQuery partitions a table "
+                    "by a DATE, DATETIME or TIMESTAMP column: name one (whose value never changes for a row, "
+                    "such as a creation date) or remove partition_by"
+                )
+            bq_table.time_partitioning = bigquery.TimePartitioning(
+                type_=bigquery.TimePartitioningType.DAY, field=column.name
+            )
+        self.client.create_table(bq_table, exists_ok=True)
 
     def add_columns(self, table: TableRef, columns: Sequence[Column]) -> None:
         if not columns:
@@ -169,6 +205,7 @@ class BigQueryWarehouse(Warehouse):
         key: Sequence[str] = (),
         partition: PartitionFilter | None = None,
         state: SyncState | None = None,
+        partition_by: str | None = None,
     ) -> PublishResult:
         self.check_publish_args(staged, mode, key, partition, state)
         ref, _, digest = staged.name.rpartition("#")
@@ -187,6 +224,11 @@ class BigQueryWarehouse(Warehouse):
             raise WarehouseError(
                 f"{target}: staging table {ref} is gone; re-run the task to stage again"
             ) from None
+        if not self.table_exists(target):  # created with its layout; prepare_target evolves it later
+            self.ensure_dataset(target.dataset)
+            self.create_table(
+                target, staged.columns, cluster_by=key if mode == "merge" else (), partition_by=partition_by
+            )
         added = self.prepare_target(target, staged.columns)
         names = [c.name for c in staged.columns]
         cols = ", ".join(q(n) for n in names)
@@ -202,6 +244,8 @@ class BigQueryWarehouse(Warehouse):
                     "fix the primary key in the sync definition or deduplicate the source"
                 )
             on = " AND ".join(f"T.{q(k)} = S.{q(k)}" for k in key)
+            bounds, params = self._merge_bounds(target, staging, key[0], staged.rows)
+            on += bounds
             update = ", ".join(
                 f"{q(n)} = S.{q(n)}" for n in names if n.lower() not in {k.lower() for k in key}
             )
@@ -262,6 +306,38 @@ class BigQueryWarehouse(Warehouse):
         )
         self.client.delete_table(ref, not_found_ok=True)
         return PublishResult(target, mode, finished.job_id, staged.rows, added_columns=added)
+
+    def _merge_bounds(
+        self, target: TableRef, staging: str, first_key: str, rows: int
+    ) -> tuple[str, list[Any]]:
+        """The part of a MERGE's ON clause that bounds the target to what the staged rows can match.
+
+        A target row can only match a staged row whose key equals its own, so restricting the target
+        to the staged keys' range of the first key column (and, on a partitioned target, to the staged
+        rows' partition range) changes no result: it lets BigQuery skip the clustered blocks and the
+        partitions outside it instead of reading the whole table. Partition bounds assume the
+        partitioning column never changes for a row, and are left out when a staged row has no value
+        there (a tombstone with only its key).
+        """
+        if rows == 0:
+            return " AND FALSE", []  # nothing staged: nothing can match, read nothing
+        field = (
+            self.client.get_table(self._ref(target)).time_partitioning or bigquery.TimePartitioning()
+        ).field
+        k = q(first_key)
+        select = f"MIN({k}), MAX({k})"
+        if field:
+            p = q(field)
+            select += f", MIN({p}), MAX({p}), COUNTIF({p} IS NULL)"
+        found = self._rows(f"SELECT {select} FROM {staging}")[0]  # noqa: S608 - quoted identifiers
+        if found[0] is None:
+            return "", []
+        sql = f" AND T.{k} BETWEEN @k_lo AND @k_hi"
+        params = [_param("k_lo", found[0]), _param("k_hi", found[1])]
+        if field and not found[4] and found[2] is not None:
+            sql += f" AND T.{p} BETWEEN @p_lo AND @p_hi"
+            params += [_param("p_lo", found[2]), _param("p_hi", found[3])]
+        return sql, params
 
     def sync_state(self, target: TableRef, cursor: str) -> dt.datetime | int | None:
         state_table = self._fq(TableRef(target.dataset, SYNC_STATE_TABLE))
