@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help run stop status test e2e lint unit venv venv-dev lock clean
+.PHONY: help run stop status test e2e lint unit venv venv-dev lock schemas clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ venv-dev:
 
 lock: ## re-resolve requirements*.txt into requirements.lock
 	@scripts/lock.sh
+
+schemas: venv ## write include/config/schemas/*.json from the config models
+	@$(PY) scripts/config_schemas.py
 
 clean: stop ## stop and delete the runtime folder (.nightshift/)
 	rm -rf .nightshift

@@ -2,21 +2,46 @@
 
 Each report is a list of sections (a ``.sql`` file each, BigQuery SQL rendered with Jinja,
 the report date bound as ``@report_date``) and the destinations it is published to: an
-Excel workbook, Google Sheets worksheets and an e-mail. A bad file is an error naming the
-file, the key and the fix; nothing is dropped silently.
+Excel workbook, Google Sheets worksheets and an e-mail. :class:`ReportConfig` is the file's
+model (its JSON Schema is ``include/config/schemas/report.schema.json``); a bad file is an
+error naming the file, the key and the fix; nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from nightshift_core.errors import PermanentError
-from nightshift_core.reports.formats import FORMATS
-from nightshift_core.yamlconf import Where, load_folder, read_mapping
+from nightshift_core.reports.formats import FORMATS, Format
+from nightshift_core.warehouse.types import check_identifier
+from nightshift_core.yamlconf import (
+    IDENT_PATTERN,
+    ConfigModel,
+    FileModel,
+    Fix,
+    Flag,
+    StartDate,
+    Tags,
+    load_folder,
+    parse,
+    sql_file,
+    text,
+)
 
 REPORT_DIR = Path(__file__).resolve().parents[2] / "config" / "reports"
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -24,92 +49,350 @@ _REPORT_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SHEET_NAME = re.compile(r"[^\[\]:*?/\\]{1,31}")
 _EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-
-_TOP_KEYS = {"report_id", "title", "description", "schedule", "start_date", "catchup", "tags", "shape",
-             "sections", "excel", "sheets", "email", "currency"}  # fmt: skip
-_SECTION_KEYS = {"name", "title", "sql", "limit", "pivot", "money", "counts", "formats", "totals", "chart"}
 #: Rows of a section the e-mail shows when the section sets no ``limit``.
 EMAIL_ROWS = 10
 _LIMIT_MAX = 1000
 _TOP_N = re.compile(r"\btop\s+(\d+)\b", re.IGNORECASE)
 _SQL_LIMIT = re.compile(r"\{\{-?\s*limit\s*-?\}\}")
 _SQL_LITERAL_LIMIT = re.compile(r"\bLIMIT\s+\d+", re.IGNORECASE)
-_PIVOT_KEYS = {"index", "columns", "values"}
-_CHART_KEYS = {"category", "values"}
-_EXCEL_KEYS = {"split_by"}
-_SHEETS_KEYS = {"spreadsheet_key", "worksheet_prefix", "gcp_conn_id"}
-_EMAIL_KEYS = {"to", "cc", "subject", "attach_workbook"}
 
 
 class ReportConfigError(ValueError, PermanentError):
     """A bad report definition; the message names file, key and fix."""
 
 
-@dataclass(frozen=True)
-class Pivot:
-    index: tuple[str, ...]
-    columns: str
-    values: str
+def _columns(value: Any) -> tuple[str, ...]:
+    """A column name or a list of them, each checked as an identifier."""
+    value = [value] if isinstance(value, str) else (value or [])
+    if not isinstance(value, list | tuple):
+        raise ValueError("{key} must be a column name or a list of column names")
+    try:
+        return tuple(check_identifier(c, "column name") for c in value)
+    except ValueError as exc:
+        raise ValueError(f"{{key}}: {exc}") from None
 
 
-@dataclass(frozen=True)
-class Chart:
-    category: str
-    values: tuple[str, ...]
+_COLUMN_SCHEMA = {"type": "string", "pattern": IDENT_PATTERN}
+Columns = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_columns),
+    WithJsonSchema({"anyOf": [_COLUMN_SCHEMA, {"type": "array", "items": _COLUMN_SCHEMA}]}),
+]
 
 
-@dataclass(frozen=True)
-class Section:
-    name: str
-    title: str
-    sql: str  # path under include/sql
+def _column(value: Any) -> str:
+    return _columns(value)[0] if isinstance(value, str) else _columns([value])[0]
+
+
+Column = Annotated[str, BeforeValidator(_column), WithJsonSchema(_COLUMN_SCHEMA)]
+
+
+class Pivot(ConfigModel):
+    """A pivot table: one row per ``index``, one column per value of ``columns``, cells are ``values``."""
+
+    index: Columns = Field(description="Row label column(s)")
+    columns: Column = Field(description="Column whose values become the columns")
+    values: Column = Field(description="Column summed into the cells")
+
+    @classmethod
+    def prepare(cls, data: dict, info: ValidationInfo) -> dict:
+        missing = {"index", "columns", "values"} - set(data)
+        if missing:
+            raise ValueError(f"{{key}} is missing {sorted(missing)}; a pivot needs index, columns and values")
+        return data
+
+
+class Chart(ConfigModel):
+    """A bar chart of the section's rows in the workbook."""
+
+    category: Column = Field(description="Column on the category axis")
+    values: Columns = Field(description="Column(s) drawn as bars")
+
+    @classmethod
+    def prepare(cls, data: dict, info: ValidationInfo) -> dict:
+        if "category" not in data or not data.get("values"):
+            raise ValueError("{key} needs 'category' (a column) and 'values' (one or more columns)")
+        return data
+
+
+class Section(ConfigModel):
+    """One query of the report: a worksheet, a Parquet file for Sheets and a block of the e-mail."""
+
+    name: StrictStr = Field(description="Worksheet name: 1-31 characters without []:*?/\\")
+    title: str = Field("", description="Heading; '{limit}' is replaced by the section's limit")
+    sql: StrictStr = Field(description="Query file under include/sql (e.g. reports/top_customers.sql)")
     #: The one row limit: the query's ``LIMIT {{ limit }}``, ``{limit}`` in the title, the e-mail's rows.
-    limit: int | None = None
+    limit: Annotated[
+        Annotated[StrictInt, Field(ge=1, le=_LIMIT_MAX)] | None,
+        Fix(f"{{key}} is {{value}}; use a whole number from 1 to {_LIMIT_MAX} (the rows the section shows)"),
+    ] = Field(None, description="Rows the section shows: the SQL's LIMIT {{ limit }}, {limit} in the title")
     pivot: Pivot | None = None
-    money: tuple[str, ...] = ()
-    counts: tuple[str, ...] = ()
-    totals: tuple[str, ...] = ()
+    money: Columns = Field((), description="Shorthand for formats: {column: money}")
+    counts: Columns = Field((), description="Shorthand for formats: {column: count}")
+    totals: Columns = Field((), description="Columns summed in a totals row")
     chart: Chart | None = None
     #: column -> format (formats.FORMATS); ``money`` and ``counts`` are shorthands folded in here
-    formats: dict[str, str] = field(default_factory=dict)
+    formats: Annotated[
+        dict[str, Format],
+        Fix(
+            "{key} must be a mapping of column to format, e.g. {employee_number: id, sales: money}; "
+            f"the formats are {', '.join(FORMATS)}"
+        ),
+    ] = Field(default_factory=dict, description="Column -> format: " + ", ".join(FORMATS))
+
+    @classmethod
+    def prepare(cls, data: dict, info: ValidationInfo) -> dict:
+        name = data.get("name")
+        if not isinstance(name, str) or not _SHEET_NAME.fullmatch(name):
+            raise ValueError(
+                f"{{key}}.name {name!r} must be 1-31 characters without []:*?/\\ (it names a worksheet)"
+            )
+        data["title"] = str(data.get("title") or name)
+        formats = data.get("formats") or {}
+        if isinstance(formats, dict):
+            for column, fmt in formats.items():
+                try:
+                    check_identifier(column, "column name")
+                except ValueError as exc:
+                    raise ValueError(f"{{key}}.formats: {exc}") from None
+                if fmt not in FORMATS:
+                    raise ValueError(
+                        f"{{key}}.formats.{column} is {fmt!r}, not a format; use one of {', '.join(FORMATS)} "
+                        "(e.g. id for employee_number, count for orders, money for sales)"
+                    )
+        return data
+
+    @field_validator("sql", mode="after")
+    @classmethod
+    def _sql_under_include_sql(cls, sql: str) -> str:
+        return sql_file(sql, SQL_DIR)
+
+    @model_validator(mode="after")
+    def _limit_and_formats(self) -> Section:
+        """One limit decides the query's rows, the e-mail's rows and the number in the title.
+
+        ``money`` and ``counts`` fold into ``formats``; a column declared both ways must agree.
+        """
+        formats = {**dict.fromkeys(self.money, "money"), **dict.fromkeys(self.counts, "count")}
+        for column, fmt in self.formats.items():
+            if formats.get(column, fmt) != fmt:
+                raise ValueError(
+                    f"{{key}}.formats.{column} is {fmt!r} but money/counts says {formats[column]!r}; keep one"
+                )
+            formats[column] = fmt
+        text_ = (SQL_DIR / self.sql).read_text(encoding="utf-8")
+        title, limit = self.title, self.limit
+        if limit is not None:
+            if not _SQL_LIMIT.search(text_) or _SQL_LITERAL_LIMIT.search(text_):
+                raise ValueError(
+                    f"{{key}}.limit is {limit} but include/sql/{self.sql} does not end with "
+                    "'LIMIT {{ limit }}'; write the limit there as {{ limit }} so the query, the title "
+                    "and the e-mail use the same value"
+                )
+            title = title.replace("{limit}", str(limit))
+        elif "{limit}" in title or _SQL_LIMIT.search(text_):
+            raise ValueError(
+                f"{{key}}: the title or include/sql/{self.sql} uses the limit but the section sets none; "
+                "add 'limit: N'"
+            )
+        stated = _TOP_N.search(title)
+        if stated and int(stated.group(1)) != (limit or -1):
+            raise ValueError(
+                f"{{key}}.title {title!r} says {stated.group(0)!r} but the section's limit is {limit}; set "
+                f"'limit: {stated.group(1)}' (and 'LIMIT {{{{ limit }}}}' in the SQL) or write the title as "
+                "'Top {limit} ...'"
+            )
+        return self.model_copy(update={"title": title, "formats": formats})
 
 
-@dataclass(frozen=True)
-class SheetsDestination:
-    spreadsheet_key: str  # may be a Jinja template, e.g. "{{ var.value.get('x', '') }}"
-    worksheet_prefix: str = ""
-    gcp_conn_id: str = "google_cloud_default"
+class Excel(ConfigModel):
+    """The Excel workbook."""
+
+    split_by: Column | None = Field(None, description="Also one workbook per value of this column")
 
 
-@dataclass(frozen=True)
-class EmailDestination:
-    to: tuple[str, ...]
-    cc: tuple[str, ...] = ()
-    subject: str = "[nightshift] {title} {report_date}"
-    attach_workbook: bool = True
+class SheetsDestination(ConfigModel):
+    """Google Sheets worksheets, one per section (skipped while the key renders empty)."""
+
+    spreadsheet_key: Annotated[str, Fix("sheets.spreadsheet_key must be a non-empty string")] = Field(
+        description="Spreadsheet key; may be a template, e.g. \"{{ var.value.get('x', '') }}\"", min_length=1
+    )
+    worksheet_prefix: Annotated[
+        StrictStr,
+        Field(max_length=10),
+        Fix("sheets.worksheet_prefix must be a string of at most 10 characters"),
+    ] = Field("", description="Prefix of the worksheet names")
+    gcp_conn_id: StrictStr = Field("google_cloud_default", description="Airflow connection of the Sheets API")
 
 
-@dataclass(frozen=True)
-class ReportConfig:
-    path: Path
-    report_id: str
-    title: str
-    description: str
-    schedule: str | None
-    assets: tuple[str, ...]
-    start_date: datetime
-    catchup: bool
-    tags: tuple[str, ...]
-    shape: dict[str, Any]
-    sections: tuple[Section, ...]
-    split_by: str | None = None
+def _addresses(value: Any) -> tuple[str, ...]:
+    value = [value] if isinstance(value, str) else (value or [])
+    if not isinstance(value, list | tuple):
+        raise ValueError("{key} must be an address or a list of addresses")
+    for address in value:
+        # A templated address ("{{ var.value.x }}") is checked when it is rendered.
+        if not isinstance(address, str) or not (_EMAIL.fullmatch(address) or "{{" in address):
+            raise ValueError(f"{{key}}: {address!r} is not an e-mail address")
+    return tuple(value)
+
+
+Addresses = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_addresses),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
+
+
+class EmailDestination(ConfigModel):
+    """The e-mail: a summary of every section, the workbook attached."""
+
+    to: Addresses = Field(description="Recipients (addresses or templates such as {{ var.value.x }})")
+    cc: Addresses = Field((), description="Copy recipients")
+    subject: Annotated[StrictStr, Fix("email.subject must be a string")] = Field(
+        "[nightshift] {title} {report_date}", description="Subject; {title} and {report_date} are filled in"
+    )
+    attach_workbook: Flag = Field(True, description="Attach the Excel workbook")
+
+    @field_validator("to")
+    @classmethod
+    def _someone(cls, to: tuple[str, ...]) -> tuple[str, ...]:
+        if not to:
+            raise ValueError("{key} needs at least one address")
+        return to
+
+
+def _schedule_assets(value: Any) -> tuple[str, ...]:
+    names = []
+    for name in value:
+        parts = name.split(".") if isinstance(name, str) else []
+        if len(parts) != 2:
+            raise ValueError(f"schedule.assets: {name!r} is not 'dataset.table' (the Asset a sync publishes)")
+        try:
+            names.append(".".join(check_identifier(p, "name") for p in parts))
+        except ValueError as exc:
+            raise ValueError(f"schedule.assets: {exc}") from None
+    return tuple(names)
+
+
+_SCHEDULE_SCHEMA = {
+    "description": "A cron string, a preset like '@daily', null, or {assets: [dataset.table, ...]} to run when "
+    "those tables are refreshed",
+    "anyOf": [
+        {"type": "string"},
+        {"type": "null"},
+        {
+            "type": "object",
+            "properties": {
+                "assets": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "pattern": r"^\w+\.\w+$"},
+                }
+            },
+            "required": ["assets"],
+            "additionalProperties": False,
+        },
+    ],
+    "default": "@daily",
+}
+
+
+class ReportConfig(FileModel):
+    """A report definition: ``include/config/reports/<report_id>.yaml``."""
+
+    top_level: ClassVar[str] = " in top level"
+    derived: ClassVar[frozenset[str]] = frozenset({"path", "assets"})
+
+    report_id: StrictStr = Field(
+        description="Lower-case letters, digits and '_'; the DAG is report_<report_id>"
+    )
+    title: text("Title of the workbook and the e-mail", "title must be a non-empty string")
+    description: str = Field("", description="One line shown in the UI (default: the title)")
+    schedule: Annotated[StrictStr | None, WithJsonSchema(_SCHEDULE_SCHEMA)] = "@daily"
+    assets: SkipJsonSchema[tuple[str, ...]] = ()
+    start_date: StartDate = datetime(2026, 1, 1, tzinfo=UTC)
+    catchup: Flag = Field(False, description="Run the intervals since start_date that never ran")
+    tags: Tags = ("nightshift", "reports")
+    shape: dict[str, str] = Field(
+        default_factory=dict, description="Names substituted into the SQL, e.g. {dataset: classicmodels}"
+    )
+    sections: tuple[Section, ...] = Field(
+        description="The queries of the report, in order", json_schema_extra={"minItems": 1}
+    )
+    excel: Excel = Excel()
     sheets: SheetsDestination | None = None
     email: EmailDestination | None = None
-    currency: str = ""  # ISO 4217 code shown with every money column
+    currency: Annotated[
+        StrictStr,
+        Field(pattern="^([A-Z]{3})?$"),
+        Fix("currency {value} is not an ISO 4217 code; use three capitals such as USD or EUR"),
+    ] = Field("", description="ISO 4217 code printed after every money value (needed when a column is money)")
 
     @property
     def dag_id(self) -> str:
         return f"report_{self.report_id}"
+
+    @property
+    def split_by(self) -> str | None:
+        return self.excel.split_by
+
+    @classmethod
+    def prepare(cls, data: dict, info: ValidationInfo) -> dict:
+        data = super().prepare(data, info)
+        report_id = data.setdefault("report_id", data["path"].stem)
+        if not isinstance(report_id, str) or not _REPORT_ID.fullmatch(report_id):
+            raise ValueError(
+                f"report_id {report_id!r} must be lower-case letters, digits and '_' (e.g. daily_sales)"
+            )
+        data["description"] = str(data.get("description") or data.get("title") or "")
+        sections = data.get("sections")
+        if not isinstance(sections, list) or not sections:
+            raise ValueError("'sections' must be a non-empty list of {name, sql, ...} entries")
+        schedule = data.get("schedule", "@daily")
+        if (
+            isinstance(schedule, dict)
+            and set(schedule) == {"assets"}
+            and isinstance(schedule["assets"], list)
+        ):
+            data["schedule"], data["assets"] = None, _schedule_assets(schedule["assets"])
+        if data.get("assets") == () or not isinstance(data.get("schedule", ""), str | None):
+            raise ValueError(
+                "schedule must be a cron string, a preset like '@daily', null, or {assets: [dataset.table, ...]} "
+                "to run when those tables are synced"
+            )
+        return data
+
+    @field_validator("shape")
+    @classmethod
+    def _shape_names(cls, shape: dict[str, str]) -> dict[str, str]:
+        for key, value in shape.items():
+            try:
+                check_identifier(key, "template variable name")
+            except ValueError as exc:
+                raise ValueError(f"{{key}}: {exc}") from None
+            try:
+                check_identifier(value, "dataset or table name")
+            except ValueError as exc:
+                raise ValueError(f"{{key}}.{key}: {exc}") from None
+        return shape
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> ReportConfig:
+        names: set[str] = set()
+        for i, section in enumerate(self.sections):
+            if section.name in names:
+                raise ValueError(
+                    f"sections[{i}]: name {section.name!r} appears twice; section names become sheet names"
+                )
+            names.add(section.name)
+        money = [f"sections[{i}] ({s.name}).formats.{c}" for i, s in enumerate(self.sections)
+                 for c, f in s.formats.items() if f == "money"]  # fmt: skip
+        if money and not self.currency:
+            raise ValueError(
+                f"{money[0]} is money but the report has no currency; add a top-level key such as "
+                "'currency: USD' (the code printed after every amount)"
+            )
+        return self
 
 
 def load_all(directory: Path = REPORT_DIR) -> list[ReportConfig]:
@@ -118,228 +401,5 @@ def load_all(directory: Path = REPORT_DIR) -> list[ReportConfig]:
 
 
 def load(path: Path) -> ReportConfig:
-    raw = read_mapping(path, ReportConfigError)
-    where = Where(path, ReportConfigError)
-    where.keys(raw, _TOP_KEYS, "top level")
-    report_id = raw.get("report_id", path.stem)
-    if not isinstance(report_id, str) or not _REPORT_ID.fullmatch(report_id):
-        where.fail(f"report_id {report_id!r} must be lower-case letters, digits and '_' (e.g. daily_sales)")
-    title = where.string(raw, "title", "title", required=True)
-    sections_raw = raw.get("sections")
-    if not isinstance(sections_raw, list) or not sections_raw:
-        where.fail("'sections' must be a non-empty list of {name, sql, ...} entries")
-    sections, names = [], set()
-    for i, item in enumerate(sections_raw):
-        section = _section(where, item, f"sections[{i}]")
-        if section.name in names:
-            where.fail(
-                f"sections[{i}]: name {section.name!r} appears twice; section names become sheet names"
-            )
-        names.add(section.name)
-        sections.append(section)
-    schedule, assets = _schedule(where, raw.get("schedule", "@daily"))
-    excel = where.mapping(raw, "excel", required=False)
-    where.keys(excel, _EXCEL_KEYS, "excel")
-    split_by = excel.get("split_by")
-    if split_by is not None:
-        split_by = where.ident(split_by, "excel.split_by", "column name")
-    shape = where.mapping(raw, "shape", required=False)
-    for key, value in shape.items():
-        where.ident(key, "shape", "template variable name")
-        where.ident(value, f"shape.{key}", "dataset or table name")
-    currency = raw.get("currency", "")
-    if currency and (not isinstance(currency, str) or not _CURRENCY.fullmatch(currency)):
-        where.fail(f"currency {currency!r} is not an ISO 4217 code; use three capitals such as USD or EUR")
-    money = [f"sections[{i}] ({s.name}).formats.{c}" for i, s in enumerate(sections)
-             for c, f in s.formats.items() if f == "money"]  # fmt: skip
-    if money and not currency:
-        where.fail(
-            f"{money[0]} is money but the report has no currency; add a top-level key such as "
-            "'currency: USD' (the code printed after every amount)"
-        )
-    return ReportConfig(
-        path=path,
-        report_id=report_id,
-        title=title,
-        description=str(raw.get("description") or title),
-        schedule=schedule,
-        assets=assets,
-        start_date=_start_date(where, raw.get("start_date", date(2026, 1, 1))),
-        catchup=bool(raw.get("catchup", False)),
-        tags=tuple(raw.get("tags", ["nightshift", "reports"])),
-        shape=dict(shape),
-        sections=tuple(sections),
-        split_by=split_by,
-        sheets=_sheets(where, raw.get("sheets")),
-        email=_email(where, raw.get("email")),
-        currency=currency or "",
-    )
-
-
-def _section(where: Where, item: Any, key: str) -> Section:
-    if not isinstance(item, dict):
-        where.fail(f"{key}: expected a mapping with at least name and sql")
-    where.keys(item, _SECTION_KEYS, key)
-    name = item.get("name")
-    if not isinstance(name, str) or not _SHEET_NAME.fullmatch(name):
-        where.fail(f"{key}.name {name!r} must be 1-31 characters without []:*?/\\ (it names a worksheet)")
-    key = f"{key} ({name})"
-    sql = where.sql_file(item, "sql", f"{key}.sql", SQL_DIR)
-    limit, title = _limit(where, item, key, sql, str(item.get("title") or name))
-
-    def columns(value: Any, sub: str) -> tuple[str, ...]:
-        value = [value] if isinstance(value, str) else (value or [])
-        if not isinstance(value, list):
-            where.fail(f"{key}.{sub} must be a column name or a list of column names")
-        return tuple(where.ident(c, f"{key}.{sub}", "column name") for c in value)
-
-    pivot = None
-    if item.get("pivot") is not None:
-        raw = where.mapping(item, "pivot", required=True)
-        where.keys(raw, _PIVOT_KEYS, f"{key}.pivot")
-        missing = _PIVOT_KEYS - set(raw)
-        if missing:
-            where.fail(f"{key}.pivot is missing {sorted(missing)}; a pivot needs index, columns and values")
-        pivot = Pivot(
-            columns(raw["index"], "pivot.index"), *columns([raw["columns"], raw["values"]], "pivot")
-        )
-    chart = None
-    if item.get("chart") is not None:
-        raw = where.mapping(item, "chart", required=True)
-        where.keys(raw, _CHART_KEYS, f"{key}.chart")
-        if "category" not in raw or not raw.get("values"):
-            where.fail(f"{key}.chart needs 'category' (a column) and 'values' (one or more columns)")
-        chart = Chart(columns(raw["category"], "chart.category")[0], columns(raw["values"], "chart.values"))
-    money, counts = columns(item.get("money"), "money"), columns(item.get("counts"), "counts")
-    formats = {**dict.fromkeys(money, "money"), **dict.fromkeys(counts, "count")}
-    declared = item.get("formats") or {}
-    if not isinstance(declared, dict):
-        where.fail(
-            f"{key}.formats must be a mapping of column to format, e.g. {{employee_number: id, sales: money}}"
-        )
-    for column, fmt in declared.items():
-        where.ident(column, f"{key}.formats", "column name")
-        if fmt not in FORMATS:
-            where.fail(
-                f"{key}.formats.{column} is {fmt!r}, not a format; use one of {', '.join(FORMATS)} "
-                "(e.g. id for employee_number, count for orders, money for sales)"
-            )
-        if formats.get(column, fmt) != fmt:
-            where.fail(
-                f"{key}.formats.{column} is {fmt!r} but money/counts says {formats[column]!r}; keep one"
-            )
-        formats[column] = fmt
-    return Section(
-        name=name,
-        title=title,
-        sql=sql,
-        limit=limit,
-        pivot=pivot,
-        money=money,
-        counts=counts,
-        totals=columns(item.get("totals"), "totals"),
-        chart=chart,
-        formats=formats,
-    )
-
-
-def _limit(where: Where, item: dict, key: str, sql: str, title: str) -> tuple[int | None, str]:
-    """A section's row limit and its title with ``{limit}`` filled in, checked against each other.
-
-    One value decides the rows the query returns (``LIMIT {{ limit }}`` in its SQL), the rows the
-    e-mail shows and the number in the title, so "Top 20" can no longer show 10 rows.
-    """
-    limit = item.get("limit")
-    if limit is not None and (
-        isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _LIMIT_MAX
-    ):
-        where.fail(
-            f"{key}.limit is {limit!r}; use a whole number from 1 to {_LIMIT_MAX} (the rows the section shows)"
-        )
-    text = (SQL_DIR / sql).read_text(encoding="utf-8")
-    if limit is not None:
-        if not _SQL_LIMIT.search(text) or _SQL_LITERAL_LIMIT.search(text):
-            where.fail(
-                f"{key}.limit is {limit} but include/sql/{sql} does not end with 'LIMIT {{{{ limit }}}}'; "
-                "write the limit there as {{ limit }} so the query, the title and the e-mail use the same value"
-            )
-        title = title.replace("{limit}", str(limit))
-    elif "{limit}" in title or _SQL_LIMIT.search(text):
-        where.fail(
-            f"{key}: the title or include/sql/{sql} uses the limit but the section sets none; add 'limit: N'"
-        )
-    stated = _TOP_N.search(title)
-    if stated and int(stated.group(1)) != (limit or -1):
-        where.fail(
-            f"{key}.title {title!r} says {stated.group(0)!r} but the section's limit is {limit}; set 'limit: "
-            f"{stated.group(1)}' (and 'LIMIT {{{{ limit }}}}' in the SQL) or write the title as 'Top {{limit}} ...'"
-        )
-    return limit, title
-
-
-def _schedule(where: Where, value: Any) -> tuple[str | None, tuple[str, ...]]:
-    if value is None or isinstance(value, str):
-        return value, ()
-    if isinstance(value, dict) and set(value) == {"assets"} and isinstance(value["assets"], list):
-        names = []
-        for name in value["assets"]:
-            parts = name.split(".") if isinstance(name, str) else []
-            if len(parts) != 2:
-                where.fail(f"schedule.assets: {name!r} is not 'dataset.table' (the Asset a sync publishes)")
-            names.append(".".join(where.ident(p, "schedule.assets", "name") for p in parts))
-        if names:
-            return None, tuple(names)
-    where.fail(
-        "schedule must be a cron string, a preset like '@daily', null, or {assets: [dataset.table, ...]} "
-        "to run when those tables are synced"
-    )
-    raise AssertionError  # unreachable: fail() raises
-
-
-def _start_date(where: Where, value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    where.fail(f"start_date must be a date like 2026-01-01, got {value!r}")
-    raise AssertionError
-
-
-def _sheets(where: Where, raw: Any) -> SheetsDestination | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        where.fail("'sheets' must be a mapping with spreadsheet_key")
-    where.keys(raw, _SHEETS_KEYS, "sheets")
-    key = where.string(raw, "spreadsheet_key", "sheets.spreadsheet_key", required=True)
-    prefix = raw.get("worksheet_prefix", "")
-    if not isinstance(prefix, str) or len(prefix) > 10:
-        where.fail("sheets.worksheet_prefix must be a string of at most 10 characters")
-    return SheetsDestination(key, prefix, raw.get("gcp_conn_id", "google_cloud_default"))
-
-
-def _email(where: Where, raw: Any) -> EmailDestination | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        where.fail("'email' must be a mapping with to (and optionally cc, subject, attach_workbook)")
-    where.keys(raw, _EMAIL_KEYS, "email")
-
-    def addresses(name: str, required: bool) -> tuple[str, ...]:
-        value = raw.get(name) or []
-        value = [value] if isinstance(value, str) else value
-        if required and not value:
-            where.fail(f"email.{name} needs at least one address")
-        for address in value:
-            # A templated address ("{{ var.value.x }}") is checked when it is rendered.
-            if not isinstance(address, str) or not (_EMAIL.fullmatch(address) or "{{" in address):
-                where.fail(f"email.{name}: {address!r} is not an e-mail address")
-        return tuple(value)
-
-    subject = raw.get("subject", EmailDestination.subject)
-    if not isinstance(subject, str):
-        where.fail("email.subject must be a string")
-    attach = raw.get("attach_workbook", True)
-    if not isinstance(attach, bool):
-        where.fail("email.attach_workbook must be true or false")
-    return EmailDestination(addresses("to", True), addresses("cc", False), subject, attach)
+    """Read and validate ``path``; every problem is a :class:`ReportConfigError`."""
+    return parse(ReportConfig, path, ReportConfigError)
