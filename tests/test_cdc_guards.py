@@ -74,8 +74,9 @@ def test_a_binlog_file_about_to_expire_fails_or_warns_per_the_setting(mysql):
     assert "shop.orders" in str(risk.value) and f"{stored['file']}:{stored['pos']}" in str(risk.value)
     assert "2.0 h from now" in str(risk.value)
     warn = GuardLimits(purge_margin=dt.timedelta(hours=6), on_purge_risk="warn")
-    warnings = check_binlog_position(conn, stored, tables=["shop.orders"], limits=warn,
-                                     connection_settings=settings, now=soon)  # fmt: skip
+    endpoint = Endpoint(settings["host"], settings["port"], "root", "")  # dated through the reader's login
+    warnings = check_binlog_position(conn, stored, tables=["shop.orders"], limits=warn, endpoint=endpoint,
+                                     now=soon)  # fmt: skip
     assert len(warnings) == 1 and "shop.orders" in warnings[0]
     later = closed + expire - dt.timedelta(hours=7)  # outside the margin: nothing to say
     assert check_binlog_position(conn, stored, tables=["shop.orders"], limits=limits, connection_settings=settings,
@@ -160,8 +161,9 @@ def test_orphaned_slots_are_reported_never_dropped(pg, capsys):
     reader(kept), reader(removed)
     names = {s.name for s in orphan_slots(admin, [kept])}
     assert f"nightshift_{removed}" in names and f"nightshift_{kept}" not in names
+    assert {s.name for s in orphan_slots(admin, [f"nightshift_{kept}"])} == names, "full slot names too"
     info = admin.get_dsn_parameters()
-    code = main(["orphan-slots", "--host", info["host"], "--port", info["port"], "--definition", kept])
+    code = main(["orphan-slots", "--host", info["host"], "--port", info["port"], "--live", kept])
     out = capsys.readouterr().out
     assert code == 1 and f"nightshift_{removed}" in out and f"nightshift_{kept} " not in out
     assert f"pg_drop_replication_slot('nightshift_{removed}')" in out

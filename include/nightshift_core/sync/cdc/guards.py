@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from nightshift_core.errors import PermanentError
+from nightshift_core.sync.cdc.endpoint import Endpoint
 
 SLOT_PREFIX = "nightshift_"  # postgres_logical.LogicalReader names its slot nightshift_<definition>
 _GIB = 1 << 30
@@ -196,6 +197,7 @@ def check_binlog_position(
     tables: Sequence[str],
     limits: GuardLimits = GuardLimits(),  # noqa: B008 - frozen, so one shared default is safe
     connection_settings: Mapping[str, Any] | None = None,
+    endpoint: Endpoint | None = None,
     now: dt.datetime | None = None,
     server: str = "the source server",
 ) -> list[str]:
@@ -205,7 +207,13 @@ def check_binlog_position(
     BINLOG MONITOR privilege the reader has anyway). Raises :class:`LogLostError` when the stored
     file is no longer on the server, :class:`LogAtRiskError` when it expires within
     ``limits.purge_margin`` and ``limits.on_purge_risk`` is ``fail``; returns the warnings otherwise.
+    The expiry is judged only when the guard can date the stored file's rotation, which needs a
+    replication login: ``connection_settings`` (pymysql keywords) or the reader's ``endpoint``.
     """
+    if connection_settings is None and endpoint is not None:
+        connection_settings = {
+            "host": endpoint.host, "port": endpoint.port, "user": endpoint.user, "passwd": endpoint.password
+        }  # fmt: skip
     retention = binlog_retention(conn, connection_settings, position.get("file"))
     return judge_binlog(
         retention, position, tables=tables, limits=limits, now=now or dt.datetime.now(dt.UTC), server=server
@@ -310,13 +318,14 @@ def check_slot(
     return state
 
 
-def orphan_slots(conn: Any, definitions: Iterable[str]) -> list[SlotState]:
-    """Slots the CDC reader created (``nightshift_<definition>``) whose definition no longer exists.
+def orphan_slots(conn: Any, live: Iterable[str]) -> list[SlotState]:
+    """Slots the CDC reader created (named ``nightshift_<name>``) that no live sync uses.
 
-    Reported, never dropped: the caller decides (a definition may be renamed back, or its data may
-    still be wanted). Each holds ``retained_bytes`` of WAL on the server until dropped.
+    ``live`` names the slots the current sync definitions use, in full or as the ``<name>`` the
+    reader was given. Reported, never dropped: the caller decides (a definition may be renamed back,
+    or its data may still be wanted). Each holds ``retained_bytes`` of WAL on the server until dropped.
     """
-    live = {SLOT_PREFIX + d for d in definitions}
+    live = {n if n.startswith(SLOT_PREFIX) else SLOT_PREFIX + n for n in live}
     return [s for s in read_slots(conn) if s.name not in live]
 
 
@@ -334,13 +343,17 @@ def orphan_report(orphans: Sequence[SlotState], server: str = "the source server
     return "\n".join(lines)
 
 
-def _definition_names() -> set[str]:
+def _live_slots() -> set[str]:
+    """The slots the sync definitions under include/config/syncs use: one per ``mode: cdc`` table."""
+    from nightshift_core.sync.cdc.run import CdcTable
     from nightshift_core.sync.config import load_all
 
-    names: set[str] = set()
-    for config in load_all():
-        names.update({config.path.stem, config.dag_id})
-    return names
+    return {
+        CdcTable(t.name, tuple(t.primary_key), config.dag_id).slot
+        for config in load_all()
+        for t in config.tables
+        if t.mode == "cdc"
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -353,19 +366,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     orphans.add_argument("--user", default="postgres")
     orphans.add_argument("--dbname", default="postgres")
     orphans.add_argument(
-        "--definition",
+        "--live",
         action="append",
-        help="a sync definition that still exists (repeatable); default: every definition under "
-        "include/config/syncs (file name and dag_id)",
+        metavar="SLOT",
+        help="a slot a sync still uses (repeatable; with or without its nightshift_ prefix); default: "
+        "the slots of the mode: cdc tables of every definition under include/config/syncs",
     )
     args = parser.parse_args(argv)
     import psycopg2
 
-    definitions = args.definition if args.definition is not None else sorted(_definition_names())
+    live = args.live if args.live is not None else sorted(_live_slots())
     # The password, if any, comes from PGPASSWORD or ~/.pgpass, never from the command line.
     conn = psycopg2.connect(host=args.host, port=args.port, user=args.user, dbname=args.dbname)
     try:
-        found = orphan_slots(conn, definitions)
+        found = orphan_slots(conn, live)
     finally:
         conn.close()
     print(orphan_report(found, f"PostgreSQL {args.host}:{args.port}"))
