@@ -92,6 +92,8 @@ class SyncState:
     cursor: str
     read_until: dt.datetime | None = None
     full_load: bool = False
+    # change capture (cursor LOG_CURSOR): the log position the published rows reach, as JSON text
+    position: str | None = None
 
     def __post_init__(self) -> None:
         check_identifier(self.cursor, "cursor column")
@@ -100,6 +102,10 @@ class SyncState:
 
 
 SYNC_STATE_COLUMNS = "target, cursor_column, read_until, last_value, full_load, job_id, published_at"
+LOG_CURSOR = "_nightshift_log"  # the cursor_column of change-capture states (their position is the cursor)
+CHANGE_OP = "_nightshift_op"  # apply_changes: 'upsert' or 'delete' (a hard delete)
+CHANGE_UNCHANGED = "_nightshift_unchanged"  # apply_changes: the columns whose warehouse value stays
+CHANGE_COLUMNS = (CHANGE_OP, CHANGE_UNCHANGED)
 
 
 class DuplicateKeyError(WarehouseError, PermanentError):
@@ -179,6 +185,25 @@ class Warehouse(ABC):
         neither. States are only ever inserted (concurrent publishes never conflict on them);
         :meth:`sync_state` reads the highest since the last full load.
         """
+
+    def apply_changes(
+        self, staged: StagedTable, key: Sequence[str], *, state: SyncState | None = None
+    ) -> PublishResult:
+        """Apply folded log changes (one row per key) to the target in one transaction with ``state``.
+
+        The staged rows carry two control columns besides the data: ``_nightshift_op`` ('upsert', or
+        'delete' for a hard delete) and ``_nightshift_unchanged`` (names of columns whose value the
+        target keeps: a PostgreSQL unchanged TOAST value, a column the log image lacks). An upsert
+        replaces the row with the staged values except those; a soft delete is an upsert of the
+        marker column. The target is created or evolved (new NULLABLE columns) first; replaying the
+        same changes leaves the same rows (the state's position then says where the next read starts).
+        """
+        raise WarehouseError(f"the {self.engine} warehouse cannot apply change-capture changes yet")
+
+    def log_position(self, target: TableRef) -> str | None:
+        """The change-capture position (JSON text) committed last with ``target``'s rows since its last
+        full load; None when there is none (the table needs a snapshot first)."""
+        raise WarehouseError(f"the {self.engine} warehouse cannot keep change-capture positions yet")
 
     @abstractmethod
     def sync_state(self, target: TableRef, cursor: str) -> dt.datetime | int | None:
@@ -313,7 +338,7 @@ class Warehouse(ABC):
         staged: StagedTable, mode: WriteMode, key: Sequence[str], partition, state: SyncState | None = None
     ) -> None:
         names = {c.name.lower() for c in staged.columns}
-        if state is not None and state.cursor.lower() not in names:
+        if state is not None and state.position is None and state.cursor.lower() not in names:
             raise WarehouseError(
                 f"{staged.target}: sync state cursor column {state.cursor!r} not in the data"
             )

@@ -22,6 +22,10 @@ import pyarrow.compute as pc
 from filelock import FileLock, Timeout
 
 from nightshift_core.warehouse.base import (
+    CHANGE_COLUMNS,
+    CHANGE_OP,
+    CHANGE_UNCHANGED,
+    LOG_CURSOR,
     SYNC_STATE_COLUMNS,
     DuplicateKeyError,
     JobKey,
@@ -103,6 +107,11 @@ _FROM_DUCKDB: dict[str, LogicalType] = {
     "TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "JSON": "JSON",
 }  # fmt: skip
 _TYPE_COMMENT = "nightshift:"
+# states recorded since the target's last full load (parameter: the target)
+_SINCE_FULL_LOAD = (
+    f"published_at >= COALESCE((SELECT MAX(published_at) FROM {_META}.sync_state WHERE target = ? AND full_load), "
+    "'-infinity'::TIMESTAMPTZ)"
+)
 
 
 def q(name: str) -> str:
@@ -278,11 +287,14 @@ class DuckDBWarehouse(Warehouse):
                         if state.read_until is not None
                         else f"(SELECT MAX({q(state.cursor)}) FROM {source})"
                     )
+                    if state.position is not None:
+                        last = "NULL"  # a log position: no cursor value among the rows
                     con.execute(
-                        f"INSERT INTO {_META}.sync_state ({SYNC_STATE_COLUMNS}) "
-                        f"SELECT ?, ?, ?, CAST({last} AS BIGINT), ?, ?, now()",
+                        f"INSERT INTO {_META}.sync_state ({SYNC_STATE_COLUMNS}, position) "
+                        f"SELECT ?, ?, ?, CAST({last} AS BIGINT), ?, ?, now(), ?",
                         [str(target), state.cursor, state.read_until,
-                         *([] if state.read_until is not None else [path]), state.full_load, job_id],
+                         *([] if state.read_until is not None or state.position is not None else [path]),
+                         state.full_load, job_id, state.position],
                     )  # fmt: skip
                 con.execute("COMMIT")
             except BaseException:
@@ -291,14 +303,68 @@ class DuckDBWarehouse(Warehouse):
         Path(path).unlink(missing_ok=True)
         return PublishResult(target, mode, job_id, staged.rows, added_columns=added)
 
+    def apply_changes(
+        self, staged: StagedTable, key: Sequence[str], *, state: SyncState | None = None
+    ) -> PublishResult:
+        path, _, digest = staged.name.rpartition("#")
+        target = staged.target
+        job_id = staged.job.job_id("apply", str(target), ",".join(key), digest)
+        data = [c for c in staged.columns if c.name not in CHANGE_COLUMNS]
+        names = ", ".join(q(c.name) for c in data)
+        on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
+        kept = ", ".join(
+            f"s.{q(c.name)}" if c.name in key else
+            f"CASE WHEN list_contains(s.{q(CHANGE_UNCHANGED)}, '{c.name}') THEN t.{q(c.name)} "
+            f"ELSE s.{q(c.name)} END AS {q(c.name)}"
+            for c in data
+        )  # fmt: skip
+        if not Path(path).exists():
+            raise WarehouseError(f"{target}: staged file {path} is gone; re-run the task to stage again")
+        with self.connect() as con:
+            _ensure_ledger(con)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                added = self._prepare(con, target, data)
+                # The rows as they will be, read before the old ones go (kept values come from them).
+                merged = con.sql(  # noqa: F841 - read by the INSERT below (DuckDB's replacement scan)
+                    f"SELECT {kept}, s.{q(CHANGE_OP)} AS {q(CHANGE_OP)} FROM read_parquet(?) AS s "
+                    f"LEFT JOIN {fq(target)} AS t ON {on}",
+                    params=[path],
+                ).to_arrow_table()
+                con.execute(f"DELETE FROM {fq(target)} AS t USING read_parquet(?) AS s WHERE {on}", [path])
+                con.execute(
+                    f"INSERT INTO {fq(target)} ({names}) SELECT {names} FROM merged "
+                    f"WHERE {q(CHANGE_OP)} <> 'delete'"
+                )
+                if state is not None:
+                    con.execute(
+                        f"INSERT INTO {_META}.sync_state ({SYNC_STATE_COLUMNS}, position) "
+                        "VALUES (?, ?, NULL, NULL, ?, ?, now(), ?)",
+                        [str(target), state.cursor, state.full_load, job_id, state.position],
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        Path(path).unlink(missing_ok=True)
+        return PublishResult(target, "merge", job_id, staged.rows, added_columns=added)
+
+    def log_position(self, target: TableRef) -> str | None:
+        with self.connect() as con:
+            _ensure_ledger(con)
+            row = con.execute(
+                f"SELECT position FROM {_META}.sync_state WHERE target = ? AND cursor_column = ? "  # noqa: S608
+                f"AND position IS NOT NULL AND {_SINCE_FULL_LOAD} ORDER BY published_at DESC LIMIT 1",
+                [str(target), LOG_CURSOR, str(target)],
+            ).fetchone()
+        return None if row is None else row[0]
+
     def sync_state(self, target: TableRef, cursor: str) -> dt.datetime | int | None:
         with self.connect() as con:
             _ensure_ledger(con)
             row = con.execute(
                 f"SELECT MAX(read_until), MAX(last_value) FROM {_META}.sync_state "  # noqa: S608
-                "WHERE target = ? AND cursor_column = ? AND published_at >= COALESCE("
-                f"(SELECT MAX(published_at) FROM {_META}.sync_state WHERE target = ? AND full_load), "
-                "'-infinity'::TIMESTAMPTZ)",
+                f"WHERE target = ? AND cursor_column = ? AND {_SINCE_FULL_LOAD}",
                 [str(target), cursor, str(target)],
             ).fetchone()
         read_until, last_value = row
@@ -460,6 +526,8 @@ def _ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
         "read_until TIMESTAMPTZ, last_value BIGINT, full_load BOOLEAN NOT NULL, job_id VARCHAR, "
         "published_at TIMESTAMPTZ NOT NULL)"
     )
+    # change capture's log position (JSON text), added to ledgers made before it existed
+    con.execute(f"ALTER TABLE {_META}.sync_state ADD COLUMN IF NOT EXISTS position VARCHAR")
 
 
 __all__ = ["DuckDBWarehouse", "logical_type"]

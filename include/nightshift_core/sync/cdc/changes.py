@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from nightshift_core.errors import PermanentError
+
 Op = Literal["insert", "update", "delete"]
 
 
@@ -30,7 +32,7 @@ class Change:
     seq: int
 
 
-class TruncatedError(Exception):
+class TruncatedError(PermanentError):
     """A TRUNCATE of a captured table reached the log: it carries no row images, so the log alone
     cannot tell which rows went; the table must be reloaded (a full refresh)."""
 

@@ -69,7 +69,9 @@ class LogicalRead:
 class LogicalReader(ServerReader):
     """Reads the row changes of ``tables`` through the slot and publication of ``definition``."""
 
-    def __init__(self, endpoint: Endpoint, definition: str, tables: Sequence[str]) -> None:
+    def __init__(
+        self, endpoint: Endpoint, definition: str, tables: Sequence[str], *, text: bool = False
+    ) -> None:
         if not _NAME.fullmatch(definition):
             raise ValueError(
                 f"sync definition name {definition!r} cannot name a replication slot: use lower-case "
@@ -78,6 +80,7 @@ class LogicalReader(ServerReader):
         self.endpoint = endpoint
         self.slot = f"nightshift_{definition}"
         self.tables = [t if "." in t else f"public.{t}" for t in tables]
+        self.text = text  # values as pgoutput's text (the caller casts them), not the few Python casts
         self._conn = self._connect()
         self._conn.autocommit = True
         check_postgres(self._conn, f"PostgreSQL server {endpoint}")
@@ -100,14 +103,42 @@ class LogicalReader(ServerReader):
 
         A new slot sees the changes committed after its creation, nothing before.
         """
+        self.ensure_publication()
+        if not self._one("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [self.slot]):
+            self._one("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [self.slot])
+        return self.slot_position()
+
+    def ensure_publication(self) -> None:
+        """Create the publication, or set its tables to this reader's."""
         pub = sql.Identifier(self.slot)
         if self._one("SELECT 1 FROM pg_publication WHERE pubname = %s", [self.slot]):
             self._one(sql.SQL("ALTER PUBLICATION {} SET TABLE {}; SELECT 1").format(pub, self._table_list()))
         else:
             self._one(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}; SELECT 1").format(pub, self._table_list()))
-        if not self._one("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [self.slot]):
-            self._one("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [self.slot])
-        return self.slot_position()
+
+    def create_slot_with_snapshot(self) -> tuple[int, str, Any]:
+        """(Re)create the slot on a replication connection with an exported snapshot.
+
+        Returns the slot's start position, the snapshot's name and the replication connection, which
+        must stay open (and idle) until a reading transaction has run ``SET TRANSACTION SNAPSHOT``:
+        that transaction then sees exactly the rows committed before the slot's first change.
+        """
+        from psycopg2.extras import LogicalReplicationConnection
+
+        self.ensure_publication()
+        if self._one("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [self.slot]):
+            self._one("SELECT pg_drop_replication_slot(%s)", [self.slot])
+        e = self.endpoint
+        replication = psycopg2.connect(host=e.host, port=e.port, user=e.user, password=e.password,
+                                       dbname=e.database, connection_factory=LogicalReplicationConnection)  # fmt: skip
+        try:
+            cur = replication.cursor()
+            cur.execute(f"CREATE_REPLICATION_SLOT {self.slot} LOGICAL pgoutput EXPORT_SNAPSHOT")
+            _slot, consistent_point, snapshot, _plugin = cur.fetchone()
+        except BaseException:
+            replication.close()
+            raise
+        return parse_lsn(consistent_point), snapshot, replication
 
     def slot_position(self) -> int:
         """The position the slot has confirmed: the server keeps the WAL after it."""
@@ -153,13 +184,13 @@ class LogicalReader(ServerReader):
                     "'proto_version', '1', 'publication_names', %s)",
                     [self.slot, format_lsn(upto), self.slot],
                 )
-                yield from _decode(((lsn, bytes(data)) for lsn, data in cur), start)
+                yield from _decode(((lsn, bytes(data)) for lsn, data in cur), start, text=self.text)
             conn.rollback()
         finally:
             conn.close()
 
 
-def _decode(messages: Iterator[tuple[str, bytes]], start: int) -> Iterator[Change]:
+def _decode(messages: Iterator[tuple[str, bytes]], start: int, *, text: bool = False) -> Iterator[Change]:
     """pgoutput protocol version 1 messages (with their LSN's text) -> changes of the transactions
     committed after ``start``."""
     relations: dict[int, tuple[str, list[tuple[str, int, bool]]]] = {}
@@ -173,7 +204,7 @@ def _decode(messages: Iterator[tuple[str, bytes]], start: int) -> Iterator[Chang
             oid, relation = _relation(data)
             relations[oid] = relation
         elif kind in (b"I", b"U", b"D"):
-            pending.append(_row(kind, data, relations))
+            pending.append(_row(kind, data, relations, raw=text))
         elif kind == b"C":
             _flags, _commit_lsn, end_lsn, micros = struct.unpack_from("!bqqq", data, 1)
             if end_lsn <= start:
@@ -212,7 +243,7 @@ def _relation(data: bytes) -> tuple[int, tuple[str, list[tuple[str, int, bool]]]
 
 
 def _tuple(
-    data: bytes, at: int, columns: list[tuple[str, int, bool]], key_only: bool = False
+    data: bytes, at: int, columns: list[tuple[str, int, bool]], key_only: bool = False, raw: bool = False
 ) -> tuple[dict, int]:
     """One TupleData; ``key_only`` keeps the key columns of an old-key image (the rest arrive as nulls)."""
     (ncols,) = struct.unpack_from("!h", data, at)
@@ -230,20 +261,22 @@ def _tuple(
             (length,) = struct.unpack_from("!i", data, at)
             text = data[at + 4 : at + 4 + length].decode()
             at += 4 + length
-            row[column] = _CASTS.get(type_oid, str)(text)
+            row[column] = text if raw else _CASTS.get(type_oid, str)(text)
     return row, at
 
 
-def _row(kind: bytes, data: bytes, relations: dict) -> tuple[str, str, dict | None, dict | None]:
+def _row(
+    kind: bytes, data: bytes, relations: dict, raw: bool = False
+) -> tuple[str, str, dict | None, dict | None]:
     (oid,) = struct.unpack_from("!I", data, 1)
     table, columns = relations[oid]
     at = 5
     before = after = None
     if data[at : at + 1] in (b"K", b"O"):  # the old key (REPLICA IDENTITY DEFAULT) or old row (FULL)
-        before, at = _tuple(data, at + 1, columns, key_only=data[at : at + 1] == b"K")
+        before, at = _tuple(data, at + 1, columns, key_only=data[at : at + 1] == b"K", raw=raw)
         if kind == b"D":
             return table, "delete", before, None
     if data[at : at + 1] == b"N":
-        after, at = _tuple(data, at + 1, columns)
+        after, at = _tuple(data, at + 1, columns, raw=raw)
     op = {b"I": "insert", b"U": "update", b"D": "delete"}[kind]
     return table, op, before, after

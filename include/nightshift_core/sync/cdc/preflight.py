@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nightshift_core.errors import PermanentError
+
 # Cloud SQL for MySQL turns the binary log on with point-in-time recovery; the row settings are
 # database flags. Cloud SQL for PostgreSQL sets wal_level=logical through its own flag.
 _MYSQL_REQUIRED: tuple[tuple[str, str, str], ...] = (
@@ -42,7 +44,7 @@ class Problem:
         )
 
 
-class PreflightError(Exception):
+class PreflightError(PermanentError):
     """The source's log cannot serve change capture; the message lists every setting to change."""
 
     def __init__(self, server: str, problems: Sequence[Problem]) -> None:

@@ -1,0 +1,359 @@
+"""One table's change-capture step: a snapshot on its first run, then the log from the stored position.
+
+The entry point is :func:`sync_table` (no Airflow import: the operator, the bench and tests call it).
+The position the warehouse holds is authoritative: it is committed in the same transaction as the
+rows it covers, so a crash anywhere leaves it exact, and the next run re-reads from it (the apply is
+idempotent per primary key). A PostgreSQL slot is confirmed only after that commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from nightshift_core.errors import SourceDefinitionError
+from nightshift_core.sync import source
+from nightshift_core.sync.cdc import guards
+from nightshift_core.sync.cdc.changes import Change, fold
+from nightshift_core.sync.cdc.endpoint import Endpoint
+from nightshift_core.sync.cdc.guards import GuardLimits
+from nightshift_core.sync.cdc.values import check_mysql_columns, mysql_batch, postgres_batch
+from nightshift_core.warehouse.base import (
+    CHANGE_OP,
+    CHANGE_UNCHANGED,
+    LOG_CURSOR,
+    JobKey,
+    SyncState,
+    Warehouse,
+)
+from nightshift_core.warehouse.types import DELETED_COLUMN, SchemaChangeError, TableRef, columns_from_arrow
+
+log = logging.getLogger(__name__)
+
+CRASH_AT = "NIGHTSHIFT_CDC_CRASH_AT"  # tests: 'read' (changes read, nothing committed) or 'commit'
+_SLOT_NAME_MAX = 50
+
+
+@dataclass(frozen=True)
+class CdcTable:
+    """What one table's change capture needs from its sync definition."""
+
+    name: str
+    primary_key: tuple[str, ...]
+    definition: str  # the sync definition's id (its DAG id): PostgreSQL slots are named after it
+    exclude: tuple[str, ...] = ()
+    deletes: Literal["soft", "hard"] = "soft"
+    chunk_changes: int = 50_000  # fold and commit at the first transaction boundary past this many
+    batch_rows: int = 50_000  # the snapshot's read batches
+
+    @property
+    def slot(self) -> str:
+        """The slot and publication suffix: one per table (a slot serves one reader at a time and the
+        tables of a definition run as parallel tasks)."""
+        import hashlib
+        import re
+
+        name = re.sub(r"[^a-z0-9_]", "_", f"{self.definition}_{self.name}".lower())
+        if not name[:1].isalpha():
+            name = "t" + name
+        if len(name) > _SLOT_NAME_MAX:
+            name = (
+                name[: _SLOT_NAME_MAX - 9] + "_" + hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+            )
+        return name
+
+
+@dataclass
+class CdcResult:
+    mode: Literal["snapshot", "log"]
+    staged_rows: int = 0
+    changes: int = 0  # row changes read from the log
+    deleted: int = 0  # keys whose net change was a delete
+    chunks: int = 0  # commits (each with its position)
+    start: str | None = None
+    end: str | None = None
+    added_columns: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+
+def sync_table(
+    conn: Any,
+    dialect: str,
+    endpoint: Endpoint,
+    table: CdcTable,
+    warehouse: Warehouse,
+    target: TableRef,
+    job: JobKey,
+    *,
+    full_refresh: bool = False,
+    limits: GuardLimits | None = None,
+) -> CdcResult:
+    """Run one change-capture step of ``table`` into ``target``.
+
+    ``conn`` is a fresh DB-API connection to the source (nothing run on it yet; the snapshot needs
+    its first transaction), ``endpoint`` where the log reader connects (same server, same login),
+    ``job`` the unit of work's identity (staging names). Without a stored position, or with
+    ``full_refresh``, the table is read whole under a snapshot consistent with the log position it
+    stores (the target is replaced); otherwise the changes from the stored position up to the
+    position current when the run started are folded per key and applied in chunks, each chunk's
+    rows and position in one transaction. ``limits`` are the log-retention guards' (checked against
+    the stored position before the log is read: a log about to be lost fails the run, naming the fix).
+    Returns counts for the caller's metadata.
+    """
+    started = time.monotonic()
+    if dialect not in ("mysql", "postgres"):
+        raise SourceDefinitionError(
+            f"table {table.name!r}: mode: cdc reads MySQL/MariaDB or PostgreSQL logs, not {dialect}; use "
+            "mode: incremental or full"
+        )
+    stored = None
+    if not full_refresh and warehouse.table_exists(target):
+        stored = warehouse.log_position(target)
+    if stored is None:
+        result = _snapshot(conn, dialect, endpoint, table, warehouse, target, job)
+    else:
+        result = _from_log(
+            conn, dialect, endpoint, table, warehouse, target, job, stored, limits or GuardLimits()
+        )
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+# -- the first run: a snapshot with its log position ------------------------------------------
+
+
+def _snapshot(conn, dialect, endpoint, table: CdcTable, warehouse, target, job) -> CdcResult:
+    replication = None
+    if dialect == "mysql":
+        from nightshift_core.sync.cdc.mysql_binlog import BinlogReader
+
+        with BinlogReader(endpoint, [table.name]) as reader:
+            # Where the log stands before the snapshot: a MySQL server without MariaDB's snapshot
+            # status starts here, and the first log run replays what the snapshot already has
+            # (idempotent per key).
+            before = reader.current_position()
+            _prepare_session(conn, dialect)
+            cur = conn.cursor()
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            status = {str(k).lower(): v for k, v in cur.fetchall()}
+            cur.close()
+            position = before.to_dict()
+            if status.get("binlog_snapshot_file"):  # MariaDB: exactly the snapshot's point in the log
+                file, pos = str(status["binlog_snapshot_file"]), int(status["binlog_snapshot_position"])
+                position = {"file": file, "pos": pos, "gtid": _mariadb_gtid(conn, file, pos)}
+    else:
+        from nightshift_core.sync.cdc.postgres_logical import LogicalReader
+
+        with LogicalReader(endpoint, table.slot, [table.name], text=True) as reader:
+            lsn, snapshot, replication = reader.create_slot_with_snapshot()
+        position = {"lsn": lsn}
+        conn.rollback()
+        cur = conn.cursor()
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cur.execute("SET TRANSACTION SNAPSHOT %s", [snapshot])
+        cur.close()
+        replication.close()  # imported: the reading transaction holds the snapshot from here on
+        _prepare_session(conn, dialect)
+    try:
+        columns = _describe(conn, dialect, table)
+        schema = source.arrow_schema(columns)
+        batches: Iterable[pa.RecordBatch] = source.extract(
+            conn, dialect, table.name, columns, batch_rows=table.batch_rows
+        )
+        if table.deletes == "soft":  # live rows: the marker column is there, and NULL
+            schema = schema.append(pa.field(DELETED_COLUMN, pa.timestamp("us", tz="UTC")))
+            batches = (
+                b.append_column(
+                    schema.field(DELETED_COLUMN), pa.nulls(b.num_rows, pa.timestamp("us", tz="UTC"))
+                )
+                for b in batches
+            )
+        staged = warehouse.stage(job, target, batches, schema)
+    finally:
+        conn.rollback()
+    state = SyncState(LOG_CURSOR, full_load=True, position=json.dumps(position))
+    published = warehouse.publish(staged, "replace", state=state)
+    log.info("%s: snapshot of %s rows at log position %s", target, published.staged_rows, position)
+    return CdcResult(
+        "snapshot", staged_rows=published.staged_rows, chunks=1, end=state.position,
+        added_columns=list(published.added_columns),
+    )  # fmt: skip
+
+
+def _mariadb_gtid(conn: Any, file: str, pos: int) -> str | None:
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    return (row[0] or None) if row else None
+
+
+def _describe(conn, dialect, table: CdcTable) -> list[source.SourceColumn]:
+    columns = source.describe(conn, dialect, table.name, exclude=table.exclude)
+    missing = set(table.primary_key) - {c.name for c in columns}
+    if missing:
+        raise SourceDefinitionError(
+            f"table {table.name!r}: primary key column(s) {sorted(missing)} not found in the source (or "
+            "excluded); fix primary_key (or exclude) in the sync definition"
+        )
+    if dialect == "mysql":
+        check_mysql_columns(table.name, columns)
+    return columns
+
+
+# -- later runs: the log -----------------------------------------------------------------------
+
+
+def _from_log(
+    conn, dialect, endpoint, table: CdcTable, warehouse, target, job, stored: str, limits
+) -> CdcResult:
+    position = json.loads(stored)
+    _prepare_session(conn, dialect)
+    columns = _describe(conn, dialect, table)
+    if dialect == "postgres":
+        conn.commit()  # nothing written: this keeps the session's settings (a rollback would undo them)
+    _refuse_retyped(warehouse, target, table, columns)
+    result = CdcResult("log", start=stored)
+    if dialect == "mysql":
+        from nightshift_core.sync.cdc.mysql_binlog import BinlogPosition, BinlogReader
+
+        for warning in guards.check_binlog_position(conn, position, tables=[table.name], limits=limits,
+                                                    server=str(endpoint)):  # fmt: skip
+            log.warning("%s: %s", target, warning)
+        with BinlogReader(endpoint, [table.name]) as reader:
+            read = reader.read(BinlogPosition.from_dict(position))
+            _apply_read(read, conn, dialect, table, columns, warehouse, target, job, result,
+                        lambda p: p.to_dict())  # fmt: skip
+            result.end = json.dumps(read.end.to_dict())
+    else:
+        from nightshift_core.sync.cdc.postgres_logical import LogicalReader
+
+        with LogicalReader(endpoint, table.slot, [table.name], text=True) as reader:
+            guards.check_slot(conn, reader.slot, tables=[table.name], position=stored, limits=limits,
+                              server=str(endpoint))  # fmt: skip
+            conn.commit()
+            read = reader.read(int(position["lsn"]))
+            _apply_read(read, conn, dialect, table, columns, warehouse, target, job, result,
+                        lambda p: {"lsn": p})  # fmt: skip
+            result.end = json.dumps({"lsn": read.end})
+            _crash_point("commit")
+            reader.confirm(read.end)  # only now may the server recycle the WAL up to it
+    return result
+
+
+def _refuse_retyped(warehouse: Warehouse, target: TableRef, table: CdcTable, columns) -> None:
+    """A source column whose type changed cannot be followed from the log: name it and the fix."""
+    from nightshift_core.warehouse.types import plan_schema_change
+
+    if not warehouse.table_exists(target):
+        return
+    incoming = [c for c in columns_from_arrow(source.arrow_schema(columns))]
+    existing = warehouse.get_schema(target)
+    try:
+        plan_schema_change(
+            [dataclasses.replace(c, nullable=True) for c in existing], incoming, table=str(target)
+        )
+    except SchemaChangeError as exc:
+        raise SchemaChangeError(
+            f"table {table.name!r}: a source column changed type; change capture cannot convert the "
+            f"warehouse's values ({exc}). Reload the table: trigger the sync with full_refresh"
+        ) from None
+
+
+def _apply_read(read, conn, dialect, table, columns, warehouse, target, job, result, encode) -> None:
+    """Fold and apply ``read`` in chunks that end at transaction boundaries, each chunk committed with
+    the position after its last transaction; then the read's end (when it moved) with no rows."""
+    pending: list[Change] = []
+    last: Any = None
+    for change in read:
+        if pending and change.position != last and len(pending) >= table.chunk_changes:
+            _apply_chunk(pending, encode(last), conn, dialect, table, columns, warehouse, target, job, result)
+            pending = []
+        pending.append(change)
+        last = change.position
+        result.changes += 1
+    end = encode(read.end)
+    if pending or json.dumps(end) != result.start:
+        _apply_chunk(pending, end, conn, dialect, table, columns, warehouse, target, job, result)
+
+
+def _apply_chunk(
+    changes, position, conn, dialect, table: CdcTable, columns, warehouse, target, job, result
+) -> None:
+    keys = {c.table: table.primary_key for c in changes}
+    folded = fold(changes, keys)
+    rows = [f.row if f.op == "upsert" else None for f in folded]
+    if dialect == "mysql":
+        arrays, missing = mysql_batch(rows, columns, table.name) if rows else ([], [])
+    else:
+        arrays, missing = postgres_batch(conn, rows, columns, table.name) if rows else ([], [])
+        conn.rollback()
+    schema = source.arrow_schema(columns)
+    if rows:
+        # a delete's image holds the key (PostgreSQL's default replica identity) or the old row: the key
+        # columns come from the fold's key, every other column keeps the warehouse's value
+        key_index = {name: i for i, name in enumerate(table.primary_key)}
+        for i, f in enumerate(folded):
+            if f.op == "delete":
+                missing[i] = [c.name for c in columns if c.name not in key_index]
+        key_rows = [dict(zip(table.primary_key, f.key, strict=True)) for f in folded]
+        key_arrays = (mysql_batch if dialect == "mysql" else lambda r, c, t: postgres_batch(conn, r, c, t))(
+            key_rows, [c for c in columns if c.name in key_index], table.name
+        )[0]
+        if dialect == "postgres":
+            conn.rollback()
+        by_name = dict(zip([c.name for c in columns if c.name in key_index], key_arrays, strict=True))
+        arrays = [by_name.get(c.name, a) for c, a in zip(columns, arrays, strict=True)]
+    ts = pa.timestamp("us", tz="UTC")
+    fields, data = list(schema), list(arrays) if rows else [pa.array([], f.type) for f in schema]
+    if table.deletes == "soft":
+        fields.append(pa.field(DELETED_COLUMN, ts))
+        data.append(pa.array([f.commit_time if f.op == "delete" else None for f in folded], ts))
+    fields += [pa.field(CHANGE_OP, pa.string()), pa.field(CHANGE_UNCHANGED, pa.list_(pa.string()))]
+    hard = table.deletes == "hard"
+    data.append(pa.array(["delete" if hard and f.op == "delete" else "upsert" for f in folded], pa.string()))
+    data.append(pa.array(missing if rows else [], pa.list_(pa.string())))
+    batch = pa.RecordBatch.from_arrays(data, schema=pa.schema(fields))
+    _crash_point("read")
+    chunk_job = dataclasses.replace(job, task_id=f"{job.task_id}.cdc{result.chunks}")
+    staged = warehouse.stage(chunk_job, target, [batch], batch.schema)
+    state = SyncState(LOG_CURSOR, position=json.dumps(position))
+    published = warehouse.apply_changes(staged, table.primary_key, state=state)
+    result.chunks += 1
+    result.staged_rows += published.staged_rows
+    result.deleted += sum(f.op == "delete" for f in folded)
+    result.added_columns += [c for c in published.added_columns if c not in result.added_columns]
+
+
+def _prepare_session(conn: Any, dialect: str) -> None:
+    """The query path's session settings (instants in UTC, intervals in one form), so values read or
+    cast here are the ones it reads."""
+    prepare = getattr(source, "prepare_session", None)
+    if prepare is not None:
+        prepare(conn, dialect)
+    else:  # the per-database dialect classes
+        from nightshift_core.sync import dialects
+
+        dialects.get(dialect).prepare_session(conn)
+
+
+def _crash_point(name: str) -> None:
+    """Tests: die here with SIGKILL (no cleanup, as a killed worker) when CRASH_AT names this point."""
+    if os.environ.get(CRASH_AT) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+__all__: Sequence[str] = ("CdcResult", "CdcTable", "sync_table")
