@@ -4,10 +4,6 @@ MariaDB (binlog) and PostgreSQL (wal_level=logical) that scripts/cdc_services.sh
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,10 +40,14 @@ class Harness:
         if self.engine == "mysql":
             import MySQLdb
 
-            return MySQLdb.connect(host=self.service.host, port=self.service.port, user="root", database=self.database)
+            return MySQLdb.connect(
+                host=self.service.host, port=self.service.port, user="root", database=self.database
+            )
         import psycopg2
 
-        return psycopg2.connect(host=self.service.host, port=self.service.port, user="postgres", dbname=self.database)
+        return psycopg2.connect(
+            host=self.service.host, port=self.service.port, user="postgres", dbname=self.database
+        )
 
     def table(self, name: str = "orders", **options: Any) -> Any:
         from nightshift_core.sync.cdc.run import CdcTable
@@ -72,7 +72,11 @@ class Harness:
     def rows(self, name: str = "orders", order: str = "id") -> list[dict]:
         from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
 
-        return DuckDBWarehouse(self.warehouse_path).query(f"SELECT * FROM cdc.{name} ORDER BY {order}").to_pylist()
+        return (
+            DuckDBWarehouse(self.warehouse_path)
+            .query(f"SELECT * FROM cdc.{name} ORDER BY {order}")
+            .to_pylist()
+        )
 
     def live(self, name: str = "orders") -> list[tuple]:
         """(id, status) of the rows not soft-deleted."""
@@ -89,7 +93,9 @@ class Harness:
             return
         import psycopg2
 
-        conn = psycopg2.connect(host=self.service.host, port=self.service.port, user="postgres", dbname=self.database)
+        conn = psycopg2.connect(
+            host=self.service.host, port=self.service.port, user="postgres", dbname=self.database
+        )
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(
@@ -154,3 +160,34 @@ def test_a_rolled_back_transaction_is_never_applied(cdc):
     cdc.sql("INSERT INTO orders VALUES (11, 'real', 'y')")
     result = cdc.run()
     assert result.changes == 1 and cdc.live() == [(11, "real")]
+
+
+def test_the_operator_runs_mode_cdc_snapshot_then_log(cdc, monkeypatch):
+    from types import SimpleNamespace
+
+    from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
+
+    extra = {"engine": "duckdb", "path": str(cdc.warehouse_path)}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
+    )
+    kind, user = ("mysql", "root") if cdc.engine == "mysql" else ("postgres", "postgres")
+    source = {"conn_type": kind, "host": cdc.service.host, "port": cdc.service.port, "login": user,
+              "schema": cdc.database}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_CDC_SOURCE", json.dumps(source))
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a'), (2, 'new', 'b')")
+
+    def run() -> dict:
+        op = SqlToWarehouseOperator(task_id="load_orders", source_conn_id="cdc_source", table="orders",
+                                    dataset="cdc", primary_key=["id"], mode="cdc")  # fmt: skip
+        ti = SimpleNamespace(
+            dag_id=cdc.definition, task_id="load_orders", run_id=uuid.uuid4().hex, map_index=-1
+        )
+        return op.execute({"ti": ti})
+
+    first = run()
+    assert (first["mode"], first["reader"], first["staged_rows"]) == ("cdc", "snapshot", 2)
+    cdc.sql("DELETE FROM orders WHERE id = 1", "UPDATE orders SET status = 'paid' WHERE id = 2")
+    second = run()
+    assert (second["reader"], second["window"]["changes"], second["marked_deleted"]) == ("log", 2, 1)
+    assert cdc.live() == [(2, "paid")]

@@ -68,7 +68,24 @@ def test_shipped_classicmodels_definition():
         ("name: orders,", "name: 'orders; DROP TABLE x',", "invalid table name 'orders; DROP TABLE x'"),
         ("cursor: updated_at, ", "", "tables[0] (orders).cursor is missing"),
         ("lag: 10m", "lag: soon", "lag is 'soon'; write a duration like 10m"),
-        ("mode: incremental", "mode: cdc", "mode is 'cdc'; use 'full' or 'incremental'"),
+        ("mode: incremental", "mode: sometimes", "mode is 'sometimes'; use 'full', 'incremental' or 'cdc'"),
+        ("mode: incremental", "mode: cdc", "tables[0] (orders).cursor is only used with mode: incremental"),
+        (
+            "{name: currencies, primary_key: code}",
+            "{name: currencies, mode: cdc}",
+            "tables[1] (currencies).primary_key is missing",
+        ),
+        (
+            "{name: currencies, primary_key: code}",
+            "{name: currencies, mode: cdc, primary_key: code, deletes: never}",
+            "tables[1] (currencies).deletes is 'never'; use soft",
+        ),
+        (
+            "{name: currencies, primary_key: code}",
+            "{name: currencies, primary_key: code, deletes: hard}",
+            "tables[1] (currencies).deletes only applies to mode: cdc",
+        ),
+        ("source: {conn_id: src}", "source: {conn_id: src, mode: log}", "source.mode is 'log'; use full"),
         (
             "primary_key: [id]",
             "primary_key: [id], exclude: [id]",
@@ -155,3 +172,18 @@ def test_a_keyless_table_is_full_with_an_explicit_empty_key(tmp_path):
     keyless_incremental = GOOD.replace("primary_key: [id], cursor", "primary_key: [], cursor")
     with pytest.raises(SyncConfigError, match=r"tables\[0\] \(orders\)\.primary_key is missing"):
         load(write(tmp_path, keyless_incremental))
+
+
+def test_cdc_tables_per_table_or_for_the_whole_source(tmp_path):
+    text = """
+source: {conn_id: src, mode: cdc}
+target: {dataset: sales}
+tables:
+  - {name: orders, primary_key: [id], deletes: hard}
+  - {name: currencies, primary_key: code}
+  - {name: rates, mode: full, primary_key: code}
+"""
+    orders, currencies, rates = load(write(tmp_path, text)).tables
+    assert (orders.mode, orders.deletes) == ("cdc", "hard")
+    assert (currencies.mode, currencies.deletes) == ("cdc", "soft")
+    assert rates.mode == "full"

@@ -82,6 +82,7 @@ def build(config: SyncConfig) -> DAG:
                     full_refresh="{{ params.full_refresh }}",
                     only_tables="{{ params.tables | join(',') }}",
                     detect_deletes=table.detect_deletes,
+                    deletes=table.deletes,
                     definition=_shown(config.path),
                     source_timezone=config.timezone,
                     reconcile="{{ params.reconcile }}",

@@ -23,10 +23,12 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 _TOP_KEYS = {"dag_id", "description", "source", "schedule", "start_date", "catchup", "target", "tables",
              "post_load", "tags", "quality"}  # fmt: skip
-_SOURCE_KEYS = {"conn_id", "pool", "max_connections", "batch_rows", "timezone", "reader", "read_partitions"}
+_SOURCE_KEYS = {"conn_id", "pool", "max_connections", "batch_rows", "timezone", "reader", "read_partitions",
+                "mode"}  # fmt: skip
 _TARGET_KEYS = {"dataset"}
 _TABLE_KEYS = {"name", "mode", "primary_key", "cursor", "lag", "exclude", "target_table", "detect_deletes",
-               "reconcile"}  # fmt: skip
+               "reconcile", "deletes"}  # fmt: skip
+_MODES = ("full", "incremental", "cdc")
 _POST_KEYS = {"name", "sql", "target"}
 _QUALITY_KEYS = {"row_count_tolerance"}
 
@@ -38,7 +40,7 @@ class SyncConfigError(ValueError, PermanentError):
 @dataclass(frozen=True)
 class TableSync:
     name: str
-    mode: Literal["full", "incremental"]
+    mode: Literal["full", "incremental", "cdc"]
     primary_key: tuple[str, ...]
     cursor: str | None = None
     lag: timedelta = timedelta(0)
@@ -47,6 +49,8 @@ class TableSync:
     detect_deletes: bool = False
     # incremental only: None = every run, 0 = only when a run asks (Param), else when a run crosses it
     reconcile_every: timedelta | None = None
+    # cdc only: a source delete marks the row (soft, _nightshift_deleted_at) or removes it (hard)
+    deletes: Literal["soft", "hard"] = "soft"
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,14 @@ def load(path: Path) -> SyncConfig:
         raise SyncConfigError(f"{path}: 'tables' must be a non-empty list of tables to sync")
     tables = []
     names: set[str] = set()
+    default_mode = source.get("mode", "full")
+    if default_mode not in _MODES:
+        raise SyncConfigError(
+            f"{path}: source.mode is {default_mode!r}; use full, incremental or cdc (the mode of every table "
+            "that sets none)"
+        )
     for i, item in enumerate(tables_raw):
-        tables.append(_table(where, item, f"tables[{i}]"))
+        tables.append(_table(where, item, f"tables[{i}]", default_mode))
         if tables[-1].target_table in names:
             raise SyncConfigError(
                 f"{path}: tables[{i}]: target table {tables[-1].target_table!r} appears twice"
@@ -177,7 +187,7 @@ def load(path: Path) -> SyncConfig:
     )
 
 
-def _table(where: Where, item: Any, key: str) -> TableSync:
+def _table(where: Where, item: Any, key: str, default_mode: str = "full") -> TableSync:
     if isinstance(item, str):
         item = {"name": item}
     if not isinstance(item, dict):
@@ -185,9 +195,9 @@ def _table(where: Where, item: Any, key: str) -> TableSync:
     where.keys(item, _TABLE_KEYS, key)
     name = where.ident(item.get("name"), f"{key}.name", "table name")
     key = f"{key} ({name})"
-    mode = item.get("mode", "full")
-    if mode not in ("full", "incremental"):
-        raise SyncConfigError(f"{where.path}: {key}.mode is {mode!r}; use 'full' or 'incremental'")
+    mode = item.get("mode", default_mode)
+    if mode not in _MODES:
+        raise SyncConfigError(f"{where.path}: {key}.mode is {mode!r}; use 'full', 'incremental' or 'cdc'")
     pk = item.get("primary_key") or []
     pk = [pk] if isinstance(pk, str) else pk
     # A table with no key at all is replaced whole on every run: it says so with an explicit `primary_key: []`.
@@ -218,6 +228,17 @@ def _table(where: Where, item: Any, key: str) -> TableSync:
         raise SyncConfigError(f"{where.path}: {key}.detect_deletes must be true or false")
     if detect and mode != "incremental":
         raise SyncConfigError(f"{where.path}: {key}.detect_deletes only applies to mode: incremental")
+    deletes = item.get("deletes", "soft")
+    if deletes not in ("soft", "hard"):
+        raise SyncConfigError(
+            f"{where.path}: {key}.deletes is {deletes!r}; use soft (the row stays, _nightshift_deleted_at set "
+            "to the delete's commit time) or hard (the row is removed)"
+        )
+    if "deletes" in item and mode != "cdc":
+        raise SyncConfigError(
+            f"{where.path}: {key}.deletes only applies to mode: cdc (incremental tables see deletes through "
+            "detect_deletes)"
+        )
     reconcile = item.get("reconcile", True)
     if reconcile is not True and mode != "incremental":
         raise SyncConfigError(f"{where.path}: {key}.reconcile only applies to mode: incremental")
@@ -232,6 +253,7 @@ def _table(where: Where, item: Any, key: str) -> TableSync:
     return TableSync(
         detect_deletes=detect,
         reconcile_every=every,
+        deletes=deletes,
         name=name,
         mode=mode,
         primary_key=tuple(pk),

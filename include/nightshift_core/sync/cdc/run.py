@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Iterable, Sequence
@@ -60,7 +61,6 @@ class CdcTable:
         """The slot and publication suffix: one per table (a slot serves one reader at a time and the
         tables of a definition run as parallel tasks)."""
         import hashlib
-        import re
 
         name = re.sub(r"[^a-z0-9_]", "_", f"{self.definition}_{self.name}".lower())
         if not name[:1].isalpha():
@@ -161,7 +161,9 @@ def _snapshot(conn, dialect, endpoint, table: CdcTable, warehouse, target, job) 
         conn.rollback()
         cur = conn.cursor()
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        cur.execute("SET TRANSACTION SNAPSHOT %s", [snapshot])
+        if not re.fullmatch(r"[0-9A-F-]+", snapshot):  # the server's own id, inlined (no parameter here)
+            raise RuntimeError(f"{endpoint}: unexpected exported snapshot id {snapshot!r}")
+        cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         cur.close()
         replication.close()  # imported: the reading transaction holds the snapshot from here on
         _prepare_session(conn, dialect)
