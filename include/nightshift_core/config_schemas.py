@@ -18,6 +18,7 @@ SCHEMA_DIR = CONFIG_DIR / "schemas"
 #: kind -> (model, the YAML files of that kind relative to include/config)
 KINDS: dict[str, tuple[str, str]] = {
     "report": ("nightshift_core.reports.config:ReportConfig", "reports/*.yaml"),
+    "reddit": ("nightshift_core.reddit.config:RedditConfig", "reddit.yaml"),
 }
 
 

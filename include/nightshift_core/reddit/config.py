@@ -8,16 +8,25 @@ error instead of a run that silently scrapes something else.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
+from pydantic import BeforeValidator, Field, StrictStr, ValidationInfo, model_validator
 
 from nightshift_core.errors import PermanentError
-from nightshift_core.warehouse.types import check_identifier
-from nightshift_core.yamlconf import Where
+from nightshift_core.yamlconf import (
+    DagId,
+    FileModel,
+    Fix,
+    Schedule,
+    StartDate,
+    Tags,
+    ident,
+    number,
+    parse,
+    text,
+)
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "reddit.yaml"
 Listing = Literal["top", "hot", "new"]
@@ -30,31 +39,9 @@ SUBREDDIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{2,20}$")
 MAX_LISTING = 1000  # Reddit never serves more than 1000 items of a listing
 MAX_REPLACE_MORE = 100
 
-_KEYS = {"dag_id", "description", "schedule", "start_date", "conn_id", "pool", "dataset", "subreddits",
-         "listing", "time_filter", "limit", "comment_depth", "replace_more_limit", "tags"}  # fmt: skip
-
 
 class RedditConfigError(ValueError, PermanentError):
     """A bad reddit.yaml; the message names file, key and fix."""
-
-
-@dataclass(frozen=True)
-class RedditConfig:
-    path: Path
-    dag_id: str
-    description: str
-    schedule: str | None
-    start_date: datetime
-    conn_id: str
-    pool: str
-    dataset: str
-    subreddits: tuple[str, ...]
-    listing: Listing
-    time_filter: TimeFilter
-    limit: int
-    comment_depth: int
-    replace_more_limit: int
-    tags: tuple[str, ...]
 
 
 def check_subreddit(name: Any, where: str = "subreddit") -> str:
@@ -69,90 +56,88 @@ def check_subreddit(name: Any, where: str = "subreddit") -> str:
     return name
 
 
-def load(path: Path = CONFIG_PATH) -> RedditConfig:
-    """Read and validate ``path``; every problem is a :class:`RedditConfigError`."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise RedditConfigError(
-            f"{path}: file not found; create it (see include/config/reddit.yaml)"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise RedditConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise RedditConfigError(f"{path}: expected a mapping at the top level")
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise RedditConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_KEYS)}")
-
-    def fail(key: str, message: str) -> RedditConfigError:
-        return RedditConfigError(f"{path}: {key}: {message}")
-
-    subreddits = raw.get("subreddits")
-    if isinstance(subreddits, str):
-        subreddits = [subreddits]
-    if not isinstance(subreddits, list) or not subreddits:
-        raise fail("subreddits", "list the communities to scrape, e.g. subreddits: [showerthoughts]")
-    names = []
-    for i, name in enumerate(subreddits):
-        try:
-            names.append(check_subreddit(name, f"subreddits[{i}]"))
-        except ValueError as exc:
-            raise RedditConfigError(f"{path}: {exc}") from None
+def _subreddits(value: Any) -> tuple[str, ...]:
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not value:
+        raise ValueError("subreddits: list the communities to scrape, e.g. subreddits: [showerthoughts]")
+    names = tuple(check_subreddit(name, f"subreddits[{i}]") for i, name in enumerate(value))
     lowered = [n.lower() for n in names]
     dupes = sorted({n for n in lowered if lowered.count(n) > 1})
     if dupes:
-        raise fail("subreddits", f"{dupes} listed twice (names are case-insensitive); keep one")
-    listing = raw.get("listing", "top")
-    if listing not in LISTINGS:
-        raise fail("listing", f"{listing!r} is not a Reddit listing; use one of {list(LISTINGS)}")
-    time_filter = raw.get("time_filter", "week")
-    if time_filter not in TIME_FILTERS:
-        raise fail(
-            "time_filter", f"{time_filter!r} is not a Reddit time filter; use one of {list(TIME_FILTERS)}"
-        )
-    if "time_filter" in raw and listing != "top":
-        raise fail(
-            "time_filter", f"only 'top' takes a time filter; remove it or use listing: top (got {listing!r})"
-        )
-    limit = _int(raw, "limit", 25, 1, MAX_LISTING, fail)
-    depth = _int(raw, "comment_depth", 10, 0, 1000, fail)
-    more = _int(raw, "replace_more_limit", 32, 0, MAX_REPLACE_MORE, fail)
-    dag_id, schedule, start_dt = Where(path, RedditConfigError).dag_basics(raw, "reddit_sentiment", "@hourly")
-    try:
-        dataset = check_identifier(raw.get("dataset", "reddit"), "dataset name")
-    except ValueError as exc:
-        raise fail("dataset", str(exc)) from None
-    strings = {}
-    for key, default in (("conn_id", "reddit_default"), ("pool", "reddit_api"), ("description", "")):
-        value = raw.get(key, default)
-        if not isinstance(value, str) or (key != "description" and not value.strip()):
-            raise fail(key, f"must be a non-empty string, got {value!r}")
-        strings[key] = value
-    tags = raw.get("tags", ["nightshift", "reddit", "sentiment"])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise fail("tags", "must be a list of strings")
-    return RedditConfig(
-        path=path,
-        dag_id=dag_id,
-        description=strings["description"] or "Scrape Reddit and score sentiment",
-        schedule=schedule,
-        start_date=start_dt,
-        conn_id=strings["conn_id"],
-        pool=strings["pool"],
-        dataset=dataset,
-        subreddits=tuple(names),
-        listing=listing,
-        time_filter=time_filter,
-        limit=limit,
-        comment_depth=depth,
-        replace_more_limit=more,
-        tags=tuple(tags),
+        raise ValueError(f"subreddits: {dupes} listed twice (names are case-insensitive); keep one")
+    return names
+
+
+def _count(low: int, high: int, description: str) -> Any:
+    return number(
+        low,
+        high,
+        description,
+        whole=True,
+        fix=f"{{key}}: must be a whole number from {low} to {high}, got {{value}}",
     )
 
 
-def _int(raw: dict, key: str, default: int, low: int, high: int, fail) -> int:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise fail(key, f"must be a whole number from {low} to {high}, got {value!r}")
-    return value
+class RedditConfig(FileModel):
+    """The Reddit scraping definition: ``include/config/reddit.yaml`` (dags/reddit_sentiment.py)."""
+
+    top_level: ClassVar[str] = ""
+
+    dag_id: DagId = "reddit_sentiment"
+    description: StrictStr = Field(
+        "Scrape Reddit and score sentiment", description="One line shown in the UI"
+    )
+    schedule: Schedule = "@hourly"
+    start_date: StartDate = datetime(2026, 1, 1, tzinfo=UTC)
+    conn_id: text(
+        "Reddit connection: client id/secret and user agent", "{key}: must be a non-empty string, got {value}"
+    ) = "reddit_default"
+    pool: text(
+        "Airflow pool capping parallel scrapes (Reddit allows ~100 OAuth queries/min)",
+        "{key}: must be a non-empty string, got {value}",
+    ) = "reddit_api"
+    dataset: ident("dataset name", "Warehouse dataset of the posts, comments and scores") = "reddit"
+    subreddits: Annotated[
+        tuple[str, ...],
+        BeforeValidator(_subreddits),
+        Field(
+            description="Communities to scrape, without 'r/'",
+            json_schema_extra={"items": {"pattern": SUBREDDIT_NAME.pattern}},
+        ),
+    ]
+    listing: Annotated[
+        Listing, Fix(f"{{key}}: {{value}} is not a Reddit listing; use one of {list(LISTINGS)}")
+    ] = Field("top", description="Which listing of each subreddit")
+    time_filter: Annotated[
+        TimeFilter, Fix(f"{{key}}: {{value}} is not a Reddit time filter; use one of {list(TIME_FILTERS)}")
+    ] = Field("week", description="The window of 'top' (only 'top' takes one)")
+    limit: _count(1, MAX_LISTING, "Posts per subreddit and run (Reddit serves at most 1000)") = 25
+    comment_depth: _count(0, 1000, "Replies deeper than this are not stored (0: top-level comments only)") = (
+        10
+    )
+    replace_more_limit: _count(
+        0, MAX_REPLACE_MORE, "'Load more comments' requests per post (one API query each)"
+    ) = 32
+    tags: Tags = ("nightshift", "reddit", "sentiment")
+
+    @classmethod
+    def prepare(cls, data: dict, info: ValidationInfo) -> dict:
+        data = super().prepare(data, info)
+        if "subreddits" not in data:
+            data["subreddits"] = None  # refused by _subreddits, saying what to write
+        if isinstance(data.get("description"), str) and not data["description"]:
+            data["description"] = "Scrape Reddit and score sentiment"
+        return data
+
+    @model_validator(mode="after")
+    def _time_filter_only_for_top(self) -> RedditConfig:
+        if "time_filter" in self.model_fields_set and self.listing != "top":
+            raise ValueError(
+                f"time_filter: only 'top' takes a time filter; remove it or use listing: top (got {self.listing!r})"
+            )
+        return self
+
+
+def load(path: Path = CONFIG_PATH) -> RedditConfig:
+    """Read and validate ``path``; every problem is a :class:`RedditConfigError`."""
+    return parse(RedditConfig, path, RedditConfigError)
