@@ -4,6 +4,9 @@ MariaDB (binlog) and PostgreSQL (wal_level=logical) that scripts/cdc_services.sh
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -191,3 +194,177 @@ def test_the_operator_runs_mode_cdc_snapshot_then_log(cdc, monkeypatch):
     second = run()
     assert (second["reader"], second["window"]["changes"], second["marked_deleted"]) == ("log", 2, 1)
     assert cdc.live() == [(2, "paid")]
+
+
+def test_one_transaction_over_two_tables_reaches_both(cdc):
+    cdc.sql("CREATE TABLE items (order_id INT, line INT, qty INT, PRIMARY KEY (order_id, line))")
+    cdc.run()
+    cdc.run("items", primary_key=("order_id", "line"))
+    cdc.sql(
+        "BEGIN",
+        "INSERT INTO orders VALUES (1, 'new', 'a')",
+        "INSERT INTO items VALUES (1, 1, 5), (1, 2, 7)",
+        "UPDATE items SET qty = 6 WHERE line = 1",
+        "COMMIT",
+    )
+    assert cdc.run().changes == 1
+    assert cdc.run("items", primary_key=("order_id", "line")).changes == 3
+    assert cdc.live() == [(1, "new")]
+    assert [(r["line"], r["qty"]) for r in cdc.rows("items", "line")] == [(1, 6), (2, 7)]
+
+
+def test_a_table_without_a_cursor_reads_only_what_changed(cdc):
+    values = ", ".join(f"({i}, 'new', 'n{i}')" for i in range(1, 201))
+    cdc.sql(f"INSERT INTO orders VALUES {values}")
+    assert cdc.run().staged_rows == 200
+    cdc.sql("UPDATE orders SET status = 'paid' WHERE id = 17")
+    again = cdc.run()
+    assert (again.mode, again.changes, again.staged_rows) == ("log", 1, 1)
+    assert len(cdc.live()) == 200 and (17, "paid") in cdc.live()
+
+
+def test_a_large_transaction_and_chunks_that_end_at_transaction_boundaries(cdc):
+    from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
+
+    cdc.run(chunk_changes=50)
+    values = ", ".join(f"({i}, 'bulk', NULL)" for i in range(1, 1001))
+    cdc.sql(f"INSERT INTO orders VALUES {values}")  # one transaction of 1,000 rows: never split
+    for i in range(1, 121):
+        cdc.sql(f"UPDATE orders SET status = 'u{i}' WHERE id = {i}")  # 120 one-row transactions
+    result = cdc.run(chunk_changes=50)
+    assert result.changes == result.staged_rows == 1120  # the 1,000 rows, then 120 in three chunks
+    # the big transaction alone, then 50 one-row transactions a chunk: 1 + 3 commits (no empty tail)
+    assert result.chunks == 4
+    live = dict(cdc.live())
+    assert len(live) == 1000 and live[1] == "u1" and live[120] == "u120" and live[121] == "bulk"
+    with DuckDBWarehouse(cdc.warehouse_path) as wh:
+        states = wh.query(
+            "SELECT position FROM _nightshift.sync_state WHERE target = 'cdc.orders' ORDER BY published_at"
+        ).to_pylist()
+    assert len(states) == 5 and json.loads(states[-1]["position"]) == cdc.position()
+
+
+def test_truncate_fails_naming_full_refresh_which_reloads(cdc):
+    from nightshift_core.sync.cdc import TruncatedError
+
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a'), (2, 'new', 'b')")
+    cdc.run()
+    cdc.sql("TRUNCATE TABLE orders", "INSERT INTO orders VALUES (3, 'after', 'c')")
+    with pytest.raises(TruncatedError, match="full_refresh"):
+        cdc.run()
+    assert cdc.live() == [(1, "new"), (2, "new")], "nothing applied past the TRUNCATE"
+    reloaded = cdc.run(full_refresh=True)
+    assert reloaded.mode == "snapshot" and cdc.live() == [(3, "after")]
+    cdc.sql("INSERT INTO orders VALUES (4, 'later', 'd')")
+    assert cdc.run().mode == "log" and cdc.live() == [(3, "after"), (4, "later")]
+
+
+def test_columns_added_appear_dropped_stop_and_a_type_change_fails(cdc):
+    from nightshift_core.warehouse.types import SchemaChangeError
+
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a')")
+    cdc.run()
+    cdc.sql("ALTER TABLE orders ADD COLUMN qty INT", "INSERT INTO orders VALUES (2, 'new', 'b', 5)")
+    result = cdc.run()
+    assert result.added_columns == ["qty"]
+    assert [(r["id"], r["qty"]) for r in cdc.rows()] == [(1, None), (2, 5)]
+    cdc.sql("ALTER TABLE orders DROP COLUMN note", "INSERT INTO orders VALUES (3, 'new', 7)")
+    cdc.sql("UPDATE orders SET qty = 9 WHERE id = 1")
+    cdc.run()
+    rows = {r["id"]: r for r in cdc.rows()}
+    assert rows[3]["note"] is None and rows[3]["qty"] == 7
+    assert rows[1]["note"] == "a" and rows[1]["qty"] == 9, "a dropped column keeps its warehouse value"
+    retype = "MODIFY qty VARCHAR(10)" if cdc.engine == "mysql" else "ALTER COLUMN qty TYPE varchar(10)"
+    cdc.sql(f"ALTER TABLE orders {retype}", "INSERT INTO orders VALUES (4, 'new', 'x')")
+    with pytest.raises(SchemaChangeError, match=r"'qty'.*full_refresh"):
+        cdc.run()
+
+
+def test_two_runs_with_nothing_changed_read_nothing_quickly(cdc):
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a')")
+    cdc.run()
+    cdc.sql("UPDATE orders SET status = 'paid' WHERE id = 1")
+    cdc.run()
+    for _ in range(2):
+        idle = cdc.run()
+        assert (idle.mode, idle.changes, idle.staged_rows) == ("log", 0, 0)
+        assert idle.seconds < 0.5, f"a run with nothing to read took {idle.seconds}s"
+    assert cdc.live() == [(1, "paid")]
+
+
+def test_unchanged_toast_values_keep_the_warehouse_value(cdc):
+    if cdc.engine != "postgres":
+        pytest.skip("TOAST is PostgreSQL's; the binlog's FULL row image always has every column")
+    big = uuid.uuid4().hex * 400  # 12,800 characters of little redundancy: stored out of line
+    cdc.sql(f"INSERT INTO orders VALUES (1, 'new', '{big}')")
+    cdc.run()
+    cdc.sql("UPDATE orders SET status = 'paid' WHERE id = 1")  # pgoutput sends note as 'unchanged'
+    cdc.run()
+    assert cdc.rows()[0]["note"] == big and cdc.rows()[0]["status"] == "paid"
+
+
+def test_the_checks_fail_at_once_naming_each_setting(request, tmp_path):
+    """The shared servers have no binlog / logical WAL: a cdc run fails before anything is written."""
+    from support.services import scratch_database
+
+    from nightshift_core.sync.cdc import PreflightError
+    from nightshift_core.warehouse import TableRef
+    from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
+
+    for name, engine in (("mariadb", "mysql"), ("postgres", "postgres")):
+        service = request.getfixturevalue(name)
+        with scratch_database(service, "ns_cdcpre") as db:
+            harness = Harness(engine, service, db.name, db.conn.cursor(), tmp_path / f"{engine}.duckdb")
+            harness.sql("CREATE TABLE orders (id INT PRIMARY KEY, status VARCHAR(20), note TEXT)")
+            with pytest.raises(PreflightError) as info:
+                harness.run()
+            needed = (
+                ("log_bin", "binlog_format")
+                if engine == "mysql"
+                else ("wal_level", "cloudsql.logical_decoding")
+            )
+            assert all(setting in str(info.value) for setting in needed)
+            with DuckDBWarehouse(harness.warehouse_path) as wh:
+                assert not wh.table_exists(TableRef("cdc", "orders")), "nothing may be published"
+
+
+def _child(spec: str) -> None:
+    """A CDC run in a subprocess (killed by a crash point)."""
+    args = json.loads(spec)
+    service = type("Service", (), {"host": args["host"], "port": args["port"]})()
+    harness = Harness(
+        args["engine"], service, args["database"], None, Path(args["warehouse"]), args["definition"]
+    )
+    harness.run()
+
+
+@pytest.mark.parametrize("point", ["read", "commit"])
+def test_kill_9_between_reading_and_committing_and_before_confirming(cdc, point):
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a'), (2, 'new', 'b')")
+    cdc.run()
+    before = cdc.position()
+    cdc.sql(
+        "INSERT INTO orders VALUES (3, 'new', 'c')",
+        "UPDATE orders SET status = 'paid' WHERE id = 1",
+        "DELETE FROM orders WHERE id = 2",
+    )
+    spec = json.dumps({"engine": cdc.engine, "host": cdc.service.host, "port": cdc.service.port,
+                       "database": cdc.database, "warehouse": str(cdc.warehouse_path),
+                       "definition": cdc.definition})  # fmt: skip
+    env = os.environ | {"NIGHTSHIFT_CDC_CRASH_AT": point, "PYTHONPATH": "include:plugins:tests"}
+    code = f"from test_cdc_sync import _child; _child({spec!r})"
+    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, timeout=120)
+    assert child.returncode == -9, child.stderr.decode()[-2000:]
+    if point == "read":  # killed before its commit: nothing of it is in the warehouse
+        assert cdc.position() == before and cdc.live() == [(1, "new"), (2, "new")]
+    else:  # killed after its commit (and, on PostgreSQL, before confirming the slot)
+        assert cdc.position() != before and cdc.live() == [(1, "paid"), (3, "new")]
+    again = cdc.run()
+    assert again.changes == (3 if point == "read" else 0)
+    assert cdc.live() == [(1, "paid"), (3, "new")]
+    assert [r["id"] for r in cdc.rows()] == [1, 2, 3], "no row lost or duplicated"
+    if cdc.engine == "postgres":  # the slot is confirmed up to the stored position now
+        from nightshift_core.sync.cdc.postgres_logical import LogicalReader
+
+        with LogicalReader(cdc.endpoint(), cdc.table().slot, ["orders"]) as reader:
+            assert reader.slot_position() == cdc.position()["lsn"]

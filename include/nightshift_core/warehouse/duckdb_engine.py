@@ -310,7 +310,6 @@ class DuckDBWarehouse(Warehouse):
         target = staged.target
         job_id = staged.job.job_id("apply", str(target), ",".join(key), digest)
         data = [c for c in staged.columns if c.name not in CHANGE_COLUMNS]
-        names = ", ".join(q(c.name) for c in data)
         on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
         kept = ", ".join(
             f"s.{q(c.name)}" if c.name in key else
@@ -325,6 +324,11 @@ class DuckDBWarehouse(Warehouse):
             con.execute("BEGIN TRANSACTION")
             try:
                 added = self._prepare(con, target, data)
+                # a column the source dropped keeps its values (its new rows read NULL)
+                staged_names = {c.name for c in data}
+                gone = [c.name for c in _schema(con, target) if c.name not in staged_names]
+                kept += "".join(f", t.{q(name)} AS {q(name)}" for name in gone)
+                names = ", ".join([*(q(c.name) for c in data), *(q(name) for name in gone)])
                 # The rows as they will be, read before the old ones go (kept values come from them).
                 merged = con.sql(  # noqa: F841 - read by the INSERT below (DuckDB's replacement scan)
                     f"SELECT {kept}, s.{q(CHANGE_OP)} AS {q(CHANGE_OP)} FROM read_parquet(?) AS s "

@@ -240,6 +240,7 @@ def _from_log(
             _apply_read(read, conn, dialect, table, columns, warehouse, target, job, result,
                         lambda p: p.to_dict())  # fmt: skip
             result.end = json.dumps(read.end.to_dict())
+            _crash_point("commit")  # nothing to confirm on a binlog: the stored position is all there is
     else:
         from nightshift_core.sync.cdc.postgres_logical import LogicalReader
 
