@@ -201,7 +201,7 @@ def test_both_in_read_counts_give_the_servers_count_of_what_the_read_selected(ma
     the same statement. Both give the count of the rows the WHERE selected, batch after batch."""
     from airflow.sdk import BaseHook
 
-    from nightshift_core.sync import arrow_reader, source
+    from nightshift_core.sync import arrow_reader, dialects, source
 
     fill(maria.cur, 25_000)
     columns = source.describe(maria.cur.connection, "mysql", "big")
@@ -215,7 +215,7 @@ def test_both_in_read_counts_give_the_servers_count_of_what_the_read_selected(ma
     assert not list(arrow_reader.extract(url, "mysql", "big", columns, where="`id` < 0", password=password,
                                          counted=counted, numbered=numbered))  # fmt: skip
     assert counted == {"rows": 0}
-    assert source.is_mariadb(maria.cur.connection, "mysql")
+    assert dialects.get("mysql").is_mariadb(maria.cur.connection)
 
 
 @pytest.mark.parametrize(

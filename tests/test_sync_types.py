@@ -235,13 +235,13 @@ def test_a_missing_primary_key_column_fails_at_once(maria_db, tmp_path, monkeypa
 
 
 def test_mariadb_exclude_drops_a_column_before_its_type_is_looked_at(maria_db, tmp_path, monkeypatch):
-    from nightshift_core.sync import source
+    from nightshift_core.sync.dialects import mysql
 
     maria_db.execute("CREATE TABLE typed (id INT PRIMARY KEY, place POINT, note TEXT)")
     maria_db.execute("INSERT INTO typed VALUES (1, ST_GeomFromText('POINT(1 2)'), 'kept'), (2, NULL, NULL)")
     seen = []
-    real = source._mysql_type
-    monkeypatch.setattr(source, "_mysql_type", lambda dtype, *rest: seen.append(dtype) or real(dtype, *rest))
+    real = mysql._arrow_type
+    monkeypatch.setattr(mysql, "_arrow_type", lambda dtype, *rest: seen.append(dtype) or real(dtype, *rest))
     schema, (row, _) = sync("typed_mariadb", tmp_path, monkeypatch, exclude=["PLACE"])  # names are case-blind
     assert schema == {"id": "INT64", "note": "STRING"} and row == {"id": 1, "note": "kept"}
     assert "point" not in seen, "the excluded column's type was never mapped"

@@ -24,29 +24,23 @@ a snapshot between sessions: the read is one statement (one consistent view of i
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote as url_quote
-from urllib.parse import urlencode
 
 import pyarrow as pa
 
 from nightshift_core.errors import SourceDataError
-from nightshift_core.sync.source import Dialect, SourceColumn, arrow_schema, quote
+from nightshift_core.sync import dialects
+from nightshift_core.sync.columns import SourceColumn, arrow_schema
+from nightshift_core.sync.dialects import Dialect
 
 _NATIVE_DECIMAL = (28, 10)  # widest precision and scale connectorx returns exactly (rust_decimal, scale 10)
-_MYSQL_SPATIAL = re.compile(
-    r"^(geometry|point|linestring|polygon|multipoint|multilinestring|multipolygon|geometrycollection|geomcollection)"
-)
 _COUNT_COLUMN = "__nightshift_count"
-_SEQUENCE = "@__nightshift_row"  # MariaDB: the session variable the read numbers its rows with
-_PG_SSL_KEYS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
 
 
 class ArrowReadError(RuntimeError):
@@ -63,16 +57,14 @@ def available() -> bool:
 
 
 def fallback_reason(
-    dialect: Dialect, columns: Sequence[SourceColumn], extra: dict | None = None
+    dialect: Dialect | str, columns: Sequence[SourceColumn], extra: dict | None = None
 ) -> str | None:
     """Why this table must be read by the DB-API path (None: the Arrow reader reads it exactly)."""
-    if dialect == "sqlite":
-        return "SQLite sources are read by the DB-API path"
+    why = dialects.get(dialect).arrow_refusal(extra or {})
+    if why is not None:
+        return why
     if not available():
         return "connectorx is not installed"
-    extra = extra or {}
-    if dialect == "mysql" and any(extra.get(k) for k in ("ssl", "ssl_mode")):
-        return "the connection's MySQL TLS options (ssl/ssl_mode) have no tested connectorx equivalent"
     for c in columns:
         if pa.types.is_list(c.arrow_type) or pa.types.is_large_list(c.arrow_type):
             return f"column {c.name!r} ({c.source_type}): arrays have no exact connectorx mapping"
@@ -81,60 +73,24 @@ def fallback_reason(
     return None
 
 
-def literal(dialect: Dialect, value: Any) -> str | None:
-    """A WHERE parameter as an SQL literal (connectorx takes no bind parameters); None: no safe form."""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, Decimal) and value.is_finite():
-        return str(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC)
-            if dialect == "postgres":
-                return f"TIMESTAMPTZ '{value.replace(tzinfo=None).isoformat(sep=' ')}+00:00'"
-            value = value.replace(tzinfo=None)  # the session runs in UTC
-        text = value.isoformat(sep=" ", timespec="microseconds")
-        return f"TIMESTAMP '{text}'" if dialect == "postgres" else f"'{text}'"
-    if isinstance(value, dt.date):
-        return f"DATE '{value.isoformat()}'" if dialect == "postgres" else f"'{value.isoformat()}'"
-    return None
-
-
-def inline(dialect: Dialect, where: str, params: Sequence[Any]) -> str | None:
+def inline(dialect: Dialect | str, where: str, params: Sequence[Any]) -> str | None:
     """``where`` with each ``%s`` replaced by its parameter's literal; None when one has no safe form."""
     parts = where.split("%s")
     if len(parts) != len(params) + 1:
         return None
+    dialect = dialects.get(dialect)
     out = [parts[0]]
     for value, rest in zip(params, parts[1:], strict=True):
-        text = literal(dialect, value)
+        text = dialect.literal(value)
         if text is None:
             return None
         out += [text, rest]
     return "".join(out)
 
 
-def connection_url(dialect: Dialect, conn: Any) -> tuple[str, str]:
-    """(connectorx URL, the password to scrub) from an Airflow Connection's host, port, schema, login,
-    password and, for PostgreSQL, its sslmode/sslrootcert/sslcert/sslkey extras."""
-    password = conn.password or ""
-    user = url_quote(conn.login or "", safe="")
-    auth = user + (":" + url_quote(password, safe="") if password else "")
-    host = conn.host or "127.0.0.1"
-    host = f"[{host}]" if ":" in host else host
-    if dialect == "mysql":
-        scheme, port = "mysql", conn.port or 3306
-        query = {}
-    else:
-        scheme, port = "postgresql", conn.port or 5432
-        extra = conn.extra_dejson or {}
-        query = {k: str(extra[k]) for k in _PG_SSL_KEYS if extra.get(k)}
-    url = f"{scheme}://{auth}@{host}:{int(port)}/{url_quote(conn.schema or '', safe='')}"
-    if query:
-        url += "?" + urlencode(query)
-    return url, password
+def connection_url(dialect: Dialect | str, conn: Any) -> tuple[str, str]:
+    """(connectorx URL, the password to scrub) from an Airflow Connection (:meth:`Dialect.arrow_url`)."""
+    return dialects.get(dialect).arrow_url(conn)
 
 
 def scrub(text: str, password: str) -> str:
@@ -165,58 +121,14 @@ def _scrubbed_stderr(password: str) -> Iterator[None]:
                 os.write(2, scrub(text, password).encode())
 
 
-def select_list(dialect: Dialect, columns: Sequence[SourceColumn]) -> str:
-    return ", ".join(_select(dialect, c) for c in columns)
-
-
-def _select(dialect: Dialect, c: SourceColumn) -> str:
-    name = quote(dialect, c.name)
-    expr = c.select.format(column=name) if c.select else name
-    t, full = c.arrow_type, c.source_type.lower()
-    text = "CHAR" if dialect == "mysql" else "text"
-    if pa.types.is_decimal(t) and (
-        t.precision > _NATIVE_DECIMAL[0] or t.scale > _NATIVE_DECIMAL[1] or c.select
-    ):
-        return f"CAST({expr} AS {text})"  # exact text, parsed by Arrow
-    if dialect == "mysql":
-        if full.startswith("bit"):
-            return f"CAST({name} AS UNSIGNED)"
-        if _MYSQL_SPATIAL.match(full):
-            return f"ST_AsBinary({name})"
-        if full.startswith("float"):
-            return f"CAST({name} AS CHAR)"  # its shortest text form, as mysqlclient reads it
-    elif full == "real" and not c.select:
-        return f"CAST({name} AS text)"
-    return expr
-
-
-def session_setup(dialect: Dialect, snapshot: str | None) -> list[str]:
-    """Statements each reader connection runs first: the task's snapshot, UTC, ISO 8601 intervals."""
-    if dialect == "mysql":
-        return ["SET time_zone = '+00:00'"]
-    out = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"]
-    if snapshot:
-        if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):
-            raise ValueError("unexpected snapshot id")
-        out.append(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-    return [*out, "SET TIME ZONE 'UTC'", "SET IntervalStyle = 'iso_8601'"]
-
-
-def export_snapshot(conn: Any, dialect: Dialect) -> str | None:
-    """PostgreSQL: the id of the task's snapshot, for the reader's connections to join."""
-    if dialect != "postgres":
-        return None
-    cur = conn.cursor()
-    try:
-        cur.execute("SELECT pg_export_snapshot()")
-        return str(cur.fetchone()[0])
-    finally:
-        cur.close()
+def select_list(dialect: Dialect | str, columns: Sequence[SourceColumn]) -> str:
+    dialect = dialects.get(dialect)
+    return ", ".join(dialect.arrow_select(c, _NATIVE_DECIMAL) for c in columns)
 
 
 def extract(
     url: str,
-    dialect: Dialect,
+    dialect: Dialect | str,
     table: str,
     columns: Sequence[SourceColumn],
     *,
@@ -242,19 +154,17 @@ def extract(
     """
     import connectorx as cx
 
+    dialect = dialects.get(dialect)
     condition = f" WHERE {where}" if where else ""
     selected = select_list(dialect, columns)
-    setup = session_setup(dialect, snapshot)
-    count_in_read = counted is not None and dialect == "mysql" and partitions <= 1
+    setup = dialect.arrow_session(snapshot)
+    count_in_read = counted is not None and dialect.counts_in_read and partitions <= 1
     if count_in_read:  # one statement, one snapshot: the rows read and their count agree
-        if numbered:
-            selected += f", CAST(({_SEQUENCE} := {_SEQUENCE} + 1) AS SIGNED) AS `{_COUNT_COLUMN}`"
-            setup.append(f"SET {_SEQUENCE} = 0")
-        else:
-            total = f"SELECT COUNT(*) FROM {quote(dialect, table)}{condition}"  # noqa: S608
-            selected += f", ({total}) AS `{_COUNT_COLUMN}`"
+        counter, first = dialect.count_in_read(table, condition, numbered, _COUNT_COLUMN)
+        selected += ", " + counter
+        setup += first
         counted["rows"] = 0  # no batch at all: nothing matched
-    sql = f"SELECT {selected} FROM {quote(dialect, table)}{condition}"  # noqa: S608
+    sql = f"SELECT {selected} FROM {dialect.quote(table)}{condition}"  # noqa: S608
     schema = arrow_schema(columns)
     options: dict[str, Any] = {
         "return_type": "arrow_stream",

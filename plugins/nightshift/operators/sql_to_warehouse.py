@@ -96,7 +96,7 @@ class SqlToWarehouseOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from nightshift.hooks.warehouse import WarehouseHook, job_key
-        from nightshift_core.sync import source
+        from nightshift_core.sync import dialects, source
         from nightshift_core.warehouse import TableRef
 
         selected = self.only_tables
@@ -106,13 +106,13 @@ class SqlToWarehouseOperator(BaseOperator):
             raise AirflowSkipException(f"table {self.table!r} not in this run's 'tables' Param {selected}")
         if self.mode == "cdc":
             return self._execute_cdc(context)
-        dialect = source.dialect_for(BaseHook.get_connection(self.source_conn_id).conn_type)
+        dialect = dialects.for_connection(BaseHook.get_connection(self.source_conn_id).conn_type)
         conn = BaseHook.get_hook(self.source_conn_id).get_conn()
         try:
             # extract, count and pairs: one view of the source; every row committed before `clock_at` is in it
-            clock_at = source.begin_snapshot(conn, dialect)
-            server = source.server_zone(conn, dialect)  # before the session is switched to UTC
-            source.prepare_session(conn, dialect)
+            clock_at = dialect.begin_snapshot(conn)
+            server = dialect.server_zone(conn)  # before the session is switched to UTC
+            dialect.prepare_session(conn)
             columns = self._describe(conn, dialect)
             self._refuse_partition_of_synced_parent(conn, dialect)
             missing = set(self.primary_key) - {c.name for c in columns}
@@ -130,14 +130,14 @@ class SqlToWarehouseOperator(BaseOperator):
                 if not full:
                     lower, upper, after, read_until = self._window(warehouse, target, columns, context, server,
                                                                    clock_at)  # fmt: skip
-                    column, mark = source.quote(dialect, self.cursor), source.placeholder(dialect)
+                    column, mark = dialect.quote(self.cursor), dialect.placeholder
                     conditions = []
                     if lower is not None:
                         conditions.append(f"{column} {'>' if after else '>='} {mark}")
-                        params.append(source.bind(dialect, lower))
+                        params.append(dialect.bind(lower))
                     if upper is not None:
                         conditions.append(f"{column} < {mark}")
-                        params.append(source.bind(dialect, upper))
+                        params.append(dialect.bind(upper))
                     where = " AND ".join(conditions)
                     window = {"cursor": self.cursor, "from": _text(lower), "to": _text(upper), "after": after}
                 counted: dict = {}  # MySQL's Arrow read counts its own rows (its snapshot is its own)
@@ -212,7 +212,7 @@ class SqlToWarehouseOperator(BaseOperator):
             first = next(c for c in columns if c.name == key)
             if pa_integer(first.arrow_type):
                 # connectorx takes it as SQL: quoted, a mixed-case "orderNumber" keeps its case
-                partition_on = source.quote(dialect, key)
+                partition_on = dialect.quote(key)
             else:
                 self.log.info("%s: one Arrow read, not %d: the first key column %r is not an integer",
                               target, self.read_partitions, key)  # fmt: skip
@@ -220,9 +220,9 @@ class SqlToWarehouseOperator(BaseOperator):
                       f", {self.read_partitions} key ranges at once" if partition_on else "")  # fmt: skip
         batches = arrow_reader.extract(
             url, dialect, self.table, columns, where=inlined, batch_rows=self.batch_rows,
-            snapshot=arrow_reader.export_snapshot(conn, dialect), password=password,
+            snapshot=dialect.export_snapshot(conn), password=password,
             partitions=self.read_partitions if partition_on else 1, partition_on=partition_on, counted=counted,
-            numbered=source.is_mariadb(conn, dialect),
+            numbered=dialect.numbers_rows(conn),
         )  # fmt: skip
         return batches, "arrow"
 
@@ -273,7 +273,7 @@ class SqlToWarehouseOperator(BaseOperator):
     def _where(self) -> str:
         return f"sync definition {self.definition}, " if self.definition else ""
 
-    def _describe(self, conn: Any, dialect: str) -> list:
+    def _describe(self, conn: Any, dialect: Any) -> list:
         """The source columns minus ``exclude`` (dropped before type mapping); a type with no exact
         mapping fails naming the file, table, column and the YAML change that skips it."""
         from nightshift_core.sync import source
@@ -292,12 +292,11 @@ class SqlToWarehouseOperator(BaseOperator):
                 "view and sync the view"
             ) from None
 
-    def _refuse_partition_of_synced_parent(self, conn: Any, dialect: str) -> None:
+    def _refuse_partition_of_synced_parent(self, conn: Any, dialect: Any) -> None:
         """A partitioned table is synced as one table holding every partition's rows: a partition of a
         table this definition also syncs would be copied twice (into its own target too)."""
-        from nightshift_core.sync import source
 
-        parents = [p for p in source.partition_parents(conn, dialect, self.table) if p in self.also_synced]
+        parents = [p for p in dialect.partition_parents(conn, self.table) if p in self.also_synced]
         if parents:
             where = self.definition or "the sync definition"
             raise SourceDefinitionError(
@@ -361,7 +360,7 @@ class SqlToWarehouseOperator(BaseOperator):
                 return {"checked": rows, "repaired": 0, "repaired_keys": [],
                         "marked_deleted": 0 if self.detect_deletes else None,
                         "ranges_compared": compared, "ranges_differing": 0}  # fmt: skip
-            k, mark = source.quote(dialect, self.primary_key[0]), source.placeholder(dialect)
+            k, mark = dialect.quote(self.primary_key[0]), dialect.placeholder
             where = " OR ".join(f"({k} BETWEEN {mark} AND {mark})" for _ in ranges)
             params = [v for r in ranges for v in r]
         batches = source.extract(conn, dialect, self.table, pairs, where=where, params=params,
@@ -420,10 +419,10 @@ class SqlToWarehouseOperator(BaseOperator):
             pa.types.is_timestamp(cursor.arrow_type) or pa.types.is_integer(cursor.arrow_type)
         ):
             return None
-        k = source.quote(dialect, first.name)
+        k = dialect.quote(first.name)
         before, bound = self._before(dialect, upper)
         # MIN and MAX of the key come from its index; no COUNT(*), which scans the table
-        sql = f"SELECT MIN({k}), MAX({k}) FROM {source.quote(dialect, self.table)}"  # noqa: S608
+        sql = f"SELECT MIN({k}), MAX({k}) FROM {dialect.quote(self.table)}"  # noqa: S608
         lo, hi = source.first_row(conn, sql + (f" WHERE {before}" if before else ""), bound)
         lo, hi = (int(lo), int(hi)) if lo is not None else (0, 0)
         width = max(1, math.ceil((hi - lo + 1) / _RANGES))
@@ -443,14 +442,13 @@ class SqlToWarehouseOperator(BaseOperator):
                 ranges.append((start, end))
         return ranges, len(compared), sum(n for n, _ in mine.values())
 
-    def _before(self, dialect: str, upper: Any) -> tuple[str, list[Any]]:
+    def _before(self, dialect: Any, upper: Any) -> tuple[str, list[Any]]:
         """``cursor < upper`` as a source condition and its parameters ('' and [] without a bound)."""
-        from nightshift_core.sync import source
 
         if upper is None:
             return "", []
-        return f"{source.quote(dialect, self.cursor)} < {source.placeholder(dialect)}", [
-            source.bind(dialect, upper)
+        return f"{dialect.quote(self.cursor)} < {dialect.placeholder}", [
+            dialect.bind(upper)
         ]
 
     def _repair(self, conn, dialect, warehouse: Warehouse, target, columns, keys: list[dict], job) -> int:
@@ -461,8 +459,8 @@ class SqlToWarehouseOperator(BaseOperator):
 
         from nightshift_core.sync import source
 
-        mark = source.placeholder(dialect)
-        names = [source.quote(dialect, k) for k in self.primary_key]
+        mark = dialect.placeholder
+        names = [dialect.quote(k) for k in self.primary_key]
         clear_deleted = DELETED_COLUMN in {c.name for c in warehouse.get_schema(target)}
         schema = source.arrow_schema(columns)
         if clear_deleted:  # a key the source has again is live again
@@ -476,7 +474,7 @@ class SqlToWarehouseOperator(BaseOperator):
                 else:
                     row = "(" + ", ".join([mark] * len(names)) + ")"
                     where = f"({', '.join(names)}) IN ({', '.join([row] * len(chunk))})"
-                params = [source.bind(dialect, k[name]) for k in chunk for name in self.primary_key]
+                params = [dialect.bind(k[name]) for k in chunk for name in self.primary_key]
                 for batch in source.extract(conn, dialect, self.table, columns, where=where, params=params,
                                             batch_rows=self.batch_rows):  # fmt: skip
                     if clear_deleted:
