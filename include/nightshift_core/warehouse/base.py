@@ -169,6 +169,7 @@ class Warehouse(ABC):
         key: Sequence[str] = (),
         partition: PartitionFilter | None = None,
         state: SyncState | None = None,
+        partition_by: str | None = None,
     ) -> PublishResult:
         """Make staged rows visible in one atomic step, then drop the staging table.
 
@@ -184,6 +185,10 @@ class Warehouse(ABC):
         transaction; BigQuery: one multi-statement transaction): either both are visible or
         neither. States are only ever inserted (concurrent publishes never conflict on them);
         :meth:`sync_state` reads the highest since the last full load.
+
+        A target this call creates is laid out for cheap merges where the engine has layouts
+        (BigQuery: clustered on ``key``, day-partitioned on ``partition_by``, a DATE, DATETIME or
+        TIMESTAMP column whose value never changes for a row); engines without them ignore it.
         """
 
     def apply_changes(

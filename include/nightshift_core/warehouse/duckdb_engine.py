@@ -225,6 +225,7 @@ class DuckDBWarehouse(Warehouse):
         key: Sequence[str] = (),
         partition: PartitionFilter | None = None,
         state: SyncState | None = None,
+        partition_by: str | None = None,  # no table layouts here: DuckDB's zone maps prune by themselves
     ) -> PublishResult:
         self.check_publish_args(staged, mode, key, partition, state)
         path, _, digest = staged.name.rpartition("#")
