@@ -187,3 +187,16 @@ tables:
     assert (orders.mode, orders.deletes) == ("cdc", "hard")
     assert (currencies.mode, currencies.deletes) == ("cdc", "soft")
     assert rates.mode == "full"
+
+
+def test_partition_by_names_a_column_of_the_table(tmp_path):
+    text = GOOD.replace(
+        "cursor: updated_at, lag: 10m}", "cursor: updated_at, lag: 10m, partition_by: created_on}"
+    )
+    orders, currencies = load(write(tmp_path, text)).tables
+    assert orders.partition_by == "created_on" and currencies.partition_by is None
+    with pytest.raises(SyncConfigError, match=r"tables\[0\] \(orders\)\.partition_by"):
+        load(write(tmp_path, GOOD.replace("lag: 10m}", "lag: 10m, partition_by: 'day; DROP'}"), "bad.yaml"))
+    excluded = GOOD.replace("lag: 10m}", "lag: 10m, partition_by: created_on, exclude: [created_on]}")
+    with pytest.raises(SyncConfigError, match="partition_by column 'created_on' is excluded"):
+        load(write(tmp_path, excluded, "excluded.yaml"))

@@ -27,7 +27,7 @@ _SOURCE_KEYS = {"conn_id", "pool", "max_connections", "batch_rows", "timezone", 
                 "mode"}  # fmt: skip
 _TARGET_KEYS = {"dataset"}
 _TABLE_KEYS = {"name", "mode", "primary_key", "cursor", "lag", "exclude", "target_table", "detect_deletes",
-               "reconcile", "deletes"}  # fmt: skip
+               "reconcile", "deletes", "partition_by"}  # fmt: skip
 _MODES = ("full", "incremental", "cdc")
 _POST_KEYS = {"name", "sql", "target"}
 _QUALITY_KEYS = {"row_count_tolerance"}
@@ -51,6 +51,9 @@ class TableSync:
     reconcile_every: timedelta | None = None
     # cdc only: a source delete marks the row (soft, _nightshift_deleted_at) or removes it (hard)
     deletes: Literal["soft", "hard"] = "soft"
+    # BigQuery: the day-partitioning column of a target the sync creates (a DATE/DATETIME/TIMESTAMP
+    # column whose value never changes for a row); merges are bounded to the partitions they touch
+    partition_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,13 @@ def _table(where: Where, item: Any, key: str, default_mode: str = "full") -> Tab
         every = _duration(where, reconcile, f"{key}.reconcile")
         if every <= timedelta(0):
             raise SyncConfigError(f"{where.path}: {key}.reconcile must be true, false or a positive duration")
+    partition_by = item.get("partition_by")
+    if partition_by is not None:
+        where.ident(partition_by, f"{key}.partition_by", "column name")
+        if partition_by in exclude:
+            raise SyncConfigError(f"{where.path}: {key}.partition_by column {partition_by!r} is excluded")
     return TableSync(
+        partition_by=partition_by,
         detect_deletes=detect,
         reconcile_every=every,
         deletes=deletes,
