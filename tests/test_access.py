@@ -5,7 +5,6 @@ a labelling request, and what the labelling DAG assigns under each auth manager
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -220,7 +219,7 @@ def test_the_auth_manager_checks_the_users_login_id_and_roles():
 
 
 def test_requests_are_assigned_to_the_role_only_under_the_production_auth_manager():
-    cfg = dataclasses.replace(load(), assigned_users=({"id": "alice", "name": "Alice"},))
+    cfg = load().model_copy(update={"assigned_users": ({"id": "alice", "name": "Alice"},)})
     assert understands_roles(AUTH_MANAGER) and not understands_roles(SIMPLE)
     assert assignees(cfg, AUTH_MANAGER) == [
         {"id": "alice", "name": "Alice"},

@@ -8,7 +8,6 @@ the event Airflow hands it, as the scheduler does after a response.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import random
 import re
@@ -551,7 +550,10 @@ def test_the_request_e_mail_links_to_required_actions_and_names_no_text(monkeypa
 
     with mailbox(monkeypatch) as handler:
         monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.test:8080")
-        cfg = dataclasses.replace(load(), notify_to="labellers@nightshift.test")
+        shipped = load()
+        cfg = shipped.model_copy(
+            update={"notify": shipped.notify.model_copy(update={"to": "labellers@nightshift.test"})}
+        )
         ask = LabelTextsOperator(task_id="label_texts", config=cfg)
         run = Run("sentiment_labelling", END)
         run.xcom["pick_texts"] = [

@@ -28,12 +28,29 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, StrictStr, ValidationInfo, WithJsonSchema, model_validator
 
 from nightshift_core.errors import PermanentError
 from nightshift_core.ml.labels import MAX_TEXT, normalise, text_key
 from nightshift_core.sentiment.rules import LABELS
-from nightshift_core.yamlconf import Where, read_mapping
+from nightshift_core.yamlconf import (
+    ConfigModel,
+    DagId,
+    FileModel,
+    Fix,
+    Flag,
+    Schedule,
+    StartDate,
+    Tags,
+    ident,
+    number,
+    parse,
+)
+from nightshift_core.yamlconf import (
+    text as nonempty,
+)
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "labelling.yaml"
 SOURCE = "airflow-ui"
@@ -46,11 +63,6 @@ ANSWER_DISPLAY = {
     SKIP: "Skip (not sure)",
 }
 _WORD = re.compile(r"[^\W\d_]{2,}(?:'[^\W\d_]+)?")
-_TOP = {"dag_id", "description", "schedule", "after_assets", "start_date", "dataset", "texts_dataset",
-        "items", "lookback_days", "min_chars", "max_chars", "weights", "response_timeout_hours",
-        "assigned_users", "assigned_roles", "notify", "tags"}  # fmt: skip
-_USER_KEYS = {"id", "name"}
-_NOTIFY_KEYS = {"email", "to", "smtp_conn_id"}
 
 
 class LabellingConfigError(ValueError, PermanentError):
@@ -61,130 +73,162 @@ class LabelRequestError(ValueError, PermanentError):
     """A labelling request's record is missing, unanswered, or differs from an XCom of its run."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Weights:
+def _weight(description: str) -> Any:
+    return number(0.0, 10.0, description)
+
+
+class Weights(ConfigModel):
     """How much each reason counts in a text's priority (each reason is a number in [0, 1])."""
 
-    disagreement: float = 1.0
-    uncertainty: float = 1.0
-    new_words: float = 1.0
+    disagreement: _weight("VADER, TextBlob and the champion give different labels") = 1.0
+    uncertainty: _weight("1 - |model_score| (1 - |vader_compound| without a model score)") = 1.0
+    new_words: _weight("Share of the text's words that no labelled text has") = 1.0
+
+    def __init__(self, *args: float, **values: Any) -> None:
+        super().__init__(**dict(zip(type(self).model_fields, args, strict=False)), **values)
+
+    @model_validator(mode="after")
+    def _one_counts(self) -> Weights:
+        if not any((self.disagreement, self.uncertainty, self.new_words)):
+            raise ValueError("{key}: at least one of them must be above 0")
+        return self
 
 
-@dataclasses.dataclass(frozen=True)
-class LabellingConfig:
-    path: Path
-    dag_id: str
-    description: str
-    schedule: str | None
-    after_assets: tuple[str, ...]
-    start_date: datetime
-    dataset: str
-    texts_dataset: str
-    items: int
-    lookback_days: int
-    min_chars: int
-    max_chars: int
-    weights: Weights
-    response_timeout_hours: float
-    assigned_users: tuple[dict[str, str], ...]
-    #: roles whose users may answer (under the production auth manager; see plugins/nightshift/auth.py)
-    assigned_roles: tuple[str, ...]
-    notify_email: bool
-    notify_to: str | None
-    smtp_conn_id: str
-    tags: tuple[str, ...]
+class Notify(ConfigModel):
+    """The e-mail with the link to the form."""
+
+    email: Flag = Field(False, description="E-mail the link to the form when a request opens")
+    to: Annotated[StrictStr | None, Fix("{key} must be comma-separated addresses or null, got {value}")] = (
+        Field(None, description="Comma-separated; null: the Variable nightshift_alert_to")
+    )
+    smtp_conn_id: nonempty(
+        "SMTP connection of the e-mail", "notify.smtp_conn_id must be a non-empty string"
+    ) = "nightshift_smtp"
 
 
-def _users(where: Where, raw: Any) -> tuple[dict[str, str], ...]:
+def _users(raw: Any) -> tuple[dict[str, str], ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        where.fail("assigned_users must be a list of {id, name} (empty: anyone allowed to answer)")
+        raise ValueError("assigned_users must be a list of {id, name} (empty: anyone allowed to answer)")
     users = []
     for i, user in enumerate(raw):
         if not isinstance(user, dict) or not user.get("id"):
-            where.fail(
+            raise ValueError(
                 f"assigned_users[{i}] must be a mapping with 'id' (the login or the numeric user id) "
                 "and optional 'name'"
             )
-        where.keys(user, _USER_KEYS, f"assigned_users[{i}]")
+        unknown = set(user) - {"id", "name"}
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {sorted(unknown)} in assigned_users[{i}]; allowed: ['id', 'name']"
+            )
         ident = user["id"]
         if isinstance(ident, int) and not isinstance(ident, bool):
             ident = str(ident)  # a user id (FAB's are numbers); the request lists ids as strings
         name = user.get("name", ident)
         if not all(isinstance(v, str) and v.strip() for v in (ident, name)):
-            where.fail(f"assigned_users[{i}]: id and name must be non-empty strings")
+            raise ValueError(f"assigned_users[{i}]: id and name must be non-empty strings")
         users.append({"id": ident, "name": name})
     return tuple(users)
 
 
-def _roles(where: Where, raw: Any) -> tuple[str, ...]:
+def _roles(raw: Any) -> tuple[str, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list) or not all(isinstance(r, str) and r.strip() for r in raw):
-        where.fail(
+        raise ValueError(
             "assigned_roles must be a list of role names, e.g. [Labeller] (empty: no role is assigned)"
         )
     return tuple(r.strip() for r in raw)
 
 
+def _assets(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw or [], list) or not all(isinstance(a, str) and a.strip() for a in raw or []):
+        raise ValueError("after_assets must be a list of Asset names, e.g. [reddit.sentiment]")
+    return tuple(raw or ())
+
+
+_USERS_SCHEMA = {
+    "type": "array",
+    "description": "Who may answer, e.g. [{id: alice, name: Alice}]; empty: anyone allowed to edit the DAG",
+    "items": {
+        "type": "object",
+        "properties": {"id": {"type": ["string", "integer"]}, "name": {"type": "string"}},
+        "required": ["id"],
+        "additionalProperties": False,
+    },
+}
+
+
+class LabellingConfig(FileModel):
+    """The labelling definition: ``include/config/labelling.yaml`` (dags/sentiment_labelling.py)."""
+
+    dag_id: DagId = "sentiment_labelling"
+    description: StrictStr = Field(
+        "Label scraped texts in the Airflow UI", description="One line shown in the UI"
+    )
+    schedule: Schedule = "@daily"
+    after_assets: Annotated[tuple[str, ...], BeforeValidator(_assets)] = Field(
+        (), description="Run when these Assets are updated (instead of a schedule), e.g. [reddit.sentiment]"
+    )
+    start_date: StartDate = datetime(2026, 1, 1, tzinfo=UTC)
+    dataset: ident("dataset name", "Warehouse dataset of ml.labels, where the answers are merged") = "ml"
+    texts_dataset: ident("dataset name", "Dataset of the scraped texts and their scores") = "reddit"
+    items: number(1, 50, "Texts per request (one form, one field per text)", whole=True) = 12
+    lookback_days: number(1, 3650, "Texts scored in the last N days are candidates", whole=True) = 14
+    min_chars: number(1, MAX_TEXT, "Shorter texts are not asked about", whole=True) = 3
+    max_chars: number(1, MAX_TEXT, "Longer texts are not asked about", whole=True) = 1000
+    weights: Weights = Weights()
+    response_timeout_hours: number(
+        0.01, 24 * 90, "Unanswered this long: the request takes its defaults (all skip) and the run ends"
+    ) = 20.0
+    assigned_users: Annotated[
+        tuple[dict[str, str], ...], BeforeValidator(_users), WithJsonSchema(_USERS_SCHEMA)
+    ] = ()
+    #: roles whose users may answer (under the production auth manager; see plugins/nightshift/auth.py)
+    assigned_roles: Annotated[tuple[str, ...], BeforeValidator(_roles)] = Field(
+        (), description="Users with these roles may answer (production auth manager only), e.g. [Labeller]"
+    )
+    notify: Notify = Notify()
+    tags: Tags = ("nightshift", "sentiment", "ml")
+
+    @property
+    def notify_email(self) -> bool:
+        return self.notify.email
+
+    @property
+    def notify_to(self) -> str | None:
+        return self.notify.to
+
+    @property
+    def smtp_conn_id(self) -> str:
+        return self.notify.smtp_conn_id
+
+    @classmethod
+    def prepare(cls, data: dict, info: ValidationInfo) -> dict:
+        data = super().prepare(data, info)
+        if data.get("after_assets") and data.get("schedule") is not None:
+            raise ValueError("give either schedule (a cron string) or after_assets, not both")
+        if data.get("after_assets"):
+            data["schedule"] = None
+        if not data.get("description"):
+            data.pop("description", None)
+        return data
+
+    @model_validator(mode="after")
+    def _chars(self) -> LabellingConfig:
+        if self.max_chars < self.min_chars:
+            raise ValueError(f"max_chars ({self.max_chars}) is below min_chars ({self.min_chars})")
+        return self
+
+
+DEFAULT_WEIGHTS = Weights()
+
+
 def load(path: Path = CONFIG_PATH) -> LabellingConfig:
     """Read and validate ``path``; every problem is a :class:`LabellingConfigError`."""
-    if not path.is_file():
-        raise LabellingConfigError(f"{path}: file not found; create it (see include/config/labelling.yaml)")
-    where = Where(path, LabellingConfigError)
-    raw = read_mapping(path, LabellingConfigError)
-    where.keys(raw, _TOP, "the top level")
-    assets = raw.get("after_assets") or []
-    if not isinstance(assets, list) or not all(isinstance(a, str) and a.strip() for a in assets):
-        where.fail("after_assets must be a list of Asset names, e.g. [reddit.sentiment]")
-    if assets and raw.get("schedule") is not None:
-        where.fail("give either schedule (a cron string) or after_assets, not both")
-    dag_id, schedule, start_date = where.dag_basics(raw, "sentiment_labelling", "@daily")
-    if assets:
-        schedule = None
-    weights_raw = where.mapping(raw, "weights", required=False)
-    where.keys(weights_raw, {f.name for f in dataclasses.fields(Weights)}, "weights")
-    weights = Weights(
-        **{f.name: where.number(weights_raw, f.name, f.default, 0.0, 10.0)
-           for f in dataclasses.fields(Weights)}
-    )  # fmt: skip
-    if not any(dataclasses.astuple(weights)):
-        where.fail("weights: at least one of them must be above 0")
-    notify = where.mapping(raw, "notify", required=False)
-    where.keys(notify, _NOTIFY_KEYS, "notify")
-    email = notify.get("email", False)
-    if not isinstance(email, bool):
-        where.fail(f"notify.email must be true or false, got {email!r}")
-    min_chars = where.number(raw, "min_chars", 3, 1, MAX_TEXT, int)
-    max_chars = where.number(raw, "max_chars", 1000, 1, MAX_TEXT, int)
-    if max_chars < min_chars:
-        where.fail(f"max_chars ({max_chars}) is below min_chars ({min_chars})")
-    tags = raw.get("tags", ["nightshift", "sentiment", "ml"])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        where.fail("tags must be a list of strings")
-    return LabellingConfig(
-        path=path,
-        dag_id=dag_id,
-        description=raw.get("description") or "Label scraped texts in the Airflow UI",
-        schedule=schedule,
-        after_assets=tuple(assets),
-        start_date=start_date,
-        dataset=where.ident(raw.get("dataset", "ml"), "dataset", "dataset name"),
-        texts_dataset=where.ident(raw.get("texts_dataset", "reddit"), "texts_dataset", "dataset name"),
-        items=where.number(raw, "items", 12, 1, 50, int),
-        lookback_days=where.number(raw, "lookback_days", 14, 1, 3650, int),
-        min_chars=min_chars,
-        max_chars=max_chars,
-        weights=weights,
-        response_timeout_hours=where.number(raw, "response_timeout_hours", 20, 0.01, 24 * 90),
-        assigned_users=_users(where, raw.get("assigned_users")),
-        assigned_roles=_roles(where, raw.get("assigned_roles")),
-        notify_email=email,
-        notify_to=where.string(notify, "to", "notify.to"),
-        smtp_conn_id=where.string(notify, "smtp_conn_id", "notify.smtp_conn_id") or "nightshift_smtp",
-        tags=tuple(tags),
-    )
+    return parse(LabellingConfig, path, LabellingConfigError)
 
 
 # -- which texts ----------------------------------------------------------------------------------
@@ -250,7 +294,7 @@ def pick_texts(
     *,
     labelled_texts: Iterable[str],
     n: int,
-    weights: Weights = Weights(),
+    weights: Weights = DEFAULT_WEIGHTS,
     min_chars: int = 3,
     max_chars: int = 1000,
 ) -> list[Pick]:
