@@ -48,7 +48,7 @@ class SyncQualityGateOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from nightshift.hooks.warehouse import WarehouseHook
-        from nightshift_core.warehouse.types import check_identifier
+        from nightshift_core.warehouse.types import TableRef, check_identifier
 
         problems, checked, repaired = [], [], {}
         results = [r for r in (self.load_results or []) if r]
@@ -64,11 +64,14 @@ class SyncQualityGateOperator(BaseOperator):
                 if not keys:  # a keyless table (mode: full, primary_key: []): no key to check
                     checked.append(target)
                     continue
-                cols = ", ".join(keys)
-                nulls = " OR ".join(f"{k} IS NULL" for k in keys)
+                # quoted (BigQuery's backticks, which the engines read): a table `select`, a key `from`
+                cols = ", ".join(f"`{k}`" for k in keys)
+                nulls = " OR ".join(f"`{k}` IS NULL" for k in keys)
+                ref = TableRef.parse(target)
+                table = f"`{ref.dataset}`.`{ref.table}`"
                 counts = warehouse.query(
-                    f"SELECT (SELECT COUNT(*) FROM {target} WHERE {nulls}) AS null_keys, "  # noqa: S608
-                    f"(SELECT COUNT(*) FROM (SELECT {cols} FROM {target} GROUP BY {cols} "
+                    f"SELECT (SELECT COUNT(*) FROM {table} WHERE {nulls}) AS null_keys, "  # noqa: S608
+                    f"(SELECT COUNT(*) FROM (SELECT {cols} FROM {table} GROUP BY {cols} "
                     "HAVING COUNT(*) > 1) AS d) AS duplicate_keys"
                 ).to_pylist()[0]
                 if counts["null_keys"] or counts["duplicate_keys"]:
@@ -120,14 +123,14 @@ class SyncQualityGateOperator(BaseOperator):
             return []
         conditions, params = [], {}
         if reconciled.get("before") is not None:
-            conditions.append(f"{check_identifier(cursor)} < @before")
+            conditions.append(f"`{check_identifier(cursor)}` < @before")
             params["before"] = dt.datetime.fromisoformat(reconciled["before"])
         columns = {c.name for c in warehouse.get_schema(TableRef.parse(target))}
         if DELETED_COLUMN in columns:
             conditions.append(f"{DELETED_COLUMN} IS NULL")
         ref = TableRef.parse(target)  # validated identifiers only
         where = " WHERE " + " AND ".join(conditions) if conditions else ""
-        sql = f"SELECT COUNT(*) AS n FROM {ref}{where}"  # noqa: S608
+        sql = f"SELECT COUNT(*) AS n FROM `{ref.dataset}`.`{ref.table}`{where}"  # noqa: S608
         have = warehouse.query(sql, params or None).to_pylist()[0]["n"]
         want = reconciled["source_rows"]
         exact = bool(result.get("detect_deletes"))
