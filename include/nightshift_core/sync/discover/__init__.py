@@ -1,0 +1,77 @@
+"""Point at a database, get its sync definition: ``nightshift sync init``'s pure part.
+
+:func:`discover` reads one source connection (a DB-API connection; the caller opens and closes it)
+through the catalog class of its database (``CATALOGS``, one module per database) and the sync's own
+type mapping, and returns the definition's YAML text; :func:`write` validates that text with the
+sync's config loader before it writes the file.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nightshift_core.sync import dialects
+from nightshift_core.sync.discover.base import Catalog, ColumnTypes, SourceCatalog, column_types
+from nightshift_core.sync.discover.mysql import MySqlCatalog
+from nightshift_core.sync.discover.plan import Options, Plan, is_plain, listed, plan, render
+from nightshift_core.sync.discover.postgres import PostgresCatalog
+
+CATALOGS: dict[str, type[SourceCatalog]] = {"mysql": MySqlCatalog, "postgres": PostgresCatalog}
+
+__all__ = ["CATALOGS", "DiscoverError", "Options", "Plan", "discover", "write"]
+
+
+class DiscoverError(ValueError):
+    """The source or the output cannot be used; the message names it and the fix."""
+
+
+def catalog_for(dialect: str) -> SourceCatalog:
+    try:
+        return CATALOGS[dialect]()
+    except KeyError:
+        raise DiscoverError(
+            f"`sync init` reads MySQL/MariaDB and PostgreSQL catalogs, not {dialect!r}: write that definition by hand"
+        ) from None
+
+
+def discover(conn: Any, dialect: str, options: Options) -> tuple[str, Plan]:
+    """The definition's text and the choices behind it, read from ``conn`` (left open)."""
+    reader = catalog_for(dialect)
+    server = dialects.get(dialect).server_zone(conn)  # the sync's own reading of the server's zone
+    catalog: Catalog = reader.read(conn)
+    types: dict[str, ColumnTypes] = {}
+    for table in listed(catalog, options):
+        if is_plain(table.name) and all(is_plain(c.name) for c in table.columns):
+            types[table.name] = column_types(conn, dialect, table.name)
+    result = plan(catalog, types, server, options)
+    return render(result, dialect=dialect), result
+
+
+def validate(text: str, name: str) -> None:
+    """Load ``text`` with the sync's config loader, as the DAG file will; raise DiscoverError if it fails."""
+    from nightshift_core.sync.config import SyncConfigError, load
+
+    with tempfile.TemporaryDirectory(prefix="nightshift-sync-init-") as folder:
+        path = Path(folder) / f"{name}.yaml"
+        path.write_text(text)
+        try:
+            load(path)
+        except SyncConfigError as exc:
+            raise DiscoverError(
+                f"the generated definition does not load (a defect of sync init): {exc}"
+            ) from None
+
+
+def write(text: str, path: Path, name: str, *, force: bool = False) -> None:
+    """Validate ``text``, then write it to ``path`` (never over an existing file without ``force``)."""
+    validate(text, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "w" if force else "x") as fh:  # "x": the refusal and the creation are one step
+            fh.write(text)
+    except FileExistsError:
+        raise DiscoverError(
+            f"{path} exists: choose another --output, or pass --force to replace it"
+        ) from None
