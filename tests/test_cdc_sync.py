@@ -453,3 +453,70 @@ def test_the_query_path_and_the_log_path_end_equal(cdc, monkeypatch):
     by_query = [tuple(r.values()) for r in cdc.rows_of("query.orders")]
     by_log = [(r["id"], r["status"], r["note"]) for r in cdc.rows() if r["_nightshift_deleted_at"] is None]
     assert by_log == by_query and len(by_query) == 300 - 12 + 1
+
+
+@pytest.fixture(params=["duckdb", "bigquery"])
+def any_warehouse(request, tmp_path):
+    if request.param == "duckdb":
+        from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
+
+        warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    else:
+        from nightshift_core.warehouse.bigquery_engine import BigQueryWarehouse
+
+        emulator = request.getfixturevalue("bq_emulator")
+        warehouse = BigQueryWarehouse(emulator.client(), use_storage_api=False, spool_dir=str(tmp_path))
+        warehouse.client.delete_dataset(f"{emulator.project}.cdc", delete_contents=True, not_found_ok=True)
+    yield warehouse
+    warehouse.close()
+
+
+def test_apply_changes_and_the_position_commit_together_on_both_warehouses(any_warehouse):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from nightshift_core.warehouse import JobKey, SyncState, TableRef
+    from nightshift_core.warehouse.base import CHANGE_OP, CHANGE_UNCHANGED, LOG_CURSOR
+
+    wh, target = any_warehouse, TableRef("cdc", "orders")
+    ts = pa.timestamp("us", tz="UTC")
+    gone = dt.datetime(2026, 12, 1, 8, 30, tzinfo=dt.UTC)
+
+    def apply(rows: list[tuple], position: str, columns=("id", "status", "note"), n=[0]) -> None:  # noqa: B006
+        n[0] += 1
+        types = {"id": pa.int64(), "status": pa.string(), "note": pa.string()}
+        fields = [pa.field(c, types[c]) for c in columns] + [
+            pa.field("_nightshift_deleted_at", ts), pa.field(CHANGE_OP, pa.string()),
+            pa.field(CHANGE_UNCHANGED, pa.list_(pa.string())),
+        ]  # fmt: skip
+        schema = pa.schema(fields)
+        batch = pa.RecordBatch.from_pylist(
+            [dict(zip(schema.names, r, strict=True)) for r in rows], schema=schema
+        )
+        staged = wh.stage(JobKey("cdc", f"t{n[0]}", run_id=f"r{n[0]}"), target, [batch], schema)
+        wh.apply_changes(staged, ["id"], state=SyncState(LOG_CURSOR, position=position))
+
+    def table() -> list[tuple]:
+        rows = wh.query("SELECT * FROM cdc.orders ORDER BY id").to_pylist()
+        return [(r["id"], r["status"], r["note"], r["_nightshift_deleted_at"]) for r in rows]
+
+    assert wh.log_position(target) is None
+    apply([(1, "new", "a", None, "upsert", []), (2, "new", "b", None, "upsert", []),
+           (3, "new", "c", None, "upsert", [])], '{"lsn": 1}')  # fmt: skip
+    assert wh.log_position(target) == '{"lsn": 1}'
+    changes = [
+        (1, "paid", None, None, "upsert", ["note"]),  # e.g. an unchanged TOAST value: the warehouse's stays
+        (2, None, None, gone, "upsert", ["status", "note"]),  # a soft delete with a key-only image
+        (3, None, None, None, "delete", ["status", "note"]),  # a hard delete
+        (4, "new", "d", None, "upsert", []),
+    ]
+    for _ in range(2):  # a replay (the same changes again, as after a crash) leaves the same rows
+        apply(changes, '{"lsn": 2}')
+        assert table() == [(1, "paid", "a", None), (2, "new", "b", gone), (4, "new", "d", None)]
+    assert wh.log_position(target) == '{"lsn": 2}'
+    apply(
+        [(1, "late", None, "upsert", [])], '{"lsn": 3}', columns=("id", "status")
+    )  # the source dropped note
+    assert table()[0] == (1, "late", "a", None)
+    assert wh.log_position(target) == '{"lsn": 3}'

@@ -22,6 +22,10 @@ from google.api_core.exceptions import Conflict, NotFound
 from google.cloud import bigquery
 
 from nightshift_core.warehouse.base import (
+    CHANGE_COLUMNS,
+    CHANGE_OP,
+    CHANGE_UNCHANGED,
+    LOG_CURSOR,
     SYNC_STATE_COLUMNS,
     DuplicateKeyError,
     JobKey,
@@ -47,7 +51,7 @@ SYNC_STATE_TABLE = "_nightshift_sync_state"  # in each target's dataset (a trans
 _SYNC_STATE_SCHEMA = (
     Column("target", "STRING", False), Column("cursor_column", "STRING", False),
     Column("read_until", "TIMESTAMP"), Column("last_value", "INT64"), Column("full_load", "BOOL", False),
-    Column("job_id", "STRING"), Column("published_at", "TIMESTAMP", False),
+    Column("job_id", "STRING"), Column("published_at", "TIMESTAMP", False), Column("position", "STRING"),
 )  # fmt: skip
 _FROM_BQ: dict[str, LogicalType] = {
     "INTEGER": "INT64", "INT64": "INT64", "FLOAT": "FLOAT64", "FLOAT64": "FLOAT64",
@@ -281,21 +285,17 @@ class BigQueryWarehouse(Warehouse):
         if state is not None:
             # One multi-statement transaction: the rows and their state commit together or not at all.
             # Values are inlined: a script takes no query parameters on every BigQuery front end.
-            state_table = TableRef(target.dataset, SYNC_STATE_TABLE)
-            self.create_table(state_table, _SYNC_STATE_SCHEMA)
+            state_table = self._state_table(target)
             for p in params:  # the partition bounds: scalars (a literal's backslashes stay as they are)
                 text = _literal(p.value)
                 sql = re.sub(rf"@{p.name}\b", lambda _, text=text: text, sql)
             params = []
             last = (
-                "NULL" if state.read_until is not None else f"(SELECT MAX({q(state.cursor)}) FROM {staging})"
+                "NULL"
+                if state.read_until is not None or state.position is not None
+                else f"(SELECT MAX({q(state.cursor)}) FROM {staging})"
             )
-            record = (
-                f"INSERT INTO {self._fq(state_table)} ({SYNC_STATE_COLUMNS}) SELECT {_literal(str(target))}, "
-                f"{_literal(state.cursor)}, CAST({_literal(state.read_until)} AS TIMESTAMP), CAST({last} AS INT64), "
-                f"{_literal(state.full_load)}, {_literal(job_id)}, CURRENT_TIMESTAMP()"
-            )
-            sql = f"BEGIN TRANSACTION;\n{sql};\n{record};\nCOMMIT TRANSACTION;"
+            sql = self._with_state(sql, state_table, target, state, job_id, last)
         config = bigquery.QueryJobConfig(query_parameters=params)
         finished = self._run_job(
             job_id,
@@ -338,6 +338,103 @@ class BigQueryWarehouse(Warehouse):
             sql += f" AND T.{p} BETWEEN @p_lo AND @p_hi"
             params += [_param("p_lo", found[2]), _param("p_hi", found[3])]
         return sql, params
+
+    def _state_table(self, target: TableRef) -> TableRef:
+        """The dataset's state table, created (or given the columns added since) when needed."""
+        state_table = TableRef(target.dataset, SYNC_STATE_TABLE)
+        if not self.table_exists(state_table):
+            self.create_table(state_table, _SYNC_STATE_SCHEMA)
+        else:
+            self.prepare_target(state_table, _SYNC_STATE_SCHEMA)
+        return state_table
+
+    def _with_state(
+        self,
+        sql: str,
+        state_table: TableRef,
+        target: TableRef,
+        state: SyncState,
+        job_id: str,
+        last: str = "NULL",
+    ) -> str:
+        """``sql`` and the state's record in one multi-statement transaction: both commit or neither.
+        Values are inlined: a script takes no query parameters on every BigQuery front end."""
+        record = (
+            f"INSERT INTO {self._fq(state_table)} ({SYNC_STATE_COLUMNS}, position) SELECT {_literal(str(target))}, "
+            f"{_literal(state.cursor)}, CAST({_literal(state.read_until)} AS TIMESTAMP), CAST({last} AS INT64), "
+            f"{_literal(state.full_load)}, {_literal(job_id)}, CURRENT_TIMESTAMP(), {_literal(state.position)}"
+        )
+        return f"BEGIN TRANSACTION;\n{sql};\n{record};\nCOMMIT TRANSACTION;"
+
+    def apply_changes(
+        self, staged: StagedTable, key: Sequence[str], *, state: SyncState | None = None
+    ) -> PublishResult:
+        ref, _, digest = staged.name.rpartition("#")
+        staging = "`" + ref.replace("`", "") + "`"
+        target = staged.target
+        job_id = staged.job.job_id("apply", str(target), ",".join(key), digest)
+        try:
+            self.client.get_table(ref)
+        except NotFound:
+            raise WarehouseError(
+                f"{target}: staging table {ref} is gone; re-run the task to stage again"
+            ) from None
+        data = [c for c in staged.columns if c.name not in CHANGE_COLUMNS]
+        if not self.table_exists(target):
+            self.ensure_dataset(target.dataset)
+            self.create_table(target, data, cluster_by=key)
+        added = self.prepare_target(target, data)
+        names = [c.name for c in data]
+        keys = {k.lower() for k in key}
+        on = " AND ".join(f"T.{q(k)} = S.{q(k)}" for k in key)
+        bounds, params = self._merge_bounds(target, staging, key[0], staged.rows)
+        # A column the log image lacks keeps the target's value; a column the source dropped is left alone.
+        update = ", ".join(
+            f"{q(n)} = IF({_literal(n)} IN UNNEST(S.{q(CHANGE_UNCHANGED)}), T.{q(n)}, S.{q(n)})"
+            for n in names
+            if n.lower() not in keys
+        )
+        sql = (
+            f"MERGE {self._fq(target)} T USING {staging} S ON {on}{bounds} "
+            f"WHEN MATCHED AND S.{q(CHANGE_OP)} = 'delete' THEN DELETE "
+            + (f"WHEN MATCHED THEN UPDATE SET {update} " if update else "")
+            + f"WHEN NOT MATCHED AND S.{q(CHANGE_OP)} != 'delete' THEN INSERT ({', '.join(q(n) for n in names)}) "
+            f"VALUES ({', '.join('S.' + q(n) for n in names)})"
+        )
+        if state is not None:
+            for p in params:  # scripts take no parameters: the bounds inlined
+                text = _literal(p.value)
+                sql = re.sub(rf"@{p.name}\b", lambda _, text=text: text, sql)
+            params = []
+            sql = self._with_state(sql, self._state_table(target), target, state, job_id)
+        config = bigquery.QueryJobConfig(query_parameters=params)
+        finished = self._run_job(
+            job_id,
+            lambda jid: self.client.query(
+                sql, job_config=config, job_id=jid, location=self.location, job_retry=None
+            ),
+            rerun_done=True,
+        )
+        self.client.delete_table(ref, not_found_ok=True)
+        return PublishResult(target, "merge", finished.job_id, staged.rows, added_columns=added)
+
+    def log_position(self, target: TableRef) -> str | None:
+        state_table = self._fq(TableRef(target.dataset, SYNC_STATE_TABLE))
+        sql = (
+            f"SELECT position FROM {state_table} WHERE target = @target AND cursor_column = @cursor "  # noqa: S608
+            "AND position IS NOT NULL AND published_at >= COALESCE("
+            f"(SELECT MAX(published_at) FROM {state_table} WHERE target = @target AND full_load), "
+            "TIMESTAMP '0001-01-01 00:00:00+00') ORDER BY published_at DESC LIMIT 1"
+        )
+        try:
+            rows = self.query(sql, {"target": str(target), "cursor": LOG_CURSOR}).to_pylist()
+        except NotFound:
+            return None  # no state table in this dataset yet
+        except Exception as exc:  # a state table from before positions existed
+            if "position" not in str(exc):
+                raise
+            return None
+        return rows[0]["position"] if rows else None
 
     def sync_state(self, target: TableRef, cursor: str) -> dt.datetime | int | None:
         state_table = self._fq(TableRef(target.dataset, SYNC_STATE_TABLE))
