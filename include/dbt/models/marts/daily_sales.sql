@@ -1,24 +1,8 @@
 -- Sales per order day and product line, partitioned by day and built incrementally: each run
 -- replaces exactly the days of its window (dbt vars window_start/window_end, given by the Airflow
 -- run), so re-running a day leaves one copy of it. The first build (or --full-refresh) takes every day.
-{{ config(
-    materialized='incremental',
-    incremental_strategy=('insert_overwrite' if target.type == 'bigquery' else 'append'),
-    partition_by=({'field': 'order_date', 'data_type': 'date', 'granularity': 'day'} if target.type == 'bigquery' else none),
-    partitions=(window_partitions() if target.type == 'bigquery' else none),
-    on_schema_change='fail',
-    pre_hook=[
-      "{% if is_incremental() and target.type != 'bigquery' %}{% set w = window_bounds() %}"
-      "delete from {{ this }} where order_date >= date '{{ w[0] }}' and order_date < date '{{ w[1] }}'"
-      "{% endif %}"
-    ],
-) }}
-
-{%- if is_incremental() and window_bounds() is none %}
-  {{ exceptions.raise_compiler_error(
-      "daily_sales is incremental: pass vars window_start and window_end (YYYY-MM-DD, end exclusive); "
-      "the Airflow DAG does, or use --full-refresh") }}
-{%- endif %}
+{{ config(**day_partitioned('order_date')) }}
+{{ require_window('daily_sales') }}
 
 select
   o.order_date,
