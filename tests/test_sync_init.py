@@ -354,6 +354,10 @@ def test_a_bad_connection_id_or_url_says_which_and_how_to_fix(tmp_path, monkeypa
     assert code == 2 and "scheme 'oracle'" in said and "s3cret" not in said and "me:***@" in said
     code, said = init("postgresql://me:s3cret@127.0.0.1:1/x", tmp_path / "x.yaml")
     assert code == 2 and "cannot connect" in said and "s3cret" not in said, said
+    code, said = init("no_such_conn", tmp_path / "x.yaml", "--name", "my-shop")
+    assert code == 2 and "--name 'my-shop': use letters, digits and '_'" in said
+    code, said = init("no_such_conn", tmp_path / "x.yaml", "--lag", "ten minutes")
+    assert code == 2 and "write a duration like 10m" in said
     assert not (tmp_path / "x.yaml").exists()
 
 

@@ -102,6 +102,12 @@ def sync_init(args: argparse.Namespace) -> int:
     from nightshift_core.sync.config import SYNC_DIR
     from nightshift_core.sync.discover import DiscoverError, Options, discover, write
 
+    if not re.fullmatch(r"\d+[smhd]", args.lag):
+        raise CliError(f"--lag {args.lag!r}: write a duration like 10m, 2h or 1d")
+    if args.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", args.name):
+        raise CliError(
+            f"--name {args.name!r}: use letters, digits and '_' (it names the dataset and the DAG)"
+        )
     lookup, conn_id, shown, password = resolve(args.source, args.conn_id)
     conn, dialect, database = open_source(lookup, shown, password)
     name = args.name or _identifier(database)
