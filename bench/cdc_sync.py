@@ -65,7 +65,12 @@ def cdc_phase(source: Source, name: str, db: str, workdir: str) -> dict:
     sys.path[:0] = [str(ROOT / "include")]
     import MySQLdb  # noqa: F401  (imports are not what is measured)
     import psycopg2
+    import pyarrow.parquet  # noqa: F401  (what sync_table imports on first use: not what is measured)
+    import pymysqlreplication  # noqa: F401
 
+    import nightshift_core.sync.cdc.mysql_binlog  # noqa: F401
+    import nightshift_core.sync.cdc.postgres_logical  # noqa: F401
+    import nightshift_core.sync.cdc.values  # noqa: F401
     from nightshift_core.sync.cdc.endpoint import Endpoint
     from nightshift_core.sync.cdc.run import CdcTable, sync_table
     from nightshift_core.warehouse import JobKey, TableRef
