@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_warehouse_contract import wh as contract_warehouse  # noqa: F401 - DuckDB and the BigQuery emulator
 
 from nightshift_core.sync.cdc.endpoint import Endpoint
 
@@ -242,8 +243,8 @@ def test_a_large_transaction_and_chunks_that_end_at_transaction_boundaries(cdc):
     assert result.chunks == 4
     live = dict(cdc.live())
     assert len(live) == 1000 and live[1] == "u1" and live[120] == "u120" and live[121] == "bulk"
-    with DuckDBWarehouse(cdc.warehouse_path) as wh:
-        states = wh.query(
+    with DuckDBWarehouse(cdc.warehouse_path) as duck:
+        states = duck.query(
             "SELECT position FROM _nightshift.sync_state WHERE target = 'cdc.orders' ORDER BY published_at"
         ).to_pylist()
     assert len(states) == 5 and json.loads(states[-1]["position"]) == cdc.position()
@@ -455,23 +456,7 @@ def test_the_query_path_and_the_log_path_end_equal(cdc, monkeypatch):
     assert by_log == by_query and len(by_query) == 300 - 12 + 1
 
 
-@pytest.fixture(params=["duckdb", "bigquery"])
-def any_warehouse(request, tmp_path):
-    if request.param == "duckdb":
-        from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
-
-        warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
-    else:
-        from nightshift_core.warehouse.bigquery_engine import BigQueryWarehouse
-
-        emulator = request.getfixturevalue("bq_emulator")
-        warehouse = BigQueryWarehouse(emulator.client(), use_storage_api=False, spool_dir=str(tmp_path))
-        warehouse.client.delete_dataset(f"{emulator.project}.cdc", delete_contents=True, not_found_ok=True)
-    yield warehouse
-    warehouse.close()
-
-
-def test_apply_changes_and_the_position_commit_together_on_both_warehouses(any_warehouse):
+def test_apply_changes_and_the_position_commit_together_on_both_warehouses(contract_warehouse):  # noqa: F811
     import datetime as dt
 
     import pyarrow as pa
@@ -479,7 +464,7 @@ def test_apply_changes_and_the_position_commit_together_on_both_warehouses(any_w
     from nightshift_core.warehouse import JobKey, SyncState, TableRef
     from nightshift_core.warehouse.base import CHANGE_OP, CHANGE_UNCHANGED, LOG_CURSOR
 
-    wh, target = any_warehouse, TableRef("cdc", "orders")
+    wh, target = contract_warehouse, TableRef("contract", "orders")
     ts = pa.timestamp("us", tz="UTC")
     gone = dt.datetime(2026, 12, 1, 8, 30, tzinfo=dt.UTC)
 
@@ -498,7 +483,7 @@ def test_apply_changes_and_the_position_commit_together_on_both_warehouses(any_w
         wh.apply_changes(staged, ["id"], state=SyncState(LOG_CURSOR, position=position))
 
     def table() -> list[tuple]:
-        rows = wh.query("SELECT * FROM cdc.orders ORDER BY id").to_pylist()
+        rows = wh.query("SELECT * FROM contract.orders ORDER BY id").to_pylist()
         return [(r["id"], r["status"], r["note"], r["_nightshift_deleted_at"]) for r in rows]
 
     assert wh.log_position(target) is None

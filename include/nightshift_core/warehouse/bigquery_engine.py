@@ -418,18 +418,25 @@ class BigQueryWarehouse(Warehouse):
         self.client.delete_table(ref, not_found_ok=True)
         return PublishResult(target, "merge", finished.job_id, staged.rows, added_columns=added)
 
-    def log_position(self, target: TableRef) -> str | None:
+    def _states(self, target: TableRef, cursor: str, select: str, rest: str = "") -> list[dict] | None:
+        """``select`` over ``target``'s states of ``cursor`` since its last full load (None: no state table)."""
         state_table = self._fq(TableRef(target.dataset, SYNC_STATE_TABLE))
         sql = (
-            f"SELECT position FROM {state_table} WHERE target = @target AND cursor_column = @cursor "  # noqa: S608
-            "AND position IS NOT NULL AND published_at >= COALESCE("
+            f"SELECT {select} FROM {state_table} "  # noqa: S608
+            "WHERE target = @target AND cursor_column = @cursor AND published_at >= COALESCE("
             f"(SELECT MAX(published_at) FROM {state_table} WHERE target = @target AND full_load), "
-            "TIMESTAMP '0001-01-01 00:00:00+00') ORDER BY published_at DESC LIMIT 1"
+            f"TIMESTAMP '0001-01-01 00:00:00+00'){rest}"
         )
         try:
-            rows = self.query(sql, {"target": str(target), "cursor": LOG_CURSOR}).to_pylist()
+            return self.query(sql, {"target": str(target), "cursor": cursor}).to_pylist()
         except NotFound:
             return None  # no state table in this dataset yet
+
+    def log_position(self, target: TableRef) -> str | None:
+        try:
+            rows = self._states(
+                target, LOG_CURSOR, "position", " AND position IS NOT NULL ORDER BY published_at DESC LIMIT 1"
+            )
         except Exception as exc:  # a state table from before positions existed
             if "position" not in str(exc):
                 raise
@@ -437,17 +444,7 @@ class BigQueryWarehouse(Warehouse):
         return rows[0]["position"] if rows else None
 
     def sync_state(self, target: TableRef, cursor: str) -> dt.datetime | int | None:
-        state_table = self._fq(TableRef(target.dataset, SYNC_STATE_TABLE))
-        sql = (
-            f"SELECT MAX(read_until) AS read_until, MAX(last_value) AS last_value FROM {state_table} "  # noqa: S608
-            "WHERE target = @target AND cursor_column = @cursor AND published_at >= COALESCE("
-            f"(SELECT MAX(published_at) FROM {state_table} WHERE target = @target AND full_load), "
-            "TIMESTAMP '0001-01-01 00:00:00+00')"
-        )
-        try:
-            rows = self.query(sql, {"target": str(target), "cursor": cursor}).to_pylist()
-        except NotFound:
-            return None  # no state table in this dataset yet
+        rows = self._states(target, cursor, "MAX(read_until) AS read_until, MAX(last_value) AS last_value")
         row = rows[0] if rows else {}
         if row.get("read_until") is not None:
             return row["read_until"].astimezone(dt.UTC)
