@@ -176,7 +176,7 @@ def _snapshot(conn, dialect, endpoint, table: CdcTable, warehouse, target, job) 
             # status starts here, and the first log run replays what the snapshot already has
             # (idempotent per key).
             before = reader.current_position()
-            _prepare_session(conn, dialect)
+            source.prepare_session(conn, dialect)
             cur = conn.cursor()
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
@@ -201,7 +201,7 @@ def _snapshot(conn, dialect, endpoint, table: CdcTable, warehouse, target, job) 
         cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         cur.close()
         replication.close()  # imported: the reading transaction holds the snapshot from here on
-        _prepare_session(conn, dialect)
+        source.prepare_session(conn, dialect)
     try:
         columns = _describe(conn, dialect, table)
         schema = source.arrow_schema(columns)
@@ -258,7 +258,7 @@ def _from_log(
     conn, dialect, endpoint, table: CdcTable, warehouse, target, job, stored: str, limits
 ) -> CdcResult:
     position = json.loads(stored)
-    _prepare_session(conn, dialect)
+    source.prepare_session(conn, dialect)
     columns = _describe(conn, dialect, table)
     if dialect == "postgres":
         conn.commit()  # nothing written: this keeps the session's settings (a rollback would undo them)
@@ -268,7 +268,7 @@ def _from_log(
         from nightshift_core.sync.cdc.mysql_binlog import BinlogPosition, BinlogReader
 
         for warning in guards.check_binlog_position(conn, position, tables=[table.name], limits=limits,
-                                                    server=str(endpoint)):  # fmt: skip
+                                                    endpoint=endpoint, server=str(endpoint)):  # fmt: skip
             log.warning("%s: %s", target, warning)
         with BinlogReader(endpoint, [table.name]) as reader:
             read = reader.read(BinlogPosition.from_dict(position))
@@ -374,18 +374,6 @@ def _apply_chunk(
     result.staged_rows += published.staged_rows
     result.deleted += sum(f.op == "delete" for f in folded)
     result.added_columns += [c for c in published.added_columns if c not in result.added_columns]
-
-
-def _prepare_session(conn: Any, dialect: str) -> None:
-    """The query path's session settings (instants in UTC, intervals in one form), so values read or
-    cast here are the ones it reads."""
-    prepare = getattr(source, "prepare_session", None)
-    if prepare is not None:
-        prepare(conn, dialect)
-    else:  # the per-database dialect classes
-        from nightshift_core.sync import dialects
-
-        dialects.get(dialect).prepare_session(conn)
 
 
 def _crash_point(name: str) -> None:
