@@ -175,9 +175,6 @@ def mariadb_source(mariadb, monkeypatch, warehouse):
         cur = db.conn.cursor()
         for sql in MARIADB_SCHEMA + MARIADB_ROWS:
             cur.execute(sql)
-        for i in range(MANY):
-            cur.execute(f"CREATE TABLE t{i:03d} (id INT PRIMARY KEY, v VARCHAR(10))")
-        cur.execute("INSERT INTO t000 VALUES (1, 'one'), (2, 'two')")
         monkeypatch.setenv("AIRFLOW_CONN_SHOP_MARIADB", db.airflow_conn)
         yield db, cur
 
@@ -185,6 +182,9 @@ def mariadb_source(mariadb, monkeypatch, warehouse):
 @pytest.mark.integration
 def test_mariadb_definition_syncs_every_table_in_one_round(mariadb_source, warehouse, tmp_path):
     db, cur = mariadb_source
+    for i in range(MANY):
+        cur.execute(f"CREATE TABLE t{i:03d} (id INT PRIMARY KEY, v VARCHAR(10))")
+    cur.execute("INSERT INTO t000 VALUES (1, 'one'), (2, 'two')")
     out = tmp_path / "shop.yaml"
     started = time.monotonic()
     code, said = init("shop_mariadb", out, "--name", "shop", "--append-only", "events")
