@@ -4,7 +4,7 @@
                                        [--backlog 100000 1000000]
 
 Starts its own log-enabled servers through scripts/cdc_services.sh (MariaDB with the row-based binlog
-on 127.0.0.1:3317, PostgreSQL with wal_level=logical on 5443, data under a temporary folder; stopped
+on 127.0.0.1:3317, PostgreSQL with wal_level=logical on 5443, or BENCH_CDC_MARIADB_PORT / _POSTGRES_PORT; data under a temporary folder; stopped
 and removed at the end), so the server counters below count this bench alone and the tests others
 run on 3307/5433 are not slowed. Per source and size, a generated classicmodels database; each phase
 in its own process (its peak RSS, ru_maxrss, is its own) on its `orderdetails`:
@@ -49,7 +49,10 @@ from sync_common import ROOT, TABLE, Source, add_phase_arguments, rss_mb  # noqa
 from sync_common import phase as query_phase  # noqa: E402
 
 KEY = ("orderNumber", "productCode")
-PORTS = {"mariadb": 3317, "postgres": 5443}
+PORTS = {  # two benches at once need two pairs of ports
+    "mariadb": int(os.environ.get("BENCH_CDC_MARIADB_PORT", "3317")),
+    "postgres": int(os.environ.get("BENCH_CDC_POSTGRES_PORT", "5443")),
+}
 SOURCES = {
     "mariadb": Source("mariadb", "mysql", "mysql", PORTS["mariadb"], "root", "-"),
     "postgres": Source("postgres", "postgresql", "postgres", PORTS["postgres"], "postgres", "-", "postgres"),
