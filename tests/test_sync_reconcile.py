@@ -113,9 +113,9 @@ def test_the_quality_gate_reports_repairs_and_checks_beyond_the_window(pg, tmp_p
     from airflow.sdk.exceptions import AirflowFailException
     from support.net import free_port
 
-    from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
     from nightshift.operators.warehouse_ops import SyncQualityGateOperator
     from nightshift_core.local.mail_catcher import read_messages, start
+    from nightshift_core.sync.reconcile import Reconciler
 
     def gate(result: dict) -> dict:
         op = SyncQualityGateOperator(task_id="gate", load_results=[result], primary_keys={"rec.ev": ["shop", "id"]},
@@ -141,11 +141,11 @@ def test_the_quality_gate_reports_repairs_and_checks_beyond_the_window(pg, tmp_p
 
     # A row committed behind the window, which a reconciliation reports repaired but never writes: the gate
     # counts the table before the window's end on both sides and sees the warehouse one row short.
-    def repair_lost(self, conn, dialect, warehouse, target, columns, keys, job) -> int:
+    def repair_lost(self, keys) -> int:
         return len(keys)  # reported as repaired, never written
 
     pg.execute("INSERT INTO ev VALUES (1, 7, 'behind the window', %s)", (BEHIND,))
-    monkeypatch.setattr(SqlToWarehouseOperator, "_repair", repair_lost)
+    monkeypatch.setattr(Reconciler, "_repair", repair_lost)
     lost = run(T0 + 2 * HOUR, detect_deletes=True)
     assert lost["reconciled"]["repaired"] == 1 and (1, 7) not in warehouse()
     pg.execute("SELECT COUNT(*) FROM ev WHERE updated_at < %s", (T0 + 3 * HOUR,))
