@@ -59,7 +59,9 @@ class Harness:
         options.setdefault("primary_key", ("id",))
         return CdcTable(name=name, definition=self.definition, **options)
 
-    def run(self, name: str = "orders", *, full_refresh: bool = False, **options: Any) -> Any:
+    def run(
+        self, name: str = "orders", *, full_refresh: bool = False, warehouse: Any = None, **options: Any
+    ) -> Any:
         from nightshift_core.sync.cdc.run import sync_table
         from nightshift_core.warehouse import JobKey, TableRef
         from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
@@ -67,8 +69,9 @@ class Harness:
         conn = self.connect()
         try:
             return sync_table(
-                conn, self.engine, self.endpoint(), self.table(name, **options), DuckDBWarehouse(self.warehouse_path),
-                TableRef("cdc", name), JobKey("cdc", name, run_id=uuid.uuid4().hex), full_refresh=full_refresh,
+                conn, self.engine, self.endpoint(), self.table(name, **options),
+                warehouse or DuckDBWarehouse(self.warehouse_path), TableRef("cdc", name),
+                JobKey("cdc", name, run_id=uuid.uuid4().hex), full_refresh=full_refresh,
             )  # fmt: skip
         finally:
             conn.close()
@@ -505,3 +508,24 @@ def test_apply_changes_and_the_position_commit_together_on_both_warehouses(contr
     )  # the source dropped note
     assert table()[0] == (1, "late", "a", None)
     assert wh.log_position(target) == '{"lsn": 3}'
+
+
+def test_snapshot_and_log_into_bigquery(cdc, bq_emulator, tmp_path):
+    from nightshift_core.warehouse.bigquery_engine import BigQueryWarehouse
+
+    bq = BigQueryWarehouse(bq_emulator.client(), use_storage_api=False, spool_dir=str(tmp_path))
+    bq.client.delete_dataset(f"{bq_emulator.project}.cdc", delete_contents=True, not_found_ok=True)
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a'), (2, 'new', 'b'), (3, 'new', 'c')")
+    assert cdc.run(warehouse=bq).mode == "snapshot"
+    cdc.sql(
+        "UPDATE orders SET status = 'paid' WHERE id = 1",
+        "DELETE FROM orders WHERE id = 2",
+        "UPDATE orders SET id = 30 WHERE id = 3",
+        "INSERT INTO orders VALUES (4, 'new', 'd')",
+    )
+    assert cdc.run(warehouse=bq).changes == 4
+    rows = bq.query("SELECT id, status, note, _nightshift_deleted_at AS gone FROM cdc.orders ORDER BY id")
+    got = [(r["id"], r["status"], r["note"], r["gone"] is not None) for r in rows.to_pylist()]
+    assert got == [(1, "paid", "a", False), (2, "new", "b", True), (3, "new", "c", True),
+                   (4, "new", "d", False), (30, "new", "c", False)]  # fmt: skip
+    assert cdc.run(warehouse=bq).changes == 0

@@ -1,6 +1,0 @@
-select
-  officeCode as office_code,
-  city,
-  country,
-  territory
-from {{ source('classicmodels', 'offices') }}
