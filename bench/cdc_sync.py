@@ -4,9 +4,10 @@
                                        [--backlog 100000 1000000]
 
 Starts its own log-enabled servers through scripts/cdc_services.sh (MariaDB with the row-based binlog
-on 127.0.0.1:3317, PostgreSQL with wal_level=logical on 5443, or BENCH_CDC_MARIADB_PORT / _POSTGRES_PORT; data under a temporary folder; stopped
-and removed at the end), so the server counters below count this bench alone and the tests others
-run on 3307/5433 are not slowed. Per source and size, a generated classicmodels database; each phase
+on 127.0.0.1:3317, PostgreSQL with wal_level=logical on 5443; BENCH_CDC_MARIADB_PORT and
+BENCH_CDC_POSTGRES_PORT move them), data under a temporary folder, stopped at the end (the folder is
+left with results.json), so the server counters below count this bench alone and others' tests on
+3307/5433 are not slowed. Per source and size, a generated classicmodels database; each phase
 in its own process (its peak RSS, ru_maxrss, is its own) on its `orderdetails`:
 
   full          the query path's full sync (SqlToWarehouseOperator, Arrow reader) -> DuckDB
