@@ -83,6 +83,7 @@ def build(config: SyncConfig) -> DAG:
                     only_tables="{{ params.tables | join(',') }}",
                     detect_deletes=table.detect_deletes,
                     deletes=table.deletes,
+                    partition_by=table.partition_by,
                     definition=_shown(config.path),
                     source_timezone=config.timezone,
                     reconcile="{{ params.reconcile }}",
