@@ -394,3 +394,26 @@ def test_the_zone_is_written_only_for_a_datetime_cursor_on_a_server_not_in_utc(
     chosen = plan(catalog, types, server, Options(name="shop", conn_id="shop"))
     assert (chosen.timezone, chosen.tables[0].mode) == (zone, mode)
     assert yaml.safe_load(render(chosen, dialect="mysql"))["source"].get("timezone") == zone
+
+
+@pytest.mark.parametrize("name", ["on", "off", "yes", "null", "true", "1e3", "0x1F", "order", "Select_2"])
+def test_names_yaml_would_read_as_something_else_are_quoted(name):
+    from nightshift_core.sync.discover.plan import _q
+
+    assert yaml.safe_load(f"name: {_q(name)}") == {"name": name}
+
+
+@pytest.mark.parametrize(
+    ("body", "stamped"),
+    [
+        ("BEGIN NEW.updated_at := now(); RETURN NEW; END", {"updated_at"}),
+        ('BEGIN NEW."changedAt" = CURRENT_TIMESTAMP; RETURN NEW; END', {"changedAt"}),
+        ("begin new.Modified := clock_timestamp(); return new; end", {"modified"}),  # unquoted: folded
+        ("BEGIN NEW.updated_at := OLD.updated_at; RETURN NEW; END", set()),  # kept, not stamped
+        ("BEGIN NEW.note := 'now()'; RETURN NEW; END", set()),
+    ],
+)
+def test_a_trigger_function_stamps_the_columns_it_assigns_the_current_time(body, stamped):
+    from nightshift_core.sync.discover.postgres import stamped_columns
+
+    assert stamped_columns(body) == stamped

@@ -371,5 +371,6 @@ def _render_table(t: TablePlan, lag: str) -> list[str]:
     if t.exclude:
         body.append("  exclude:")
         for column, shown, why in t.exclude:
+            why = why if ":" in why else f"{why}: no exact warehouse type"  # the mapping's reason, made whole
             body.append(f"    - {_q(column)}  # {shown}: {why}")
     return lines + [f"  {line}" for line in body]
