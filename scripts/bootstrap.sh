@@ -106,5 +106,7 @@ else
     [ $dev = 1 ] && echo "$(cat requirements.txt requirements.lock | sha256sum | cut -d' ' -f1) $("$venv/bin/python" -V 2>&1)" >>"$stamp"
 fi
 _step_done
+# The project's command (`nightshift sync init ...`) in the venv's bin/: a link, so it follows the checkout.
+ln -sfn "$NIGHTSHIFT_ROOT/scripts/nightshift" "$venv/bin/nightshift"
 # dbt: its own venv and the manifest the dbt DAG is rendered from (both skipped when up to date).
 NIGHTSHIFT_DBT_PYTHON="$python" NIGHTSHIFT_FINGERPRINT_PYTHON="$venv/bin/python" scripts/dbt_setup.sh
