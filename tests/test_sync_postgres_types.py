@@ -80,7 +80,7 @@ FILM_3 = {
     "rating": "G", "release_year": 1901, "price": Decimal("0"), "title": "", "email": "", "ip": "::1",
     "cost": Decimal("-0.01"), "length": "PT0S", "fts": "", "js": [], "jb": None, "raw": b"",
 } | dict.fromkeys(ARRAYS, []) | {f"{a}__json": None for a in ARRAYS}  # fmt: skip
-FILM_4_EXACT = {  # what the ARRAY columns cannot hold, in the exact-JSON column (the ARRAY is empty)
+FILM_4_EXACT = {  # what the ARRAY columns cannot hold, in the exact-JSON column
     "features__json": ["a", None],
     "scores__json": [[1, 2], [3, 4]],
     "amounts__json": {"dims": "[0:1]", "elements": [1, 2]},
@@ -178,7 +178,8 @@ def test_every_postgres_type_round_trips_exactly(pg, engine):
         k: parsed(film[3][k]) if TYPES[k] == "JSON" and k in ("js", "jb") else film[3][k] for k in FILM_3
     }
     assert three == FILM_3  # empty text, empty arrays, JSON [] and JSON null
-    assert {a: film[4][a] for a in ARRAYS} == dict.fromkeys(ARRAYS, [])
+    # a NULL element: the ARRAY keeps the others; more dimensions or another lower bound: the ARRAY is empty
+    assert {a: film[4][a] for a in ARRAYS} == dict.fromkeys(ARRAYS, []) | {"features": ["a"]}
     assert {k: parsed(film[4][k]) for k in FILM_4_EXACT} == FILM_4_EXACT
 
 
@@ -226,7 +227,29 @@ def test_the_exact_json_form_is_what_postgresql_itself_writes(pg):
         pg.connection.autocommit = True
     row = batch.to_pylist()[0]
     assert row["a"] == [] and row["a__json"] == "[[1.500,null],[-0.001,2.000]]"
-    assert row["b"] == [] and json.loads(row["b__json"]) == ["x,y", None, '"q"']
+    assert row["b"] == ["x,y", '"q"'] and json.loads(row["b__json"]) == ["x,y", None, '"q"']
+
+
+@pytest.mark.parametrize("reader", ["dbapi", "auto"])
+def test_an_array_with_null_elements_keeps_its_other_elements_in_order(pg, engine, reader):
+    """The ARRAY column holds the non-NULL elements in their order (BigQuery's ARRAY cannot hold a NULL
+    element); the exact value, NULLs included, is in <col>__json. Under reader auto the table is read
+    by the DB-API path too: the Arrow reader has no exact mapping for arrays."""
+    pg.execute("CREATE TABLE tagged (id int PRIMARY KEY, tags text[], n int[])")
+    pg.execute(
+        "INSERT INTO tagged VALUES (1, '{zeta,NULL,alpha,\"\",mid}', '{3,NULL,1,NULL}'), "
+        "(2, '{NULL,NULL}', '{NULL}'), (3, '{b,a}', '{2,1}'), (4, NULL, '{}')"
+    )
+    result = sync("tagged", reader=reader)
+    assert (result["reader"], result["staged_rows"]) == ("dbapi", 4)
+    _, rows = warehouse("tagged")
+    assert [(r["tags"], parsed(r["tags__json"]), r["n"], parsed(r["n__json"])) for r in rows] == [
+        (["zeta", "alpha", "", "mid"], ["zeta", None, "alpha", "", "mid"], [3, 1], [3, None, 1, None]),
+        ([], [None, None], [], [None]),
+        (["b", "a"], None, [2, 1], None),  # nothing the ARRAY cannot hold: no exact-JSON value
+        ([], None, [], None),
+    ]
+    assert rows[3]["tags__json"] == "null"  # a NULL array, not an empty one
 
 
 @pytest.mark.parametrize("reader", ["dbapi", "arrow"])
@@ -263,7 +286,7 @@ def test_incremental_sync_with_a_timestamptz_cursor(pg, engine, reader):
     assert [(r["id"], r["tags"], parsed(r["tags__json"]), r["updated_at"]) for r in rows] == [
         (1, ["a", "c"], None, t0 + dt.timedelta(minutes=70)),
         (2, [], None, t0 + dt.timedelta(minutes=59, seconds=59.999999)),
-        (3, [], ["b", None], t0 + dt.timedelta(hours=1)),
+        (3, ["b"], ["b", None], t0 + dt.timedelta(hours=1)),
     ]
     assert rows[1]["tags__json"] == "null"  # JSON null: the source array was NULL, not empty
 

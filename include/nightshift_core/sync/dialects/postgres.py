@@ -233,11 +233,12 @@ def _pg_columns(name, shown, types, oid, typmod, nullable, names) -> list[Source
         cast = cast or (element.sql if domain else None)
         typed = f"CAST({{column}} AS {cast}[])" if cast else "{column}"
     as_json = f"CAST(to_json({typed}) AS text)"
+    # The ARRAY holds a one-dimensional array's non-NULL elements in order (an ARRAY cannot hold a NULL
+    # element); the exact value, NULLs included, is in the exact-JSON column.
     listed = (
         f"CASE WHEN cardinality({{column}}) = 0 THEN {_EMPTY_ARRAY} "
         "WHEN array_ndims({column}) = 1 AND array_lower({column}, 1) = 1 THEN "
-        f"CASE WHEN array_position({{column}}, NULL) IS NULL THEN {typed} ELSE {_EMPTY_ARRAY} END "
-        f"ELSE {_EMPTY_ARRAY} END"
+        f"array_remove({typed}, NULL) ELSE {_EMPTY_ARRAY} END"
     )
     exact = (
         "CASE WHEN {column} IS NULL THEN 'null' WHEN cardinality({column}) = 0 THEN NULL "
