@@ -2,7 +2,7 @@
 
 The reader speaks the wire protocol in Rust and hands over Arrow record batches in bounded chunks
 (``return_type="arrow_stream"``), so no Python object is made per value. Every column is then cast to
-the type the dialect layer derived from the catalog (:func:`nightshift_core.sync.source.describe`),
+the type the dialect derived from the catalog (:meth:`nightshift_core.sync.dialects.Dialect.describe`),
 so both readers produce the same schema and the same values:
 
 - DECIMAL/NUMERIC: connectorx returns ``decimal128(38, 10)`` and rounds a value with more decimals;
