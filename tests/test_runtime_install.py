@@ -60,3 +60,18 @@ def test_a_missing_runtime_package_fails_the_check_naming_module_and_fix(tmp_pat
     line = next(x for x in result.stdout.splitlines() if "reddit_replay" in x)
     assert line.startswith("error: include/nightshift_core/local/reddit_replay.py: ModuleNotFoundError")
     assert "lacks 'werkzeug': add it to requirements.txt" in line
+
+
+def test_the_nightshift_command_runs_from_the_runtime_venv(tmp_path):
+    """scripts/bootstrap.sh links `nightshift` into the venv it builds; the runtime install alone runs it."""
+    command = Path(runtime_python()).parent / "nightshift"
+    assert command.is_file(), f"{command} is missing: scripts/bootstrap.sh links scripts/nightshift there"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTHONPATH"))}
+    env = {**clean, "AIRFLOW_HOME": str(tmp_path)}
+    shown = subprocess.run([str(command), "sync", "init", "--help"], env=env, capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+    assert shown.returncode == 0 and "--append-only" in shown.stdout, shown.stderr[-2000:]
+    refused = subprocess.run([str(command), "sync", "init", "no_such_conn", "-o", str(tmp_path / "x.yaml")],
+                             env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "connection 'no_such_conn' is not defined" in refused.stderr
