@@ -34,7 +34,7 @@ MODELS = [
     "models.stg_employees_model_build", "models.stg_customers_model_build", "models.stg_products_model_build",
     "models.stg_orders_model_build", "models.stg_orderdetails_model_build",
     "models.top_employees_by_sales_model_build", "models.daily_sales_model_build",
-    "models.stg_offices_model_build", "models.daily_orders_model_build", "models.daily_territory_sales_model_build",
+    "models.daily_orders_model_build",
 ]  # fmt: skip
 # The aggregate as the sync definition's post_load computed it before it moved to dbt.
 POST_LOAD_TOP5 = ROOT / "include/sql/classicmodels/top_employees_by_sales.sql"
