@@ -207,14 +207,9 @@ def phase(source: Source, name: str, db: str, workdir: str) -> dict:
             reader="dbapi" if name == "ours-dbapi" else "auto",
         )  # fmt: skip
         if name in ("reconcile", "steady"):
-            # The operator's own method, or (the sync engine) the Reconciler's run.
-            if hasattr(op, "_reconcile"):
-                owner, attr = op, "_reconcile"
-            else:
-                from nightshift_core.sync.reconcile import Reconciler
+            from nightshift_core.sync.reconcile import Reconciler
 
-                owner, attr = Reconciler, "run"
-            inner = getattr(owner, attr)
+            inner = Reconciler.run
 
             def timed(*args, **kwargs):
                 t = time.perf_counter()
@@ -223,7 +218,7 @@ def phase(source: Source, name: str, db: str, workdir: str) -> dict:
                 finally:
                     spent["reconcile_seconds"] = time.perf_counter() - t
 
-            setattr(owner, attr, timed)
+            Reconciler.run = timed
         ti = SimpleNamespace(dag_id="bench", task_id=op.task_id, run_id=name, map_index=-1)
         ctx = {"ti": ti, "data_interval_start": None, "data_interval_end": None}
         if os.environ.get("BENCH_PROFILE") == name:
