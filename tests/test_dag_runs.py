@@ -167,13 +167,15 @@ def delivered(day: str):
         return DeliveryLedger(warehouse).find(REPORT.report_id, dt.date.fromisoformat(day))
 
 
-def aggregate() -> None:
-    """The aggregate the report reads: a dbt model (tests/test_dbt.py builds it with dbt); its
-    reference query stands in here."""
+def aggregate(folder: Path) -> None:
+    """The aggregates the report reads: the top-5 dbt model (tests/test_dbt.py builds it with dbt),
+    its reference query standing in here, and the headline's per-day marts, built by dbt once."""
     import datetime as dt
 
+    from support.marts import report_marts
     from test_reports import context
 
+    report_marts(folder / "dbt", folder / "warehouse.duckdb", folder / "marts.duckdb")
     from nightshift.operators.warehouse_ops import WarehouseQueryToTableOperator
 
     WarehouseQueryToTableOperator(
@@ -188,7 +190,7 @@ def test_report_dag_renders_params_variables_and_xcom_into_sheets_and_mail(synce
     from nightshift.report_dags import build
 
     _, _, _, folder = synced
-    aggregate()
+    aggregate(folder)
     handler = RecordingHandler()
     server = start_server(handler)
     try:
@@ -254,7 +256,7 @@ def test_a_forged_build_xcom_fails_sheets_and_mail_and_sends_nothing(
     from nightshift.report_dags import build
 
     _, _, _, folder = synced
-    aggregate()
+    aggregate(folder)
     reports = folder / "reports"
     secret = tmp_path / "secrets.json"
     secret.write_text('{"fernet_key": "do-not-mail-9a7e"}')

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support.marts import report_marts
 from test_sync_classicmodels import sqlite_source, sync_all, warehouse_conn  # noqa: F401 - fixtures
 
 from nightshift_core.reports.config import ReportConfigError, load, load_all
@@ -120,8 +121,13 @@ def context(task_id: str, run_after: dt.datetime) -> dict:
             "dag_run": SimpleNamespace(run_after=run_after)}  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def marts_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("marts")
+
+
 @pytest.fixture
-def synced(sqlite_source, tmp_path, monkeypatch):  # noqa: F811 - fixture from the sync tests
+def synced(sqlite_source, tmp_path, monkeypatch, marts_cache):  # noqa: F811 - fixture from the sync tests
     """The sample synced into DuckDB, with a formula payload as the best customer's name."""
     from nightshift.operators.warehouse_ops import WarehouseQueryToTableOperator
 
@@ -138,6 +144,8 @@ def synced(sqlite_source, tmp_path, monkeypatch):  # noqa: F811 - fixture from t
         task_id="top_employees_by_sales", sql="classicmodels/top_employees_by_sales.sql",
         target="classicmodels_agg.top_employees_by_sales", shape={"dataset": "classicmodels"},
     ).execute(context("top_employees_by_sales", t0))  # fmt: skip
+    # The headline's and the charts' per-day marts, built by dbt (the top-5 above stays the reference).
+    report_marts(tmp_path / "dbt", tmp_path / "warehouse.duckdb", marts_cache / "marts.duckdb")
     monkeypatch.setenv("NIGHTSHIFT_REPORTS_DIR", str(tmp_path / "reports"))
     return conn
 
@@ -156,7 +164,13 @@ def test_build_writes_workbook_parts_sections_and_summary(synced):
     result = build()
     assert result["report_date"] == DAY.isoformat()  # the day before the run
     workbook = openpyxl.load_workbook(result["workbook"])
-    assert workbook.sheetnames == ["by_territory", "top_customers", "top_employees", "last_7_days"]
+    assert workbook.sheetnames == [
+        "overview",
+        "by_territory",
+        "top_customers",
+        "top_employees",
+        "last_7_days",
+    ]
 
     # The pivot's totals equal the source, per territory, to the cent.
     sheet = workbook["by_territory"]

@@ -27,7 +27,9 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from nightshift_core.errors import PermanentError
+from nightshift_core.reports.charts import ChartDef, parse_charts
 from nightshift_core.reports.formats import FORMATS, Format
+from nightshift_core.reports.headline import FreshnessSpec, HeadlineSpec, parse_freshness, parse_headline
 from nightshift_core.warehouse.types import check_identifier
 from nightshift_core.yamlconf import (
     IDENT_PATTERN,
@@ -297,6 +299,79 @@ _SCHEDULE_SCHEMA = {
 }
 
 
+def _block(parse: Any) -> Any:
+    """A ``headline:``/``freshness:``/``charts:`` block read by its module's parser (ValueError names the key)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, HeadlineSpec | FreshnessSpec | tuple):
+            return value
+        return parse(value, SQL_DIR)
+
+    return check
+
+
+_KPI_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "label": {"type": "string"},
+        "sum": {"type": "string", "pattern": IDENT_PATTERN},
+        "ratio": {
+            "type": "array",
+            "items": {"type": "string", "pattern": IDENT_PATTERN},
+            "minItems": 2,
+            "maxItems": 2,
+        },
+        "format": {"enum": ["count", "money", "share"]},
+    },
+    "required": ["label"],
+    "additionalProperties": False,
+}
+_BLOCK_SCHEMA: dict[str, dict[str, Any]] = {
+    "headline": {
+        "description": "KPIs of the report date first in the e-mail (nightshift_core.reports.headline)",
+        "type": "object",
+        "properties": {
+            "sql": {"type": "string"},
+            "date": {"type": "string", "pattern": IDENT_PATTERN},
+            "empty_when": {"type": "string", "pattern": IDENT_PATTERN},
+            "nothing": {"type": "string"},
+            "kpis": {"type": "array", "items": _KPI_SCHEMA, "minItems": 1},
+        },
+        "required": ["sql", "date", "empty_when", "kpis"],
+        "additionalProperties": False,
+    },
+    "freshness": {
+        "description": "When the sync counts as late: the newest row (sql: column freshest) older than max_age_hours",
+        "type": "object",
+        "properties": {
+            "sql": {"type": "string"},
+            "max_age_hours": {"type": "integer", "minimum": 1, "maximum": 2160},
+        },
+        "required": ["sql", "max_age_hours"],
+        "additionalProperties": False,
+    },
+    "charts": {
+        "description": "PNG charts in the e-mail and the workbook (nightshift_core.reports.charts)",
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$"},
+                "title": {"type": "string"},
+                "kind": {"enum": ["line", "bar", "shares"]},
+                "sql": {"type": "string"},
+                "x": {"type": "string", "pattern": IDENT_PATTERN},
+                "y": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                "facet": {"type": "string", "pattern": IDENT_PATTERN},
+                "format": {"enum": ["count", "money", "share"]},
+            },
+            "required": ["name", "title", "kind", "sql", "x", "y"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
 class ReportConfig(FileModel):
     """A report definition: ``include/config/reports/<report_id>.yaml``."""
 
@@ -327,6 +402,20 @@ class ReportConfig(FileModel):
         Field(pattern="^([A-Z]{3})?$"),
         Fix("currency {value} is not an ISO 4217 code; use three capitals such as USD or EUR"),
     ] = Field("", description="ISO 4217 code printed after every money value (needed when a column is money)")
+
+    headline: Annotated[
+        HeadlineSpec | None,
+        BeforeValidator(_block(parse_headline)),
+        WithJsonSchema(_BLOCK_SCHEMA["headline"]),
+    ] = None
+    freshness: Annotated[
+        FreshnessSpec | None,
+        BeforeValidator(_block(parse_freshness)),
+        WithJsonSchema(_BLOCK_SCHEMA["freshness"]),
+    ] = None
+    charts: Annotated[
+        tuple[ChartDef, ...], BeforeValidator(_block(parse_charts)), WithJsonSchema(_BLOCK_SCHEMA["charts"])
+    ] = ()
 
     @property
     def dag_id(self) -> str:
@@ -390,6 +479,17 @@ class ReportConfig(FileModel):
         if money and not self.currency:
             raise ValueError(
                 f"{money[0]} is money but the report has no currency; add a top-level key such as "
+                "'currency: USD' (the code printed after every amount)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _headline_currency(self) -> ReportConfig:
+        money = [k.label for k in (self.headline.kpis if self.headline else ()) if k.format == "money"]
+        money += [c.name for c in self.charts if c.format == "money"]
+        if money and not self.currency:
+            raise ValueError(
+                f"{money[0]!r} is money but the report has no currency; add a top-level key such as "
                 "'currency: USD' (the code printed after every amount)"
             )
         return self

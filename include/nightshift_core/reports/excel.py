@@ -43,6 +43,8 @@ TIME_FORMAT = "hh:mm:ss"
 DURATION_FORMAT = "[h]:mm:ss"
 
 EMPTY_MESSAGE = "No rows for this report date."
+#: The first sheet when a report has a headline or charts.
+OVERVIEW_SHEET = "overview"
 TOTAL_LABEL = "Total"
 HEADER_ROW = 3
 FIRST_DATA_ROW = 4
@@ -81,9 +83,28 @@ def workbook_name(report_id: str, report_date: date, part: str | None = None) ->
     return name + ".xlsx"
 
 
-def build_workbook(path: Path, *, title: str, subtitle: str, tables: Sequence[ReportTable]) -> Path:
-    """Write ``tables`` to ``path`` (one sheet each) atomically and return ``path``."""
+def build_workbook(
+    path: Path,
+    *,
+    title: str,
+    subtitle: str,
+    tables: Sequence[ReportTable],
+    overview: Sequence[Sequence[str]] = (),
+    charts: Sequence[tuple[str, Path]] = (),
+) -> Path:
+    """Write ``tables`` to ``path`` (one sheet each) atomically and return ``path``.
+
+    With ``overview`` rows (the headline) or ``charts`` ((title, PNG file): the e-mail's
+    pictures), the first sheet, ``overview``, holds them: the headline table, then each chart below it.
+    """
     path = Path(path)
+    if overview or charts:
+        tables_named = {t.name.casefold() for t in tables}
+        if OVERVIEW_SHEET in tables_named:
+            raise ValueError(
+                f"workbook {path.name}: a section is named {OVERVIEW_SHEET!r}, the sheet of the headline "
+                "and charts; rename the section"
+            )
     if not tables:
         raise ValueError(f"workbook {path.name}: no report sections given; a workbook needs at least one")
     seen: dict[str, str] = {}
@@ -98,6 +119,8 @@ def build_workbook(path: Path, *, title: str, subtitle: str, tables: Sequence[Re
 
     wb = Workbook(write_only=True)
     try:
+        if overview or charts:
+            _write_overview(wb.create_sheet(OVERVIEW_SHEET), overview, charts, title=title, subtitle=subtitle)
         for table in tables:
             _write_sheet(wb.create_sheet(table.name), table, title=title, subtitle=subtitle)
         _save_atomically(wb, path)
@@ -162,6 +185,41 @@ def build_workbooks_by(
 
 
 # --- sheets -------------------------------------------------------------------------------------
+
+
+def _write_overview(
+    ws: WriteOnlyWorksheet,
+    rows: Sequence[Sequence[str]],
+    charts: Sequence[tuple[str, Path]],
+    *,
+    title: str,
+    subtitle: str,
+) -> None:
+    """The headline as text cells (already formatted, as in the e-mail), then each chart as an image."""
+    from openpyxl.drawing.image import Image
+
+    ws.column_dimensions["A"].width = 24
+    for letter in "BCDEFGH":
+        ws.column_dimensions[letter].width = 22
+    ws.append([_text_cell(ws, title, font=_TITLE_FONT)])
+    ws.append([_text_cell(ws, subtitle, font=_SUBTITLE_FONT)])
+    row = 2
+    for cells in rows:
+        ws.append([_text_cell(ws, c, font=_HEADER_FONT if c == cells[0] else Font()) for c in cells])
+        row += 1
+    row += 2
+    for chart_title, png in charts:
+        ws.append([])
+        ws.append([_text_cell(ws, chart_title, font=_HEADER_FONT)])
+        row += 2
+        image = Image(str(png))
+        image.anchor = f"A{row + 1}"
+        ws.add_image(image)
+        # Leave the rows the picture covers (default row height 15 pt = 20 px) empty below it.
+        covered = -(-image.height // 20) + 1
+        for _ in range(covered):
+            ws.append([])
+        row += covered
 
 
 def _write_sheet(ws: WriteOnlyWorksheet, table: ReportTable, *, title: str, subtitle: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from nightshift_core.reports.cells import truncate
 from nightshift_core.reports.formats import NUMERIC_FORMATS, display
+from nightshift_core.reports.headline import COMPARISONS, Change, Headline, change_text, direction, value_text
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,27 @@ class Block:
     rows: Sequence[tuple]
     formats: Mapping[str, str] = field(default_factory=dict)  # column -> formats.FORMATS name
     max_rows: int | None = None  # None: the e-mail's max_rows
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A chart in the e-mail: an inline PNG attached with this Content-ID, and its alt text."""
+
+    content_id: str  # without <>, e.g. revenue_30_days.daily_sales.2026-11-22@nightshift
+    title: str
+    alt: str
+    width: int = 720
+    height: int = 320
+
+
+@dataclass(frozen=True)
+class Lead:
+    """What the e-mail says before any table: a late sync, the headline KPIs, the charts."""
+
+    headline: Headline | None = None
+    late: str = ""  # the late-sync warning (headline.late_sync), shown first
+    pictures: Sequence[Picture] = ()
+    currency: str = ""
 
 
 #: (section title, column names, rows), or a Block with formats and its own row limit
@@ -59,7 +81,16 @@ _STYLE = {
     "td_num": "border:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:right;white-space:nowrap;",
     "muted": f"{_FONT};font-size:12px;color:#777;margin:4px 0;",
     "empty": f"{_FONT};font-size:13px;color:#555;font-style:italic;margin:4px 0;",
+    "late": f"{_FONT};font-size:14px;color:#7a1d00;background:#fff3e0;border:1px solid #e6a23c;"
+    "padding:8px 12px;margin:0 0 12px 0;",
+    "nodata": f"{_FONT};font-size:16px;font-weight:bold;color:#7a1d00;margin:8px 0;",
+    "kpi_label": "border-bottom:1px solid #ddd;padding:6px 10px;text-align:left;font-size:13px;color:#444;",
+    "kpi_value": "border-bottom:1px solid #ddd;padding:6px 10px;text-align:right;font-size:18px;"
+    "font-weight:bold;white-space:nowrap;",
+    "kpi_change": "border-bottom:1px solid #ddd;padding:6px 10px;text-align:right;font-size:12px;white-space:nowrap;",
+    "img": "display:block;border:0;max-width:100%;height:auto;margin:4px 0 12px 0;",
 }
+_TREND = {1: ("#1b5e20", "\u25b2 "), -1: ("#b71c1c", "\u25bc "), 0: ("#555", "")}
 
 
 def is_number(value: Any) -> bool:
@@ -159,8 +190,12 @@ def summary_html(
     max_rows: int = 20,
     note: str = "",
     currency: str = "",
+    lead: Lead | None = None,
 ) -> str:
-    """A self-contained HTML e-mail body (inline styles only; mail clients drop <style>)."""
+    """A self-contained HTML e-mail body (inline styles only; mail clients drop <style>).
+
+    Layout is tables and inline styles; images are only ``cid:`` parts of the message, never a URL.
+    """
     blocks = _blocks(sections, max_rows)
     out = [
         '<!DOCTYPE html><html><head><meta charset="utf-8">',
@@ -170,6 +205,8 @@ def summary_html(
     ]
     if subtitle:
         out.append(f'<p style="{_STYLE["subtitle"]}">{_esc(subtitle)}</p>')
+    if lead is not None:
+        out += _lead_html(lead)
     for block, shown in blocks:
         columns, rows = block.columns, block.rows
         out.append(f'<h2 style="{_STYLE["h2"]}">{_esc(block.title)}</h2>')
@@ -207,13 +244,16 @@ def summary_text(
     max_rows: int = 20,
     note: str = "",
     currency: str = "",
+    lead: Lead | None = None,
 ) -> str:
-    """The plain-text alternative of :func:`summary_html`: aligned columns, same rows."""
+    """The plain-text alternative of :func:`summary_html`: aligned columns, same rows, same headline."""
     blocks = _blocks(sections, max_rows)
     head = plain(title)
     lines = [head, "=" * len(head)]
     if subtitle:
         lines.append(plain(subtitle))
+    if lead is not None:
+        lines += _lead_text(lead)
     for block, shown in blocks:
         columns, rows = block.columns, block.rows
         name = plain(block.title)
@@ -258,10 +298,11 @@ def write_summary_files(
     max_rows: int = 20,
     note: str = "",
     currency: str = "",
+    lead: Lead | None = None,
 ) -> tuple[Path, Path]:
     """Render both bodies and write them next to the workbook (atomically); return their paths."""
     html_path, text_path = summary_file_paths(workbook_path)
-    options = {"max_rows": max_rows, "note": note, "currency": currency}
+    options = {"max_rows": max_rows, "note": note, "currency": currency, "lead": lead}
     bodies = (
         (html_path, summary_html(title, subtitle, sections, **options)),
         (text_path, summary_text(title, subtitle, sections, **options)),
@@ -271,3 +312,116 @@ def write_summary_files(
         tmp.write_text(body, encoding="utf-8")
         os.replace(tmp, path)
     return html_path, text_path
+
+
+def headline_rows(headline: Headline, currency: str = "") -> list[list[str]]:
+    """The headline as text cells: KPI, the report date's value, each comparison, month to date."""
+    rows = []
+    for line in headline.lines:
+        fmt = line.kpi.format
+        mtd = line.month_to_date
+        rows.append(
+            [
+                plain(line.kpi.label),
+                value_text(line.value, fmt, currency),
+                *(change_text(c, fmt, currency) for c in line.changes),
+                value_text(mtd.value, fmt, currency),
+                change_text(mtd, fmt, currency),
+            ]
+        )
+    return rows
+
+
+def headline_columns(headline: Headline) -> list[str]:
+    return [
+        "",
+        headline.report_date.isoformat(),
+        *(f"vs {c}" for c in COMPARISONS),
+        f"month to date ({headline.month_span})",
+        f"vs {headline.previous_span}",
+    ]
+
+
+def _lead_html(lead: Lead) -> list[str]:
+    """Late sync, no-data line, the KPI table (percent changes; the text part has the amounts) and pictures."""
+    out = []
+    if lead.late:
+        out.append(
+            f'<table role="presentation" cellspacing="0" cellpadding="0" width="100%"><tr>'
+            f'<td style="{_STYLE["late"]}"><b>&#9888; {_esc(lead.late)}</b></td></tr></table>'
+        )
+    headline = lead.headline
+    if headline is not None:
+        if headline.no_data:
+            said = headline.no_data[:1].upper() + headline.no_data[1:]
+            out.append(f'<p style="{_STYLE["nodata"]}">{_esc(said)}</p>')
+        columns = [
+            "",
+            headline.report_date.isoformat(),
+            *(f"vs {c}" for c in COMPARISONS),
+            f"month to date ({headline.month_span}) vs {headline.previous_span}",
+        ]
+        out.append(f'<table role="presentation" cellspacing="0" cellpadding="0" style="{_STYLE["table"]}">')
+        heads = [
+            f'<th style="{_STYLE["th"]}{"" if i == 0 else "text-align:right;"}">{_esc(c)}</th>'
+            for i, c in enumerate(columns)
+        ]
+        out.append("<tr>" + "".join(heads) + "</tr>")
+        for line in headline.lines:
+            fmt, mtd = line.kpi.format, line.month_to_date
+            tds = [
+                f'<td style="{_STYLE["kpi_label"]}">{_esc(line.kpi.label)}</td>',
+                f'<td style="{_STYLE["kpi_value"]}">{_esc(value_text(line.value, fmt, lead.currency))}</td>',
+            ]
+            tds += [_change_td(change, fmt, lead.currency) for change in line.changes]
+            tds.append(
+                f'<td style="{_STYLE["kpi_change"]}">{_esc(value_text(mtd.value, fmt, lead.currency))}<br>'
+                + _change_span(mtd, fmt, lead.currency)
+                + "</td>"
+            )
+            out.append("<tr>" + "".join(tds) + "</tr>")
+        out.append("</table>")
+    for picture in lead.pictures:
+        out.append(f'<h2 style="{_STYLE["h2"]}">{_esc(picture.title)}</h2>')
+        out.append(
+            f'<img src="cid:{html.escape(picture.content_id, quote=True)}" alt="{_esc(picture.alt)}" '
+            f'width="{int(picture.width)}" height="{int(picture.height)}" style="{_STYLE["img"]}">'
+        )
+    return out
+
+
+def _short_change(change: Change, fmt: str, currency: str) -> str:
+    """The percent change alone when there is one, else the full change text."""
+    percent = change.percent
+    if percent is None or change.delta is None or change.delta == 0:
+        return change_text(change, fmt, currency)
+    return f"{'+' if percent > 0 else '−'}{abs(percent):,.1f}%"
+
+
+def _change_span(change: Change, fmt: str, currency: str) -> str:
+    colour, arrow = _TREND[direction(change)]
+    return f'<span style="color:{colour};">{arrow}{_esc(_short_change(change, fmt, currency))}</span>'
+
+
+def _change_td(change: Change, fmt: str, currency: str) -> str:
+    return f'<td style="{_STYLE["kpi_change"]}">{_change_span(change, fmt, currency)}</td>'
+
+
+def _lead_text(lead: Lead) -> list[str]:
+    lines: list[str] = []
+    if lead.late:
+        lines += ["", "!! " + plain(lead.late)]
+    headline = lead.headline
+    if headline is not None:
+        lines.append("")
+        if headline.no_data:
+            lines.append(plain(headline.no_data[:1].upper() + headline.no_data[1:]))
+        for cells in headline_rows(headline, lead.currency):
+            mtd = (
+                f"month to date ({headline.month_span}) {cells[-2]}, {cells[-1]} vs {headline.previous_span}"
+            )
+            changes = "; ".join(f"{c} vs {name}" for c, name in zip(cells[2:5], COMPARISONS, strict=True))
+            lines.append(f"{cells[0]}: {cells[1]}  ({changes}; {mtd})")
+    for picture in lead.pictures:
+        lines += ["", f"[Chart] {plain(picture.title)}: {plain(picture.alt)}"]
+    return lines

@@ -232,6 +232,7 @@ class YagmailHook(BaseHook):
         message_id: str,
         headers: Mapping[str, str] | None = None,
         on_accepted: Callable[[], None] | None = None,
+        inline_images: Mapping[str, Path] | None = None,
     ) -> dict[str, Any]:
         """Send one message; return ``{"message_id", "recipients", "refused", "server", "mode"}``.
 
@@ -255,6 +256,7 @@ class YagmailHook(BaseHook):
             attachments_under=attachments_under,
             message_id=message_id,
             headers=headers,
+            inline_images=inline_images,
         )
         recipients = [*to, *cc]
         client = self._open()
@@ -292,10 +294,13 @@ class YagmailHook(BaseHook):
         attachments_under: Path | None = None,
         message_id: str,
         headers: Mapping[str, str] | None = None,
+        inline_images: Mapping[str, Path] | None = None,
     ) -> MIMEMultipart:
         """The MIME message yagmail builds, with our exact HTML and text as the two alternatives.
 
         (yagmail would turn newlines of the HTML into <br> and use the HTML source as the text part.)
+        ``inline_images`` ({Content-ID: PNG file}, each under ``attachments_under``) go into the HTML's
+        multipart/related part, shown where the HTML says ``<img src="cid:...">``.
         """
         from yagmail.headers import resolve_addresses
         from yagmail.message import prepare_message
@@ -322,6 +327,9 @@ class YagmailHook(BaseHook):
             message_id=message_id,
         )
         _replace_bodies(message, html=html, text=text)
+        images = dict(inline_images or {})
+        confined = self._confined(list(images.values()), attachments_under)
+        _add_inline_images(message, dict(zip(images, confined, strict=True)))
         del message["From"]  # yagmail repeats the address as display name
         message["From"] = formataddr((self.settings.from_name, sender)) if self.settings.from_name else sender
         for part in message.get_payload()[1:]:
@@ -497,3 +505,25 @@ def _replace_bodies(message: Message, *, html: str, text: str) -> None:
         )
     parts[0] = MIMEText(text, "plain", "utf-8")
     related.get_payload()[0] = MIMEText(html, "html", "utf-8")
+
+
+_CONTENT_ID = re.compile(r"[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+")
+
+
+def _add_inline_images(message: Message, images: Mapping[str, Path]) -> None:
+    """Each PNG as an inline part of the HTML's multipart/related, with its Content-ID."""
+    from email.mime.image import MIMEImage
+
+    related = message.get_payload()[0].get_payload()[1]
+    for cid, path in images.items():
+        if not _CONTENT_ID.fullmatch(cid):
+            raise ValueError(
+                f"inline image Content-ID {cid!r} must look like name@domain (letters, digits, '._-')"
+            )
+        data = Path(path).read_bytes()
+        if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise ValueError(f"inline image {Path(path).name} is not a PNG; only PNG charts are sent inline")
+        part = MIMEImage(data, "png")
+        part.add_header("Content-ID", f"<{cid}>")
+        part.add_header("Content-Disposition", "inline", filename=Path(path).name)
+        related.attach(part)

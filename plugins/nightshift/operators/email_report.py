@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from nightshift_core.warehouse import JobKey, Warehouse
 
 LEDGER_TABLE = "nightshift_ops.report_deliveries"
+#: ``<img src="cid:NAME.REPORT.DATE@nightshift">`` in a report's HTML: a chart attached inline.
+_CID = re.compile(r'src="cid:([a-z][a-z0-9_]*\.[A-Za-z0-9_.-]+@nightshift)"')
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ class EmailReportOperator(BaseOperator):
             raise AirflowFailException(
                 f"report {self.report_id!r}: no recipients; set to= (a list or 'a@x, b@y')"
             )
-        html, text, attachments = self._bodies()
+        html, text, attachments, images = self._bodies()
         force = _as_bool(self.force_resend, "force_resend")
         recipients = [*to, *cc]
         subject = self.subject or f"[nightshift] {self.title} {report_date.isoformat()}"
@@ -238,6 +240,7 @@ class EmailReportOperator(BaseOperator):
                 text=text,
                 attachments=attachments,
                 attachments_under=report_folder(self.report_id),
+                inline_images=images,
                 message_id=message_id,
                 headers={
                     "Auto-Submitted": "auto-generated",
@@ -261,8 +264,12 @@ class EmailReportOperator(BaseOperator):
                 f"report {self.report_id!r}: report_date is {value!r}; expected YYYY-MM-DD (e.g. '{{{{ ds }}}}')"
             ) from None
 
-    def _bodies(self) -> tuple[str, str, list[Path]]:
-        """Read the summary files and check the attachment; paths default to next to the workbook."""
+    def _bodies(self) -> tuple[str, str, list[Path], dict[str, Path]]:
+        """Read the summary files and check the attachment; paths default to next to the workbook.
+
+        Each ``cid:`` image of the HTML is the chart ``charts/<name>.png`` beside the HTML (``name``
+        is the Content-ID's first dot-part), checked like the other files; a missing one fails.
+        """
         from nightshift_core.reports.paths import report_path
         from nightshift_core.reports.summary import summary_file_paths
 
@@ -290,4 +297,15 @@ class EmailReportOperator(BaseOperator):
             )
         html = html_path.read_text(encoding="utf-8")
         text = text_path.read_text(encoding="utf-8")
-        return html, text, [workbook] if workbook is not None else []
+        images = {}
+        for cid in dict.fromkeys(_CID.findall(html)):
+            png = report_path(
+                html_path.parent / "charts" / f"{cid.split('.')[0]}.png", self.report_id, "chart"
+            )
+            if not png.is_file():
+                raise FileNotFoundError(
+                    f"report {self.report_id!r}: the HTML shows cid:{cid} but {png} is missing; the "
+                    "report-build task writes the charts before this task runs"
+                )
+            images[cid] = png
+        return html, text, [workbook] if workbook is not None else [], images

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import Context
 
-    from nightshift_core.reports.config import Section
+    from nightshift_core.reports.charts import ChartDef
+    from nightshift_core.reports.config import ReportConfig, Section
+    from nightshift_core.reports.summary import Lead
     from nightshift_core.reports.tables import ReportTable
 
 
@@ -82,6 +85,82 @@ def formats_of(table: pa.Table) -> tuple[dict[str, str], str]:
     return dict(meta.get("formats", {})), str(meta.get("currency", ""))
 
 
+@dataclass(frozen=True)
+class ChartFile:
+    """A rendered chart written to ``<build folder>/charts/<name>.png``."""
+
+    chart: ChartDef
+    path: Path
+    alt: str
+    content_id: str
+    width: int
+    height: int
+    data: tuple = ()  # what was drawn (charts.Rendered.data)
+
+
+def content_id(chart: str, report_id: str, day: dt.date) -> str:
+    """The Content-ID of a chart's inline image; its first dot-part is the chart's name (its file)."""
+    return f"{chart}.{report_id}.{day.isoformat()}@nightshift"
+
+
+def build_lead(config: ReportConfig, warehouse: Any, day: dt.date, out: Path) -> tuple[Lead, list[ChartFile]]:
+    """The headline, the late-sync line and the charts of ``config`` for ``day``; the PNGs under ``out``."""
+    from nightshift_core.reports.charts import render as render_chart
+    from nightshift_core.reports.headline import compute, late_sync
+    from nightshift_core.reports.summary import Lead, Picture
+    from nightshift_core.warehouse.sql import render
+
+    def query(sql_file: str) -> list[dict[str, Any]]:
+        sql = render(sql_file, **config.shape)
+        return warehouse.query(sql, {"report_date": day} if "@report_date" in sql else {}).to_pylist()
+
+    freshest = None
+    if config.freshness is not None:
+        found = query(config.freshness.sql)
+        if found and "freshest" not in found[0]:
+            raise ValueError(
+                f"report {config.report_id!r}: include/sql/{config.freshness.sql} must return a column "
+                "'freshest' (the newest synced row's time)"
+            )
+        freshest = found[0]["freshest"] if found else None
+    headline = None
+    if config.headline is not None:
+        headline = compute(
+            config.headline, query(config.headline.sql), day, freshest=freshest, freshness=config.freshness
+        )
+    charts: list[ChartFile] = []
+    if config.charts:
+        (out / "charts").mkdir(parents=True, exist_ok=True)
+    for chart in config.charts:
+        drawn = render_chart(chart, query(chart.sql), day, config.currency)
+        path = out / "charts" / f"{chart.name}.png"
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(drawn.png)
+        os.replace(tmp, path)
+        width, height = drawn.size
+        cid = content_id(chart.name, config.report_id, day)
+        charts.append(ChartFile(chart, path, drawn.alt, cid, width, height, drawn.data))
+    pictures = [Picture(c.content_id, c.chart.title, c.alt, c.width, c.height) for c in charts]
+    lead = Lead(headline, late_sync(day, freshest, config.freshness), pictures, config.currency)
+    return lead, charts
+
+
+def overview_rows(lead: Lead) -> list[list[str]]:
+    """The headline for the workbook's overview sheet: the late-sync line, no-data line and KPI table."""
+    from nightshift_core.reports.summary import headline_columns, headline_rows
+
+    rows: list[list[str]] = []
+    if lead.late:
+        rows.append([lead.late])
+    headline = lead.headline
+    if headline is not None:
+        if headline.no_data:
+            rows.append([headline.no_data[:1].upper() + headline.no_data[1:]])
+        rows.append(["KPI", *headline_columns(headline)[1:]])
+        rows += headline_rows(headline, lead.currency)
+    return rows
+
+
 class WarehouseToReportOperator(BaseOperator):
     """Run every section query of a report for one date and write its files.
 
@@ -139,11 +218,17 @@ class WarehouseToReportOperator(BaseOperator):
                 pq.write_table(with_formats(tables[-1].rows.table, tables[-1]), tmp)
                 os.replace(tmp, parquet)
                 self.log.info("section %s: %d row(s)", section.name, rows[section.name])
+            lead, charts = build_lead(config, warehouse, day, out)
+        if lead.late:
+            self.log.warning("%s", lead.late)
+        if lead.headline is not None and lead.headline.no_data:
+            self.log.info("headline: %s", lead.headline.no_data)
         subtitle = f"Report date {day.isoformat()} · warehouse data as synced · times in UTC"
         workbook = build_workbook(
-            out / workbook_name(config.report_id, day), title=config.title, subtitle=subtitle, tables=tables
-        )
-        written = {workbook}
+            out / workbook_name(config.report_id, day), title=config.title, subtitle=subtitle, tables=tables,
+            overview=overview_rows(lead), charts=[(c.chart.title, c.path) for c in charts],
+        )  # fmt: skip
+        written = {workbook} | {c.path for c in charts}
         parts: dict[str, str] = {}
         if config.split_by:
             by = build_workbooks_by(
@@ -158,6 +243,7 @@ class WarehouseToReportOperator(BaseOperator):
             [Block(t.title, t.columns, t.rows, t.formats, s.limit)
              for t, s in zip(tables, config.sections, strict=True)],
             max_rows=EMAIL_ROWS, note=f"The full report is attached: {workbook.name}.", currency=config.currency,
+            lead=lead,
         )  # fmt: skip
         written |= {html_path, text_path} | {out / "sections" / f"{s.name}.parquet" for s in config.sections}
         for stale in [p for p in out.rglob("*") if p.is_file() and p not in written]:
@@ -172,6 +258,9 @@ class WarehouseToReportOperator(BaseOperator):
             "summary_html": str(html_path),
             "summary_text": str(text_path),
             "rows": rows,
+            "charts": {c.chart.name: str(c.path) for c in charts},
+            "no_data": lead.headline.no_data if lead.headline else "",
+            "late": lead.late,
         }
 
 

@@ -1,0 +1,311 @@
+"""Report charts as PNG, drawn with matplotlib's Agg backend (no browser, no display, no pyplot state).
+
+Declared in the report YAML (``charts:``), each with a query (``@report_date`` bound) and a kind:
+
+``line``    ``x`` a date column, ``y`` one or more columns: one line each, the report date marked
+``bar``     ``x`` a category column, ``y`` columns side by side per category (the report date
+            against its 7-day average)
+``shares``  ``facet`` a column (one panel per value), ``x`` a date column, ``y`` share columns
+            (0-1) stacked per day (positive / neutral / negative per subreddit)
+
+The same PNG goes inline into the e-mail (a Content-ID, with alt text said from the data) and into
+the workbook's ``charts`` sheet. Labels come from the warehouse and may hold anything: matplotlib
+is told not to read ``$...$`` as maths, and a PNG carries no script or link.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import io
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from nightshift_core.reports import blocks
+from nightshift_core.reports.cells import truncate
+from nightshift_core.reports.formats import FORMATS, display
+
+Kind = Literal["line", "bar", "shares"]
+KINDS = ("line", "bar", "shares")
+_CHART_KEYS = {"name", "title", "kind", "sql", "x", "y", "facet", "format"}
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+#: Panels of a ``shares`` chart, categories of a ``bar`` chart: more are cut (the alt text says so).
+MAX_PANELS = 12
+MAX_CATEGORIES = 30
+WIDTH_INCHES, DPI = 7.2, 100  # 720 px wide: fits a mail client's reading pane
+_SHARE_COLOURS = {"positive": "#2e7d32", "neutral": "#9e9e9e", "negative": "#c62828"}
+_COLOURS = ("#1f5fa8", "#f0a030", "#6a9f3a", "#8e44ad", "#c0392b")
+
+
+@dataclass(frozen=True)
+class ChartDef:
+    name: str  # file name and Content-ID: charts/<name>.png
+    title: str
+    kind: str
+    sql: str  # under include/sql
+    x: str
+    y: tuple[str, ...]
+    facet: str | None = None
+    format: str = "count"  # of the y values (axis and alt text)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    chart: ChartDef
+    png: bytes
+    alt: str
+    #: what was drawn: (facet or None, x, {y column: value}) in drawing order
+    data: tuple[tuple[Any, Any, dict[str, float | None]], ...]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Width and height in pixels, from the PNG's header."""
+        return int.from_bytes(self.png[16:20], "big"), int.from_bytes(self.png[20:24], "big")
+
+
+def render(
+    chart: ChartDef, rows: Sequence[Mapping[str, Any]], report_date: dt.date, currency: str = ""
+) -> Rendered:
+    """Draw ``chart`` from its query's rows; the alt text says what the picture shows."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib import rc_context
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    data = _data(chart, rows)
+    facets = list(dict.fromkeys(f for f, _, _ in data))[:MAX_PANELS] if chart.kind == "shares" else [None]
+    with rc_context({"text.parse_math": False, "font.size": 9, "svg.hashsalt": "nightshift"}):
+        height = 3.0 if chart.kind != "shares" else 0.8 + 1.6 * max(len(facets), 1)
+        fig = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        if not data:
+            ax = fig.add_subplot()
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "no data for this period", ha="center", va="center", color="#555")
+        elif chart.kind == "line":
+            _line(fig.add_subplot(), chart, data, report_date, currency)
+        elif chart.kind == "bar":
+            _bar(fig.add_subplot(), chart, data, report_date, currency)
+        else:
+            axes = fig.subplots(len(facets), 1, sharex=True, squeeze=False)[:, 0]
+            for ax, facet in zip(axes, facets, strict=True):
+                _shares(ax, chart, [d for d in data if d[0] == facet], facet, report_date)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return Rendered(chart, buffer.getvalue(), alt_text(chart, data, report_date, currency), tuple(data))
+
+
+def _data(
+    chart: ChartDef, rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[Any, Any, dict[str, float | None]]]:
+    out = []
+    for number, row in enumerate(rows, start=1):
+        missing = [c for c in (chart.x, *chart.y, *([chart.facet] if chart.facet else [])) if c not in row]
+        if missing:
+            raise ValueError(
+                f"chart {chart.name!r}: row {number} of include/sql/{chart.sql} has no column(s) {missing}; "
+                "the query must return the chart's x, y (and facet) columns"
+            )
+        values = {c: _float(row[c]) for c in chart.y}
+        out.append((row[chart.facet] if chart.facet else None, row[chart.x], values))
+    if chart.kind == "bar":
+        out = out[:MAX_CATEGORIES]
+    return out
+
+
+def _line(ax: Any, chart: ChartDef, data: list, report_date: dt.date, currency: str) -> None:
+    xs = [_as_date(x) for _, x, _ in data]
+    for i, column in enumerate(chart.y):
+        ys = [v[column] for _, _, v in data]
+        ax.plot(xs, ys, color=_COLOURS[i % len(_COLOURS)], linewidth=1.8, label=_column(column))
+        if report_date in xs:
+            at = xs.index(report_date)
+            if ys[at] is not None:
+                ax.plot([report_date], [ys[at]], "o", color="#c62828", zorder=3)
+                ax.annotate(
+                    _value(ys[at], chart.format, currency), (report_date, ys[at]), textcoords="offset points",
+                    xytext=(-6, 8), ha="right", color="#c62828", fontsize=9,
+                )  # fmt: skip
+    ax.axvline(report_date, color="#c62828", linestyle="--", linewidth=1)
+    ax.text(report_date, 1.0, f" {report_date:%d %b}", transform=ax.get_xaxis_transform(), color="#c62828",
+            va="top", fontsize=8)  # fmt: skip
+    ax.set_ylim(bottom=0)
+    _axis_format(ax, chart.format, currency)
+    _date_axis(ax)
+    ax.grid(axis="y", color="#e0e0e0")
+    if len(chart.y) > 1:
+        ax.legend(frameon=False)
+
+
+def _bar(ax: Any, chart: ChartDef, data: list, report_date: dt.date, currency: str) -> None:
+    categories = [_label(str(x), 20) for _, x, _ in data]
+    width = 0.8 / len(chart.y)
+    for i, column in enumerate(chart.y):
+        positions = [n + (i - (len(chart.y) - 1) / 2) * width for n in range(len(data))]
+        ax.bar(positions, [v[column] or 0 for _, _, v in data], width=width, label=_column(column, report_date),
+               color=_COLOURS[i % len(_COLOURS)])  # fmt: skip
+    ax.set_xticks(range(len(data)), categories, rotation=0 if len(data) <= 6 else 45,
+                  ha="center" if len(data) <= 6 else "right")  # fmt: skip
+    _axis_format(ax, chart.format, currency)
+    ax.grid(axis="y", color="#e0e0e0")
+    ax.legend(frameon=False)
+
+
+def _shares(ax: Any, chart: ChartDef, data: list, facet: Any, report_date: dt.date) -> None:
+    xs = [_as_date(x) for _, x, _ in data]
+    bottom = [0.0] * len(xs)
+    for i, column in enumerate(chart.y):
+        ys = [v[column] or 0.0 for _, _, v in data]
+        ax.bar(xs, ys, bottom=bottom, width=0.85, label=_column(column),
+               color=_SHARE_COLOURS.get(column, _COLOURS[i % len(_COLOURS)]))  # fmt: skip
+        bottom = [b + y for b, y in zip(bottom, ys, strict=True)]
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(_label(str(facet), 24), rotation=0, ha="right", va="center")
+    _axis_format(ax, "share", "")
+    _date_axis(ax)
+    ax.axvline(report_date, color="#222", linestyle=":", linewidth=1)
+    if ax.get_subplotspec().is_first_row():
+        ax.legend(frameon=False, ncols=len(chart.y), loc="lower left", bbox_to_anchor=(0, 1.0))
+
+
+def alt_text(chart: ChartDef, data: Sequence, report_date: dt.date, currency: str = "") -> str:
+    """What the chart shows, in a sentence or two, for readers who do not see the picture."""
+    if not data:
+        return f"{chart.title}: no data for this period."
+    if chart.kind == "line":
+        column = chart.y[0]
+        points = [(_as_date(x), v[column]) for _, x, v in data if v[column] is not None]
+        if not points:
+            return f"{chart.title}: no values."
+        top = max(points, key=lambda p: p[1])
+        today = dict(points).get(report_date)
+        said = (
+            f" {report_date.isoformat()}: {_value(today, chart.format, currency)}."
+            if today is not None
+            else ""
+        )
+        return (
+            f"{chart.title}, {_column(column)} per day from {points[0][0].isoformat()} to "
+            f"{points[-1][0].isoformat()}, the report date marked.{said} Highest "
+            f"{_value(top[1], chart.format, currency)} on {top[0].isoformat()}."
+        )
+    if chart.kind == "bar":
+        parts = [
+            f"{_label(str(x), 30)}: "
+            + ", ".join(f"{_column(c, report_date)} {_value(v[c], chart.format, currency)}" for c in chart.y)
+            for _, x, v in data[:8]
+        ]
+        more = f" ({len(data) - 8} more in the workbook)" if len(data) > 8 else ""
+        return f"{chart.title}. " + "; ".join(parts) + "." + more
+    facets = list(dict.fromkeys(f for f, _, _ in data))
+    last: dict[Any, tuple[Any, dict]] = {}
+    for f, x, v in data:
+        if f not in last or _as_date(x) >= _as_date(last[f][0]):
+            last[f] = (x, v)
+    parts = [
+        f"{_label(str(f), 30)} on {_as_date(last[f][0]).isoformat()}: "
+        + ", ".join(f"{_column(c)} {_value(last[f][1][c], 'share')}" for c in chart.y)
+        for f in facets[:MAX_PANELS]
+    ]
+    return f"{chart.title}, one panel per {_column(chart.facet or '')}. Latest day: " + "; ".join(parts) + "."
+
+
+# -- the YAML block --------------------------------------------------------------------------------
+def parse_charts(raw: Any, sql_dir: Path) -> tuple[ChartDef, ...]:
+    """The ``charts:`` list (a ValueError names the key and the fix)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        blocks.fail("'charts' must be a list of {name, title, kind, sql, x, y} entries")
+    charts, names = [], set()
+    for i, item in enumerate(raw):
+        key = f"charts[{i}]"
+        if not isinstance(item, dict):
+            blocks.fail(f"{key} must be a mapping with name, title, kind, sql, x and y")
+        blocks.keys(item, _CHART_KEYS, key)
+        name = item.get("name")
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or name in names:
+            blocks.fail(
+                f"{key}.name {name!r} must be unique, lower-case letters, digits and '_' (it names the PNG)"
+            )
+        names.add(name)
+        key = f"{key} ({name})"
+        kind = item.get("kind")
+        if kind not in KINDS:
+            blocks.fail(f"{key}.kind is {kind!r}; use one of {', '.join(KINDS)}")
+        y = item.get("y")
+        y = [y] if isinstance(y, str) else y
+        if not isinstance(y, list) or not y:
+            blocks.fail(f"{key}.y must be a column or a list of columns (the values drawn)")
+        facet = item.get("facet")
+        if (kind == "shares") != (facet is not None):
+            blocks.fail(f"{key}: facet (one panel per value) is required for kind shares and only there")
+        fmt = item.get("format", "share" if kind == "shares" else "count")
+        if fmt not in FORMATS or fmt in ("date", "text", "id"):
+            blocks.fail(f"{key}.format is {fmt!r}; use count, money or share")
+        charts.append(
+            ChartDef(
+                name=name,
+                title=blocks.text(item, "title", f"{key}.title"),
+                kind=kind,
+                sql=blocks.sql_file(item, "sql", f"{key}.sql", sql_dir),
+                x=blocks.ident(item.get("x"), f"{key}.x", "column name"),
+                y=tuple(blocks.ident(c, f"{key}.y", "column name") for c in y),
+                facet=blocks.ident(facet, f"{key}.facet", "column name") if facet is not None else None,
+                format=fmt,
+            )
+        )
+    return tuple(charts)
+
+
+def _axis_format(ax: Any, fmt: str, currency: str) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _value(v, fmt, currency, short=True)))
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def _date_axis(ax: Any) -> None:
+    from matplotlib.dates import AutoDateLocator, DateFormatter
+
+    ax.xaxis.set_major_locator(AutoDateLocator(minticks=3, maxticks=8))
+    ax.xaxis.set_major_formatter(DateFormatter("%d %b"))
+
+
+def _value(value: float | None, fmt: str, currency: str = "", short: bool = False) -> str:
+    if value is None:
+        return "–"
+    if short and fmt == "money":
+        return f"{value:,.0f}"
+    return display(decimal.Decimal(str(value)), fmt, currency) or f"{value:,}"
+
+
+def _label(text: str, limit: int = 40) -> str:
+    """Text from a query or the YAML, cut and stripped of control characters."""
+    from nightshift_core.reports.summary import plain
+
+    return truncate(plain(str(text)), limit)
+
+
+def _column(name: str, report_date: dt.date | None = None) -> str:
+    """A column name as words (``average_7_days`` -> ``average 7 days``); ``report_date`` as the date."""
+    if name == "report_date" and report_date is not None:
+        return report_date.isoformat()
+    return name.replace("_", " ")
+
+
+def _float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | decimal.Decimal):
+        return float(value)
+    raise TypeError(f"chart value {value!r} is not a number")
+
+
+def _as_date(value: Any) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
