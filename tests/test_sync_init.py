@@ -2,9 +2,9 @@
 cases syncs every table in one round (the real operators into DuckDB), the quality gate and the
 reconciliation agree, and the warehouse holds exactly the source's rows.
 
-MariaDB's zone is a server-wide setting (@@global.time_zone, what the sync reads) that these tests
-may not change on the shared server: the non-UTC case runs on PostgreSQL (a database-level TimeZone
-of a database the test owns) and, for the MySQL choice itself, on the pure planner below.
+Servers not in UTC: PostgreSQL through a database-level TimeZone of a database the test owns; MariaDB,
+whose zone is server-wide (@@global.time_zone, what the sync reads) and may not be changed on the shared
+server, through a private server the test starts with --default-time-zone=+01:00.
 """
 
 from __future__ import annotations
@@ -230,6 +230,88 @@ def test_an_existing_file_is_kept_unless_forced_and_views_come_on_request(mariad
     assert code == 0, said
     tables = by_name(load(out))
     assert sorted(tables) == ["orders", "v_orders"] and tables["v_orders"].mode == "full"
+
+
+@pytest.fixture
+def mariadb_at_utc_plus_one(warehouse, monkeypatch):
+    """A private MariaDB server of this test's own, started with --default-time-zone=+01:00: the sync reads
+    MariaDB's zone server-wide (@@global.time_zone), which the shared server's settings must not change."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    import MySQLdb
+    from support.net import free_port
+    from support.services import missing, reachable
+
+    candidates = (shutil.which("mariadbd"), "/usr/sbin/mariadbd", shutil.which("mysqld"), "/usr/sbin/mysqld")
+    server = next((c for c in candidates if c and Path(c).is_file()), None)
+    install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    if server is None or install is None:
+        missing(
+            "mariadbd and mariadb-install-db (a private MariaDB server)", "apt-get install mariadb-server"
+        )
+    user = ["--user=mysql"] if os.geteuid() == 0 else []  # as root the server runs as mysql
+    folder = Path(tempfile.mkdtemp(prefix="nightshift-init-mariadb-"))
+    if user:
+        shutil.chown(folder, "mysql")
+    installed = subprocess.run(
+        [install, "--no-defaults", f"--datadir={folder}/data", *user, "--auth-root-authentication-method=normal",
+         "--skip-test-db"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--no-defaults", *user, f"--datadir={folder}/data", f"--port={port}", "--bind-address=127.0.0.1",
+         f"--socket={folder}/mariadb.sock", f"--pid-file={folder}/mariadb.pid", f"--log-error={folder}/error.log",
+         "--default-time-zone=+01:00", "--innodb-buffer-pool-size=32M", "--skip-log-bin"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not reachable("127.0.0.1", port, 0.5):
+            assert process.poll() is None and time.monotonic() < deadline, "the private MariaDB did not start"
+            time.sleep(0.3)
+        conn = MySQLdb.connect(host="127.0.0.1", port=port, user="root", autocommit=True)
+        conn.cursor().execute("CREATE DATABASE shop")
+        conn.select_db("shop")
+        conn_json = {
+            "conn_type": "mysql",
+            "host": "127.0.0.1",
+            "port": port,
+            "login": "root",
+            "schema": "shop",
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_SHOP_AT_PLUS_ONE", json.dumps(conn_json))
+        yield conn.cursor()
+        conn.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.integration
+def test_a_mariadb_server_not_in_utc_gets_its_zone_for_a_datetime_cursor(
+    mariadb_at_utc_plus_one, warehouse, tmp_path
+):
+    cur = mariadb_at_utc_plus_one
+    cur.execute(
+        "CREATE TABLE `lines` (id INT PRIMARY KEY, qty INT, "
+        "changedAt DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), KEY (changedAt))"
+    )
+    cur.execute("INSERT INTO `lines` (id, qty) VALUES (1, 3), (2, 4)")  # wall clock of UTC+01:00
+    cur.execute("UPDATE `lines` SET qty = 5 WHERE id = 2")
+    out = tmp_path / "shop.yaml"
+    code, said = init("shop_at_plus_one", out)
+    assert code == 0, said
+    config = load(out)
+    assert config.timezone == "Etc/GMT-1", "the server's +01:00 as an IANA zone (Etc/GMT-1 is UTC+1)"
+    assert (config.tables[0].mode, config.tables[0].cursor) == ("incremental", "changedAt")
+    results = one_round(config)
+    assert results["lines"]["staged_rows"] == 2 and results["lines"]["reconciled"]["repaired"] == 0
+    assert_equal_data(config, cur, "`", warehouse)
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------
