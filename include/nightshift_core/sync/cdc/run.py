@@ -333,28 +333,15 @@ def _apply_chunk(
 ) -> None:
     keys = {c.table: table.primary_key for c in changes}
     folded = fold(changes, keys)
-    rows = [f.row if f.op == "upsert" else None for f in folded]
+    # A delete is written as its key alone: a delete's image holds the key (PostgreSQL's default replica
+    # identity) or the old row, and every other column keeps the warehouse's value.
+    rows = [f.row if f.op == "upsert" else dict(zip(table.primary_key, f.key, strict=True)) for f in folded]
     if dialect == "mysql":
         arrays, missing = mysql_batch(rows, columns, table.name) if rows else ([], [])
     else:
         arrays, missing = postgres_batch(conn, rows, columns, table.name) if rows else ([], [])
         conn.rollback()
     schema = source.arrow_schema(columns)
-    if rows:
-        # a delete's image holds the key (PostgreSQL's default replica identity) or the old row: the key
-        # columns come from the fold's key, every other column keeps the warehouse's value
-        key_index = {name: i for i, name in enumerate(table.primary_key)}
-        for i, f in enumerate(folded):
-            if f.op == "delete":
-                missing[i] = [c.name for c in columns if c.name not in key_index]
-        key_rows = [dict(zip(table.primary_key, f.key, strict=True)) for f in folded]
-        key_arrays = (mysql_batch if dialect == "mysql" else lambda r, c, t: postgres_batch(conn, r, c, t))(
-            key_rows, [c for c in columns if c.name in key_index], table.name
-        )[0]
-        if dialect == "postgres":
-            conn.rollback()
-        by_name = dict(zip([c.name for c in columns if c.name in key_index], key_arrays, strict=True))
-        arrays = [by_name.get(c.name, a) for c, a in zip(columns, arrays, strict=True)]
     ts = pa.timestamp("us", tz="UTC")
     fields, data = list(schema), list(arrays) if rows else [pa.array([], f.type) for f in schema]
     if table.deletes == "soft":
