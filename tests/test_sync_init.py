@@ -41,29 +41,21 @@ def init(conn_id: str, out: Path, *args: str) -> tuple[int, str]:
 
 
 def one_round(config) -> dict[str, dict]:
-    """Every table of ``config`` as its DAG runs it (one data interval), then the DAG's quality gate."""
-    from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
-    from nightshift.operators.warehouse_ops import SyncQualityGateOperator
+    """One run of the DAG the definition builds (``nightshift.sync_dags.build``): every load task for one
+    data interval with the Params' defaults (no table filter, no full refresh), then its quality gate."""
+    from nightshift.sync_dags import build
 
+    dag = build(config)
     end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
     ti = SimpleNamespace(dag_id=config.dag_id, task_id="t", run_id="init_test", map_index=-1)
     context = {"ti": ti, "data_interval_start": end - dt.timedelta(hours=1), "data_interval_end": end}
     results = {}
     for table in config.tables:
-        op = SqlToWarehouseOperator(
-            task_id=f"load_{table.target_table}", source_conn_id=config.conn_id, table=table.name,
-            dataset=config.dataset, target_table=table.target_table, mode=table.mode,
-            primary_key=table.primary_key, cursor=table.cursor, lag=table.lag, exclude=table.exclude,
-            batch_rows=config.batch_rows, detect_deletes=table.detect_deletes, source_timezone=config.timezone,
-            reconcile_every=table.reconcile_every, also_synced=[t.name for t in config.tables if t != table],
-            reader=config.reader, read_partitions=config.read_partitions,
-        )  # fmt: skip
-        results[table.name] = op.execute(context)
-    gate = SyncQualityGateOperator(
-        task_id="quality_gate", load_results=list(results.values()),
-        primary_keys={f"{config.dataset}.{t.target_table}": t.primary_key for t in config.tables},
-        cursors={f"{config.dataset}.{t.target_table}": t.cursor for t in config.tables if t.cursor},
-    )  # fmt: skip
+        task = dag.get_task(f"load_{table.target_table}")
+        task.full_refresh, task.only_tables, task.reconcile = False, "", False  # the rendered Param defaults
+        results[table.name] = task.execute(context)
+    gate = dag.get_task("quality_gate")
+    gate.load_results = list(results.values())
     checked = gate.execute({"ti": ti})
     assert len(checked["checked"]) == len(config.tables) and not checked["repaired"]
     return results
