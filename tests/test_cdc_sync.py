@@ -555,3 +555,25 @@ def test_the_log_path_scans_no_table_after_the_snapshot(cdc):
     before = scans()
     assert cdc.run().changes == 100
     assert scans() == before
+
+
+def test_a_slot_ahead_of_the_warehouse_fails_naming_full_refresh(cdc):
+    """A warehouse restored to an older position than its slot confirmed: the changes between are gone."""
+    if cdc.engine != "postgres":
+        pytest.skip("a binlog position cannot be ahead of the warehouse: only a slot is confirmed")
+    from nightshift_core.sync.cdc.guards import LogLostError
+    from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
+
+    cdc.run()
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a')")
+    cdc.run()
+    cdc.sql("INSERT INTO orders VALUES (2, 'new', 'b')")
+    cdc.run()
+    with DuckDBWarehouse(cdc.warehouse_path).connect() as con:  # as if restored from before the last run
+        con.execute(
+            "DELETE FROM _nightshift.sync_state WHERE published_at = (SELECT MAX(published_at) FROM "
+            "_nightshift.sync_state)"
+        )
+    with pytest.raises(LogLostError, match="full_refresh"):
+        cdc.run()
+    assert cdc.run(full_refresh=True).mode == "snapshot" and cdc.live() == [(1, "new"), (2, "new")]

@@ -277,12 +277,20 @@ def _from_log(
             result.end = json.dumps(read.end.to_dict())
             _crash_point("commit")  # nothing to confirm on a binlog: the stored position is all there is
     else:
-        from nightshift_core.sync.cdc.postgres_logical import LogicalReader
+        from nightshift_core.sync.cdc.postgres_logical import LogicalReader, format_lsn
 
         with LogicalReader(endpoint, table.slot, [table.name], text=True) as reader:
             guards.check_slot(conn, reader.slot, tables=[table.name], position=stored, limits=limits,
                               server=str(endpoint))  # fmt: skip
             conn.commit()
+            confirmed = reader.slot_position()
+            if int(position["lsn"]) < confirmed:  # the slot moved past what the warehouse holds
+                raise guards.LogLostError(
+                    f"table {table.name!r}: the warehouse's position {format_lsn(int(position['lsn']))} is behind "
+                    f"slot {reader.slot}'s confirmed {format_lsn(confirmed)} on {endpoint} (the warehouse was "
+                    "restored, or the slot advanced by hand): the changes between are gone from the log. "
+                    "Reload the table: trigger the sync with full_refresh"
+                )
             read = reader.read(int(position["lsn"]))
             _apply_read(read, conn, dialect, table, columns, warehouse, target, job, result,
                         lambda p: {"lsn": p})  # fmt: skip
