@@ -491,3 +491,21 @@ def test_a_trigger_function_stamps_the_columns_it_assigns_the_current_time(body,
     from nightshift_core.sync.discover.postgres import stamped_columns
 
     assert stamped_columns(body) == stamped
+
+
+def test_two_tables_whose_names_differ_only_in_case_do_not_share_a_warehouse_table():
+    import pyarrow as pa
+
+    from nightshift_core.sync.discover.base import Catalog, CatalogColumn, CatalogTable, ColumnTypes
+    from nightshift_core.sync.discover.plan import Options, plan, render
+
+    tables = tuple(CatalogTable(n, "table", "BASE TABLE", (CatalogColumn("id", "int", False),), ("id",))
+                   for n in ("Orders", "orders"))  # fmt: skip
+    types = {n: ColumnTypes({"id": pa.int64()}) for n in ("Orders", "orders")}
+    chosen = plan(
+        Catalog(tables), types, ServerZone("UTC", dt.timedelta(0)), Options(name="shop", conn_id="shop")
+    )
+    assert [t.skipped != "" for t in chosen.tables] == [False, True]
+    text = render(chosen, dialect="mysql")
+    assert [t["name"] for t in yaml.safe_load(text)["tables"]] == ["Orders"]
+    assert "warehouse names ignore case" in " ".join(text.split())
