@@ -207,6 +207,11 @@ def test_a_bad_headline_fails_naming_the_file_the_key_and_the_fix(tmp_path, chan
         ("reports/revenue_last_30_days.sql", "../../etc/passwd", "which leads out of include/sql"),
         ("name: revenue", "name: Revenue!", "charts[0].name 'Revenue!' must be unique"),
         ("currency: USD\n", "", "'Revenue' is money but the report has no currency"),
+        (
+            "y: revenue}",
+            "y: revenue, days: 1}",
+            "charts[0] (revenue).days is 1; a line or shares chart may span 2 to 366",
+        ),
     ],
 )
 def test_a_bad_chart_fails_naming_the_file_the_key_and_the_fix(tmp_path, old, new, message):

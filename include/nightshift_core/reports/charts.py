@@ -30,7 +30,7 @@ from nightshift_core.reports.formats import FORMATS, display
 
 Kind = Literal["line", "bar", "shares"]
 KINDS = ("line", "bar", "shares")
-_CHART_KEYS = {"name", "title", "kind", "sql", "x", "y", "facet", "format"}
+_CHART_KEYS = {"name", "title", "kind", "sql", "x", "y", "facet", "format", "days"}
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 #: Panels of a ``shares`` chart, categories of a ``bar`` chart: more are cut (the alt text says so).
 MAX_PANELS = 12
@@ -50,6 +50,7 @@ class ChartDef:
     y: tuple[str, ...]
     facet: str | None = None
     format: str = "count"  # of the y values (axis and alt text)
+    days: int | None = None  # line/shares: the date axis spans these days up to the report date
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def _line(ax: Any, chart: ChartDef, data: list, report_date: dt.date, currency: 
             va="top", fontsize=8)  # fmt: skip
     ax.set_ylim(bottom=0)
     _axis_format(ax, chart.format, currency)
-    _date_axis(ax)
+    _date_axis(ax, chart, report_date)
     ax.grid(axis="y", color="#e0e0e0")
     if len(chart.y) > 1:
         ax.legend(frameon=False)
@@ -167,7 +168,7 @@ def _shares(ax: Any, chart: ChartDef, data: list, facet: Any, report_date: dt.da
     ax.set_ylim(0, 1)
     ax.set_ylabel(_label(str(facet), 24), rotation=0, ha="right", va="center")
     _axis_format(ax, "share", "")
-    _date_axis(ax)
+    _date_axis(ax, chart, report_date)
     ax.axvline(report_date, color="#222", linestyle=":", linewidth=1)
     if ax.get_subplotspec().is_first_row():
         ax.legend(frameon=False, ncols=len(chart.y), loc="lower left", bbox_to_anchor=(0, 1.0))
@@ -245,6 +246,12 @@ def parse_charts(raw: Any, sql_dir: Path) -> tuple[ChartDef, ...]:
         facet = item.get("facet")
         if (kind == "shares") != (facet is not None):
             blocks.fail(f"{key}: facet (one panel per value) is required for kind shares and only there")
+        days = item.get("days")
+        if days is not None and (kind == "bar" or isinstance(days, bool) or not isinstance(days, int)
+                                 or not 2 <= days <= 366):  # fmt: skip
+            blocks.fail(
+                f"{key}.days is {days!r}; a line or shares chart may span 2 to 366 days up to the report date"
+            )
         fmt = item.get("format", "share" if kind == "shares" else "count")
         if fmt not in FORMATS or fmt in ("date", "text", "id"):
             blocks.fail(f"{key}.format is {fmt!r}; use count, money or share")
@@ -258,6 +265,7 @@ def parse_charts(raw: Any, sql_dir: Path) -> tuple[ChartDef, ...]:
                 y=tuple(blocks.ident(c, f"{key}.y", "column name") for c in y),
                 facet=blocks.ident(facet, f"{key}.facet", "column name") if facet is not None else None,
                 format=fmt,
+                days=days,
             )
         )
     return tuple(charts)
@@ -270,9 +278,14 @@ def _axis_format(ax: Any, fmt: str, currency: str) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def _date_axis(ax: Any) -> None:
+def _date_axis(ax: Any, chart: ChartDef, report_date: dt.date) -> None:
+    """Day labels; with ``days``, the axis spans exactly those days (a day without data stays empty)."""
     from matplotlib.dates import AutoDateLocator, DateFormatter
 
+    if chart.days:
+        half = dt.timedelta(hours=12)
+        first = dt.datetime.combine(report_date - dt.timedelta(days=chart.days - 1), dt.time()) - half
+        ax.set_xlim(first, dt.datetime.combine(report_date, dt.time()) + half)
     ax.xaxis.set_major_locator(AutoDateLocator(minticks=3, maxticks=8))
     ax.xaxis.set_major_formatter(DateFormatter("%d %b"))
 

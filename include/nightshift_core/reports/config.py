@@ -364,6 +364,7 @@ _BLOCK_SCHEMA: dict[str, dict[str, Any]] = {
                 "y": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
                 "facet": {"type": "string", "pattern": IDENT_PATTERN},
                 "format": {"enum": ["count", "money", "share"]},
+                "days": {"type": "integer", "minimum": 2, "maximum": 366},
             },
             "required": ["name", "title", "kind", "sql", "x", "y"],
             "additionalProperties": False,
