@@ -243,15 +243,44 @@ def test_a_large_transaction_and_chunks_that_end_at_transaction_boundaries(cdc):
         cdc.sql(f"UPDATE orders SET status = 'u{i}' WHERE id = {i}")  # 120 one-row transactions
     result = cdc.run(chunk_changes=50)
     assert result.changes == result.staged_rows == 1120  # the 1,000 rows, then 120 in three chunks
-    # the big transaction alone, then 50 one-row transactions a chunk: 1 + 3 commits (no empty tail)
-    assert result.chunks == 4
+    # the big transaction in 20 parts of 50 (each committed with the position before it), then 50
+    # one-row transactions a chunk: 20 + 3 commits (no empty tail)
+    assert result.chunks == 23
     live = dict(cdc.live())
     assert len(live) == 1000 and live[1] == "u1" and live[120] == "u120" and live[121] == "bulk"
     with DuckDBWarehouse(cdc.warehouse_path) as duck:
         states = duck.query(
             "SELECT position FROM _nightshift.sync_state WHERE target = 'cdc.orders' ORDER BY published_at"
         ).to_pylist()
-    assert len(states) == 5 and json.loads(states[-1]["position"]) == cdc.position()
+    assert len(states) == 24 and json.loads(states[-1]["position"]) == cdc.position()
+    assert len({s["position"] for s in states[1:21]}) == 1, (
+        "the parts of one transaction: the position before it"
+    )
+
+
+def test_a_transaction_bigger_than_a_chunk_is_applied_in_parts(cdc):
+    """Memory follows the chunk even inside one huge transaction: its parts are committed with the
+    position before it, so a restart re-applies it whole."""
+    cdc.run(chunk_changes=100)
+    before = cdc.position()
+    values = ", ".join(f"({i}, 'bulk', NULL)" for i in range(1, 1001))
+    cdc.sql("BEGIN", f"INSERT INTO orders VALUES {values}", "UPDATE orders SET status = 'done'", "COMMIT")
+    cdc.sql("INSERT INTO orders VALUES (5000, 'after', NULL)")
+    spec = json.dumps({"engine": cdc.engine, "host": cdc.service.host, "port": cdc.service.port,
+                       "database": cdc.database, "warehouse": str(cdc.warehouse_path),
+                       "definition": cdc.definition, "chunk_changes": 100})  # fmt: skip
+    env = os.environ | {"NIGHTSHIFT_CDC_CRASH_AT": "chunk", "PYTHONPATH": "include:plugins:tests"}
+    code = f"from test_cdc_sync import _child; _child({spec!r})"
+    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, timeout=120)
+    assert child.returncode == -9, child.stderr.decode()[-2000:]
+    # killed after its first part: part of the transaction is in, the position still before it
+    assert 0 < len(cdc.live()) < 1001 and cdc.position() == before
+    result = cdc.run(chunk_changes=100)
+    assert result.changes == 2001 and result.chunks > 10
+    live = cdc.live()
+    assert (
+        len(live) == 1001 and all(s == "done" for i, s in live if i <= 1000) and live[-1] == (5000, "after")
+    )
 
 
 def test_truncate_fails_naming_full_refresh_which_reloads(cdc):
@@ -345,7 +374,7 @@ def _child(spec: str) -> None:
     harness = Harness(
         args["engine"], service, args["database"], None, Path(args["warehouse"]), args["definition"]
     )
-    harness.run()
+    harness.run(**{k: args[k] for k in ("chunk_changes",) if k in args})
 
 
 @pytest.mark.parametrize("point", ["read", "commit"])

@@ -19,7 +19,8 @@ class Change:
     ``before`` is the row before the change (None for an insert; on PostgreSQL only the key columns
     unless the table has REPLICA IDENTITY FULL), ``after`` the row after it (None for a delete).
     ``position`` is the log position just after the change's transaction committed (a binlog
-    position or an LSN): a reader started there sees none of this transaction again. ``seq`` orders
+    position or an LSN): a reader started there sees none of this transaction again; None for a part of
+    a transaction too big to hold, yielded before its commit (its last part carries the position). ``seq`` orders
     the changes of one read: transactions in commit order, then statement order inside each.
     """
 

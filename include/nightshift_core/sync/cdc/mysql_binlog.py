@@ -71,9 +71,13 @@ class BinlogReader(ServerReader):
     Changes name their table as ``database.table``.
     """
 
-    def __init__(self, endpoint: Endpoint, tables: Sequence[str], reader_id: int | None = None) -> None:
+    def __init__(
+        self, endpoint: Endpoint, tables: Sequence[str], reader_id: int | None = None, *, split_after: int = 0
+    ) -> None:
         self.endpoint = endpoint
         self.tables = frozenset(tables)
+        # a transaction with more changes than this is yielded in parts before its commit (0: never)
+        self.split_after = split_after
         # The server id this reader announces as a replica; two readers with one id evict each other.
         self.reader_id = reader_id or random.randrange(1 << 20, 1 << 31)
         self._conn = pymysql.connect(**self._settings(), autocommit=True)
@@ -152,6 +156,14 @@ class BinlogReader(ServerReader):
                 if isinstance(event, (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)):
                     if event.table in self.tables:
                         pending.extend(_row_changes(event))
+                    if self.split_after and len(pending) >= self.split_after:
+                        # A transaction too big to hold: its changes so far, without a position (a read
+                        # from the boundary before it sees them again), timed by their own event.
+                        at = dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
+                        for table, op, before, after in pending:
+                            seq += 1
+                            yield Change(table, op, before, after, at, None, seq)  # type: ignore[arg-type]
+                        pending = []
                     continue
                 if isinstance(event, QueryEvent):
                     truncated = _TRUNCATE.fullmatch(event.query)

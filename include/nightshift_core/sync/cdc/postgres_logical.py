@@ -62,7 +62,8 @@ class LogicalRead:
     def __iter__(self) -> Iterator[Change]:
         for change in self._reader._changes(self.start, self._upto):
             # A commit record that straddles the bound is decoded with it: the next read starts after it.
-            self.end = max(self.end, change.position)
+            if change.position is not None:
+                self.end = max(self.end, change.position)
             yield change
 
 
@@ -70,7 +71,13 @@ class LogicalReader(ServerReader):
     """Reads the row changes of ``tables`` through the slot and publication of ``definition``."""
 
     def __init__(
-        self, endpoint: Endpoint, definition: str, tables: Sequence[str], *, text: bool = False
+        self,
+        endpoint: Endpoint,
+        definition: str,
+        tables: Sequence[str],
+        *,
+        text: bool = False,
+        split_after: int = 0,
     ) -> None:
         if not _NAME.fullmatch(definition):
             raise ValueError(
@@ -81,6 +88,8 @@ class LogicalReader(ServerReader):
         self.slot = f"nightshift_{definition}"
         self.tables = [t if "." in t else f"public.{t}" for t in tables]
         self.text = text  # values as pgoutput's text (the caller casts them), not the few Python casts
+        # a transaction with more changes than this is yielded in parts before its commit (0: never)
+        self.split_after = split_after
         self._conn = self._connect()
         self._conn.autocommit = True
         check_postgres(self._conn, f"PostgreSQL server {endpoint}")
@@ -184,27 +193,40 @@ class LogicalReader(ServerReader):
                     "'proto_version', '1', 'publication_names', %s)",
                     [self.slot, format_lsn(upto), self.slot],
                 )
-                yield from _decode(((lsn, bytes(data)) for lsn, data in cur), start, text=self.text)
+                messages = ((lsn, bytes(data)) for lsn, data in cur)
+                yield from _decode(messages, start, text=self.text, split_after=self.split_after)
             conn.rollback()
         finally:
             conn.close()
 
 
-def _decode(messages: Iterator[tuple[str, bytes]], start: int, *, text: bool = False) -> Iterator[Change]:
+def _decode(
+    messages: Iterator[tuple[str, bytes]], start: int, *, text: bool = False, split_after: int = 0
+) -> Iterator[Change]:
     """pgoutput protocol version 1 messages (with their LSN's text) -> changes of the transactions
-    committed after ``start``."""
+    committed after ``start``. With ``split_after``, a bigger transaction's changes are yielded in parts
+    before its commit, without a position (a read from the boundary before it sees them again)."""
     relations: dict[int, tuple[str, list[tuple[str, int, bool]]]] = {}
     pending: list[tuple[str, str, dict | None, dict | None]] = []
     seq = 0
+    begun_at, replayed = _PG_EPOCH, True
     for lsn, data in messages:
         kind = data[:1]
         if kind == b"B":
             pending = []
+            final_lsn, micros = struct.unpack_from("!qq", data, 1)
+            # its commit record starts before ``start``: committed downstream already, all of it skipped
+            begun_at, replayed = _PG_EPOCH + dt.timedelta(microseconds=micros), final_lsn < start
         elif kind == b"R":
             oid, relation = _relation(data)
             relations[oid] = relation
         elif kind in (b"I", b"U", b"D"):
             pending.append(_row(kind, data, relations, raw=text))
+            if split_after and len(pending) >= split_after and not replayed:
+                for table, op, before, after in pending:
+                    seq += 1
+                    yield Change(table, op, before, after, begun_at, None, seq)  # type: ignore[arg-type]
+                pending = []
         elif kind == b"C":
             _flags, _commit_lsn, end_lsn, micros = struct.unpack_from("!bqqq", data, 1)
             if end_lsn <= start:

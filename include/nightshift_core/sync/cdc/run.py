@@ -40,7 +40,7 @@ from nightshift_core.warehouse.types import DELETED_COLUMN, SchemaChangeError, T
 
 log = logging.getLogger(__name__)
 
-CRASH_AT = "NIGHTSHIFT_CDC_CRASH_AT"  # tests: 'read' (changes read, nothing committed) or 'commit'
+CRASH_AT = "NIGHTSHIFT_CDC_CRASH_AT"  # tests: 'read' (nothing committed), 'chunk' (one chunk), 'commit'
 _SLOT_NAME_MAX = 50
 
 
@@ -270,7 +270,7 @@ def _from_log(
         for warning in guards.check_binlog_position(conn, position, tables=[table.name], limits=limits,
                                                     endpoint=endpoint, server=str(endpoint)):  # fmt: skip
             log.warning("%s: %s", target, warning)
-        with BinlogReader(endpoint, [table.name]) as reader:
+        with BinlogReader(endpoint, [table.name], split_after=table.chunk_changes) as reader:
             read = reader.read(BinlogPosition.from_dict(position))
             _apply_read(read, conn, dialect, table, columns, warehouse, target, job, result,
                         lambda p: p.to_dict())  # fmt: skip
@@ -279,7 +279,9 @@ def _from_log(
     else:
         from nightshift_core.sync.cdc.postgres_logical import LogicalReader, format_lsn
 
-        with LogicalReader(endpoint, table.slot, [table.name], text=True) as reader:
+        with LogicalReader(
+            endpoint, table.slot, [table.name], text=True, split_after=table.chunk_changes
+        ) as reader:
             guards.check_slot(conn, reader.slot, tables=[table.name], position=stored, limits=limits,
                               server=str(endpoint))  # fmt: skip
             conn.commit()
@@ -320,13 +322,19 @@ def _refuse_retyped(warehouse: Warehouse, target: TableRef, table: CdcTable, col
 
 
 def _apply_read(read, conn, dialect, table, columns, warehouse, target, job, result, encode) -> None:
-    """Fold and apply ``read`` in chunks that end at transaction boundaries, each chunk committed with
-    the position after its last transaction; then the read's end (when it moved) with no rows."""
+    """Fold and apply ``read`` in chunks, each committed with a position a read may restart from: the
+    end of its last transaction, or, inside a transaction too big for one chunk (its parts come
+    without a position), the boundary before that transaction (a restart re-applies all of it, which
+    the per-key apply makes harmless); then the read's end (when it moved) with no rows."""
     pending: list[Change] = []
-    last: Any = None
+    last: Any = None  # the position of the last change taken (None: inside a split transaction)
+    safe: Any = read.start  # the last boundary with nothing after it applied
     for change in read:
-        if pending and change.position != last and len(pending) >= table.chunk_changes:
-            _apply_chunk(pending, encode(last), conn, dialect, table, columns, warehouse, target, job, result)
+        complete = last is not None and change.position != last  # the transaction at `last` has ended
+        if complete:
+            safe = last
+        if len(pending) >= table.chunk_changes and (complete or last is None or change.position is None):
+            _apply_chunk(pending, encode(safe), conn, dialect, table, columns, warehouse, target, job, result)
             pending = []
         pending.append(change)
         last = change.position
@@ -369,6 +377,8 @@ def _apply_chunk(
     result.staged_rows += published.staged_rows
     result.deleted += sum(f.op == "delete" for f in folded)
     result.added_columns += [c for c in published.added_columns if c not in result.added_columns]
+    if result.chunks == 1:
+        _crash_point("chunk")
 
 
 def _crash_point(name: str) -> None:
