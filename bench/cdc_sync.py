@@ -394,6 +394,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000, 8_000_000])
     parser.add_argument("--sources", nargs="+", default=["mariadb", "postgres"], choices=list(SOURCES))
     parser.add_argument("--backlog", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--changes-of", type=int, help="change 1 %% of this many rows at every size "
+                        "(default: the smallest --rows), to compare with a run at another size")  # fmt: skip
     parser.add_argument("--source", help=argparse.SUPPRESS)
     add_phase_arguments(parser)
     args = parser.parse_args()
@@ -409,7 +411,8 @@ def main() -> None:
         for name in args.sources:
             for i, rows in enumerate(sorted(args.rows)):
                 backlog = args.backlog if i == 0 else []
-                all_results[(name, rows)] = bench_size(__file__, SOURCES[name], rows, min(args.rows), backlog)
+                base = args.changes_of or min(args.rows)
+                all_results[(name, rows)] = bench_size(__file__, SOURCES[name], rows, base, backlog)
                 report(all_results)
         Path(folder, "results.json").write_text(json.dumps({f"{k[0]}@{k[1]}": v for k, v in all_results.items()},
                                                            default=str, indent=1))  # fmt: skip
