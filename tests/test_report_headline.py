@@ -304,6 +304,13 @@ def test_the_email_renders_in_chromium_with_its_pictures_and_the_text_part_has_t
 
     built, message = _built_message(sample, KNOWN, monkeypatch)
     html, text, images = _parts(message)
+    # The workbook's first sheet has the same headline and pictures.
+    import openpyxl
+
+    overview = openpyxl.load_workbook(built["workbook"]).worksheets[0]
+    assert overview.title == "overview" and len(overview._images) == 2
+    cells = [[c.value for c in row] for row in overview.iter_rows()]
+    assert ["Revenue", "1,280.49 USD"] == cells[next(i for i, r in enumerate(cells) if r[0] == "Revenue")][:2]
     cids = re.findall(r'src="cid:([^"]+)"', html)
     assert cids and sorted(cids) == sorted(images), (cids, list(images))
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", html), "no remote resource"
