@@ -56,11 +56,13 @@ class Fix:
 class ConfigModel(BaseModel):
     """A mapping of a YAML definition: unknown keys refused (naming the allowed ones), values frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
     #: How the unknown-key message names this mapping when it is the file's top level.
     top_level: ClassVar[str] = " in the top level"
     #: Fields computed while loading (the file's path, values derived from others): not YAML keys.
-    derived: ClassVar[frozenset[str]] = frozenset({"path"})
+    derived: ClassVar[frozenset[str]] = frozenset()
+    #: Items of a list of these are named by their ``name`` in messages: ``tables[0] (orders).cursor``.
+    labelled: ClassVar[bool] = True
 
     @model_validator(mode="before")
     @classmethod
@@ -83,6 +85,8 @@ class ConfigModel(BaseModel):
 
 class FileModel(ConfigModel):
     """The top level of a file; ``path`` is the file it was read from."""
+
+    derived: ClassVar[frozenset[str]] = frozenset({"path"})
 
     path: SkipJsonSchema[Path] = Path()
 
@@ -275,7 +279,11 @@ def _walk(model: Any, raw: Any, loc: tuple) -> tuple[str, Any, tuple[Fix, str, A
         if isinstance(part, int) and isinstance(node, list | tuple):
             node = node[part] if part < len(node) else None
             key += f"[{part}]"
-            if isinstance(node, dict) and isinstance(node.get("name"), str):
+            if (
+                getattr(model, "labelled", True)
+                and isinstance(node, dict)
+                and isinstance(node.get("name"), str)
+            ):
                 key += f" ({node['name']})"
             continue
         if (
