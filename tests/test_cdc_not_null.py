@@ -1,24 +1,16 @@
 """Change capture of a table with a NOT NULL column (every real table has some): a source delete reaches
 the warehouse. Found by bench/cdc_sync.py on classicmodels' orderdetails, where every log run with a
-delete failed before writing anything; strict xfail until the apply stages a delete's missing columns
-as nullable (remove the mark then)."""
+delete failed before writing anything, until the apply staged a delete's missing columns as nullable."""
 
 from __future__ import annotations
 
 import uuid
 
-import pyarrow as pa
 import pytest
 
 from nightshift_core.sync.cdc.endpoint import Endpoint
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pa.ArrowInvalid,
-    reason="cdc.run stages a delete's row with its non-key columns NULL under the source's NOT NULL "
-    "schema: ArrowInvalid \"Column 'q' is declared non-nullable but contains nulls\"",
-)
 @pytest.mark.parametrize("engine", ["mysql", "postgres"])
 def test_a_delete_from_a_table_with_a_not_null_column_is_applied(engine, request, tmp_path):
     from support.services import scratch_database

@@ -528,6 +528,7 @@ def test_apply_changes_and_the_position_commit_together_on_both_warehouses(contr
         (2, None, None, gone, "upsert", ["status", "note"]),  # a soft delete with a key-only image
         (3, None, None, None, "delete", ["status", "note"]),  # a hard delete
         (4, "new", "d", None, "upsert", []),
+        (5, None, None, gone, "upsert", ["status", "note"]),  # inserted and deleted since the last read
     ]
     for _ in range(2):  # a replay (the same changes again, as after a crash) leaves the same rows
         apply(changes, '{"lsn": 2}')
@@ -606,3 +607,18 @@ def test_a_slot_ahead_of_the_warehouse_fails_naming_full_refresh(cdc):
     with pytest.raises(LogLostError, match="full_refresh"):
         cdc.run()
     assert cdc.run(full_refresh=True).mode == "snapshot" and cdc.live() == [(1, "new"), (2, "new")]
+
+
+def test_a_row_inserted_and_deleted_between_runs_leaves_no_trace(cdc):
+    """Its net change is a delete of a key the warehouse never had: nothing to mark (and a tombstone of
+    NULLs would break the source's NOT NULL columns)."""
+    cdc.sql("ALTER TABLE orders ADD COLUMN qty INT NOT NULL DEFAULT 1")
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a', 5)")
+    cdc.run()
+    cdc.sql("INSERT INTO orders VALUES (2, 'brief', 'b', 6)", "DELETE FROM orders WHERE id = 2")
+    cdc.sql("DELETE FROM orders WHERE id = 1")
+    result = cdc.run()
+    assert result.changes == 3
+    assert [(r["id"], r["qty"], r["_nightshift_deleted_at"] is not None) for r in cdc.rows()] == [
+        (1, 5, True)
+    ]

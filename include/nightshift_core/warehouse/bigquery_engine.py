@@ -388,6 +388,8 @@ class BigQueryWarehouse(Warehouse):
         keys = {k.lower() for k in key}
         on = " AND ".join(f"T.{q(k)} = S.{q(k)}" for k in key)
         bounds, params = self._merge_bounds(target, staging, key[0], staged.rows)
+        # a soft delete of a key the target never had (inserted and deleted between two reads) leaves nothing
+        fresh = f" AND S.{q(DELETED_COLUMN)} IS NULL" if DELETED_COLUMN in names else ""
         # A column the log image lacks keeps the target's value; a column the source dropped is left alone.
         update = ", ".join(
             f"{q(n)} = IF({_literal(n)} IN UNNEST(S.{q(CHANGE_UNCHANGED)}), T.{q(n)}, S.{q(n)})"
@@ -398,7 +400,7 @@ class BigQueryWarehouse(Warehouse):
             f"MERGE {self._fq(target)} T USING {staging} S ON {on}{bounds} "
             f"WHEN MATCHED AND S.{q(CHANGE_OP)} = 'delete' THEN DELETE "
             + (f"WHEN MATCHED THEN UPDATE SET {update} " if update else "")
-            + f"WHEN NOT MATCHED AND S.{q(CHANGE_OP)} != 'delete' THEN INSERT ({', '.join(q(n) for n in names)}) "
+            + f"WHEN NOT MATCHED AND S.{q(CHANGE_OP)} != 'delete'{fresh} THEN INSERT ({', '.join(q(n) for n in names)}) "
             f"VALUES ({', '.join('S.' + q(n) for n in names)})"
         )
         if state is not None:

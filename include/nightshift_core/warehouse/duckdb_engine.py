@@ -331,9 +331,16 @@ class DuckDBWarehouse(Warehouse):
                 kept += "".join(f", t.{q(name)} AS {q(name)}" for name in gone)
                 names = ", ".join([*(q(c.name) for c in data), *(q(name) for name in gone)])
                 # The rows as they will be, read before the old ones go (kept values come from them).
+                # a soft delete of a key the target never had (inserted and deleted between two reads)
+                # leaves nothing: there is no row to mark
+                absent = f"t.{q(key[0])} IS NULL" + (
+                    f" AND s.{q(DELETED_COLUMN)} IS NOT NULL"
+                    if DELETED_COLUMN in staged_names
+                    else " AND FALSE"
+                )
                 merged = con.sql(  # noqa: F841 - read by the INSERT below (DuckDB's replacement scan)
-                    f"SELECT {kept}, s.{q(CHANGE_OP)} AS {q(CHANGE_OP)} FROM read_parquet(?) AS s "
-                    f"LEFT JOIN {fq(target)} AS t ON {on}",
+                    f"SELECT {kept}, CASE WHEN {absent} THEN 'delete' ELSE s.{q(CHANGE_OP)} END AS {q(CHANGE_OP)} "
+                    f"FROM read_parquet(?) AS s LEFT JOIN {fq(target)} AS t ON {on}",
                     params=[path],
                 ).to_arrow_table()
                 con.execute(f"DELETE FROM {fq(target)} AS t USING read_parquet(?) AS s WHERE {on}", [path])

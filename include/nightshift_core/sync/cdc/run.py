@@ -357,7 +357,8 @@ def _apply_chunk(
     else:
         arrays, missing = postgres_batch(conn, rows, columns, table.name) if rows else ([], [])
         conn.rollback()
-    schema = source.arrow_schema(columns)
+    # nullable: a delete's row carries its key alone, whatever the source's NOT NULL columns
+    schema = pa.schema([f.with_nullable(True) for f in source.arrow_schema(columns)])
     ts = pa.timestamp("us", tz="UTC")
     fields, data = list(schema), list(arrays) if rows else [pa.array([], f.type) for f in schema]
     if table.deletes == "soft":

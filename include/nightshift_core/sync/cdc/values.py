@@ -124,7 +124,8 @@ def postgres_batch(
         f"WITH ORDINALITY AS u({', '.join(names)}, n)) AS {_pg_quote(table)} "
         "ORDER BY __nightshift_n"
     )
-    schema = source.arrow_schema(columns)
+    # nullable: a delete's row carries its key alone, whatever the source's NOT NULL columns
+    schema = pa.schema([f.with_nullable(True) for f in source.arrow_schema(columns)])
     cur = conn.cursor()
     try:
         cur.execute(sql, texts)
