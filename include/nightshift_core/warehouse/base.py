@@ -200,7 +200,7 @@ class Warehouse(ABC):
         'delete' for a hard delete) and ``_nightshift_unchanged`` (names of columns whose value the
         target keeps: a PostgreSQL unchanged TOAST value, a column the log image lacks). An upsert
         replaces the row with the staged values except those; a soft delete is an upsert of the
-        marker column. The target is created or evolved (new NULLABLE columns) first; replaying the
+        marker column (``_nightshift_deleted_at``), and writes nothing for a key the target lacks. The target is created or evolved (new NULLABLE columns) first; replaying the
         same changes leaves the same rows (the state's position then says where the next read starts).
         """
         raise WarehouseError(f"the {self.engine} warehouse cannot apply change-capture changes yet")
