@@ -220,3 +220,30 @@ def test_a_bad_chart_fails_naming_the_file_the_key_and_the_fix(tmp_path, old, ne
     with pytest.raises(ReportConfigError) as failed:
         load(path)
     assert message in str(failed.value), str(failed.value)
+
+
+def test_workbook_sheets_print_landscape_one_page_wide_with_the_header_repeated_and_the_chart_inside(
+    tmp_path,
+):
+    import openpyxl
+    import pyarrow as pa
+    from openpyxl.utils.cell import range_boundaries
+
+    from nightshift_core.reports.excel import build_workbook
+    from nightshift_core.reports.tables import ChartSpec, ReportTable
+
+    rows = pa.table({"territory": [f"T{i}" for i in range(40)], "sales": [float(i) for i in range(40)]})
+    table = ReportTable.from_arrow(
+        "by_territory", "Sales", rows, totals=("sales",), chart=ChartSpec("territory", ("sales",))
+    )
+    path = build_workbook(tmp_path / "w.xlsx", title="T", subtitle="s", tables=[table])
+    sheet = openpyxl.load_workbook(path)["by_territory"]
+    setup = sheet.page_setup
+    assert (setup.orientation, setup.fitToWidth, setup.fitToHeight) == ("landscape", 1, 0)
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage
+    assert sheet.print_title_rows == "$3:$3"  # the header row on every printed page
+    (chart,) = sheet._charts
+    min_col, min_row, max_col, max_row = range_boundaries(sheet.print_area.split("!")[-1].replace("$", ""))
+    anchor = chart.anchor._from
+    assert min_col <= anchor.col + 1 <= max_col and min_row <= anchor.row + 1 <= max_row
+    assert max_col >= anchor.col + 1 + 8 and max_row >= 44  # the chart's width and the 40 rows + total

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import re
 import tempfile
@@ -198,6 +199,7 @@ def _write_overview(
     """The headline as text cells (already formatted, as in the e-mail), then each chart as an image."""
     from openpyxl.drawing.image import Image
 
+    ws.sheet_properties.pageSetUpPr.fitToPage = True  # written with the first row
     ws.column_dimensions["A"].width = 24
     for letter in "BCDEFGH":
         ws.column_dimensions[letter].width = 22
@@ -207,7 +209,6 @@ def _write_overview(
     for cells in rows:
         ws.append([_text_cell(ws, c, font=_HEADER_FONT if c == cells[0] else Font()) for c in cells])
         row += 1
-    row += 2
     for chart_title, png in charts:
         ws.append([])
         ws.append([_text_cell(ws, chart_title, font=_HEADER_FONT)])
@@ -220,6 +221,9 @@ def _write_overview(
         for _ in range(covered):
             ws.append([])
         row += covered
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
 
 
 def _write_sheet(ws: WriteOnlyWorksheet, table: ReportTable, *, title: str, subtitle: str) -> None:
@@ -232,6 +236,7 @@ def _write_sheet(ws: WriteOnlyWorksheet, table: ReportTable, *, title: str, subt
     for i, width in enumerate(_fit_widths(table), start=1):
         ws.column_dimensions[get_column_letter(i)].width = width
     ws.freeze_panes = f"A{FIRST_DATA_ROW}"
+    ws.sheet_properties.pageSetUpPr.fitToPage = True  # written with the first row (see _print_setup)
 
     ws.append([_text_cell(ws, title, font=_TITLE_FONT)])
     ws.append([_text_cell(ws, subtitle, font=_SUBTITLE_FONT)])
@@ -248,14 +253,32 @@ def _write_sheet(ws: WriteOnlyWorksheet, table: ReportTable, *, title: str, subt
         ws.append(cells.convert(row))
     if count == 0:
         ws.append([_text_cell(ws, EMPTY_MESSAGE, font=Font(italic=True))])
+        _print_setup(ws, ncols, FIRST_DATA_ROW)
         return
 
     last_row = HEADER_ROW + count
     ws.auto_filter.ref = f"A{HEADER_ROW}:{last_col}{last_row}"
     if table.totals:
         ws.append(_totals_row(ws, table, last_row))
+    print_cols, print_rows = ncols, last_row + (1 if table.totals else 0)
     if table.chart is not None:
-        ws.add_chart(_bar_chart(ws, table, count), f"{get_column_letter(ncols + 2)}{HEADER_ROW}")
+        chart = _bar_chart(ws, table, count)
+        ws.add_chart(chart, f"{get_column_letter(ncols + 2)}{HEADER_ROW}")
+        # The chart's cells (default column width ~1.7 cm, row height ~0.53 cm) join the print area.
+        print_cols = ncols + 1 + math.ceil(chart.width / 1.7)
+        print_rows = max(print_rows, HEADER_ROW + math.ceil(chart.height / 0.53))
+    _print_setup(ws, print_cols, print_rows)
+
+
+def _print_setup(ws: WriteOnlyWorksheet, columns: int, rows: int) -> None:
+    """Print and PDF as people expect: landscape, one page wide (as many pages tall as it takes),
+    the header row repeated on every page, and the print area covering the table and its chart."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = "9"  # A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
+    ws.print_area = f"A1:{get_column_letter(max(columns, 1))}{max(rows, HEADER_ROW)}"
 
 
 class _RowCells:
