@@ -76,6 +76,12 @@ def test_alert_is_delivered_with_everything_needed(mailbox):
     ):
         assert needle in html, needle
     assert "s3cret" not in html, "credentials in a URI must be redacted"
+    text = message.get_body(("plain",)).get_content()  # the same alert as plain text, redacted too
+    assert "Task: load_orders" in text and "RuntimeError: cannot reach mysql://***:***@10.0.0.5" in text
+    assert "s3cret" not in message.as_string()
+    assert (
+        message["Message-ID"].endswith("@nightshift.test>") and message["Auto-Submitted"] == "auto-generated"
+    )
 
 
 @pytest.mark.parametrize("password", ["Xk9/Qz7:Lm3", "Hq4@Vb8/Rt2@Wn6"])
@@ -134,11 +140,32 @@ def test_missing_recipients_is_a_clear_error(mailbox, monkeypatch):
     assert read_messages(mailbox) == []
 
 
-def test_unreachable_smtp_server_raises(monkeypatch):
+def test_unreachable_smtp_server_raises_naming_the_connection(monkeypatch):
+    from nightshift.hooks.mail import MailConnectionError
     from nightshift.notifiers import FailureEmailNotifier
 
-    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": free_port(), "extra": {"from_email": "a@b.c",
+    port = free_port()
+    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {"from_email": "a@b.c",
             "disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 2}}  # fmt: skip
     monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps(conn))
-    with pytest.raises(OSError):
+    with pytest.raises(
+        MailConnectionError, match=rf"'nightshift_smtp' \(plain to 127.0.0.1:{port}\).*refused"
+    ):
         FailureEmailNotifier(to="x@y.z").notify(failure_context(ValueError("x")))
+
+
+def test_a_connection_without_sender_is_an_alert_config_error(mailbox, monkeypatch):
+    from nightshift.notifiers.email import AlertConfigError, FailureEmailNotifier
+
+    conn = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": 25,
+        "extra": {"disable_ssl": True, "disable_tls": True},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_NIGHTSHIFT_SMTP", json.dumps(conn))
+    with pytest.raises(
+        AlertConfigError, match="'nightshift_smtp' has no sender address: set extra 'from_email'"
+    ):
+        FailureEmailNotifier().notify(failure_context(ValueError("x")))
+    assert read_messages(mailbox) == []

@@ -1,4 +1,4 @@
-"""E-mail alerts for failed tasks, sent through an Airflow SMTP connection."""
+"""E-mail alerts for failed tasks, sent through the project's one mail hook and connection."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseNotifier
 
 from nightshift_core.alerts import FailureAlert, parse_recipients, redact_url_credentials
+from nightshift_core.mail import MailConfigError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 ALERT_TO_VARIABLE = "nightshift_alert_to"
 
 
-class AlertConfigError(RuntimeError):
+class AlertConfigError(MailConfigError):
     """The alert cannot be addressed or sent; the message says what to configure."""
 
 
@@ -25,8 +26,9 @@ class FailureEmailNotifier(BaseNotifier):
 
     Recipients: ``to`` if given, else the Airflow Variable ``nightshift_alert_to``
     (comma-separated), read when the alert fires, never at DAG parse time.
-    Delivery uses the provider's ``SmtpHook`` with ``smtp_conn_id`` (host, port, login,
-    password; extras ``from_email``, ``disable_ssl``, ``disable_tls``, ``timeout``).
+    Delivery goes through :class:`~nightshift.hooks.mail.MailHook`, the same hook and
+    ``smtp_conn_id`` connection as the report e-mails; ``from_email`` overrides the
+    connection's sender.
     """
 
     template_fields = ("to",)
@@ -48,25 +50,27 @@ class FailureEmailNotifier(BaseNotifier):
 
     def send(self, alert: FailureAlert, *, subject: str | None = None) -> list[str]:
         """Deliver ``alert`` with secrets redacted; return the recipients it went to."""
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
+        from nightshift.hooks.mail import MailHook
 
         alert = alert.redacted(_redact)
         subject = _redact(subject) if subject else None
         recipients = self._recipients()
-        with SmtpHook(smtp_conn_id=self.smtp_conn_id) as hook:
-            sender = self.from_email or hook.from_email
-            if not sender:
-                raise AlertConfigError(
-                    f"connection {self.smtp_conn_id!r} has no sender: set extra 'from_email' "
-                    "(e.g. nightshift@example.com) or pass from_email="
-                )
-            hook.send_email_smtp(
-                to=recipients,
-                from_email=sender,
-                subject=subject or alert.subject,
-                html_content=alert.html_body(title=subject),
-                custom_headers={"X-Nightshift-Dag": alert.dag_id, "X-Nightshift-Task": alert.task_id},
-            )
+        hook = MailHook(self.smtp_conn_id, from_email=self.from_email)
+        try:
+            hook.settings  # noqa: B018 - a connection that cannot send is an alert config error
+        except MailConfigError as exc:
+            raise AlertConfigError(str(exc)) from None
+        hook.send(
+            to=recipients,
+            subject=subject or alert.subject,
+            html=alert.html_body(title=subject),
+            text=alert.text_body(),
+            headers={
+                "Auto-Submitted": "auto-generated",
+                "X-Nightshift-Dag": alert.dag_id,
+                "X-Nightshift-Task": alert.task_id,
+            },
+        )
         self.log.info("Sent failure alert for %s.%s to %s", alert.dag_id, alert.task_id, recipients)
         return recipients
 
