@@ -123,12 +123,16 @@ def test_secrets_known_to_airflows_masker_are_redacted(mailbox, masked_secret):
     assert message["Subject"] == "[nightshift] *** failed"
 
 
-def test_explicit_recipients_win_over_the_variable(mailbox):
+def test_explicit_recipients_and_sender_win_over_the_variable_and_the_connection(mailbox):
     from nightshift.notifiers import FailureEmailNotifier
 
-    FailureEmailNotifier(to=["someone@nightshift.test"])(failure_context(ValueError("x")))
+    notifier = FailureEmailNotifier(
+        to=["someone@nightshift.test"], from_email="On call <oncall@nightshift.test>"
+    )
+    notifier(failure_context(ValueError("x")))
     (message,) = read_messages(mailbox)
     assert message["X-Envelope-To"] == "someone@nightshift.test"
+    assert message["From"] == "On call <oncall@nightshift.test>"
 
 
 def test_missing_recipients_is_a_clear_error(mailbox, monkeypatch):

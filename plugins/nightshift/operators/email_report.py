@@ -169,7 +169,7 @@ class EmailReportOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from nightshift.hooks.mail import YagmailHook
+        from nightshift.hooks.mail import MailHook
         from nightshift.hooks.warehouse import WarehouseHook, job_key
         from nightshift_core.alerts import parse_recipients
         from nightshift_core.reports.paths import report_folder
@@ -184,7 +184,7 @@ class EmailReportOperator(BaseOperator):
         force = _as_bool(self.force_resend, "force_resend")
         recipients = [*to, *cc]
         subject = self.subject or f"[nightshift] {self.title} {report_date.isoformat()}"
-        hook = YagmailHook(self.smtp_conn_id)
+        hook = MailHook(self.smtp_conn_id)
 
         with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:
             ledger = DeliveryLedger(warehouse, self.ledger_table)

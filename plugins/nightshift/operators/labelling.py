@@ -172,7 +172,7 @@ class LabelRequestNotifier(BaseNotifier):
 
         from airflow.sdk import Variable
 
-        from nightshift.hooks.mail import YagmailHook
+        from nightshift.hooks.mail import MailHook
         from nightshift_core.alerts import parse_recipients
 
         recipients = parse_recipients(self.to or Variable.get("nightshift_alert_to", default=None))
@@ -186,7 +186,7 @@ class LabelRequestNotifier(BaseNotifier):
         text = f"{count} scraped texts wait for a label in Airflow's Required Actions:\n{url}\n"
         body = f'<p>{count} scraped texts wait for a label in Airflow\'s Required Actions:</p><p><a href="{html.escape(url)}">{html.escape(url)}</a></p>'
         digest = hashlib.sha256(f"{ti.dag_id}/{ti.run_id}/{ti.try_number}".encode()).hexdigest()[:24]
-        YagmailHook(self.smtp_conn_id).send(
+        MailHook(self.smtp_conn_id).send(
             to=recipients,
             subject=subject,
             html=body,
