@@ -36,8 +36,11 @@ def env(tmp_path, monkeypatch):
 
 
 def config(**changes: Any) -> RetrainConfig:
+    """The shipped config; without the tweet labels unless ``tweets`` is given (the embedded labels'
+    folder has no tweet file, and a missing tweet check set rejects every challenger)."""
     base = load(CONFIG_PATH)
     model = dataclasses.replace(base.model, **changes.pop("model", {}))
+    changes.setdefault("tweets", None)
     return dataclasses.replace(base, model=model, **changes)
 
 
@@ -253,10 +256,11 @@ def test_a_challenger_below_the_rule_out_of_domain_is_rejected_with_the_reason_m
         writer.writerows((i, t, rule[t]) for i, t in enumerate(differ))
     run.run(ops["evaluate"])
     promote = run.run(ops["promote"])
-    assert run.xcom["evaluate"]["check"]["vader"]["weighted_f1"] == 1.0
+    (posts,) = run.xcom["evaluate"]["checks"]
+    assert posts["vader"]["weighted_f1"] == 1.0
     assert promote["promoted"] is False
     assert (
-        "but falls below the rule baseline out of domain: weighted F1 0.0000 < VADER 1.0000"
+        "but falls below the rule baseline: weighted F1 0.0000 < VADER 1.0000 on the check set checks.csv"
         in promote["reason"]
     )
     assert str(registry(cfg).version("champion").version) == "1"  # the rule baseline keeps serving
@@ -264,9 +268,7 @@ def test_a_challenger_below_the_rule_out_of_domain_is_rejected_with_the_reason_m
         run.run(RetrainReportEmailOperator(task_id="notify", to="ml@nightshift.test", model_name="sentiment"))
     (received,) = handler.messages
     assert received.message["Subject"] == "[nightshift] sentiment: v2 rejected (sentiment_retrain)"
-    assert (
-        "falls below the rule baseline out of domain" in received.message.get_body(("plain",)).get_content()
-    )
+    assert "falls below the rule baseline: weighted F1" in received.message.get_body(("plain",)).get_content()
 
 
 def test_promotion_keeps_the_old_champion_as_rollback_and_manual_rollback_swaps(env):
@@ -366,10 +368,9 @@ def test_notify_mails_the_metrics_table_and_the_decision(env, monkeypatch):
     for contender in ("challenger", "champion", "vader", "textblob"):
         assert f"<td>{contender}</td>" in html
     assert "promoted: weighted F1" in html and "the champion v1 is the rule baseline" in html
-    assert (
-        "out-of-domain check (weighted F1, challenger / VADER)" in html
-        and "sentiment_checks.csv (120 texts)" in html
-    )
+    for contender in ("challenger", "vader", "textblob"):
+        assert f"<td>{contender} on sentiment_checks.csv</td>" in html
+    assert "check set sentiment_checks.csv (120 texts): wF1" in html
     text = message.get_body(("plain",)).get_content()
     f1 = run.xcom["evaluate"]["metrics"]["challenger"]["weighted_f1"]
     assert f"challenger | {f1:.4f}" in text
@@ -419,3 +420,66 @@ def test_bad_retrain_yaml_is_the_dag_import_error(tmp_path, monkeypatch):
         bag = DagBag(dag_folder=str(ROOT / "dags" / "sentiment_retrain.py"))
     (error,) = bag.import_errors.values()
     assert "RetrainConfigError" in error and "eval_share must be a number from 0.05 to 0.5, got 0.9" in error
+
+
+def _tweet_folder(tmp_path: Path, monkeypatch) -> tuple[Path, list[str]]:
+    """A labels folder: the embedded labels plus a categorical tweet file of 200 rows."""
+    labels = tmp_path / "labels"
+    (labels / "tweeteval").mkdir(parents=True)
+    (labels / "embedded.csv").write_bytes(LABELS.read_bytes())
+    moods = [("loving", "positive"), ("hating", "negative"), ("watching", "neutral")]
+    rows = [
+        (f"t{i}", moods[i % 3][1], f"@user {moods[i % 3][0]} match {i} tonight #game") for i in range(200)
+    ]
+    (labels / "tweeteval" / "sentiment_12k.tsv").write_text(
+        "id\tlabel\ttext\n" + "".join("\t".join(r) + "\n" for r in rows)
+    )
+    monkeypatch.setenv("NIGHTSHIFT_LABELS_DIR", str(labels))
+    return labels, [r[2] for r in rows]
+
+
+def test_the_tweet_check_split_is_never_trained_on_and_is_a_gate_check_set(env, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from nightshift.operators.retrain import EVAL_SET
+    from nightshift_core.ml.labels import in_eval
+
+    cfg = config(min_f1_gain=-1.0, max_ms_per_1k=10**6, tweets=load(CONFIG_PATH).tweets)
+    _, tweets = _tweet_folder(tmp_path, monkeypatch)
+    checked = {t for t in tweets if in_eval(t, cfg.tweets.check_seed, cfg.tweets.check_share)}
+    assert 20 <= len(checked) <= 60
+    run = flow(cfg)
+    assert run.xcom["load_labels"]["rows"] == 500
+    trained = run.xcom["train"]
+    assert trained["tweets_held_out"] == len(checked)
+    assert trained["human_train"] + trained["eval"] == 500 - len(checked)
+    frozen = {
+        r["text"] for r in pq.read_table(registry(cfg).download(trained["run_id"], EVAL_SET)).to_pylist()
+    }
+    assert not frozen & checked and frozen & (set(tweets) - checked)
+    posts, tweet_check = run.xcom["evaluate"]["checks"]
+    assert posts["name"] == "sentiment_checks.csv" and posts["n"] == 120
+    assert tweet_check["name"] == "sentiment_12k.tsv (check split)" and tweet_check["n"] == len(checked)
+    assert tweet_check["vader"]["pearson_r"] is None  # categorical: no rating, no r
+    assert "check set sentiment_12k.tsv (check split)" in run.xcom["promote"]["reason"]
+
+
+def test_a_missing_tweet_file_is_reported_and_the_gate_decides_on_the_other_check_set(
+    env, tmp_path, monkeypatch
+):
+    """A clone without the shared tweet file still promotes on what it has: the posts check set
+    and the evaluation set; the decision names the missing check set and its path."""
+    cfg = config(min_f1_gain=-1.0, max_ms_per_1k=10**6, tweets=load(CONFIG_PATH).tweets)
+    labels, _ = _tweet_folder(tmp_path, monkeypatch)
+    (labels / "tweeteval" / "sentiment_12k.tsv").unlink()
+    run = flow(cfg)
+    assert run.xcom["load_labels"]["rows"] == 300
+    promote = run.xcom["promote"]
+    assert promote["promoted"] is True, promote["reason"]
+    assert "; check set sentiment_12k.tsv (check split): missing (" in promote["reason"]
+    assert (
+        f"{labels}/tweeteval/sentiment_12k.tsv not found (labels.tweets.path of retrain.yaml, relative to the "
+        "labels folder); put TweetEval's file there or remove labels.tweets), not checked"
+    ) in promote["reason"]
+    assert "check set sentiment_checks.csv (120 texts): wF1" in promote["reason"]
+    assert str(registry(cfg).version("champion").version) == "2"

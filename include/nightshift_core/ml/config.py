@@ -36,9 +36,12 @@ class ModelConfig:
     weight_decay: float = 0.01  # on the feature embeddings: rare features stay near zero
     rating_weight: float = 0.5
     l2: float = 0.001  # penalty pulling the learned departures from the rule back to zero
+    l2_reference: int = 0  # > 0: l2 holds at this many training texts, scaled by sqrt(this / n) for n texts
     class_balance: float = 0.0  # 0: plain loss; 1: classes weighted by inverse frequency
     weak_weight: float = 0.5
     calibrate_share: float = 0.1  # human labels held out of the fit to calibrate class offsets
+    scale_bias: int = 1  # 1: categorical files' own class boundaries go to a training-only bias
+    fallback_share: float = 0.0  # > 0: human labels held out of the fit to choose the fallback threshold
     seed: int = 13
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,7 +53,9 @@ class ModelConfig:
                   "max_vocabulary": (1, 10**7), "shrink": (0.0, 1000.0), "dropout": (0.0, 0.9),
                   "epochs": (1, 100), "min_steps": (0, 10**6), "batch_size": (1, 4096), "lr": (1e-5, 1.0),
                   "weight_decay": (0.0, 10.0), "l2": (0.0, 10.0), "rating_weight": (0.0, 10.0), "class_balance": (0.0, 1.0),
-                  "weak_weight": (0.0, 1.0), "calibrate_share": (0.0, 0.5), "seed": (0, 2**31)}  # fmt: skip
+                  "weak_weight": (0.0, 1.0), "calibrate_share": (0.0, 0.5), "fallback_share": (0.0, 0.5), "scale_bias": (0, 1),
+                  "l2_reference": (0, 10**9),
+                  "seed": (0, 2**31)}  # fmt: skip
         for name, (low, high) in limits.items():
             value = getattr(self, name)
             whole = isinstance(getattr(ModelConfig, name), int)  # the default's type is the setting's
@@ -81,6 +86,17 @@ class WeakLabels:
 
 
 @dataclasses.dataclass(frozen=True)
+class Tweets:
+    """Categorical social-media labels (TweetEval's layout) beside the rated sets; a seeded share
+    of them is never trained on and is the gate's social-media check set."""
+
+    path: str = "tweeteval/sentiment_12k.tsv"  # relative to the labels folder
+    check_share: float = 0.2
+    check_seed: int = 32
+    max_train: int = 0  # > 0: train on at most this many of the other tweets (a seeded sample)
+
+
+@dataclasses.dataclass(frozen=True)
 class Drift:
     recent_days: int = 7
     min_recent_texts: int = 50
@@ -105,6 +121,7 @@ class RetrainConfig:
     labels_path: str
     eval_share: float
     split_seed: int
+    tweets: Tweets | None
     texts_dataset: str
     weak: WeakLabels | None
     min_new_labels: int
@@ -121,6 +138,18 @@ class RetrainConfig:
         chosen = os.environ.get(LABELS_ENV) or self.labels_path
         path = Path(chosen)
         return path if path.is_absolute() else ROOT / path
+
+    def labels_folder(self) -> Path:
+        """The folder of the label files: the labels location itself, or the folder of that file."""
+        location = self.labels_location()
+        return location if location.is_dir() else location.parent
+
+    def tweets_location(self) -> Path | None:
+        """The categorical tweet file (``labels.tweets.path``, relative to :meth:`labels_folder`)."""
+        if self.tweets is None:
+            return None
+        path = Path(self.tweets.path)
+        return path if path.is_absolute() else self.labels_folder() / path
 
     def check_set_location(self) -> Path | None:
         """The out-of-domain check set of the gate (``gate.check_set``, from the project root)."""
@@ -152,10 +181,18 @@ def load(path: Path = CONFIG_PATH) -> RetrainConfig:
     dag_id, schedule, start_dt = where.dag_basics(raw, "sentiment_retrain", "0 2 * * *")
 
     labels = where.mapping(raw, "labels", required=True)
-    where.keys(labels, {"path", "eval_share", "split_seed"}, "labels")
+    where.keys(labels, {"path", "eval_share", "split_seed", "tweets"}, "labels")
     labels_path = where.string(labels, "path", "labels.path", required=True)
     eval_share = where.number(labels, "eval_share", 0.2, 0.05, 0.5)
     split_seed = where.number(labels, "split_seed", 42, 0, 2**31, int)
+    tweets = None
+    if labels.get("tweets") is not None:
+        values, section = _section(
+            where, labels, "tweets", Tweets,
+            {"check_share": (0.05, 0.5), "check_seed": (0, 2**31), "max_train": (0, 10**9)},
+        )  # fmt: skip
+        tweets_path = where.string(section, "path", "labels.tweets.path", required=True)
+        tweets = Tweets(path=tweets_path, **values)
 
     weak = None
     if raw.get("weak_labels") is not None:
@@ -202,6 +239,7 @@ def load(path: Path = CONFIG_PATH) -> RetrainConfig:
         labels_path=labels_path,
         eval_share=eval_share,
         split_seed=split_seed,
+        tweets=tweets,
         texts_dataset=where.ident(raw.get("texts_dataset", "reddit"), "texts_dataset", "dataset name"),
         weak=weak,
         min_new_labels=min_new,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from nightshift_core.ml.labels import in_eval, text_key
@@ -27,9 +27,12 @@ class Split:
     duplicates: int  # human rows dropped because their text was already labelled
 
 
-def split_human(rows: Iterable[dict[str, Any]], seed: int, eval_share: float) -> Split:
-    """``rows`` (``text``, ``label``, ``rating`` and ``example_id``) into train and eval, one row per
-    text: the first by ``example_id`` wins, so the result does not depend on row order."""
+def split_human(
+    rows: Iterable[dict[str, Any]], seed: int, eval_share: float, categorical: Collection[str] = ()
+) -> Split:
+    """``rows`` (``text``, ``label``, ``rating``, ``example_id`` and ``source``) into train and eval,
+    one row per text: the first by ``example_id`` wins, so the result does not depend on row order.
+    Rows of the files named in ``categorical`` are marked as such (their own class boundaries)."""
     seen: set[str] = set()
     train, evaluation, duplicates = [], [], 0
     for row in sorted(rows, key=lambda r: r["example_id"]):
@@ -38,9 +41,40 @@ def split_human(rows: Iterable[dict[str, Any]], seed: int, eval_share: float) ->
             duplicates += 1
             continue
         seen.add(key)
-        example = TrainingExample(row["text"], row["label"], row.get("rating"))
+        example = TrainingExample(
+            row["text"],
+            row["label"],
+            row.get("rating"),
+            categorical=row.get("source") in categorical,
+            source=row.get("source") or "",
+        )
         (evaluation if in_eval(row["text"], seed, eval_share) else train).append(example)
     return Split(train, evaluation, duplicates)
+
+
+def without_check_texts(
+    rows: Iterable[dict[str, Any]], source: str, seed: int, share: float, max_train: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """``rows`` without the texts of the check split of the file named ``source`` (by text hash,
+    whichever file they came from), and with at most ``max_train`` (> 0) of that file's other rows
+    (the lowest seeded text hashes: a stable sample). Returns the rows and how many were held out."""
+    rows = list(rows)
+    checked = {text_key(r["text"]) for r in rows if r["source"] == source and in_eval(r["text"], seed, share)}
+    kept = [r for r in rows if text_key(r["text"]) not in checked]
+    if max_train > 0:
+        own = sorted((r for r in kept if r["source"] == source), key=lambda r: _rank(r["text"], seed))
+        dropped = {id(r) for r in own[max_train:]}
+        kept = [r for r in kept if id(r) not in dropped]
+    return kept, len(rows) - len(kept)
+
+
+def _rank(text: str, seed: int) -> str:
+    return hashlib.sha256(f"sample:{seed}:{text_key(text)}".encode()).hexdigest()
+
+
+def check_examples(rows: Iterable[Any], seed: int, share: float) -> list[TrainingExample]:
+    """The check split of one file's rows (:class:`~nightshift_core.ml.labels.LabelRow`)."""
+    return [TrainingExample(r.text, r.label, r.rating) for r in rows if in_eval(r.text, seed, share)]
 
 
 def weak_examples(

@@ -45,14 +45,25 @@ def evaluate_model(model: SentimentModel, examples: Sequence[TrainingExample]) -
     texts = [e.text for e in examples]
     (probs, scores), ms_per_1k = _timed(model.probabilities, texts)
     predicted = [LABELS[i] for i in np.asarray(probs).argmax(axis=1)] if len(texts) else []
+    gold = [e.label for e in examples]
     report = classification_report(
-        [e.label for e in examples],
-        predicted,
-        probabilities=probs,
-        scores=scores,
-        ratings=[e.rating for e in examples],
+        gold, predicted, probabilities=probs, scores=scores, ratings=[e.rating for e in examples]
     )
-    return {**report, "ms_per_1k": round(ms_per_1k, 2)}
+    return {**report, **overrides(gold, predicted, texts), "ms_per_1k": round(ms_per_1k, 2)}
+
+
+def overrides(gold: Sequence[str], predicted: Sequence[str], texts: Sequence[str]) -> dict[str, Any]:
+    """How often the model's label differs from the rule's (VADER, compound +-0.05):
+    ``override_share`` of the texts, ``override_right`` the share of those where the model is
+    right, ``override_rule_right`` where the rule was (both ``None`` without overrides)."""
+    rule = [gold_label(vader_scores(t)["compound"]) for t in texts]
+    changed = [(g, p, r) for g, p, r in zip(gold, predicted, rule, strict=True) if p != r]
+    n = len(changed)
+    return {
+        "override_share": n / len(texts) if texts else None,
+        "override_right": sum(g == p for g, p, _ in changed) / n if n else None,
+        "override_rule_right": sum(g == r for g, _, r in changed) / n if n else None,
+    }
 
 
 def evaluate_rule(rule: str, examples: Sequence[TrainingExample]) -> dict[str, Any]:
@@ -71,10 +82,11 @@ def evaluate_rule(rule: str, examples: Sequence[TrainingExample]) -> dict[str, A
     return {**report, "ms_per_1k": round(ms_per_1k, 2)}
 
 
-SUMMARY_KEYS = ("n", "weighted_f1", "macro_f1", "accuracy", "weighted_precision", "weighted_recall", "auc",
-                "pearson_r", "ms_per_1k")  # fmt: skip
+SUMMARY_KEYS = ("n", "weighted_f1", "macro_f1", "macro_recall", "accuracy", "weighted_precision", "weighted_recall",
+                "auc", "pearson_r", "override_share", "override_right", "ms_per_1k")  # fmt: skip
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
     """The scalar metrics of a report (what goes to XCom, MLflow metrics and the e-mail)."""
-    return {k: (round(report[k], 4) if isinstance(report[k], float) else report[k]) for k in SUMMARY_KEYS}
+    values = {k: report.get(k) for k in SUMMARY_KEYS}  # a rule has no overrides
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from nightshift_core.ml.config import Drift
@@ -59,6 +60,39 @@ def should_train(
     )
 
 
+def check_failures(
+    check: dict[str, Any], max_check_drop: float = 0.0, keys: Sequence[str] = ("weighted_f1", "pearson_r")
+) -> list[str]:
+    """How the challenger falls below VADER on one check set (``{"name", "n", "challenger",
+    "vader"}`` summaries, or ``{"name", "missing"}``): weighted F1, and Pearson r where the set
+    has ratings. Empty when it is at least the rule."""
+    if check.get("missing"):
+        return []
+    less = f" - {max_check_drop:g}" if max_check_drop else ""
+    failures = []
+    for key, title in (("weighted_f1", "weighted F1"), ("pearson_r", "Pearson r")):
+        if key not in keys:
+            continue
+        ours, rule = check["challenger"].get(key), check["vader"].get(key)
+        if ours is None or rule is None:  # r only where the set has ratings
+            continue
+        if round(ours, 4) < round(rule - max_check_drop, 4):  # metrics carry 4 places; no float noise
+            failures.append(
+                f"{title} {ours:.4f} < VADER {rule:.4f}{less} on the check set {check['name']} ({check['n']} texts)"
+            )
+    return failures
+
+
+def check_line(check: dict[str, Any]) -> str:
+    """One check set's numbers in words: challenger / VADER, weighted F1 and r where rated."""
+    if check.get("missing"):
+        return f"{check['name']}: missing ({check['missing']})"
+    parts = [f"wF1 {check['challenger']['weighted_f1']:.4f} vs VADER {check['vader']['weighted_f1']:.4f}"]
+    if check["challenger"].get("pearson_r") is not None and check["vader"].get("pearson_r") is not None:
+        parts.append(f"r {check['challenger']['pearson_r']:.4f} vs {check['vader']['pearson_r']:.4f}")
+    return f"{check['name']} ({check['n']} texts): " + ", ".join(parts)
+
+
 def should_promote(
     challenger: dict[str, Any],
     champion: dict[str, Any] | None,
@@ -66,14 +100,20 @@ def should_promote(
     *,
     min_f1_gain: float,
     max_ms_per_1k: float,
-    check: dict[str, Any] | None = None,
+    checks: Sequence[dict[str, Any]] = (),
     max_check_drop: float = 0.0,
+    domains: Sequence[dict[str, Any]] = (),
 ) -> Decision:
     """Promote when the challenger's weighted F1 beats the champion's (or, with no champion,
-    the best rule's) by ``min_f1_gain``, it scores 1,000 texts within ``max_ms_per_1k``, and --
-    given an out-of-domain ``check`` (``{"name", "n", "challenger", "vader"}`` reports) -- its
-    weighted F1 there is at least VADER's minus ``max_check_drop``: a model that wins in domain
-    but falls below the rule on other text does not ship."""
+    the best rule's) by ``min_f1_gain`` on the human labels, it scores 1,000 texts within
+    ``max_ms_per_1k``, and it is at least VADER minus ``max_check_drop`` on every out-of-domain
+    check set -- weighted F1, and Pearson r where the set is rated (see :func:`check_failures`) --
+    and in weighted F1 on every domain (label file) of the evaluation set in ``domains`` (the
+    issue's in-domain bar; r there is reported, not gated).
+
+    A configured check set that is missing (a clone without the shared tweet file) does not
+    reject: the decision names it as missing and the gate decides on the check sets it has. Only
+    when every configured check set is missing does it reject: it never passes wholly unchecked."""
     if champion is not None:
         name, bar = "champion", champion["weighted_f1"]
     else:
@@ -84,18 +124,28 @@ def should_promote(
         return Decision(False, f"rejected: {ms:.0f} ms per 1k texts is over the {max_ms_per_1k:g} ms budget")
     if round(f1, 4) < round(bar + min_f1_gain, 4):  # metrics carry 4 places; no float noise
         return Decision(False, f"rejected: weighted F1 {f1:.4f} < {name} {bar:.4f} + margin {min_f1_gain:g}")
-    generalises = ""
-    if check is not None:
-        ours, rule = check["challenger"]["weighted_f1"], check["vader"]["weighted_f1"]
-        if round(ours, 4) < round(rule - max_check_drop, 4):
-            return Decision(
-                False,
-                f"rejected: it beats the {name} in domain (weighted F1 {f1:.4f} >= {bar:.4f} + {min_f1_gain:g}) "
-                f"but falls below the rule baseline out of domain: weighted F1 {ours:.4f} < VADER {rule:.4f}"
-                f"{f' - {max_check_drop:g}' if max_check_drop else ''} on the check set {check['name']} "
-                f"({check['n']} texts)",
-            )
-        generalises = f"; check set {check['name']}: {ours:.4f} vs VADER {rule:.4f}"
+    missing = [c for c in checks if c.get("missing")]
+    if checks and len(missing) == len(checks):
+        return Decision(
+            False, "rejected: no check set could be scored: " + "; ".join(check_line(c) for c in missing)
+        )
+    present = [c for c in checks if not c.get("missing")]
+    failures = [f for check in present for f in check_failures(check, max_check_drop)]
+    failures += [
+        f.replace("on the check set", "on the evaluation set's domain")
+        for domain in domains
+        for f in check_failures(domain, max_check_drop, ("weighted_f1",))
+    ]
+    if failures:
+        return Decision(
+            False,
+            f"rejected: it beats the {name} on the evaluation set (weighted F1 {f1:.4f} >= {bar:.4f} + {min_f1_gain:g}) "
+            "but falls below the rule baseline: " + "; ".join(failures),
+        )
+    generalises = "".join(f"; check set {check_line(c)}" for c in present)
+    generalises += "".join(f"; check set {check_line(c)}, not checked" for c in missing)
+    if domains:
+        generalises += f"; >= VADER on each of {len(domains)} domains of the evaluation set"
     return Decision(
         True,
         f"promoted: weighted F1 {f1:.4f} >= {name} {bar:.4f} + margin {min_f1_gain:g}, {ms:.0f} ms/1k{generalises}",

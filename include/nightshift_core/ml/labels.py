@@ -7,6 +7,9 @@ Two formats, chosen by file name:
   with a rating and no label gets the gold rule's label.
 * ``*.txt`` / ``*.tsv`` -- the VADER ground-truth layout ``ID<TAB>MEAN_RATING<TAB>TEXT``, mean
   rating on a -4..+4 scale (divided by 4 here); the label is the gold rule's.
+* ``*.tsv`` whose first line is the header ``id<TAB>label<TAB>text`` -- categorical labels with
+  no rating (TweetEval's layout); ``rating`` stays empty, so only the class enters the loss and
+  Pearson r skips the row.
 
 Files are UTF-8 (a leading byte-order mark, as spreadsheet programs write, is fine). An example's
 id is ``<file stem>:<id>``, so two files in one folder may not share a stem.
@@ -34,6 +37,7 @@ from nightshift_core.sentiment.rules import LABELS, Label
 
 GOLD_THRESHOLD = 0.05
 CSV_COLUMNS = frozenset({"id", "text", "label", "rating"})
+CATEGORICAL_HEADER = "id\tlabel\ttext"
 SUFFIXES = (".csv", ".tsv", ".txt")
 MAX_TEXT = 10_000
 
@@ -146,30 +150,50 @@ def _read_csv(path: Path) -> Iterator[tuple[int, LabelRow]]:
             yield reader.line_num, label_row
 
 
-def _read_ground_truth(path: Path) -> Iterator[tuple[int, LabelRow]]:
-    with io.StringIO(_decode(path)) as fh:
+def _tab_rows(path: Path, text: str, layout: str, first: int) -> Iterator[tuple[int, str, str, str, str]]:
+    """``(line number, where, id, second field, text)`` of each non-blank line from line ``first``
+    of a 3-column tab-separated file; a short line or an empty id names the ``layout``."""
+    with io.StringIO(text) as fh:
         for number, line in enumerate(fh, start=1):
-            if not line.strip():
+            if number < first or not line.strip():
                 continue
             where = f"{path}, line {number}"
             parts = line.rstrip("\r\n").split("\t", 2)
             if len(parts) != 3:
-                raise LabelFileError(
-                    f"{where}: expected ID<TAB>MEAN_RATING<TAB>TEXT (3 tab-separated fields)"
-                )
-            row_id, raw_rating, raw_text = parts[0].strip(), parts[1], parts[2]
-            if not row_id:
+                raise LabelFileError(f"{where}: expected {layout} (3 tab-separated fields)")
+            if not parts[0].strip():
                 raise LabelFileError(f"{where}: the ID (first field) is empty; give every row an id")
-            rating = _rating(raw_rating, where, 4.0)
-            text = _text(raw_text, where)
-            yield number, LabelRow(f"{path.stem}:{row_id}", text, gold_label(rating), rating, path.name)
+            yield number, where, parts[0].strip(), parts[1], _text(parts[2], where)
+
+
+def _read_ground_truth(path: Path, text: str) -> Iterator[tuple[int, LabelRow]]:
+    for number, where, row_id, raw_rating, body in _tab_rows(path, text, "ID<TAB>MEAN_RATING<TAB>TEXT", 1):
+        rating = _rating(raw_rating, where, 4.0)
+        yield number, LabelRow(f"{path.stem}:{row_id}", body, gold_label(rating), rating, path.name)
+
+
+def _read_categorical(path: Path, text: str) -> Iterator[tuple[int, LabelRow]]:
+    for number, where, row_id, raw_label, body in _tab_rows(path, text, "id<TAB>label<TAB>text", 2):
+        label = raw_label.strip().lower()
+        if label not in LABELS:
+            raise LabelFileError(f"{where}: label {raw_label!r} is not one of {', '.join(LABELS)}")
+        yield number, LabelRow(f"{path.stem}:{row_id}", body, label, None, path.name)  # type: ignore[arg-type]
+
+
+def _rows(path: Path) -> Iterator[tuple[int, LabelRow]]:
+    if path.suffix == ".csv":
+        return _read_csv(path)
+    text = _decode(path)
+    if text.split("\n", 1)[0].rstrip("\r").strip().lower() == CATEGORICAL_HEADER:
+        return _read_categorical(path, text)
+    return _read_ground_truth(path, text)
 
 
 def read_file(path: Path) -> list[LabelRow]:
     """Every row of one label file, validated; duplicate ids in one file are an error."""
     rows = []
     seen: dict[str, int] = {}
-    for line, row in _read_csv(path) if path.suffix == ".csv" else _read_ground_truth(path):
+    for line, row in _rows(path):
         if row.example_id in seen:
             raise LabelFileError(
                 f"{path}, line {line}: id {row.example_id.split(':', 1)[1]!r} appears twice; ids must be "

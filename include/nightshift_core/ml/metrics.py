@@ -90,6 +90,7 @@ def classification_report(
         "weighted_precision": float((precision * support).sum() / total) if total else 0.0,
         "weighted_recall": float((recall * support).sum() / total) if total else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "macro_recall": float(recall[present].mean()) if present.any() else 0.0,
         "per_class": {
             label: {
                 "precision": float(precision[i]),

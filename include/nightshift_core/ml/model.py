@@ -15,7 +15,14 @@ The challenger is built so that it cannot fall far below its prior where it know
   embeddings start at zero, so a feature the data never moved adds nothing;
 * class offsets are calibrated after training on a held-out share of the training labels
   (the offsets that maximise weighted F1), so the class prior of the training text is not
-  forced on other text.
+  forced on other text;
+* labels from a categorical file (TweetEval's, whose neutral is broad) train a bias of their
+  own on the class logits, so another file's class boundaries are not learned into the words;
+  how much of that bias the served model carries (0 to 1) is chosen with the fallback below;
+* where the model is unsure -- its largest class probability below a threshold (at least 0.5)
+  chosen on a held-out share of the training labels (``fallback_share``) such that no label
+  file there is left below the rule -- its label is the rule's (VADER's compound +-0.05): it
+  overrides the rule only where it is confident.
 
 Deterministic (fixed seeds, one thread, no hashing salted per process), CPU, no downloads:
 the lexicons are the files ``vaderSentiment`` and ``textblob`` ship. Weights are a plain
@@ -282,6 +289,10 @@ class TrainingExample:
     label: Label
     rating: float | None = None  # -1..1 where the labeller gave an intensity
     weak: bool = False  # a rule-agreement label, weighted down
+    # From a categorical file whose classes have boundaries of their own (TweetEval's broad
+    # neutral): in training its logits get a learned scale bias the served model never applies.
+    categorical: bool = False
+    source: str = ""  # the label file it came from: the fallback threshold holds for each
 
 
 class _Encoder:
@@ -324,29 +335,40 @@ class SentimentModel:
         vocabulary: Sequence[str],
         name: str = "sentiment",
         version: str = "unregistered",
+        threshold: float = 0.0,
     ):
         self.net = net
         self.config = config
         self.vocabulary = list(vocabulary)
+        self.threshold = threshold  # below this class probability the rule's label stands
         self.encoder = _Encoder(config, self.vocabulary)
         self.name = name
         self.version = version
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities (columns in ``LABELS`` order) and rating-head scores in [-1, 1]."""
+        """Class probabilities (columns in ``LABELS`` order) and rating-head scores in [-1, 1];
+        where the largest probability is below the fallback threshold, the row is the rule's
+        label with probability 1 (as :class:`RuleModel` gives it)."""
+        probs, ratings, compounds = self._raw(texts, batch_size)
+        return with_fallback(probs, compounds, self.threshold), ratings
+
+    def _raw(self, texts: Sequence[str], batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The network's own probabilities and ratings, and VADER's compound of each text."""
         import torch
 
         self.net.eval()
-        probs, ratings = [], []
+        probs, ratings, compounds = [], [], []
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 batch = self.encoder.encode(self.encoder.analyse(texts[start : start + batch_size]))
                 logits, rating = self.net(*batch)
                 probs.append(torch.softmax(logits, dim=1).numpy())
                 ratings.append(rating.numpy())
+                compounds.append(batch[3][:, 0].numpy())
         if not probs:
-            return np.zeros((0, len(LABELS)), dtype=np.float32), np.zeros(0, dtype=np.float32)
-        return np.concatenate(probs), np.concatenate(ratings)
+            empty = np.zeros(0, dtype=np.float32)
+            return np.zeros((0, len(LABELS)), dtype=np.float32), empty, empty
+        return np.concatenate(probs), np.concatenate(ratings), np.concatenate(compounds)
 
     def predict(self, texts: Sequence[str]) -> list[tuple[Label, float]]:
         """One ``(label, score)`` per text; score is the rating head's polarity in [-1, 1]."""
@@ -363,9 +385,9 @@ class SentimentModel:
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(self.net.state_dict(), folder / WEIGHTS_FILE)
         (folder / VOCAB_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False))
-        (folder / CONFIG_FILE).write_text(
-            json.dumps({"kind": self.kind, "config": self.config.to_dict(), "labels": LABELS}, indent=2)
-        )
+        meta = {"kind": self.kind, "config": self.config.to_dict(), "labels": LABELS,
+                "fallback_threshold": self.threshold}  # fmt: skip
+        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, folder: Path, name: str = "sentiment", version: str = "unregistered") -> Any:
@@ -396,7 +418,7 @@ class SentimentModel:
         net = _net(config, len(vocabulary))
         net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         net.eval()
-        return cls(net, config, vocabulary, name, version)
+        return cls(net, config, vocabulary, name, version, float(meta.get("fallback_threshold", 0.0)))
 
 
 class RuleModel:
@@ -458,6 +480,81 @@ def rule_package_version() -> str:
     return f"vaderSentiment {version('vaderSentiment')} lexicon {hashlib.sha256(lexicon).hexdigest()[:12]}"
 
 
+def rule_labels(compounds: np.ndarray) -> np.ndarray:
+    """VADER's class index (compound +-0.05, the benchmarks' rule) of each compound score."""
+    out = np.full(len(compounds), LABELS.index("neutral"))
+    out[compounds >= 0.05] = LABELS.index("positive")
+    out[compounds <= -0.05] = LABELS.index("negative")
+    return out
+
+
+def with_fallback(probs: np.ndarray, compounds: np.ndarray, threshold: float) -> np.ndarray:
+    """``probs`` with each row whose largest probability is below ``threshold`` replaced by the
+    rule's label (probability 1)."""
+    unsure = probs.max(axis=1) < threshold if len(probs) else np.zeros(0, dtype=bool)
+    if not unsure.any():
+        return probs
+    out = probs.copy()
+    out[unsure] = 0.0
+    out[unsure, rule_labels(compounds[unsure])] = 1.0
+    return out
+
+
+def choose_threshold(
+    probs: np.ndarray,
+    compounds: np.ndarray,
+    gold: np.ndarray,
+    groups: Sequence[str] | None = None,
+    min_group: int = 30,
+) -> float:
+    """The fallback threshold that maximises weighted F1 on held-out ``probs`` among those where
+    every group (a source file, with at least ``min_group`` texts) scores at least the rule's
+    weighted F1 -- so no domain of the training data is left below the rule for another's gain.
+    Ties go to the higher threshold (more texts left to the rule). 0 never falls back, 1.01
+    always does (and is always allowed)."""
+    rule = rule_labels(compounds)
+    names = np.asarray(groups if groups is not None else [""] * len(gold))
+    parts = [names == g for g in sorted(set(names.tolist())) if (names == g).sum() >= min_group]
+    floors = [_weighted_f1(gold[m], rule[m]) for m in parts]
+    best, best_f1 = 1.01, _weighted_f1(gold, rule)
+    for threshold in np.round(np.arange(0.99, MIN_THRESHOLD - 0.005, -0.01), 2):
+        predicted = with_fallback(probs, compounds, float(threshold)).argmax(axis=1)
+        if any(
+            round(_weighted_f1(gold[m], predicted[m]), 6) < round(f, 6)
+            for m, f in zip(parts, floors, strict=True)
+        ):
+            continue
+        f1 = _weighted_f1(gold, predicted)
+        if round(f1, 6) > round(best_f1, 6):
+            best, best_f1 = float(threshold), f1
+    return best
+
+
+# The model overrides the rule only where it gives its label better-than-even odds.
+MIN_THRESHOLD = 0.5
+SCALE_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def choose_fallback(
+    logits: np.ndarray, compounds: np.ndarray, gold: np.ndarray, groups: Sequence[str], bias: np.ndarray
+) -> tuple[float, float]:
+    """``(share, threshold)``: how much of the categorical files' scale ``bias`` the served
+    model's logits carry, and the fallback threshold below which the rule's label stands, chosen
+    together on held-out ``logits`` (weighted F1, every group at least the rule; see
+    :func:`choose_threshold`). Ties go to the smaller share."""
+    best: tuple[float, float, float] | None = None
+    for share in SCALE_SHARES:
+        shifted = logits + share * bias
+        probs = np.exp(shifted - shifted.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        threshold = choose_threshold(probs, compounds, gold, groups)
+        f1 = _weighted_f1(gold, with_fallback(probs, compounds, threshold).argmax(axis=1))
+        if best is None or round(f1, 6) > round(best[0], 6):
+            best = (f1, share, threshold)
+    assert best is not None
+    return best[1], best[2]
+
+
 def _calibration_part(text: str, seed: int, share: float) -> bool:
     digest = hashlib.sha256(f"calibrate:{seed}:{unicodedata.normalize('NFC', text)}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
@@ -506,10 +603,11 @@ def train(
 ) -> tuple[SentimentModel, dict[str, Any]]:
     """Train on ``examples`` with fixed seeds: the same examples and config give the same weights.
 
-    A ``config.calibrate_share`` of the human examples (chosen by text hash) is held out of the
-    fit and used to calibrate the class offsets. Returns the model and a small history (loss per
-    epoch, seconds, vocabulary size, offsets). The examples' order is shuffled with the seed, so
-    callers may pass them in any stable order.
+    A ``max(config.calibrate_share, config.fallback_share)`` of the human examples (chosen by
+    text hash) is held out of the fit, to calibrate the class offsets (``calibrate_share`` > 0) and
+    to choose the fallback threshold (``fallback_share`` > 0). Returns the model and a small
+    history (loss per epoch, seconds, vocabulary size, offsets, threshold). The examples' order
+    is shuffled with the seed, so callers may pass them in any stable order.
     """
     import torch
 
@@ -523,9 +621,8 @@ def train(
     torch.set_num_threads(1)  # gradient sums are only reproducible single-threaded
     started = time.perf_counter()
     try:
-        held = [
-            not e.weak and _calibration_part(e.text, config.seed, config.calibrate_share) for e in examples
-        ]
+        share = max(config.calibrate_share, config.fallback_share)
+        held = [not e.weak and _calibration_part(e.text, config.seed, share) for e in examples]
         if sum(held) < 10:  # too few to calibrate on: fit on everything, keep zero offsets
             held = [False] * len(examples)
         fit = [e for e, h in zip(examples, held, strict=True) if not h]
@@ -557,9 +654,18 @@ def train(
         ratings = torch.tensor([0.0 if e.rating is None else e.rating for e in fit])
         has_rating = torch.tensor([e.rating is not None for e in fit], dtype=torch.float32)
         weights = torch.tensor([config.weak_weight if e.weak else 1.0 for e in fit])
+        categorical = torch.tensor([e.categorical for e in fit], dtype=torch.float32)
+        # Another file's class boundaries (where its neutral ends) are learned here, not in the
+        # features: the served model predicts on the rated sets' scale.
+        scale_bias = torch.zeros(len(LABELS), requires_grad=True)
+        if config.scale_bias and bool(categorical.any()):
+            optimizer.add_param_group({"params": [scale_bias], "weight_decay": 0.0})
         counts = torch.bincount(targets, minlength=len(LABELS)).clamp(min=1).float()
         class_weights = (counts.sum() / counts) ** config.class_balance
         class_weights = class_weights / (class_weights * counts).sum() * counts.sum()
+        # The pull back to the rule is config.l2 at l2_reference training texts, stronger on fewer
+        # (by the square root): a few hundred labels need the rule's prior more than 20,000 do.
+        l2 = config.l2 * math.sqrt(config.l2_reference / len(fit)) if config.l2_reference else config.l2
         generator = torch.Generator().manual_seed(config.seed)
         history = []
         epochs = max(config.epochs, math.ceil(config.min_steps / math.ceil(len(fit) / config.batch_size)))
@@ -574,6 +680,7 @@ def train(
                 logits, rating = net(
                     torch.cat(chunks), torch.cumsum(lengths, 0), known_all[idx], dense_all[idx]
                 )
+                logits = logits + categorical[idx].unsqueeze(1) * scale_bias
                 w = weights[idx]
                 loss_cls = (
                     torch.nn.functional.cross_entropy(
@@ -582,7 +689,7 @@ def train(
                     * w
                 ).sum()
                 loss_rating = (((rating - ratings[idx]) ** 2) * has_rating[idx] * w).sum()
-                loss = (loss_cls + config.rating_weight * loss_rating) / w.sum() + config.l2 * net.penalty()
+                loss = (loss_cls + config.rating_weight * loss_rating) / w.sum() + l2 * net.penalty()
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -593,13 +700,30 @@ def train(
         net.eval()
         model = SentimentModel(net, config, vocabulary)
         offsets = np.zeros(len(LABELS), dtype=np.float32)
+        share = 0.0
         if calib:
-            with torch.inference_mode():
-                logits, _ = net(*encoder.encode(encoder.analyse([e.text for e in calib])))
             gold = np.array([label_index[e.label] for e in calib])
-            offsets = calibrate_offsets(logits.numpy(), gold)
-            net.offsets.copy_(torch.from_numpy(offsets))
-            log(f"calibrated class offsets on {len(calib)} held-out labels: {offsets.round(2).tolist()}")
+            calib_texts = [e.text for e in calib]
+            if config.calibrate_share > 0:
+                with torch.inference_mode():
+                    logits, _ = net(*encoder.encode(encoder.analyse(calib_texts)))
+                offsets = calibrate_offsets(logits.numpy(), gold)
+                net.offsets.copy_(torch.from_numpy(offsets))
+                log(f"calibrated class offsets on {len(calib)} held-out labels: {offsets.round(2).tolist()}")
+            if config.fallback_share > 0:
+                encoded = encoder.encode(encoder.analyse(calib_texts))
+                with torch.inference_mode():
+                    logits, _ = net(*encoded)
+                bias = scale_bias.detach().numpy()
+                share, model.threshold = choose_fallback(
+                    logits.numpy(), encoded[3][:, 0].numpy(), gold, [e.source for e in calib], bias
+                )
+                if share:
+                    net.offsets.add_(torch.from_numpy(share * bias))
+                log(
+                    f"fallback to the rule below class probability {model.threshold:g}, {share:g} of the "
+                    f"categorical scale bias {bias.round(2).tolist()} ({len(calib)} held-out labels)"
+                )
     finally:
         torch.set_num_threads(threads)
     return model, {
@@ -608,4 +732,8 @@ def train(
         "vocabulary": len(vocabulary),
         "calibration_examples": len(calib),
         "offsets": [round(float(o), 3) for o in offsets],
+        "scale_bias": [round(float(b), 3) for b in scale_bias.detach()],
+        "scale_share": share,
+        "fallback_threshold": model.threshold,
+        "l2": round(l2, 6),
     }

@@ -5,8 +5,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
-COLUMNS = (("weighted_f1", "weighted F1"), ("macro_f1", "macro F1"), ("accuracy", "accuracy"),
-           ("auc", "AUC"), ("pearson_r", "Pearson r"), ("ms_per_1k", "ms / 1k texts"), ("n", "texts"))  # fmt: skip
+COLUMNS = (("weighted_f1", "weighted F1"), ("macro_f1", "macro F1"), ("macro_recall", "macro recall"),
+           ("accuracy", "accuracy"), ("auc", "AUC"), ("pearson_r", "Pearson r"),
+           ("override_share", "overrides the rule"), ("override_right", "override right"),
+           ("ms_per_1k", "ms / 1k texts"), ("n", "texts"))  # fmt: skip
 
 
 def _cell(value: Any) -> str:

@@ -110,7 +110,16 @@ class LabelsToWarehouseOperator(_RetrainStep):
         from nightshift_core.warehouse.sql import render
 
         location = self.config.labels_location()
-        rows = read_labels([location])
+        locations = [location]
+        tweets = self.config.tweets_location()
+        if tweets is not None and tweets.is_file():
+            locations.append(tweets)
+        elif tweets is not None:
+            self.log.warning(
+                "no tweet labels at %s (labels.tweets.path of %s): training without them; the gate "
+                "reports their check set as missing and decides on the others", tweets, self.config.path.name
+            )  # fmt: skip
+        rows = read_labels(locations)
         now = run_time(context)
         target = TableRef(self.config.dataset, "labels")
         with self.warehouse() as warehouse:
@@ -211,13 +220,6 @@ class RetrainPlanOperator(_RetrainStep):
         return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
 
-def _check_line(check: dict[str, Any] | None) -> str | None:
-    if not check:
-        return None
-    return (f"{check['challenger']['weighted_f1']:.4f} / {check['vader']['weighted_f1']:.4f} on "
-            f"{check['name']} ({check['n']} texts)")  # fmt: skip
-
-
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
@@ -249,7 +251,7 @@ class TrainSentimentModelOperator(_RetrainStep):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from nightshift_core.ml import drift as drift_mod
-        from nightshift_core.ml.data import digest, split_human, weak_examples
+        from nightshift_core.ml.data import digest, split_human, weak_examples, without_check_texts
         from nightshift_core.ml.labels import text_key
         from nightshift_core.ml.model import train
 
@@ -275,11 +277,18 @@ class TrainSentimentModelOperator(_RetrainStep):
             registry.client.delete_run(earlier.info.run_id)  # half-logged: start over
 
         with self.warehouse() as warehouse:
-            labels = self.human_labels(warehouse, now)
-            split = split_human(labels, cfg.split_seed, cfg.eval_share)
+            labels = every = self.human_labels(warehouse, now)
+            held_out = 0
+            if cfg.tweets is not None:  # the tweet check split is never trained on (nor in the frozen set)
+                labels, held_out = without_check_texts(
+                    labels, Path(cfg.tweets.path).name, cfg.tweets.check_seed, cfg.tweets.check_share,
+                    cfg.tweets.max_train,
+                )  # fmt: skip
+            categorical = {Path(cfg.tweets.path).name} if cfg.tweets is not None else set()
+            split = split_human(labels, cfg.split_seed, cfg.eval_share, categorical)
             weak = []
             if cfg.weak is not None:
-                exclude = {text_key(r["text"]) for r in labels}
+                exclude = {text_key(r["text"]) for r in every}
                 candidates = self.scraped_texts(warehouse, dt.datetime(1970, 1, 1, tzinfo=dt.UTC), now)
                 weak = weak_examples(
                     candidates, exclude=exclude, n_human=len(split.train), max_share=cfg.weak.max_share,
@@ -296,9 +305,10 @@ class TrainSentimentModelOperator(_RetrainStep):
         model, history = train(examples, model_config, log=self.log.info)
         eval_version = digest(split.eval)
         summary = {
-            "human_train": len(split.train), "weak": len(weak), "eval": len(split.eval),
+            "human_train": len(split.train), "weak": len(weak), "eval": len(split.eval), "tweets_held_out": held_out,
             "duplicates_dropped": split.duplicates, "train_digest": digest(examples), "eval_version": eval_version,
             "train_seconds": history["seconds"], "labels_as_of": now.isoformat(),
+            "fallback_threshold": history["fallback_threshold"], "scale_share": history["scale_share"],
         }  # fmt: skip
         run_id = registry.start_run(
             key, {"airflow.dag_id": context["dag_run"].dag_id, "eval_version": eval_version}
@@ -356,18 +366,21 @@ class EvaluateSentimentModelsOperator(_RetrainStep):
         for rule in RULES:
             reports[rule] = evaluate_rule(rule, examples)
         summaries = {name: summary(report) for name, report in reports.items()}
-        check = None
-        location = self.config.check_set_location()
-        if location is not None:
-            from nightshift_core.ml.labels import read_labels
-
-            rows = [TrainingExample(r.text, r.label, r.rating) for r in read_labels([location])]
-            check = {"name": location.name, "n": len(rows),
-                     "challenger": summary(evaluate_model(challenger, rows)),
-                     "vader": summary(evaluate_rule("vader", rows)),
-                     "textblob": summary(evaluate_rule("textblob", rows))}  # fmt: skip
+        domains = self._domains(challenger, examples)
+        for domain in domains:
+            for name in ("challenger", "vader"):
+                for metric in ("weighted_f1", "pearson_r"):
+                    value = domain[name].get(metric)
+                    if _finite(value):
+                        key = f"domain.{domain['name']}.{name}.{metric}"
+                        client.log_metric(trained["run_id"], key, float(value))
+        checks = [self._check(c, challenger) for c in self._check_sets()]
+        for check in checks:
             for name in ("challenger", "vader", "textblob"):
-                client.log_metric(trained["run_id"], f"check.{name}.weighted_f1", check[name]["weighted_f1"])
+                for metric, value in (check.get(name) or {}).items():
+                    if _finite(value):
+                        key = f"check.{check['key']}.{name}.{metric}"
+                        client.log_metric(trained["run_id"], key, float(value))
         for name, values in summaries.items():
             for metric, value in values.items():
                 if _finite(value):
@@ -377,7 +390,67 @@ class EvaluateSentimentModelsOperator(_RetrainStep):
             trained["version"], {"nightshift.weighted_f1": str(summaries["challenger"]["weighted_f1"])}
         )
         return {"eval_version": trained["eval_version"], "champion_version": champion, "metrics": summaries,
-                "check": check}  # fmt: skip
+                "checks": checks, "domains": domains}  # fmt: skip
+
+    @staticmethod
+    def _domains(challenger: Any, examples: list[Any]) -> list[dict[str, Any]]:
+        """Challenger and VADER on each domain (label file) of the frozen evaluation set; one
+        domain (or an evaluation set from before sources were kept) gives none."""
+        from nightshift_core.ml.evaluation import evaluate_model, evaluate_rule, summary
+
+        by_source: dict[str, list[Any]] = {}
+        for example in examples:
+            by_source.setdefault(getattr(example, "source", "") or "", []).append(example)
+        if len(by_source) < 2 or "" in by_source:
+            return []
+        return [{"name": name, "n": len(rows), "challenger": summary(evaluate_model(challenger, rows)),
+                 "vader": summary(evaluate_rule("vader", rows))}
+                for name, rows in sorted(by_source.items())]  # fmt: skip
+
+    def _check_sets(self) -> list[tuple[str, str, Any]]:
+        """(name, examples or why it is missing) of each out-of-domain check set: the posts of
+        ``gate.check_set`` and the never-trained split of ``labels.tweets``."""
+        from nightshift_core.ml.data import check_examples
+        from nightshift_core.ml.labels import read_file, read_labels
+        from nightshift_core.ml.model import TrainingExample
+
+        cfg = self.config
+        found: list[tuple[str, str, Any]] = []
+        posts = cfg.check_set_location()
+        if posts is not None:
+            found.append(
+                (
+                    "posts",
+                    posts.name,
+                    [TrainingExample(r.text, r.label, r.rating) for r in read_labels([posts])],
+                )
+            )
+        tweets = cfg.tweets_location()
+        if tweets is not None and cfg.tweets is not None:
+            name = f"{tweets.name} (check split)"
+            if tweets.is_file():
+                found.append(
+                    (
+                        "tweets",
+                        name,
+                        check_examples(read_file(tweets), cfg.tweets.check_seed, cfg.tweets.check_share),
+                    )
+                )
+            else:
+                found.append(("tweets", name, f"{tweets} not found (labels.tweets.path of {cfg.path.name}, relative to the "
+                                    "labels folder); put TweetEval's file there or remove labels.tweets"))  # fmt: skip
+        return found
+
+    @staticmethod
+    def _check(named: tuple[str, str, Any], challenger: Any) -> dict[str, Any]:
+        from nightshift_core.ml.evaluation import evaluate_model, evaluate_rule, summary
+
+        key, name, rows = named
+        if isinstance(rows, str):
+            return {"key": key, "name": name, "missing": rows}
+        return {"key": key, "name": name, "n": len(rows), "challenger": summary(evaluate_model(challenger, rows)),
+                "vader": summary(evaluate_rule("vader", rows)),
+                "textblob": summary(evaluate_rule("textblob", rows))}  # fmt: skip
 
     @staticmethod
     def _load(registry: MlflowRegistryHook, version: str) -> Any:
@@ -404,7 +477,8 @@ class PromoteSentimentModelOperator(_RetrainStep):
         decision = should_promote(
             metrics["challenger"], metrics.get("champion"), {r: metrics[r] for r in ("vader", "textblob")},
             min_f1_gain=cfg.min_f1_gain, max_ms_per_1k=cfg.max_ms_per_1k,
-            check=evaluated.get("check"), max_check_drop=cfg.max_check_drop,
+            checks=evaluated.get("checks") or [], max_check_drop=cfg.max_check_drop,
+            domains=evaluated.get("domains") or [],
         )  # fmt: skip
         registry = self.registry()
         version = trained["version"]
@@ -520,13 +594,26 @@ class RetrainReportEmailOperator(BaseOperator):
         facts = {"version": outcome["version"], "previous champion": outcome.get("previous_champion"),
                  "human labels (train/eval)": f"{trained.get('human_train')}/{trained.get('eval')}" if trained else None,
                  "weak labels": trained.get("weak"), "evaluation set": trained.get("eval_version"),
-                 "out-of-domain check (weighted F1, challenger / VADER)": _check_line(
-                     (ti.xcom_pull(task_ids="evaluate") or {}).get("check")),
+                 "tweets held out (check split)": trained.get("tweets_held_out"),
+                 "rule fallback below class probability": trained.get("fallback_threshold"),
+                 "share of the categorical scale bias served": trained.get("scale_share"),
                  "why it trained": plan.get("reason"), "drift: length PSI": plan.get("length_psi"),
                  "drift: score PSI": plan.get("score_psi"), "drift: unseen words": plan.get("unseen_share")}  # fmt: skip
+        evaluated = ti.xcom_pull(task_ids="evaluate") or {}
+        checks = evaluated.get("checks") or []
+        metrics = dict(outcome.get("metrics") or {})
+        for domain in evaluated.get("domains") or []:
+            for name in ("challenger", "vader"):
+                metrics[f"{name} on the evaluation set's {domain['name']}"] = domain[name]
+        for check in checks:
+            if check.get("missing"):
+                facts[f"check set {check['name']}"] = f"missing: {check['missing']}"
+            for name in ("challenger", "vader", "textblob"):
+                if check.get(name):
+                    metrics[f"{name} on {check['name']}"] = check[name]
         subject, html, text = render(
             dag_id=context["dag_run"].dag_id, model_name=self.model_name, outcome=f"v{outcome['version']} {verb}",
-            reason=outcome["reason"], metrics=outcome.get("metrics") or {},
+            reason=outcome["reason"], metrics=metrics,
             facts={k: v for k, v in facts.items() if v is not None},
         )  # fmt: skip
         recipients = parse_recipients(self.to)
