@@ -3,17 +3,25 @@
     .venv/bin/python bench/sentiment_train.py [--mode all|in|lodo] [--set KEY=VALUE ...]
                                               [--data ../shared/data/sentiment]
 
-* ``in``: train once on the union of the 80 % splits of the three human-rated sets (movie,
-  Amazon, NYT sentences; the project's frozen hash split, seed 42), evaluate each set's 20 %.
-* ``lodo`` (leave one domain out): for each set, train on the other two sets' 80 % splits and
-  evaluate on the held-out set's 20 % split -- text the model never saw the domain of.
+Four domains: movie, Amazon and NYT sentences (human-rated, -4..4) and tweets (TweetEval's
+categorical labels, ``tweeteval/sentiment_12k.tsv``). Each rated set is split by the project's
+frozen hash split (seed 42, 20 % evaluated); the tweets by the gate's check split
+(``labels.tweets`` of retrain.yaml: that share is evaluated and never trained on, the rest is
+the tweets' training part).
 
-Both modes add weak labels the way the DAG does: texts of the embedded Reddit snapshot where
-VADER and TextBlob agree confidently, capped at the configured share. VADER (compound, +-0.05)
-and TextBlob are measured in the same run on the same texts: weighted F1, macro F1, Pearson r
-of scores vs mean ratings, texts/s on one core. Targets (the issue's): out of domain >= VADER in
-wF1 and r on every held-out set; in domain >= VADER + 0.10 wF1 on movie and Amazon, + 0.03 on
-NYT; >= 2,000 texts/s; training <= 10 minutes. Not a test.
+* ``in``: train once on every domain's training part, evaluate each domain's held-out part; the
+  held-out TweetEval split gets its own table (macro recall, weighted F1).
+* ``lodo`` (leave one domain out): for each domain, train on the other three and evaluate the
+  held-out domain -- text the model never saw the domain of.
+
+Both modes add weak labels the way the DAG does (texts of the embedded Reddit snapshot where
+VADER and TextBlob agree confidently, capped). VADER (compound, +-0.05) and TextBlob are measured
+in the same run on the same texts: weighted F1, macro F1, macro recall, Pearson r of scores vs
+mean ratings (rated sets only), texts/s on one core, and for the model the share of texts where
+its label overrides VADER's and how often that override is right. Targets (issue 32): held-out
+tweets macro recall >= 0.70 and wF1 >= VADER + 0.15; out of domain >= VADER in wF1 and r on every
+domain; in domain >= VADER + 0.08 wF1 on movie and Amazon, >= VADER on NYT; the 120-post check set
+>= VADER; >= 2,000 texts/s; training <= 10 minutes. Not a test.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "include")]
 SETS = {"movie": "movieReviewSnippets", "amazon": "amazonReviewSnippets", "nyt": "nytEditorialSnippets"}
-IN_DOMAIN_GAIN = {"movie": 0.10, "amazon": 0.10, "nyt": 0.03}
+DOMAINS = (*SETS, "tweets")
+IN_DOMAIN_GAIN = {"movie": 0.08, "amazon": 0.08, "nyt": 0.0, "tweets": 0.15}
+TWEET_MACRO_RECALL = 0.70
 
 
 def snapshot_texts() -> list[str]:
@@ -60,28 +70,44 @@ def weak(cfg, n_human: int, exclude: set[str]):
                          min_textblob_polarity=cfg.weak.min_textblob_polarity)  # fmt: skip
 
 
+def _r(report: dict) -> str:
+    return "-" if report["pearson_r"] is None else f"{report['pearson_r']:.3f}"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def table(title: str, folds: dict[str, tuple[dict, dict, dict]], gains: dict[str, float] | None) -> bool:
+    """One row per scorer and held-out domain; the target line under each domain. ``gains``:
+    in-domain wF1 gains over VADER; ``None``: out of domain, wF1 and r >= VADER's."""
     print(f"\n{title}")
-    header = f"{'held-out':9} {'scorer':9} {'wF1':>6} {'mF1':>6} {'r':>6} {'texts/s':>8}   vs VADER"
+    header = (f"{'held-out':9} {'scorer':9} {'wF1':>6} {'mF1':>6} {'mRec':>6} {'r':>6} {'texts/s':>8} "
+              f"{'overr.':>6} {'right':>6}   vs VADER")  # fmt: skip
     print(header + "\n" + "-" * len(header))
     met = True
     for name, (model, vader, textblob) in folds.items():
         for scorer, r in (("model", model), ("vader", vader), ("textblob", textblob)):
-            per_s = 1e6 / r["ms_per_1k"]
-            pearson = "-" if r["pearson_r"] is None else f"{r['pearson_r']:.3f}"
-            versus = f"wF1 {r['weighted_f1'] - vader['weighted_f1']:+.3f}, r {(r['pearson_r'] or 0) - vader['pearson_r']:+.3f}"
-            print(
-                f"{name:9} {scorer:9} {r['weighted_f1']:6.3f} {r['macro_f1']:6.3f} {pearson:>6} {per_s:8.0f}   {versus}"
-            )
+            versus = f"wF1 {r['weighted_f1'] - vader['weighted_f1']:+.3f}"
+            if vader["pearson_r"] is not None:
+                versus += f", r {(r['pearson_r'] or 0) - vader['pearson_r']:+.3f}"
+            print(f"{name:9} {scorer:9} {r['weighted_f1']:6.3f} {r['macro_f1']:6.3f} {r['macro_recall']:6.3f} "
+                  f"{_r(r):>6} {1e6 / r['ms_per_1k']:8.0f} {_share(r.get('override_share')):>6} "
+                  f"{_share(r.get('override_right')):>6}   {versus}")  # fmt: skip
         gain = model["weighted_f1"] - vader["weighted_f1"]
-        r_gain = model["pearson_r"] - vader["pearson_r"]
+        rated = vader["pearson_r"] is not None
+        r_gain = (model["pearson_r"] - vader["pearson_r"]) if rated else 0.0
         fast = 1e6 / model["ms_per_1k"] >= 2000
         need = 0.0 if gains is None else gains[name]
         ok = gain >= need and (gains is not None or r_gain >= 0) and fast
+        what = f"wF1 >= VADER + {need:.2f}" + ("" if gains or not rated else " and r >= VADER's")
+        if gains is not None and name == "tweets":
+            ok &= model["macro_recall"] >= TWEET_MACRO_RECALL
+            what += f", macro recall >= {TWEET_MACRO_RECALL}"
         met &= ok
-        what = f"wF1 >= VADER + {need:.2f}" + ("" if gains else " and r >= VADER's")
         print(f"{'':9} target {what}, >= 2000 texts/s: {'met' if ok else 'NOT met'} "
-              f"(wF1 {gain:+.3f}, r {r_gain:+.3f}, {1e6 / model['ms_per_1k']:.0f} texts/s)\n")  # fmt: skip
+              f"(wF1 {gain:+.3f}{f', r {r_gain:+.3f}' if rated else ''}, macro recall {model['macro_recall']:.3f}, "
+              f"{1e6 / model['ms_per_1k']:.0f} texts/s)\n")  # fmt: skip
     return met
 
 
@@ -98,10 +124,10 @@ def main() -> None:
 
     torch.set_num_threads(1)  # "texts/s on one core"
     from nightshift_core.ml.config import load
-    from nightshift_core.ml.data import split_human
+    from nightshift_core.ml.data import Split, check_examples, split_human
     from nightshift_core.ml.evaluation import evaluate_model, evaluate_rule
-    from nightshift_core.ml.labels import read_file, text_key
-    from nightshift_core.ml.model import train
+    from nightshift_core.ml.labels import in_eval, read_file, text_key
+    from nightshift_core.ml.model import TrainingExample, train
 
     cfg = load()
     model_config = dataclasses.replace(
@@ -112,6 +138,14 @@ def main() -> None:
     for name, stem in SETS.items():
         rows = [dataclasses.asdict(r) for r in read_file(args.data / f"{stem}_GroundTruth.txt")]
         splits[name] = split_human(rows, cfg.split_seed, cfg.eval_share)
+    tweets = cfg.tweets
+    assert tweets is not None, "retrain.yaml has no labels.tweets"
+    tweet_rows = read_file(args.data / tweets.path)
+    held = check_examples(tweet_rows, tweets.check_seed, tweets.check_share)
+    rest = [TrainingExample(r.text, r.label, r.rating, categorical=True, source=r.source) for r in tweet_rows
+            if not in_eval(r.text, tweets.check_seed, tweets.check_share)]  # fmt: skip
+    splits["tweets"] = Split(rest, held, 0)
+    print(f"check split of {tweets.path}: share {tweets.check_share}, seed {tweets.check_seed}")
     print("sets (train/eval): " + ", ".join(f"{k} {len(s.train)}/{len(s.eval)}" for k, s in splits.items()))
 
     def fit(names: list[str]):
@@ -123,7 +157,9 @@ def main() -> None:
         model, history = train(human + extra, model_config, log=lambda _: None)
         seconds = time.perf_counter() - started
         print(f"  trained on {'+'.join(names)}: {len(human)} human + {len(extra)} weak, {seconds:.1f} s, "
-              f"vocabulary {history['vocabulary']}, offsets {history['offsets']}")  # fmt: skip
+              f"vocabulary {history['vocabulary']}, offsets {history['offsets']}, "
+              f"fallback below {history['fallback_threshold']:g}, scale bias {history['scale_bias']} "
+              f"x {history['scale_share']:g}")  # fmt: skip
         return model, seconds
 
     def fold(model, name: str):
@@ -136,30 +172,40 @@ def main() -> None:
 
     met, slowest = True, 0.0
     if args.mode in ("all", "lodo"):
-        print("\nleave-one-domain-out: train on two sets, evaluate the third's 20 % split")
+        print("\nleave-one-domain-out: train on three domains, evaluate the fourth's held-out part")
         folds = {}
-        for name in SETS:
-            model, seconds = fit([n for n in SETS if n != name])
+        for name in DOMAINS:
+            model, seconds = fit([n for n in DOMAINS if n != name])
             slowest = max(slowest, seconds)
             folds[name] = fold(model, name)
-        met &= table("OUT OF DOMAIN (target: >= VADER in wF1 and r)", folds, None)
+        met &= table("OUT OF DOMAIN (target: >= VADER in wF1, and r where rated)", folds, None)
     if args.mode in ("all", "in"):
-        print("\nin domain: train on all three sets' 80 % splits")
-        model, seconds = fit(list(SETS))
+        print("\nin domain: train on every domain's training part")
+        model, seconds = fit(list(DOMAINS))
         slowest = max(slowest, seconds)
-        met &= table("IN DOMAIN", {name: fold(model, name) for name in SETS}, IN_DOMAIN_GAIN)
-    # The gate's out-of-domain check set (short social-media posts made for the project), scored by
-    # the in-domain model when it was trained, else the last fold's.
+        folds = {name: fold(model, name) for name in DOMAINS}
+        met &= table("IN DOMAIN (tweets: the held-out TweetEval split)", folds, IN_DOMAIN_GAIN)
+        ours, vader, textblob = folds["tweets"]
+        print(f"HELD-OUT TWEETEVAL SPLIT ({ours['n']} tweets): macro recall model {ours['macro_recall']:.3f} "
+              f"(target >= {TWEET_MACRO_RECALL}), VADER {vader['macro_recall']:.3f}, TextBlob "
+              f"{textblob['macro_recall']:.3f}; weighted F1 model {ours['weighted_f1']:.3f} (target >= VADER + 0.15 = "
+              f"{vader['weighted_f1'] + 0.15:.3f}), VADER {vader['weighted_f1']:.3f}, TextBlob "
+              f"{textblob['weighted_f1']:.3f}")  # fmt: skip
+    # The gate's check set of 120 posts made for the project, scored by the in-domain model when it
+    # was trained, else the last fold's.
     from nightshift_core.ml.labels import read_labels
-    from nightshift_core.ml.model import TrainingExample
 
     location = cfg.check_set_location()
     if location is not None:
         rows = [TrainingExample(r.text, r.label, r.rating) for r in read_labels([location])]
         ours, vader = evaluate_model(model, rows), evaluate_rule("vader", rows)
         textblob = evaluate_rule("textblob", rows)
+        ok = ours["weighted_f1"] >= vader["weighted_f1"]
+        met &= ok
         print(f"check set {location.name} ({len(rows)} texts): wF1 model {ours['weighted_f1']:.3f}, "
-              f"VADER {vader['weighted_f1']:.3f}, TextBlob {textblob['weighted_f1']:.3f}")  # fmt: skip
+              f"VADER {vader['weighted_f1']:.3f}, TextBlob {textblob['weighted_f1']:.3f}; overrides "
+              f"{_share(ours['override_share'])}, right {_share(ours['override_right'])}: target >= VADER "
+              f"{'met' if ok else 'NOT met'}")  # fmt: skip
     print(f"slowest training {slowest:.1f} s (target <= 600 s); all targets {'met' if met and slowest <= 600 else 'NOT met'}; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")  # fmt: skip
 
