@@ -992,7 +992,7 @@ def test_unchanged_copy_loads_and_weak_labels_are_optional(tmp_path):
         ({"tags": "ml"}, r"tags must be a list of strings"),
         ({"labels.tweets.check_share": 0.9}, r"check_share must be a number from 0.05 to 0.5, got 0.9"),
         ({"labels.tweets.path": ""}, r"labels.tweets.path must be a non-empty string"),
-        ({"labels.tweets.share": 0.1}, r"unknown key\(s\) \['share'\] in tweets"),
+        ({"labels.tweets.share": 0.1}, r"unknown key\(s\) \['share'\] in labels.tweets"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, changes, message):

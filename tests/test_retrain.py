@@ -41,7 +41,7 @@ def config(**changes: Any) -> RetrainConfig:
     base = load(CONFIG_PATH)
     model = dataclasses.replace(base.model, **changes.pop("model", {}))
     changes.setdefault("tweets", None)
-    return dataclasses.replace(base, model=model, **changes)
+    return base.replace(model=model, **changes)
 
 
 def steps(cfg: RetrainConfig) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def test_with_the_gate_disabled_the_first_night_trains_registers_and_promotes(en
 def test_same_data_and_seed_give_the_same_model_and_an_equal_challenger_is_rejected(env):
     cfg = config(min_f1_gain=-1.0)
     first = flow(cfg)
-    gated = dataclasses.replace(cfg, min_f1_gain=0.01)
+    gated = cfg.replace(min_f1_gain=0.01)
     second = flow(gated, END + dt.timedelta(days=1), force=True)
     a, b = first.xcom["evaluate"]["metrics"]["challenger"], second.xcom["evaluate"]["metrics"]["challenger"]
     assert {k: v for k, v in a.items() if k != "ms_per_1k"} == {

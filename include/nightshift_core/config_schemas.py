@@ -19,6 +19,7 @@ SCHEMA_DIR = CONFIG_DIR / "schemas"
 KINDS: dict[str, tuple[str, str]] = {
     "report": ("nightshift_core.reports.config:ReportConfig", "reports/*.yaml"),
     "reddit": ("nightshift_core.reddit.config:RedditConfig", "reddit.yaml"),
+    "retrain": ("nightshift_core.ml.config:RetrainConfig", "retrain.yaml"),
     "labelling": ("nightshift_core.ml.labelling:LabellingConfig", "labelling.yaml"),
 }
 

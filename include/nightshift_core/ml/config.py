@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, PlainValidator, StrictStr, ValidationInfo, WithJsonSchema
 
 from nightshift_core.errors import PermanentError
-from nightshift_core.yamlconf import Where, read_mapping
+from nightshift_core.yamlconf import (
+    ConfigModel,
+    DagId,
+    FileModel,
+    Fix,
+    Schedule,
+    StartDate,
+    Tags,
+    ident,
+    number,
+    parse,
+    text,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG_PATH = ROOT / "include" / "config" / "retrain.yaml"
 LABELS_ENV = "NIGHTSHIFT_LABELS_DIR"
-_TOP = {"dag_id", "description", "schedule", "start_date", "queue", "dataset", "model_name", "mlflow_conn_id",
-        "labels", "texts_dataset", "weak_labels", "retrain_when", "drift", "model", "gate", "tags"}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,60 +90,179 @@ class RetrainConfigError(ValueError, PermanentError):
     """A bad retrain.yaml; the message names file, key and fix."""
 
 
-@dataclasses.dataclass(frozen=True)
-class WeakLabels:
-    max_share: float = 0.3
-    min_vader_compound: float = 0.5
-    min_textblob_polarity: float = 0.3
+def _model_config(value: Any) -> ModelConfig:
+    if isinstance(value, ModelConfig):
+        return value
+    try:
+        return ModelConfig.from_dict(value or {}).validate()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model: {exc}") from None
 
 
-@dataclasses.dataclass(frozen=True)
-class Tweets:
+def _model_schema() -> dict[str, Any]:
+    kinds = {int: "integer", float: "number"}
+    return {
+        "type": "object",
+        "description": "Architecture and training knobs of nightshift_core.ml.model (saved beside the weights)",
+        "properties": {
+            f.name: {"type": kinds[type(f.default)], "default": f.default}
+            for f in dataclasses.fields(ModelConfig)
+        },
+        "additionalProperties": False,
+    }
+
+
+class Tweets(ConfigModel):
     """Categorical social-media labels (TweetEval's layout) beside the rated sets; a seeded share
     of them is never trained on and is the gate's social-media check set."""
 
-    path: str = "tweeteval/sentiment_12k.tsv"  # relative to the labels folder
-    check_share: float = 0.2
-    check_seed: int = 32
-    max_train: int = 0  # > 0: train on at most this many of the other tweets (a seeded sample)
+    path: text("Tweet file, relative to the labels folder (e.g. tweeteval/sentiment_12k.tsv)")
+    check_share: number(0.05, 0.5, "Seeded share (by text hash) never trained on: the gate's check set") = 0.2
+    check_seed: number(0, 2**31, "Seed of that split", whole=True) = 32
+    max_train: number(0, 10**9, "Train on at most this many of the other tweets (0: all)", whole=True) = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class Drift:
-    recent_days: int = 7
-    min_recent_texts: int = 50
-    max_length_psi: float = 0.25
-    max_score_psi: float = 0.25
-    max_unseen_share: float = 0.35
-    max_f1_drop: float = 0.05
-    min_new_eval_labels: int = 20
+class Labels(ConfigModel):
+    """The human label files."""
+
+    path: text("A label file or a folder of them, from the project root (NIGHTSHIFT_LABELS_DIR overrides it)")
+    eval_share: number(0.05, 0.5, "Share of human labels in the frozen evaluation set (by text hash)") = 0.2
+    split_seed: number(0, 2**31, "Seed of the evaluation split", whole=True) = 42
+    tweets: Tweets | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class RetrainConfig:
-    path: Path
-    dag_id: str
-    description: str
-    schedule: str | None
-    start_date: datetime
-    queue: str
-    dataset: str
-    model_name: str
-    mlflow_conn_id: str
-    labels_path: str
-    eval_share: float
-    split_seed: int
-    tweets: Tweets | None
-    texts_dataset: str
-    weak: WeakLabels | None
-    min_new_labels: int
-    drift: Drift
-    model: ModelConfig
-    min_f1_gain: float
-    max_ms_per_1k: float
-    check_set: str | None
-    max_check_drop: float
-    tags: tuple[str, ...]
+class WeakLabels(ConfigModel):
+    """Scraped texts where VADER and TextBlob agree, used as labels (remove the block for human labels only)."""
+
+    max_share: number(0.0, 0.9, "At most this share of the training set is weak") = 0.3
+    min_vader_compound: number(0.0, 1.0, "VADER must be at least this sure") = 0.5
+    min_textblob_polarity: number(0.0, 1.0, "TextBlob must be at least this sure") = 0.3
+
+
+class RetrainWhen(ConfigModel):
+    """When a run trains at all."""
+
+    min_new_labels: number(
+        0, 10**9, "Fewer new human labels since the champion, and no drift: skip", whole=True
+    ) = 50
+
+
+class Drift(ConfigModel):
+    """Drift of the scraped texts from the champion's training texts, and of the champion's F1."""
+
+    recent_days: number(
+        1, 365, "Scraped texts of the last N days against the champion's training texts", whole=True
+    ) = 7
+    min_recent_texts: number(1, 10**9, "Fewer recent texts: no distribution check", whole=True) = 50
+    max_length_psi: number(0.0, 100.0, "Population stability index of text lengths") = 0.25
+    max_score_psi: number(0.0, 100.0, "... and of VADER compound scores") = 0.25
+    max_unseen_share: number(0.0, 1.0, "Share of recent words the champion never saw in training") = 0.35
+    max_f1_drop: number(0.0, 1.0, "Champion F1 on labels newer than it vs its F1 at promotion") = 0.05
+    min_new_eval_labels: number(
+        1, 10**9, "Labels newer than the champion needed for the F1 check", whole=True
+    ) = 20
+
+
+class Gate(ConfigModel):
+    """What a challenger must do to be promoted."""
+
+    min_f1_gain: number(
+        -1.0, 1.0, "Challenger weighted F1 >= champion's + this, on the frozen evaluation set"
+    ) = 0.01
+    max_ms_per_1k: number(1.0, 10**7, "Scoring latency budget per 1,000 texts") = 1000.0
+    check_set: Annotated[
+        StrictStr | None,
+        Field(min_length=1),
+        Fix("gate.check_set must be a label file path (or leave it out for no out-of-domain check)"),
+    ] = Field(None, description="Out-of-domain check set (a label file, from the project root)")
+    max_check_drop: number(
+        0.0, 1.0, "On the check set the challenger's weighted F1 must be >= VADER's - this"
+    ) = 0.0
+
+
+class RetrainConfig(FileModel):
+    """The retraining definition: ``include/config/retrain.yaml`` (dags/sentiment_retrain.py)."""
+
+    dag_id: DagId = "sentiment_retrain"
+    description: StrictStr = Field("Retrain the sentiment model", description="One line shown in the UI")
+    schedule: Schedule = "0 2 * * *"
+    start_date: StartDate = datetime(2026, 1, 1, tzinfo=UTC)
+    queue: text("Celery queue of the torch tasks (train, evaluate, promote)") = "ml"
+    dataset: ident("dataset name", "Warehouse dataset of ml.labels and ml.retrain_checks") = "ml"
+    model_name: text("MLflow registered model; aliases champion and rollback") = "sentiment"
+    mlflow_conn_id: text("Airflow connection of the MLflow tracking server") = "mlflow_default"
+    labels: Annotated[
+        Labels, Fix("labels must be a mapping with path, e.g. {path: include/data/sentiment_labels.csv}")
+    ]
+    texts_dataset: ident(
+        "dataset name", "Scraped Reddit texts and their rule scores (weak labels, drift)"
+    ) = "reddit"
+    weak: WeakLabels | None = Field(None, alias="weak_labels")
+    retrain_when: RetrainWhen = RetrainWhen()
+    drift: Drift = Drift()
+    model: Annotated[ModelConfig, PlainValidator(_model_config), WithJsonSchema(_model_schema())] = (
+        ModelConfig()
+    )
+    gate: Gate = Gate()
+    tags: Tags = ("nightshift", "sentiment", "ml")
+
+    @classmethod
+    def prepare(cls, data: dict, info: ValidationInfo) -> dict:
+        data = super().prepare(data, info)
+        if not data.get("description"):
+            data.pop("description", None)
+        return data
+
+    def replace(self, **changes: Any) -> RetrainConfig:
+        """A copy with settings changed, named as the attributes are (``min_f1_gain``, ``model``, ...)."""
+        sections = {"labels_path": ("labels", "path")} | {
+            name: (section, name)
+            for section in ("labels", "retrain_when", "gate")
+            for name in type(getattr(self, section)).model_fields
+        }
+        top = {k: v for k, v in changes.items() if k not in sections}
+        for key, value in changes.items():
+            if key in sections:
+                section, name = sections[key]
+                current = top.get(section, getattr(self, section))
+                top[section] = current.model_copy(update={name: value})
+        return self.model_copy(update=top)
+
+    @property
+    def labels_path(self) -> str:
+        return self.labels.path
+
+    @property
+    def eval_share(self) -> float:
+        return self.labels.eval_share
+
+    @property
+    def split_seed(self) -> int:
+        return self.labels.split_seed
+
+    @property
+    def tweets(self) -> Tweets | None:
+        return self.labels.tweets
+
+    @property
+    def min_new_labels(self) -> int:
+        return self.retrain_when.min_new_labels
+
+    @property
+    def min_f1_gain(self) -> float:
+        return self.gate.min_f1_gain
+
+    @property
+    def max_ms_per_1k(self) -> float:
+        return self.gate.max_ms_per_1k
+
+    @property
+    def check_set(self) -> str | None:
+        return self.gate.check_set
+
+    @property
+    def max_check_drop(self) -> float:
+        return self.gate.max_check_drop
 
     def labels_location(self) -> Path:
         """Where the label files are: $NIGHTSHIFT_LABELS_DIR, else ``labels.path`` (from the project root)."""
@@ -159,96 +290,6 @@ class RetrainConfig:
         return path if path.is_absolute() else ROOT / path
 
 
-def _section(where: Where, raw: dict, key: str, cls: type, limits: dict[str, tuple[float, float]]) -> Any:
-    section = where.mapping(raw, key, required=False)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    where.keys(section, set(fields), key)
-    values = {}
-    for name, (low, high) in limits.items():
-        default = fields[name].default
-        kind = int if isinstance(default, int) else float
-        values[name] = where.number(section, name, default, low, high, kind)
-    return values, section
-
-
 def load(path: Path = CONFIG_PATH) -> RetrainConfig:
     """Read and validate ``path``; every problem is a :class:`RetrainConfigError`."""
-    if not path.is_file():
-        raise RetrainConfigError(f"{path}: file not found; create it (see include/config/retrain.yaml)")
-    where = Where(path, RetrainConfigError)
-    raw = read_mapping(path, RetrainConfigError)
-    where.keys(raw, _TOP, "the top level")
-    dag_id, schedule, start_dt = where.dag_basics(raw, "sentiment_retrain", "0 2 * * *")
-
-    labels = where.mapping(raw, "labels", required=True)
-    where.keys(labels, {"path", "eval_share", "split_seed", "tweets"}, "labels")
-    labels_path = where.string(labels, "path", "labels.path", required=True)
-    eval_share = where.number(labels, "eval_share", 0.2, 0.05, 0.5)
-    split_seed = where.number(labels, "split_seed", 42, 0, 2**31, int)
-    tweets = None
-    if labels.get("tweets") is not None:
-        values, section = _section(
-            where, labels, "tweets", Tweets,
-            {"check_share": (0.05, 0.5), "check_seed": (0, 2**31), "max_train": (0, 10**9)},
-        )  # fmt: skip
-        tweets_path = where.string(section, "path", "labels.tweets.path", required=True)
-        tweets = Tweets(path=tweets_path, **values)
-
-    weak = None
-    if raw.get("weak_labels") is not None:
-        values, _ = _section(
-            where, raw, "weak_labels", WeakLabels,
-            {"max_share": (0.0, 0.9), "min_vader_compound": (0.0, 1.0), "min_textblob_polarity": (0.0, 1.0)},
-        )  # fmt: skip
-        weak = WeakLabels(**values)
-
-    retrain_when = where.mapping(raw, "retrain_when", required=False)
-    where.keys(retrain_when, {"min_new_labels"}, "retrain_when")
-    min_new = where.number(retrain_when, "min_new_labels", 50, 0, 10**9, int)
-    drift_values, _ = _section(
-        where, raw, "drift", Drift,
-        {"recent_days": (1, 365), "min_recent_texts": (1, 10**9), "max_length_psi": (0.0, 100.0),
-         "max_score_psi": (0.0, 100.0), "max_unseen_share": (0.0, 1.0), "max_f1_drop": (0.0, 1.0),
-         "min_new_eval_labels": (1, 10**9)},
-    )  # fmt: skip
-    model_raw = where.mapping(raw, "model", required=False)
-    try:
-        model = ModelConfig.from_dict(model_raw)
-        model.validate()
-    except (TypeError, ValueError) as exc:
-        where.fail(f"model: {exc}")
-    gate = where.mapping(raw, "gate", required=False)
-    where.keys(gate, {"min_f1_gain", "max_ms_per_1k", "check_set", "max_check_drop"}, "gate")
-    check_set = gate.get("check_set")
-    if check_set is not None and (not isinstance(check_set, str) or not check_set.strip()):
-        where.fail("gate.check_set must be a label file path (or leave it out for no out-of-domain check)")
-    tags = raw.get("tags", ["nightshift", "sentiment", "ml"])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        where.fail("tags must be a list of strings")
-    names = {}
-    for key, default in (("queue", "ml"), ("model_name", "sentiment"), ("mlflow_conn_id", "mlflow_default")):
-        raw.setdefault(key, default)
-        names[key] = where.string(raw, key, key, required=True)
-    return RetrainConfig(
-        path=path,
-        dag_id=dag_id,
-        description=raw.get("description") or "Retrain the sentiment model",
-        schedule=schedule,
-        start_date=start_dt,
-        dataset=where.ident(raw.get("dataset", "ml"), "dataset", "dataset name"),
-        labels_path=labels_path,
-        eval_share=eval_share,
-        split_seed=split_seed,
-        tweets=tweets,
-        texts_dataset=where.ident(raw.get("texts_dataset", "reddit"), "texts_dataset", "dataset name"),
-        weak=weak,
-        min_new_labels=min_new,
-        drift=Drift(**drift_values),
-        model=model,
-        min_f1_gain=where.number(gate, "min_f1_gain", 0.01, -1.0, 1.0),
-        max_ms_per_1k=where.number(gate, "max_ms_per_1k", 1000.0, 1.0, 10**7),
-        check_set=check_set,
-        max_check_drop=where.number(gate, "max_check_drop", 0.0, 0.0, 1.0),
-        tags=tuple(tags),
-        **names,
-    )
+    return parse(RetrainConfig, path, RetrainConfigError)
