@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from nightshift_core.reddit.config import check_subreddit
 from nightshift_core.reports.config import ReportConfigError
 from nightshift_core.reports.config import load as load_report
 from nightshift_core.settings import SettingsError, load_settings
+from nightshift_core.sync.config import SyncConfigError
+from nightshift_core.sync.config import load as load_sync
 from nightshift_core.warehouse.types import IdentifierError, check_identifier
-from nightshift_core.yamlconf import Where
 
 REPORT = """
 report_id: {report_id}
@@ -19,6 +18,13 @@ title: A report
 sections:
   - {{name: customers, sql: reports/top_customers.sql, limit: 20}}
 email: {{to: [{address}]}}
+"""
+
+SYNC = """
+dag_id: {dag_id}
+source: {{conn_id: src}}
+target: {{dataset: sales}}
+tables: [{{name: orders, primary_key: id}}]
 """
 
 
@@ -34,11 +40,13 @@ def test_subreddit():
         check_subreddit("showerthoughts\n")
 
 
-def test_dag_id():
-    where = Where(Path("syncs/orders.yaml"), ValueError)
-    assert where.dag_basics({"dag_id": "sync_orders"}, "x", "@daily")[0] == "sync_orders"
-    with pytest.raises(ValueError, match=r"dag_id 'sync_orders\\n' must use letters"):
-        where.dag_basics({"dag_id": "sync_orders\n"}, "x", "@daily")
+def test_dag_id(tmp_path):
+    path = tmp_path / "orders.yaml"
+    path.write_text(SYNC.format(dag_id="sync_orders"))
+    assert load_sync(path).dag_id == "sync_orders"
+    path.write_text(SYNC.format(dag_id='"sync_orders\\n"'))
+    with pytest.raises(SyncConfigError, match=r"dag_id 'sync_orders\\n' must use letters"):
+        load_sync(path)
 
 
 def test_settings_entry_name(tmp_path):

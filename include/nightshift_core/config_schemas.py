@@ -17,6 +17,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 SCHEMA_DIR = CONFIG_DIR / "schemas"
 #: kind -> (model, the YAML files of that kind relative to include/config)
 KINDS: dict[str, tuple[str, str]] = {
+    "sync": ("nightshift_core.sync.config:SyncConfig", "syncs/**/*.yaml"),
     "report": ("nightshift_core.reports.config:ReportConfig", "reports/*.yaml"),
     "reddit": ("nightshift_core.reddit.config:RedditConfig", "reddit.yaml"),
     "retrain": ("nightshift_core.ml.config:RetrainConfig", "retrain.yaml"),

@@ -131,6 +131,25 @@ def ident(what: str, description: str) -> Any:
     ]
 
 
+def column_names(value: Any) -> tuple[str, ...]:
+    """A column name or a list of them, each checked as an identifier."""
+    value = [value] if isinstance(value, str) else (value or [])
+    if not isinstance(value, list | tuple):
+        raise ValueError("{key} must be a column name or a list of column names")
+    try:
+        return tuple(check_identifier(c, "column name") for c in value)
+    except ValueError as exc:
+        raise ValueError(f"{{key}}: {exc}") from None
+
+
+COLUMN_SCHEMA = {"type": "string", "pattern": IDENT_PATTERN}
+Columns = Annotated[
+    tuple[str, ...],
+    BeforeValidator(column_names),
+    WithJsonSchema({"anyOf": [COLUMN_SCHEMA, {"type": "array", "items": COLUMN_SCHEMA}]}),
+]
+
+
 def text(description: str, fix: str = "{key} must be a non-empty string") -> Any:
     """A non-empty string."""
     return Annotated[StrictStr, Field(min_length=1, description=description), Fix(fix)]
@@ -324,87 +343,3 @@ def _inner_model(annotation: Any) -> Any:
             if found is not None:
                 return found
     return None
-
-
-# -- the hand-written checks of the sync definition (until it is a model too) ---------------------
-
-
-class Where:
-    """Validates values of one file; every error starts with the file's path."""
-
-    def __init__(self, path: Path, error: type[ValueError]) -> None:
-        self.path = path
-        self.error = error
-
-    def fail(self, message: str) -> None:
-        raise self.error(f"{self.path}: {message}")
-
-    def keys(self, mapping: dict, allowed: set[str], where: str) -> None:
-        unknown = set(mapping) - allowed
-        if unknown:
-            self.fail(f"unknown key(s) {sorted(unknown)} in {where}; allowed: {sorted(allowed)}")
-
-    def mapping(self, raw: dict, key: str, *, required: bool) -> dict:
-        value = raw.get(key)
-        if value is None and not required:
-            return {}
-        if not isinstance(value, dict):
-            self.fail(f"'{key}' must be a mapping")
-        return value
-
-    def string(self, raw: dict, key: str, where: str, *, required: bool = False) -> str | None:
-        value = raw.get(key)
-        if value is None and not required:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.fail(f"{where} must be a non-empty string")
-        return value
-
-    def sql_file(self, raw: dict, key: str, where: str, sql_dir: Path) -> str:
-        """``raw[key]``: a file under ``sql_dir`` (include/sql) named by a path relative to it.
-
-        Absolute paths, '..' and symlinks leading out of the folder are refused: the path is
-        checked after resolving, as the file would be opened.
-        """
-        sql = self.string(raw, key, where, required=True)
-        inside = not Path(sql).is_absolute() and ".." not in Path(sql).parts
-        if not inside or not (sql_dir / sql).resolve().is_relative_to(sql_dir.resolve()):
-            self.fail(
-                f"{where} is {sql!r}, which leads out of include/sql: give a path relative to "
-                "include/sql without '..' (e.g. reporting/daily_sales.sql) and no symlink leading out"
-            )
-        if not (sql_dir / sql).is_file():
-            self.fail(f"{where}: include/sql/{sql} does not exist; add it or fix the path")
-        return sql
-
-    def dag_basics(self, raw: dict, dag_id: str, schedule: str) -> tuple[str, str | None, datetime]:
-        """``dag_id``, ``schedule`` and ``start_date`` (a date or datetime, UTC if naive) of a definition."""
-        ident = raw.get("dag_id", dag_id)
-        if not isinstance(ident, str) or not _DAG_ID.fullmatch(ident):
-            self.fail(f"dag_id {ident!r} must use letters, digits, '_', '.', '-'")
-        cron = raw.get("schedule", schedule)
-        if cron is not None and not isinstance(cron, str):
-            self.fail(f"schedule: use a cron string, a preset like {schedule!r}, or null")
-        start = raw.get("start_date", date(2026, 1, 1))
-        if isinstance(start, datetime):
-            start_dt = start if start.tzinfo else start.replace(tzinfo=UTC)
-        elif isinstance(start, date):
-            start_dt = datetime(start.year, start.month, start.day, tzinfo=UTC)
-        else:
-            self.fail(f"start_date: use a date like 2026-01-01, got {start!r}")
-        return ident, cron, start_dt
-
-    def number(self, raw: dict, key: str, default: float, low: float, high: float, kind: type = float) -> Any:
-        """``raw[key]`` (or ``default``): a number (``kind`` int: a whole one) in [low, high]."""
-        value = raw.get(key, default)
-        ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
-        if not ok or not low <= value <= high:
-            what = "a number" if kind is float else "a whole number"
-            self.fail(f"{key} must be {what} from {low:g} to {high:g}, got {value!r}")
-        return kind(value)
-
-    def ident(self, value: Any, where: str, what: str) -> str:
-        try:
-            return check_identifier(value, what)
-        except ValueError as exc:
-            raise self.error(f"{self.path}: {where}: {exc}") from None

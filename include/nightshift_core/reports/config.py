@@ -32,13 +32,16 @@ from nightshift_core.reports.formats import FORMATS, Format
 from nightshift_core.reports.headline import FreshnessSpec, HeadlineSpec, parse_freshness, parse_headline
 from nightshift_core.warehouse.types import check_identifier
 from nightshift_core.yamlconf import (
+    COLUMN_SCHEMA,
     IDENT_PATTERN,
+    Columns,
     ConfigModel,
     FileModel,
     Fix,
     Flag,
     StartDate,
     Tags,
+    column_names,
     load_folder,
     parse,
     sql_file,
@@ -63,30 +66,11 @@ class ReportConfigError(ValueError, PermanentError):
     """A bad report definition; the message names file, key and fix."""
 
 
-def _columns(value: Any) -> tuple[str, ...]:
-    """A column name or a list of them, each checked as an identifier."""
-    value = [value] if isinstance(value, str) else (value or [])
-    if not isinstance(value, list | tuple):
-        raise ValueError("{key} must be a column name or a list of column names")
-    try:
-        return tuple(check_identifier(c, "column name") for c in value)
-    except ValueError as exc:
-        raise ValueError(f"{{key}}: {exc}") from None
-
-
-_COLUMN_SCHEMA = {"type": "string", "pattern": IDENT_PATTERN}
-Columns = Annotated[
-    tuple[str, ...],
-    BeforeValidator(_columns),
-    WithJsonSchema({"anyOf": [_COLUMN_SCHEMA, {"type": "array", "items": _COLUMN_SCHEMA}]}),
-]
-
-
 def _column(value: Any) -> str:
-    return _columns(value)[0] if isinstance(value, str) else _columns([value])[0]
+    return column_names(value)[0] if isinstance(value, str) else column_names([value])[0]
 
 
-Column = Annotated[str, BeforeValidator(_column), WithJsonSchema(_COLUMN_SCHEMA)]
+Column = Annotated[str, BeforeValidator(_column), WithJsonSchema(COLUMN_SCHEMA)]
 
 
 class Pivot(ConfigModel):
