@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from support.marts import shared_cache
 from support.smtp import RecordingHandler, start_server
 from test_email_report import set_smtp
 
@@ -167,15 +168,16 @@ def delivered(day: str):
         return DeliveryLedger(warehouse).find(REPORT.report_id, dt.date.fromisoformat(day))
 
 
-def aggregate(folder: Path) -> None:
+def aggregate(folder: Path, marts_cache: Path) -> None:
     """The aggregates the report reads: the top-5 dbt model (tests/test_dbt.py builds it with dbt),
-    its reference query standing in here, and the headline's per-day marts, built by dbt once."""
+    its reference query standing in here, and the headline's per-day marts, built by dbt once a session
+    for the same synced sample (``support.marts.report_marts``)."""
     import datetime as dt
 
     from support.marts import report_marts
     from test_reports import context
 
-    report_marts(folder / "dbt", folder / "warehouse.duckdb", folder / "marts.duckdb")
+    report_marts(folder / "dbt", folder / "warehouse.duckdb", marts_cache)
     from nightshift.operators.warehouse_ops import WarehouseQueryToTableOperator
 
     WarehouseQueryToTableOperator(
@@ -184,13 +186,15 @@ def aggregate(folder: Path) -> None:
     ).execute(context("top_employees_by_sales", dt.datetime(2026, 11, 22, tzinfo=dt.UTC)))  # fmt: skip
 
 
-def test_report_dag_renders_params_variables_and_xcom_into_sheets_and_mail(synced, fake_sheets, monkeypatch):
+def test_report_dag_renders_params_variables_and_xcom_into_sheets_and_mail(
+    synced, fake_sheets, monkeypatch, tmp_path_factory
+):
     from support.fake_sheets import use_google_connection
 
     from nightshift.report_dags import build
 
     _, _, _, folder = synced
-    aggregate(folder)
+    aggregate(folder, shared_cache(tmp_path_factory))
     handler = RecordingHandler()
     server = start_server(handler)
     try:
@@ -241,7 +245,7 @@ def test_report_dag_renders_params_variables_and_xcom_into_sheets_and_mail(synce
 
 @pytest.mark.parametrize(("kind", "day"), [("outside", "2026-11-20"), ("symlink", "2026-11-21")])
 def test_a_forged_build_xcom_fails_sheets_and_mail_and_sends_nothing(
-    synced, fake_sheets, monkeypatch, tmp_path, capsys, kind, day
+    synced, fake_sheets, monkeypatch, tmp_path, tmp_path_factory, capsys, kind, day
 ):
     """The build task's XCom (which an XCom edit through the API could change) names a secrets file
     for the workbook and the bodies and another folder for the Sheets task: both tasks fail at once,
@@ -256,7 +260,7 @@ def test_a_forged_build_xcom_fails_sheets_and_mail_and_sends_nothing(
     from nightshift.report_dags import build
 
     _, _, _, folder = synced
-    aggregate(folder)
+    aggregate(folder, shared_cache(tmp_path_factory))
     reports = folder / "reports"
     secret = tmp_path / "secrets.json"
     secret.write_text('{"fernet_key": "do-not-mail-9a7e"}')

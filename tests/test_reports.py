@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from support.marts import report_marts
+from support.marts import report_marts, shared_cache
 from test_sync_classicmodels import sqlite_source, sync_all, warehouse_conn  # noqa: F401 - fixtures
 
 from nightshift_core.reports.config import ReportConfigError, load, load_all
@@ -123,7 +123,7 @@ def context(task_id: str, run_after: dt.datetime) -> dict:
 
 @pytest.fixture(scope="module")
 def marts_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("marts")
+    return shared_cache(tmp_path_factory)
 
 
 @pytest.fixture
@@ -145,7 +145,7 @@ def synced(sqlite_source, tmp_path, monkeypatch, marts_cache):  # noqa: F811 - f
         target="classicmodels_agg.top_employees_by_sales", shape={"dataset": "classicmodels"},
     ).execute(context("top_employees_by_sales", t0))  # fmt: skip
     # The headline's and the charts' per-day marts, built by dbt (the top-5 above stays the reference).
-    report_marts(tmp_path / "dbt", tmp_path / "warehouse.duckdb", marts_cache / "marts.duckdb")
+    report_marts(tmp_path / "dbt", tmp_path / "warehouse.duckdb", marts_cache)
     monkeypatch.setenv("NIGHTSHIFT_REPORTS_DIR", str(tmp_path / "reports"))
     return conn
 
