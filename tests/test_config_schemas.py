@@ -39,3 +39,11 @@ def test_the_schema_refuses_an_unknown_key(kind):
     validator = jsonschema.Draft202012Validator(json.loads(text(kind)))
     data = json.loads(json.dumps(yaml.safe_load(files(kind)[0].read_text()), default=str))
     assert not validator.is_valid({**data, "colour": "red"})
+
+
+def test_sync_init_writes_the_modeline():
+    """`nightshift sync init` writes into include/config/syncs/ by default: its file names the schema too."""
+    from nightshift_core.config_schemas import CONFIG_DIR
+    from nightshift_core.sync.discover.plan import HEADER
+
+    assert HEADER.splitlines()[0] == modeline(CONFIG_DIR / "syncs" / "shop.yaml", "sync")

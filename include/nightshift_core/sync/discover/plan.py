@@ -266,6 +266,7 @@ def _append_only(entry: TablePlan, table: CatalogTable, types: ColumnTypes, opti
 # -- rendering ------------------------------------------------------------------------------------
 
 HEADER = """\
+# yaml-language-server: $schema=../schemas/sync.schema.json
 # Sync definition for {where} ({dialect}), written by `nightshift sync init` on {today}.
 # Review it, create the connection {conn_id!r} and the pool {pool!r} ({slots} slots)
 # if they do not exist, then put this file in include/config/syncs/: each table below becomes a task
