@@ -32,14 +32,16 @@ for dag_id, conn_id in (("probe_permanent", "probe_source"), ("probe_transient",
 """
 
 
-@pytest.fixture
-def airflow_env(tmp_path, postgres):
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory):
+    """One metadata DB (one `airflow db migrate`) for both DAGs: each test runs its own DAG and reads only
+    that DAG's rows."""
     from support.net import free_port
-    from support.services import scratch_database
+    from support.services import require, scratch_database
 
-    with scratch_database(postgres, "ns_fail") as db:
+    with scratch_database(require("postgres"), "ns_fail") as db:
         db.conn.cursor().execute("CREATE TABLE typed (id INT PRIMARY KEY, span int4range)")
-        yield from _airflow(tmp_path, db.airflow_conn, free_port())
+        yield from _airflow(tmp_path_factory.mktemp("fail-fast"), db.airflow_conn, free_port())
 
 
 def _airflow(tmp_path, source_conn: str, dead_port: int):
