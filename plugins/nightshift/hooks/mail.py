@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from nightshift_core.mail import (
+    MESSAGE_ID,
     MailAuthError,
     MailConfigError,
     MailConnectionError,
@@ -125,6 +126,9 @@ class MailHook(BaseHook):
         delivery before anything else can fail. An error after that point (QUIT, closing) is
         logged, not raised: the message went out.
         """
+        if message_id is not None and not MESSAGE_ID.fullmatch(message_id):
+            # the caller's mistake: refused before the connection is looked up
+            raise ValueError(f"message_id {message_id!r} must look like <unique-part@domain>")
         settings = self.settings
         message = self.build_message(
             to=to, cc=cc, subject=subject, html=html, text=text, message_id=message_id, headers=headers,
