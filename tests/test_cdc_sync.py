@@ -539,6 +539,13 @@ def test_apply_changes_and_the_position_commit_together_on_both_warehouses(contr
     )  # the source dropped note
     assert table()[0] == (1, "late", "a", None)
     assert wh.log_position(target) == '{"lsn": 3}'
+    before = table()
+    # a read that moved past none of the table's changes: the position alone, the rows untouched
+    wh.record_position(
+        target, JobKey("cdc", "moved", run_id="r"), SyncState(LOG_CURSOR, position='{"lsn": 4}')
+    )
+    assert wh.log_position(target) == '{"lsn": 4}'
+    assert table() == before
 
 
 def test_snapshot_and_log_into_bigquery(cdc, bq_emulator, tmp_path):

@@ -205,6 +205,11 @@ class Warehouse(ABC):
         """
         raise WarehouseError(f"the {self.engine} warehouse cannot apply change-capture changes yet")
 
+    def record_position(self, target: TableRef, job: JobKey, state: SyncState) -> str:
+        """Record ``state`` (a change-capture position whose read brought no rows) for ``target`` alone,
+        in one small transaction: the rows already there are not read. Returns the record's job id."""
+        raise WarehouseError(f"the {self.engine} warehouse cannot keep change-capture positions yet")
+
     def log_position(self, target: TableRef) -> str | None:
         """The change-capture position (JSON text) committed last with ``target``'s rows since its last
         full load; None when there is none (the table needs a snapshot first)."""

@@ -359,12 +359,18 @@ class BigQueryWarehouse(Warehouse):
     ) -> str:
         """``sql`` and the state's record in one multi-statement transaction: both commit or neither.
         Values are inlined: a script takes no query parameters on every BigQuery front end."""
-        record = (
+        record = self._state_record(state_table, target, state, job_id, last)
+        return f"BEGIN TRANSACTION;\n{sql};\n{record};\nCOMMIT TRANSACTION;"
+
+    def _state_record(
+        self, state_table: TableRef, target: TableRef, state: SyncState, job_id: str, last: str = "NULL"
+    ) -> str:
+        """The INSERT of the state's record, values inlined."""
+        return (
             f"INSERT INTO {self._fq(state_table)} ({SYNC_STATE_COLUMNS}, position) SELECT {_literal(str(target))}, "
             f"{_literal(state.cursor)}, CAST({_literal(state.read_until)} AS TIMESTAMP), CAST({last} AS INT64), "
             f"{_literal(state.full_load)}, {_literal(job_id)}, CURRENT_TIMESTAMP(), {_literal(state.position)}"
         )
-        return f"BEGIN TRANSACTION;\n{sql};\n{record};\nCOMMIT TRANSACTION;"
 
     def apply_changes(
         self, staged: StagedTable, key: Sequence[str], *, state: SyncState | None = None
@@ -419,6 +425,18 @@ class BigQueryWarehouse(Warehouse):
         )
         self.client.delete_table(ref, not_found_ok=True)
         return PublishResult(target, "merge", finished.job_id, staged.rows, added_columns=added)
+
+    def record_position(self, target: TableRef, job: JobKey, state: SyncState) -> str:
+        if state.position is None:
+            raise WarehouseError(f"{target}: record_position needs a state with a position")
+        job_id = job.job_id("position", str(target), state.position)
+        # one INSERT statement: atomic on its own, no script and no read of the target
+        sql = self._state_record(self._state_table(target), target, state, job_id)
+        finished = self._run_job(
+            job_id,
+            lambda jid: self.client.query(sql, job_id=jid, location=self.location, job_retry=None),
+        )
+        return finished.job_id
 
     def _states(self, target: TableRef, cursor: str, select: str, rest: str = "") -> list[dict] | None:
         """``select`` over ``target``'s states of ``cursor`` since its last full load (None: no state table)."""

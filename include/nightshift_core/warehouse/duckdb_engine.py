@@ -361,6 +361,19 @@ class DuckDBWarehouse(Warehouse):
         Path(path).unlink(missing_ok=True)
         return PublishResult(target, "merge", job_id, staged.rows, added_columns=added)
 
+    def record_position(self, target: TableRef, job: JobKey, state: SyncState) -> str:
+        if state.position is None:
+            raise WarehouseError(f"{target}: record_position needs a state with a position")
+        job_id = job.job_id("position", str(target), state.position)
+        with self.connect() as con:
+            _ensure_ledger(con)
+            con.execute(
+                f"INSERT INTO {_META}.sync_state ({SYNC_STATE_COLUMNS}, position) "
+                "VALUES (?, ?, NULL, NULL, ?, ?, now(), ?)",
+                [str(target), state.cursor, state.full_load, job_id, state.position],
+            )
+        return job_id
+
     def log_position(self, target: TableRef) -> str | None:
         with self.connect() as con:
             _ensure_ledger(con)
