@@ -125,6 +125,10 @@ class BinlogReader(ServerReader):
             # dump starts at the oldest binlog. MariaDB serves the classic file/offset dump as well.
             is_mariadb=self.settings.mariadb and "auto_position" in where,
             only_schemas=[self.endpoint.database],
+            # other tables' row events are skipped undecoded (their table maps at their name)
+            only_tables=sorted(self.tables),
+            # a table map seen once is not decoded again: a changed table gets a new table id
+            freeze_schema=True,
             only_events=[
                 QueryEvent,
                 XidEvent,
