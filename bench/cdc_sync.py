@@ -68,6 +68,7 @@ BACKLOG_TXN_ROWS = 10_000
 def cdc_phase(source: Source, name: str, db: str, workdir: str) -> dict:
     sys.path[:0] = [str(ROOT / "include")]
     import MySQLdb  # noqa: F401  (imports are not what is measured)
+    import pandas  # noqa: F401  (pyarrow imports it on its first pa.array; the query path's phase has it too)
     import psycopg2
     import pyarrow.parquet  # noqa: F401  (what sync_table imports on first use: not what is measured)
     import pymysqlreplication  # noqa: F401
