@@ -22,12 +22,12 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from nightshift_core.errors import SourceDefinitionError
-from nightshift_core.sync import source
-from nightshift_core.sync.cdc import guards
+from nightshift_core.sync import dialects, source
 from nightshift_core.sync.cdc.changes import Change, fold
 from nightshift_core.sync.cdc.endpoint import Endpoint
 from nightshift_core.sync.cdc.guards import GuardLimits
-from nightshift_core.sync.cdc.values import check_mysql_columns, mysql_batch, postgres_batch
+from nightshift_core.sync.cdc.log_source import LogSource
+from nightshift_core.sync.dialects import Dialect
 from nightshift_core.warehouse.base import (
     CHANGE_OP,
     CHANGE_UNCHANGED,
@@ -87,7 +87,7 @@ class CdcResult:
 
 def sync_table(
     conn: Any,
-    dialect: str,
+    dialect: Dialect | str,
     endpoint: Endpoint,
     table: CdcTable,
     warehouse: Warehouse,
@@ -110,19 +110,15 @@ def sync_table(
     Returns counts for the caller's metadata.
     """
     started = time.monotonic()
-    if dialect not in ("mysql", "postgres"):
-        raise SourceDefinitionError(
-            f"table {table.name!r}: mode: cdc reads MySQL/MariaDB or PostgreSQL logs, not {dialect}; use "
-            "mode: incremental or full"
-        )
+    logs = _log_source(dialect, table.name)
     stored = None
     if not full_refresh and warehouse.table_exists(target):
         stored = warehouse.log_position(target)
     if stored is None:
-        result = _snapshot(conn, dialect, endpoint, table, warehouse, target, job)
+        result = _snapshot(conn, logs, endpoint, table, warehouse, target, job)
     else:
         result = _from_log(
-            conn, dialect, endpoint, table, warehouse, target, job, stored, limits or GuardLimits()
+            conn, logs, endpoint, table, warehouse, target, job, stored, limits or GuardLimits()
         )
     result.seconds = round(time.monotonic() - started, 3)
     return result
@@ -135,15 +131,15 @@ def engine_step(
     exclude, batch_rows, deletes), ``dialect`` a Dialect or its name, ``connection`` the source's
     fields (host, port, login, password, schema: an Airflow Connection), ``facts`` the run's (job,
     full_refresh); the PostgreSQL slot is named after the job's DAG. Returns the quality gate's metadata."""
-    name = getattr(dialect, "name", dialect)
+    logs = _log_source(dialect, spec.table)
     endpoint = Endpoint(
-        connection.host or "127.0.0.1", int(connection.port or (5432 if name == "postgres" else 3306)),
+        connection.host or "127.0.0.1", int(connection.port or logs.default_port),
         connection.login or "", connection.schema or "", connection.password or "",
     )  # fmt: skip
     deletes = getattr(spec, "deletes", "soft")
     table = CdcTable(spec.table, tuple(spec.primary_key), facts.job.dag_id, tuple(spec.exclude), deletes,
                      batch_rows=spec.batch_rows)  # fmt: skip
-    result = sync_table(conn, name, endpoint, table, warehouse, spec.target, facts.job,
+    result = sync_table(conn, logs.dialect, endpoint, table, warehouse, spec.target, facts.job,
                         full_refresh=facts.full_refresh)  # fmt: skip
     log.info("%s: %s, %d change(s) read, %d row(s) applied in %d commit(s), log position %s -> %s",
              spec.target, result.mode, result.changes, result.staged_rows, result.chunks, result.start,
@@ -166,47 +162,25 @@ def engine_step(
 # -- the first run: a snapshot with its log position ------------------------------------------
 
 
-def _snapshot(conn, dialect, endpoint, table: CdcTable, warehouse, target, job) -> CdcResult:
-    replication = None
-    if dialect == "mysql":
-        from nightshift_core.sync.cdc.mysql_binlog import BinlogReader
+def _log_source(dialect: Dialect | str, table: str) -> LogSource:
+    """The log ``dialect``'s database keeps, or the error naming the modes that read it without one."""
+    dialect = dialects.get(dialect)
+    logs = dialect.log_source()
+    if logs is None:
+        raise SourceDefinitionError(
+            f"table {table!r}: mode: cdc reads MySQL/MariaDB or PostgreSQL logs, not {dialect.name}; use "
+            "mode: incremental or full"
+        )
+    return logs
 
-        with BinlogReader(endpoint, [table.name]) as reader:
-            # Where the log stands before the snapshot: a MySQL server without MariaDB's snapshot
-            # status starts here, and the first log run replays what the snapshot already has
-            # (idempotent per key).
-            before = reader.current_position()
-            source.prepare_session(conn, dialect)
-            cur = conn.cursor()
-            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
-            status = {str(k).lower(): v for k, v in cur.fetchall()}
-            cur.close()
-            position = before.to_dict()
-            if status.get("binlog_snapshot_file"):  # MariaDB: exactly the snapshot's point in the log
-                file, pos = str(status["binlog_snapshot_file"]), int(status["binlog_snapshot_position"])
-                position = {"file": file, "pos": pos, "gtid": _mariadb_gtid(conn, file, pos)}
-    else:
-        from nightshift_core.sync.cdc.postgres_logical import LogicalReader
 
-        with LogicalReader(endpoint, table.slot, [table.name], text=True) as reader:
-            lsn, snapshot, replication = reader.create_slot_with_snapshot()
-        position = {"lsn": lsn}
-        conn.rollback()
-        cur = conn.cursor()
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        if not re.fullmatch(r"[0-9A-F-]+", snapshot):  # the server's own id, inlined (no parameter here)
-            raise RuntimeError(f"{endpoint}: unexpected exported snapshot id {snapshot!r}")
-        cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-        cur.close()
-        replication.close()  # imported: the reading transaction holds the snapshot from here on
-        source.prepare_session(conn, dialect)
+def _snapshot(conn, logs: LogSource, endpoint, table: CdcTable, warehouse, target, job) -> CdcResult:
+    position = logs.snapshot(conn, endpoint, table)
     try:
-        columns = _describe(conn, dialect, table)
+        columns = _describe(conn, logs, table)
         schema = source.arrow_schema(columns)
         batches: Iterable[pa.RecordBatch] = source.extract(
-            conn, dialect, table.name, columns, batch_rows=table.batch_rows
+            conn, logs.dialect, table.name, columns, batch_rows=table.batch_rows
         )
         if table.deletes == "soft":  # live rows: the marker column is there, and NULL
             schema = schema.append(pa.field(DELETED_COLUMN, pa.timestamp("us", tz="UTC")))
@@ -228,26 +202,15 @@ def _snapshot(conn, dialect, endpoint, table: CdcTable, warehouse, target, job) 
     )  # fmt: skip
 
 
-def _mariadb_gtid(conn: Any, file: str, pos: int) -> str | None:
-    cur = conn.cursor()
-    try:
-        cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
-        row = cur.fetchone()
-    finally:
-        cur.close()
-    return (row[0] or None) if row else None
-
-
-def _describe(conn, dialect, table: CdcTable) -> list[source.SourceColumn]:
-    columns = source.describe(conn, dialect, table.name, exclude=table.exclude)
+def _describe(conn, logs: LogSource, table: CdcTable) -> list[source.SourceColumn]:
+    columns = source.describe(conn, logs.dialect, table.name, exclude=table.exclude)
     missing = set(table.primary_key) - {c.name for c in columns}
     if missing:
         raise SourceDefinitionError(
             f"table {table.name!r}: primary key column(s) {sorted(missing)} not found in the source (or "
             "excluded); fix primary_key (or exclude) in the sync definition"
         )
-    if dialect == "mysql":
-        check_mysql_columns(table.name, columns)
+    logs.check_columns(table.name, columns)
     return columns
 
 
@@ -255,50 +218,24 @@ def _describe(conn, dialect, table: CdcTable) -> list[source.SourceColumn]:
 
 
 def _from_log(
-    conn, dialect, endpoint, table: CdcTable, warehouse, target, job, stored: str, limits
+    conn, logs: LogSource, endpoint, table: CdcTable, warehouse, target, job, stored: str, limits
 ) -> CdcResult:
     position = json.loads(stored)
-    source.prepare_session(conn, dialect)
-    columns = _describe(conn, dialect, table)
-    if dialect == "postgres":
-        conn.commit()  # nothing written: this keeps the session's settings (a rollback would undo them)
+    source.prepare_session(conn, logs.dialect)
+    columns = _describe(conn, logs, table)
+    logs.after_describe(conn)
     _refuse_retyped(warehouse, target, table, columns)
     result = CdcResult("log", start=stored)
-    if dialect == "mysql":
-        from nightshift_core.sync.cdc.mysql_binlog import BinlogPosition, BinlogReader
 
-        for warning in guards.check_binlog_position(conn, position, tables=[table.name], limits=limits,
-                                                    endpoint=endpoint, server=str(endpoint)):  # fmt: skip
-            log.warning("%s: %s", target, warning)
-        with BinlogReader(endpoint, [table.name], split_after=table.chunk_changes) as reader:
-            read = reader.read(BinlogPosition.from_dict(position))
-            _apply_read(read, conn, dialect, table, columns, warehouse, target, job, result,
-                        lambda p: p.to_dict())  # fmt: skip
-            result.end = json.dumps(read.end.to_dict())
-            _crash_point("commit")  # nothing to confirm on a binlog: the stored position is all there is
-    else:
-        from nightshift_core.sync.cdc.postgres_logical import LogicalReader, format_lsn
+    def warn(warning: str) -> None:
+        log.warning("%s: %s", target, warning)
 
-        with LogicalReader(
-            endpoint, table.slot, [table.name], text=True, split_after=table.chunk_changes
-        ) as reader:
-            guards.check_slot(conn, reader.slot, tables=[table.name], position=stored, limits=limits,
-                              server=str(endpoint))  # fmt: skip
-            conn.commit()
-            confirmed = reader.slot_position()
-            if int(position["lsn"]) < confirmed:  # the slot moved past what the warehouse holds
-                raise guards.LogLostError(
-                    f"table {table.name!r}: the warehouse's position {format_lsn(int(position['lsn']))} is behind "
-                    f"slot {reader.slot}'s confirmed {format_lsn(confirmed)} on {endpoint} (the warehouse was "
-                    "restored, or the slot advanced by hand): the changes between are gone from the log. "
-                    "Reload the table: trigger the sync with full_refresh"
-                )
-            read = reader.read(int(position["lsn"]))
-            _apply_read(read, conn, dialect, table, columns, warehouse, target, job, result,
-                        lambda p: {"lsn": p})  # fmt: skip
-            result.end = json.dumps({"lsn": read.end})
-            _crash_point("commit")
-            reader.confirm(read.end)  # only now may the server recycle the WAL up to it
+    with logs.open_log(conn, endpoint, table, position, stored, limits, warn) as reader:
+        read = logs.read(reader, position)
+        _apply_read(read, conn, logs, table, columns, warehouse, target, job, result)
+        result.end = json.dumps(logs.encode(read.end))
+        _crash_point("commit")
+        logs.confirm(reader, read.end)  # only now may the server recycle the log up to it
     return result
 
 
@@ -321,27 +258,28 @@ def _refuse_retyped(warehouse: Warehouse, target: TableRef, table: CdcTable, col
         ) from None
 
 
-def _apply_read(read, conn, dialect, table, columns, warehouse, target, job, result, encode) -> None:
+def _apply_read(read, conn, logs: LogSource, table, columns, warehouse, target, job, result) -> None:
     """Fold and apply ``read`` in chunks, each committed with a position a read may restart from: the
     end of its last transaction, or, inside a transaction too big for one chunk (its parts come
     without a position), the boundary before that transaction (a restart re-applies all of it, which
     the per-key apply makes harmless); then the read's end (when it moved) with no rows."""
     pending: list[Change] = []
     last: Any = None  # the position of the last change taken (None: inside a split transaction)
+    encode = logs.encode
     safe: Any = read.start  # the last boundary with nothing after it applied
     for change in read:
         complete = last is not None and change.position != last  # the transaction at `last` has ended
         if complete:
             safe = last
         if len(pending) >= table.chunk_changes and (complete or last is None or change.position is None):
-            _apply_chunk(pending, encode(safe), conn, dialect, table, columns, warehouse, target, job, result)
+            _apply_chunk(pending, encode(safe), conn, logs, table, columns, warehouse, target, job, result)
             pending = []
         pending.append(change)
         last = change.position
         result.changes += 1
     end = encode(read.end)
     if pending:
-        _apply_chunk(pending, end, conn, dialect, table, columns, warehouse, target, job, result)
+        _apply_chunk(pending, end, conn, logs, table, columns, warehouse, target, job, result)
     elif json.dumps(end) != result.start:  # the log moved, past nothing of this table's: the position alone
         _crash_point("read")
         warehouse.record_position(target, job, SyncState(LOG_CURSOR, position=json.dumps(end)))
@@ -351,18 +289,14 @@ def _apply_read(read, conn, dialect, table, columns, warehouse, target, job, res
 
 
 def _apply_chunk(
-    changes, position, conn, dialect, table: CdcTable, columns, warehouse, target, job, result
+    changes, position, conn, logs: LogSource, table: CdcTable, columns, warehouse, target, job, result
 ) -> None:
     keys = {c.table: table.primary_key for c in changes}
     folded = fold(changes, keys)
     # A delete is written as its key alone: a delete's image holds the key (PostgreSQL's default replica
     # identity) or the old row, and every other column keeps the warehouse's value.
     rows = [f.row if f.op == "upsert" else dict(zip(table.primary_key, f.key, strict=True)) for f in folded]
-    if dialect == "mysql":
-        arrays, missing = mysql_batch(rows, columns, table.name) if rows else ([], [])
-    else:
-        arrays, missing = postgres_batch(conn, rows, columns, table.name) if rows else ([], [])
-        conn.rollback()
+    arrays, missing = logs.batch(conn, rows, columns, table.name)
     # nullable: a delete's row carries its key alone, whatever the source's NOT NULL columns
     schema = pa.schema([f.with_nullable(True) for f in source.arrow_schema(columns)])
     ts = pa.timestamp("us", tz="UTC")

@@ -1,0 +1,78 @@
+"""The interface a source database's change log implements for :mod:`nightshift_core.sync.cdc.run`.
+
+A dialect hands out its log source (:meth:`Dialect.log_source`; None: the database has no log change
+capture reads), and the run holds it without asking which database it is: the snapshot consistent
+with a log position, the guards and the bounded read from a stored position, the confirmation after
+the warehouse's commit. MySQL/MariaDB's binlog is in ``mysql_source.py``, PostgreSQL's logical
+decoding in ``postgres_source.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from nightshift_core.sync.cdc.endpoint import Endpoint
+    from nightshift_core.sync.cdc.guards import GuardLimits
+    from nightshift_core.sync.cdc.run import CdcTable
+    from nightshift_core.sync.dialects.base import Dialect
+    from nightshift_core.sync.source import SourceColumn
+
+
+class LogSource(abc.ABC):
+    """One source database's change log: snapshot with its position, guarded read, confirmation."""
+
+    default_port: ClassVar[int]  # where the log reader connects when the connection names no port
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.dialect!r})"
+
+    @abc.abstractmethod
+    def snapshot(self, conn: Any, endpoint: Endpoint, table: CdcTable) -> dict[str, Any]:
+        """Open on ``conn`` (nothing run on it yet) a read-only snapshot, its session prepared, and return
+        the log position it is consistent with (the first log run reads from there)."""
+
+    def check_columns(self, table: str, columns: Sequence[SourceColumn]) -> None:  # noqa: B027  (optional)
+        """Refuse columns the log's row images cannot be read back into (naming them and the fix)."""
+
+    def after_describe(self, conn: Any) -> None:  # noqa: B027  (optional: nothing to end by default)
+        """Before a log run reads the log: end the catalog read's transaction where one is open."""
+
+    @abc.abstractmethod
+    def open_log(
+        self,
+        conn: Any,
+        endpoint: Endpoint,
+        table: CdcTable,
+        position: dict[str, Any],
+        stored: str,
+        limits: GuardLimits,
+        warn: Callable[[str], None],
+    ) -> contextlib.AbstractContextManager[Any]:
+        """A reader of ``table``'s changes, the log-retention guards passed for the stored ``position``
+        (``stored`` its JSON): a log about to be lost fails, naming the fix; warnings go to ``warn``."""
+
+    @abc.abstractmethod
+    def read(self, reader: Any, position: dict[str, Any]) -> Any:
+        """The changes from ``position`` up to the position current now (iterable, ``start``, ``end``)."""
+
+    @abc.abstractmethod
+    def encode(self, position: Any) -> dict[str, Any]:
+        """A reader's position as the warehouse stores it (JSON)."""
+
+    def confirm(self, reader: Any, end: Any) -> None:  # noqa: B027  (optional: a binlog keeps no state)
+        """After the warehouse committed up to ``end``: let the server recycle the log before it."""
+
+    @abc.abstractmethod
+    def batch(
+        self, conn: Any, rows: list[dict], columns: Sequence[SourceColumn], table: str
+    ) -> tuple[list[pa.Array], list[list[str]]]:
+        """The folded rows as Arrow arrays, and per row the columns its image left out."""
