@@ -331,9 +331,9 @@ def test_two_runs_with_nothing_changed_read_nothing_quickly(cdc):
     assert cdc.live() == [(1, "paid")]
 
 
+# TOAST is PostgreSQL's: a FULL binlog row image has every column
+@pytest.mark.parametrize("cdc", ["postgres"], indirect=True)
 def test_unchanged_toast_values_keep_the_warehouse_value(cdc):
-    if cdc.engine != "postgres":
-        pytest.skip("TOAST is PostgreSQL's; the binlog's FULL row image always has every column")
     big = uuid.uuid4().hex * 400  # 12,800 characters of little redundancy: stored out of line
     cdc.sql(f"INSERT INTO orders VALUES (1, 'new', '{big}')")
     cdc.run()
@@ -569,12 +569,11 @@ def test_snapshot_and_log_into_bigquery(cdc, bq_emulator, tmp_path):
     assert cdc.run(warehouse=bq).changes == 0
 
 
+@pytest.mark.parametrize("cdc", ["postgres"], indirect=True)  # per-table scan counters: pg_stat_user_tables
 def test_the_log_path_scans_no_table_after_the_snapshot(cdc):
     """PostgreSQL's own counters of the table: no sequential or index scan by a log run (the writes
     themselves are done and counted before it). MariaDB's Handler_read_* are server-wide: the bench
     reads them."""
-    if cdc.engine != "postgres":
-        pytest.skip("per-table scan counters: PostgreSQL's pg_stat_user_tables")
     values = ", ".join(f"({i}, 'new', 'n{i}')" for i in range(1, 501))
     cdc.sql(f"INSERT INTO orders VALUES {values}")
     cdc.run()
@@ -594,10 +593,10 @@ def test_the_log_path_scans_no_table_after_the_snapshot(cdc):
     assert scans() == before
 
 
+# only a slot is confirmed, so only a slot can be ahead of the warehouse
+@pytest.mark.parametrize("cdc", ["postgres"], indirect=True)
 def test_a_slot_ahead_of_the_warehouse_fails_naming_full_refresh(cdc):
     """A warehouse restored to an older position than its slot confirmed: the changes between are gone."""
-    if cdc.engine != "postgres":
-        pytest.skip("a binlog position cannot be ahead of the warehouse: only a slot is confirmed")
     from nightshift_core.sync.cdc.guards import LogLostError
     from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
 
