@@ -161,7 +161,10 @@ class LogicalReader(ServerReader):
         return parse_lsn(lsn)
 
     def current_position(self) -> int:
-        return parse_lsn(self._one("SELECT pg_current_wal_lsn()::text"))
+        """The WAL flushed to disk: what decoding reads and how far ``pg_replication_slot_advance``
+        moves a slot (it stops at the flush point, so a bound past it would store a position the
+        slot is never confirmed to). A committed transaction is flushed before its commit returns."""
+        return parse_lsn(self._one("SELECT pg_current_wal_flush_lsn()::text"))
 
     def read(self, start: int) -> LogicalRead:
         """The changes committed after ``start`` up to the WAL position current now (not beyond).
