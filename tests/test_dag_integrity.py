@@ -195,13 +195,14 @@ def test_sync_definitions_are_valid_and_their_connections_exist_locally():
     assert configs, "no sync definitions shipped"
     pools = {p["pool_name"]: p["pool_slot"] for p in settings["pools"]}
     for config in configs:
-        assert config.conn_id in conns, (
-            f"{config.path.name}: connection {config.conn_id} not in airflow_settings.yaml"
+        source = config.source
+        assert source.conn_id in conns, (
+            f"{config.path.name}: connection {source.conn_id} not in airflow_settings.yaml"
         )
         # The pool is what limits source connections; max_connections documents its size.
-        assert pools.get(config.pool) == config.max_connections, (
-            f"{config.path.name}: pool {config.pool} has {pools.get(config.pool)} slots in "
-            f"airflow_settings.yaml but source.max_connections is {config.max_connections}"
+        assert pools.get(source.pool) == source.max_connections, (
+            f"{config.path.name}: pool {source.pool} has {pools.get(source.pool)} slots in "
+            f"airflow_settings.yaml but source.max_connections is {source.max_connections}"
         )
     for example in sorted((SYNC_DIR / "examples").glob("*.yaml")):
         load(example)  # examples must stay valid too

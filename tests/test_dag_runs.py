@@ -25,6 +25,7 @@ from nightshift_core.sync.config import load as load_sync
 ROOT = Path(__file__).resolve().parents[1]
 SYNC = load_sync(ROOT / "include/config/syncs/classicmodels.yaml")
 REPORT = load_report(ROOT / "include/config/reports/daily_sales.yaml")
+DATASET = SYNC.target.dataset
 LOADS = [f"load_{t.target_table}" for t in SYNC.tables]
 DAY = "2026-11-22"
 RECIPIENT = "sales-team@nightshift.test"
@@ -103,7 +104,8 @@ def synced(metadata_db, tmp_path_factory):
         env.delenv("NIGHTSHIFT_SYNC_DIR", raising=False)
         env.delenv("NIGHTSHIFT_REPORT_DIR", raising=False)
         env.setenv(
-            f"AIRFLOW_CONN_{SYNC.conn_id.upper()}", json.dumps({"conn_type": "sqlite", "host": str(source)})
+            f"AIRFLOW_CONN_{SYNC.source.conn_id.upper()}",
+            json.dumps({"conn_type": "sqlite", "host": str(source)}),
         )
         env.setenv(
             "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": warehouse})
@@ -126,13 +128,13 @@ def test_sync_dag_pushes_each_load_to_the_gate_and_params_select_a_full_reload(s
         (t, counts[t], counts[t]) for t in counts
     ]
     assert rendered(dag.dag_id, first.run_id, "quality_gate") == {"load_results": loads}
-    assert pushed["quality_gate"]["checked"] == [f"{SYNC.dataset}.{t.target_table}" for t in SYNC.tables]
+    assert pushed["quality_gate"]["checked"] == [f"{DATASET}.{t.target_table}" for t in SYNC.tables]
     # The Params' defaults, as rendered: no selection, no forced reload.
     assert rendered(dag.dag_id, first.run_id, "load_orders") == {
         "full_refresh": "False", "only_tables": "", "reconcile": "False"
     }  # fmt: skip
     for table, n in counts.items():
-        assert warehouse_rows(f"SELECT COUNT(*) AS n FROM {SYNC.dataset}.{table}") == [{"n": n}], table  # noqa: S608
+        assert warehouse_rows(f"SELECT COUNT(*) AS n FROM {DATASET}.{table}") == [{"n": n}], table  # noqa: S608
 
     # A change an incremental window cannot see (amount, same updatedAt) and a deleted payment:
     # only `tables: [payments], full_refresh: true` reloads the table whole, every other load skips.
@@ -152,8 +154,8 @@ def test_sync_dag_pushes_each_load_to_the_gate_and_params_select_a_full_reload(s
     pushed = xcoms(dag.dag_id, second.run_id)
     assert set(pushed) == {"load_payments", "quality_gate"}, "skipped loads push nothing"
     assert pushed["load_payments"]["mode"] == "full" and pushed["load_payments"]["staged_rows"] == want[0]
-    assert pushed["quality_gate"]["checked"] == [f"{SYNC.dataset}.payments"]
-    got = warehouse_rows(f"SELECT COUNT(*) AS n, SUM(amount) AS total FROM {SYNC.dataset}.payments")  # noqa: S608
+    assert pushed["quality_gate"]["checked"] == [f"{DATASET}.payments"]
+    got = warehouse_rows(f"SELECT COUNT(*) AS n, SUM(amount) AS total FROM {DATASET}.payments")  # noqa: S608
     assert (got[0]["n"], float(got[0]["total"])) == (want[0], pytest.approx(float(want[1])))
 
 

@@ -37,7 +37,7 @@ def sync_all(
             task_id=f"load_{table.name}",
             source_conn_id=conn_id,
             table=table.name,
-            dataset=CONFIG.dataset,
+            dataset=CONFIG.target.dataset,
             primary_key=table.primary_key,
             mode=(modes or {}).get(table.name, table.mode),
             cursor=table.cursor,
@@ -54,7 +54,7 @@ def warehouse_rows(table: str, key: tuple[str, ...]) -> list[dict]:
 
     with WarehouseHook().get_conn() as wh:
         order = ", ".join(key)
-        return wh.query(f"SELECT * FROM {CONFIG.dataset}.{table} ORDER BY {order}").to_pylist()
+        return wh.query(f"SELECT * FROM {CONFIG.target.dataset}.{table} ORDER BY {order}").to_pylist()
 
 
 def source_rows(conn, table: str, key: tuple[str, ...], quote: str) -> list[dict]:

@@ -27,7 +27,7 @@ def write(tmp_path: Path, text: str, name: str = "shop.yaml") -> Path:
 
 def test_good_file_with_defaults(tmp_path):
     config = load(write(tmp_path, GOOD))
-    assert config.dag_id == "sync_shop" and config.pool == "src_pool" and config.schedule == "@daily"
+    assert config.dag_id == "sync_shop" and config.source.pool == "src_pool" and config.schedule == "@daily"
     orders, currencies = config.tables
     assert orders.lag.total_seconds() == 600 and orders.cursor == "updated_at"
     assert currencies.mode == "full" and currencies.primary_key == ("code",)
@@ -39,8 +39,8 @@ def test_source_timezone_is_read(tmp_path):
             tmp_path, GOOD.replace("source: {conn_id: src}", "source: {conn_id: src, timezone: Asia/Tokyo}")
         )
     )
-    assert config.timezone == "Asia/Tokyo"
-    assert load(write(tmp_path, GOOD, "plain.yaml")).timezone is None
+    assert config.source.timezone == "Asia/Tokyo"
+    assert load(write(tmp_path, GOOD, "plain.yaml")).source.timezone is None
 
 
 def test_shipped_classicmodels_definition():

@@ -90,7 +90,7 @@ def assert_equal_data(config, source_cur, quote: str, warehouse: Path) -> None:
 
     with duckdb.connect(str(warehouse), read_only=True) as wh:
         for table in config.tables:
-            where = f'"{config.dataset}"."{table.target_table}"'
+            where = f'"{config.target.dataset}"."{table.target_table}"'
             every = [
                 n for (n, *_) in wh.execute(f"DESCRIBE {where}").fetchall() if not n.startswith("_nightshift")
             ]
@@ -200,7 +200,7 @@ def test_mariadb_definition_syncs_every_table_in_one_round(mariadb_source, wareh
     assert tables["uniq"].primary_key == ("code",)
     assert (tables["events"].cursor, tables["events"].lag) == ("id", dt.timedelta(0))
     assert tables["unindexed"].mode == "full" and "no index starts with it" in prose(out)
-    assert config.timezone is None, "a UTC server needs no source.timezone"
+    assert config.source.timezone is None, "a UTC server needs no source.timezone"
     started = time.monotonic()
     results = one_round(config)
     synced = time.monotonic() - started
@@ -299,7 +299,7 @@ def test_a_mariadb_server_not_in_utc_gets_its_zone_for_a_datetime_cursor(
     code, said = init("shop_at_plus_one", out)
     assert code == 0, said
     config = load(out)
-    assert config.timezone == "Etc/GMT-1", "the server's +01:00 as an IANA zone (Etc/GMT-1 is UTC+1)"
+    assert config.source.timezone == "Etc/GMT-1", "the server's +01:00 as an IANA zone (Etc/GMT-1 is UTC+1)"
     assert (config.tables[0].mode, config.tables[0].cursor) == ("incremental", "changedAt")
     results = one_round(config)
     assert results["lines"]["staged_rows"] == 2 and results["lines"]["reconciled"]["repaired"] == 0
@@ -396,7 +396,7 @@ def test_postgres_definition_syncs_every_table_in_one_round(postgres_source, war
         "changedAt",
         ("orderId", "lineNo"),
     )
-    assert config.timezone == "Europe/Paris", "a DATETIME cursor on a Paris server needs its zone"
+    assert config.source.timezone == "Europe/Paris", "a DATETIME cursor on a Paris server needs its zone"
     assert "Confirm it is the zone the applications write in" in prose(out)
     assert tables["user"].primary_key == ("select",)
     assert tables["nokey"].primary_key == () and tables["uniq"].primary_key == ("code",)

@@ -30,13 +30,14 @@ Syncs connection `{conn_id}` into warehouse dataset `{dataset}` (definition:
 
 
 def build(config: SyncConfig) -> DAG:
+    source, dataset = config.source, config.target.dataset
     rows = "\n".join(
         f"| {t.name} | {t.mode} | {', '.join(t.primary_key)} | {t.cursor or ''} | {t.lag} |"
         for t in config.tables
     )
     doc = DOC.format(
-        dag_id=config.dag_id, conn_id=config.conn_id, dataset=config.dataset, file=config.path.name,
-        rows=rows, pool=config.pool,
+        dag_id=config.dag_id, conn_id=source.conn_id, dataset=dataset, file=config.path.name,
+        rows=rows, pool=source.pool,
     )  # fmt: skip
     with DAG(
         dag_id=config.dag_id,
@@ -69,40 +70,40 @@ def build(config: SyncConfig) -> DAG:
             loads.append(
                 SqlToWarehouseOperator(
                     task_id=f"load_{table.target_table}",
-                    source_conn_id=config.conn_id,
+                    source_conn_id=source.conn_id,
                     table=table.name,
-                    dataset=config.dataset,
+                    dataset=dataset,
                     target_table=table.target_table,
                     mode=table.mode,
                     primary_key=table.primary_key,
                     cursor=table.cursor,
                     lag=table.lag,
                     exclude=table.exclude,
-                    batch_rows=config.batch_rows,
+                    batch_rows=source.batch_rows,
                     full_refresh="{{ params.full_refresh }}",
                     only_tables="{{ params.tables | join(',') }}",
                     detect_deletes=table.detect_deletes,
                     deletes=table.deletes,
                     partition_by=table.partition_by,
                     definition=_shown(config.path),
-                    source_timezone=config.timezone,
+                    source_timezone=source.timezone,
                     reconcile="{{ params.reconcile }}",
                     reconcile_every=table.reconcile_every,
                     also_synced=[t.name for t in config.tables if t.name != table.name],
-                    reader=config.reader,
-                    read_partitions=config.read_partitions,
-                    pool=config.pool,
+                    reader=source.reader,
+                    read_partitions=source.read_partitions,
+                    pool=source.pool,
                     # the task's own connection plus the Arrow reader's: the pool counts them all
-                    pool_slots=1 if config.reader == "dbapi" else 1 + config.read_partitions,
-                    outlets=[Asset(name=f"{config.dataset}.{table.target_table}")],
+                    pool_slots=1 if source.reader == "dbapi" else 1 + source.read_partitions,
+                    outlets=[Asset(name=f"{dataset}.{table.target_table}")],
                 )
             )
         gate = SyncQualityGateOperator(
             task_id="quality_gate",
             load_results=[load.output for load in loads],
-            primary_keys={f"{config.dataset}.{t.target_table}": t.primary_key for t in config.tables},
-            cursors={f"{config.dataset}.{t.target_table}": t.cursor for t in config.tables if t.cursor},
-            tolerance=config.row_count_tolerance,
+            primary_keys={f"{dataset}.{t.target_table}": t.primary_key for t in config.tables},
+            cursors={f"{dataset}.{t.target_table}": t.cursor for t in config.tables if t.cursor},
+            tolerance=config.quality.row_count_tolerance,
             trigger_rule="none_failed_min_one_success",
         )
         loads >> gate
@@ -111,7 +112,7 @@ def build(config: SyncConfig) -> DAG:
                 task_id=post.name,
                 sql=post.sql,
                 target=post.target,
-                shape={"dataset": config.dataset},
+                shape={"dataset": dataset},
                 outlets=[Asset(name=post.target)],
             )
     return dag

@@ -242,7 +242,8 @@ class Source(ConfigModel):
                 "table (the reader's plus the task's own) but source.max_connections is "
                 f"{self.max_connections}: lower read_partitions"
             )
-        return self.model_copy(update={"reader": reader})
+        pool = self.pool or f"{self.conn_id}_pool"  # the default pool is named after the connection
+        return self.model_copy(update={"reader": reader, "pool": pool})
 
 
 class Target(ConfigModel):
@@ -312,44 +313,9 @@ class SyncConfig(FileModel):
                 raise ValueError(f"tables[{i}]: target table {table.target_table!r} appears twice")
             names.add(table.target_table)
         if not self.description:
-            return self.model_copy(update={"description": f"Sync {self.conn_id} into {self.dataset}"})
+            description = f"Sync {self.source.conn_id} into {self.target.dataset}"
+            return self.model_copy(update={"description": description})
         return self
-
-    @property
-    def conn_id(self) -> str:
-        return self.source.conn_id
-
-    @property
-    def pool(self) -> str:
-        return self.source.pool or f"{self.source.conn_id}_pool"
-
-    @property
-    def max_connections(self) -> int:
-        return self.source.max_connections
-
-    @property
-    def batch_rows(self) -> int:
-        return self.source.batch_rows
-
-    @property
-    def timezone(self) -> str | None:
-        return self.source.timezone
-
-    @property
-    def reader(self) -> str:
-        return self.source.reader
-
-    @property
-    def read_partitions(self) -> int:
-        return self.source.read_partitions
-
-    @property
-    def dataset(self) -> str:
-        return self.target.dataset
-
-    @property
-    def row_count_tolerance(self) -> float:
-        return self.quality.row_count_tolerance
 
 
 def load_all(directory: Path = SYNC_DIR) -> list[SyncConfig]:
