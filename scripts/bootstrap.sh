@@ -25,13 +25,17 @@ command -v gcc >/dev/null 2>&1 || need_apt+=(build-essential)
 if [ $dev = 1 ]; then
     [ -x /usr/bin/chromium ] || need_apt+=(chromium)
     [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+    # The workbook print test converts .xlsx to PDF with headless LibreOffice (Calc alone, no GUI)
+    # and reads page counts and sizes with poppler's pdfinfo.
+    command -v soffice >/dev/null 2>&1 || need_apt+=(libreoffice-calc-nogui)
+    command -v pdfinfo >/dev/null 2>&1 || need_apt+=(poppler-utils)
     # The spatial-type tests sync PostGIS geometry from the local Debian PostgreSQL.
     for pg in /usr/share/postgresql/[0-9]*; do
         [ -d "$pg/extension" ] && [ ! -f "$pg/extension/postgis.control" ] && need_apt+=("postgresql-$(basename "$pg")-postgis-3")
     done
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "    installing: ${need_apt[*]} (to build mysqlclient; --dev: Chromium for the browser check, PostGIS for the spatial tests)"
+    echo "    installing: ${need_apt[*]} (to build mysqlclient; --dev: Chromium for the browser check, LibreOffice Calc and pdfinfo for the workbook PDF test, PostGIS for the spatial tests)"
     if [ "$(id -u)" = 0 ]; then apt=(apt-get); elif command -v sudo >/dev/null; then apt=(sudo apt-get); else
         die "missing ${need_apt[*]}: install them with your package manager (Debian/Ubuntu: apt-get install ${need_apt[*]}) and re-run"
     fi

@@ -200,15 +200,22 @@ def _write_overview(
     from openpyxl.drawing.image import Image
 
     ws.sheet_properties.pageSetUpPr.fitToPage = True  # written with the first row
-    ws.column_dimensions["A"].width = 24
-    for letter in "BCDEFGH":
-        ws.column_dimensions[letter].width = 22
+    # Columns as wide as their longest cell, so printed cells do not run into each other; a row
+    # of one cell (the late-sync or no-data line) runs over the empty cells to its right.
+    widths = [MIN_WIDTH] * max((len(r) for r in rows), default=1)
+    for cells in rows:
+        if len(cells) > 1:
+            for i, text in enumerate(cells):
+                widths[i] = max(widths[i], min(MAX_WIDTH, len(str(text)) + 2))
+    for i, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = width
     ws.append([_text_cell(ws, title, font=_TITLE_FONT)])
     ws.append([_text_cell(ws, subtitle, font=_SUBTITLE_FONT)])
     row = 2
     for cells in rows:
         ws.append([_text_cell(ws, c, font=_HEADER_FONT if c == cells[0] else Font()) for c in cells])
         row += 1
+    columns = len(widths)
     for chart_title, png in charts:
         ws.append([])
         ws.append([_text_cell(ws, chart_title, font=_HEADER_FONT)])
@@ -221,9 +228,8 @@ def _write_overview(
         for _ in range(covered):
             ws.append([])
         row += covered
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
+        columns = max(columns, _columns_spanned(widths, image.width))
+    _print_setup(ws, columns, row, header=False)
 
 
 def _write_sheet(ws: WriteOnlyWorksheet, table: ReportTable, *, title: str, subtitle: str) -> None:
@@ -270,15 +276,26 @@ def _write_sheet(ws: WriteOnlyWorksheet, table: ReportTable, *, title: str, subt
     _print_setup(ws, print_cols, print_rows)
 
 
-def _print_setup(ws: WriteOnlyWorksheet, columns: int, rows: int) -> None:
+def _print_setup(ws: WriteOnlyWorksheet, columns: int, rows: int, *, header: bool = True) -> None:
     """Print and PDF as people expect: landscape, one page wide (as many pages tall as it takes),
     the header row repeated on every page, and the print area covering the table and its chart."""
     ws.page_setup.orientation = "landscape"
     ws.page_setup.paperSize = "9"  # A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
-    ws.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
+    if header:
+        ws.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
     ws.print_area = f"A1:{get_column_letter(max(columns, 1))}{max(rows, HEADER_ROW)}"
+
+
+def _columns_spanned(widths: Sequence[float], pixels: int) -> int:
+    """How many columns (the given widths in characters, then default ones) a picture this wide covers."""
+    covered, count = 0.0, 0
+    while covered < pixels:
+        # Excel's column of w characters is about 7 * w + 5 pixels (Calibri 11).
+        covered += 7 * (widths[count] if count < len(widths) else 8.43) + 5
+        count += 1
+    return count
 
 
 class _RowCells:
@@ -414,7 +431,20 @@ def _fit_widths(table: ReportTable) -> list[float]:
                 widths[i] = max(widths[i], _display_length(value, formats[i], table.currency))
     if table.totals:
         widths[0] = max(widths[0], len(TOTAL_LABEL) + 1)
+        # A total is wider than any one value: without room for it, a printed total reads "###".
+        # Its bound (largest sampled value x rows) needs no pass over every row.
+        count = len(table.rows)
+        for column in table.totals:
+            i = table.index(column)
+            numbers = [abs(v) for row in sample if _is_number(v := row[i])]
+            if numbers:
+                bound = max(numbers) * count
+                widths[i] = max(widths[i], _display_length(-bound, formats[i], table.currency) + 1)
     return [float(min(MAX_WIDTH, max(MIN_WIDTH, w + 1))) for w in widths]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool) and finite(value)
 
 
 def _display_length(value: Any, fmt: str | None, currency: str = "") -> int:
@@ -428,7 +458,7 @@ def _display_length(value: Any, fmt: str | None, currency: str = "") -> int:
         return 10
     if isinstance(value, time | timedelta):
         return 8
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool) and finite(value):
+    if _is_number(value):
         return min(len(str(value)), 15)
     text = value.hex() if isinstance(value, bytes) else str(value)
     return max((len(line) for line in text[: MAX_WIDTH * 4].splitlines()), default=0)
