@@ -29,7 +29,7 @@ def test_shipped_definitions_load():
         "top_employees",
         "last_7_days",
     ]
-    assert sales.assets and sales.email and sales.sheets and sales.split_by == "territory"
+    assert sales.assets and sales.email and sales.sheets and sales.excel.split_by == "territory"
 
 
 GOOD = """

@@ -406,10 +406,6 @@ class ReportConfig(FileModel):
     def dag_id(self) -> str:
         return f"report_{self.report_id}"
 
-    @property
-    def split_by(self) -> str | None:
-        return self.excel.split_by
-
     @classmethod
     def prepare(cls, data: dict, info: ValidationInfo) -> dict:
         data = super().prepare(data, info)

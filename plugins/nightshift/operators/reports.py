@@ -230,10 +230,10 @@ class WarehouseToReportOperator(BaseOperator):
         )  # fmt: skip
         written = {workbook} | {c.path for c in charts}
         parts: dict[str, str] = {}
-        if config.split_by:
+        if config.excel.split_by:
             by = build_workbooks_by(
                 out, report_id=config.report_id, report_date=day, title=config.title, subtitle=subtitle,
-                tables=tables, split_column=config.split_by,
+                tables=tables, split_column=config.excel.split_by,
             )  # fmt: skip
             parts = {str(k): str(v) for k, v in by.items()}
             written |= set(by.values())
