@@ -1,5 +1,6 @@
 """Inter-process locks, with a second process really contending: the DuckDB warehouse's file lock
-(each operation, and dbt's hold around a whole invocation) and the MLflow SQLite store's first use."""
+(each operation, a session of several, and dbt's hold around a whole invocation) and the MLflow SQLite
+store's first use."""
 
 from __future__ import annotations
 
@@ -120,6 +121,37 @@ def test_the_lock_is_released_when_an_operation_fails(tmp_path, holder):
         with DuckDBWarehouse(path).connect() as con:
             con.execute("NOT SQL")
     holder("warehouse", str(path)).let_go()  # the other process gets it at once
+
+
+def test_a_session_opens_the_warehouse_once_and_holds_it_until_it_ends(tmp_path, holder, monkeypatch):
+    """Every operation inside a session (and a nested one, and another object on the same file) uses the
+    one opening; another process waits for the whole session; an operation after it opens the file again."""
+    from nightshift_core.warehouse import TableRef
+    from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
+
+    path = tmp_path / "w.duckdb"
+    opened: list[Path] = []
+    real = DuckDBWarehouse._attached
+
+    def counted(self):
+        opened.append(self.path)
+        return real(self)
+
+    monkeypatch.setattr(DuckDBWarehouse, "_attached", counted)
+    wh = DuckDBWarehouse(path)
+    with wh.session():
+        other = holder("warehouse", str(path), wait_held=False)
+        wh.ensure_dataset("d")
+        wh.query("CREATE TABLE d.t AS SELECT 1 AS id")
+        with wh.session():
+            assert wh.table_exists(TableRef("d", "t"))
+        assert DuckDBWarehouse(path).query("SELECT id FROM d.t").to_pylist() == [{"id": 1}]
+        assert opened == [path], opened
+        assert not other.said("held", within=1.0), "the other process got the warehouse during the session"
+    assert other.said("held", within=30)
+    other.let_go()
+    assert [c.name for c in wh.get_schema(TableRef("d", "t"))] == ["id"]
+    assert opened == [path, path]
 
 
 @pytest.fixture

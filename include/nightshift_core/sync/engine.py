@@ -144,12 +144,13 @@ class TableSyncEngine:
                 "the source (or excluded); fix primary_key (or exclude) in the sync definition"
             )
         target = spec.target
-        self._refuse_dropped_columns(target, columns)
         full = spec.mode == "full" or facts.full_refresh
-        if full:
-            read = self._read_full(clock_at)
-        else:
-            read = self._read_incremental(target, columns, facts, server, clock_at)
+        with self.warehouse.session():  # the target's checks and state: the warehouse opened once
+            self._refuse_dropped_columns(target, columns)
+            if full:
+                read = self._read_full(clock_at)
+            else:
+                read = self._read_incremental(target, columns, facts, server, clock_at)
         counted: dict = {}  # MySQL's Arrow read counts its own rows (its snapshot is its own)
         batches, reader = self._extract(target, columns, read.where, list(read.params), counted)
         staged = self.warehouse.stage(facts.job, target, batches, arrow_schema(columns))

@@ -274,6 +274,12 @@ class Warehouse(ABC):
     def close(self) -> None:  # noqa: B027 - optional for engines without resources
         """Release connections."""
 
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        """One connection for every operation inside (in this thread) instead of one each: for a stretch of
+        warehouse work with no source read in it, as a file engine keeps other processes' operations
+        waiting until it ends. Nested: the outer one's. Engines whose operations open nothing hold nothing."""
+        return contextlib.nullcontext()
+
     def lock(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """Hold the warehouse against other processes' writes, for work that outlasts one operation
         (dbt running DuckDB itself). Engines that take concurrent writers hold nothing."""

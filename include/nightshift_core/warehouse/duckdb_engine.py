@@ -3,7 +3,8 @@
 DuckDB lets one process at a time open a database file for writing, and Airflow runs
 tasks in parallel processes, so every operation takes an exclusive file lock
 (``<file>.lock``, :meth:`DuckDBWarehouse.lock`), opens the database, works, and closes it
-again. Extensions are never installed or auto-loaded: nothing here may reach the network.
+again; a :meth:`DuckDBWarehouse.session` keeps it open (and locked) across a stretch of
+operations. Extensions are never installed or auto-loaded: nothing here may reach the network.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -52,6 +54,7 @@ CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": Fa
 _META = "_nightshift"  # schema for the publish ledger and the incremental reads' states
 CATALOG = "_nightshift_warehouse"
 _DATABASE: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_SESSIONS: dict[tuple[int, int, str], duckdb.DuckDBPyConnection] = {}  # DuckDBWarehouse.session's, by key
 
 
 def _database() -> duckdb.DuckDBPyConnection:
@@ -107,6 +110,7 @@ _FROM_DUCKDB: dict[str, LogicalType] = {
     "TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "JSON": "JSON",
 }  # fmt: skip
 _TYPE_COMMENT = "nightshift:"
+_ROWID = "_nightshift_rowid"  # apply_changes: the matched target row's rowid
 # states recorded since the target's last full load (parameter: the target)
 _SINCE_FULL_LOAD = (
     f"published_at >= COALESCE((SELECT MAX(published_at) FROM {_META}.sync_state WHERE target = ? AND full_load), "
@@ -154,8 +158,47 @@ class DuckDBWarehouse(Warehouse):
             lock.release()
 
     @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """The file locked and attached once for every operation inside (in this thread): each operation
+        otherwise attaches it and detaches it again (a checkpoint), which costs more than a small operation
+        itself. Other processes' operations wait until the session ends: keep source reads outside it."""
+        key = self._session_key()
+        if key in _SESSIONS:
+            yield
+            return
+        with self._attached() as con:
+            _SESSIONS[key] = con
+            try:
+                yield
+            finally:
+                del _SESSIONS[key]
+
+    def _session_key(self) -> tuple[int, int, str]:
+        """Sessions are per process, thread and file: any warehouse object on the file shares one."""
+        return os.getpid(), threading.get_ident(), str(self.path.resolve())
+
+    @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """An exclusive, short-lived connection (waits for other processes' operations)."""
+        """An exclusive, short-lived connection (waits for other processes' operations); inside a
+        :meth:`session`, a connection of its own to the file the session holds attached."""
+        held = _SESSIONS.get(self._session_key())
+        if held is None:
+            with self._attached() as con:
+                yield con
+            return
+        con = held.cursor()  # the attached file belongs to the instance: every cursor of it sees it
+        try:
+            con.execute(f"USE {CATALOG}")
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")  # only when an operation left a transaction open
+            con.close()
+
+    @contextlib.contextmanager
+    def _attached(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The file locked and attached until the block ends."""
         with self.lock():
             # Attached under a fixed catalog name: connecting to the file directly would name the
             # catalog after the file, and a dataset with the same name would become ambiguous.
@@ -338,14 +381,19 @@ class DuckDBWarehouse(Warehouse):
                     if DELETED_COLUMN in staged_names
                     else " AND FALSE"
                 )
-                merged = con.sql(  # noqa: F841 - read by the INSERT below (DuckDB's replacement scan)
-                    f"SELECT {kept}, CASE WHEN {absent} THEN 'delete' ELSE s.{q(CHANGE_OP)} END AS {q(CHANGE_OP)} "
-                    f"FROM read_parquet(?) AS s LEFT JOIN {fq(target)} AS t ON {on}",
+                # One pass over the target: the join keeps each matched row's rowid, and the old rows go
+                # by rowid (no second join over the whole target; a rowid filter reads no column).
+                merged = con.sql(  # noqa: F841 - read by the DELETE and INSERT below (replacement scans)
+                    f"SELECT {kept}, CASE WHEN {absent} THEN 'delete' ELSE s.{q(CHANGE_OP)} END AS {q(CHANGE_OP)}, "
+                    f"t.rowid AS {q(_ROWID)} FROM read_parquet(?) AS s LEFT JOIN {fq(target)} AS t ON {on}",
                     params=[path],
                 ).to_arrow_table()
-                con.execute(f"DELETE FROM {fq(target)} AS t USING read_parquet(?) AS s WHERE {on}", [path])
                 con.execute(
-                    f"INSERT INTO {fq(target)} ({names}) SELECT {names} FROM merged "
+                    f"DELETE FROM {fq(target)} WHERE rowid IN "  # noqa: S608
+                    f"(SELECT {q(_ROWID)} FROM merged WHERE {q(_ROWID)} IS NOT NULL)"
+                )
+                con.execute(
+                    f"INSERT INTO {fq(target)} ({names}) SELECT {names} FROM merged "  # noqa: S608
                     f"WHERE {q(CHANGE_OP)} <> 'delete'"
                 )
                 if state is not None:

@@ -52,7 +52,8 @@ class SyncQualityGateOperator(BaseOperator):
 
         problems, checked, repaired = [], [], {}
         results = [r for r in (self.load_results or []) if r]
-        with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse:
+        # every check in one opening of the warehouse
+        with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse, warehouse.session():
             for result in results:
                 target = result["target"]
                 staged, expected = result["staged_rows"], result["source_rows"]
