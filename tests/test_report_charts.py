@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DIGEST = load(ROOT / "include/config/reports/reddit_digest.yaml")
 DAY = dt.date(2026, 12, 4)
 HOSTILE = '<img src="https://evil.test/x.png" onerror="alert(1)">$\\frac{1}{2}$'
+SCRAPED = dt.datetime(2026, 12, 4, 22, tzinfo=dt.UTC)  # the newest scrape: 2 hours before DAY ends
 
 
 @pytest.fixture
@@ -50,6 +51,18 @@ def sentiment_warehouse(tmp_path, monkeypatch):
             "mean_textblob_polarity DOUBLE)"
         )
         con.executemany("INSERT INTO reddit.daily_sentiment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        # What the digest's other queries read: the newest scrape and one hostile post title.
+        con.execute("CREATE TABLE reddit.posts (fullname VARCHAR, title VARCHAR, scraped_at TIMESTAMPTZ)")
+        con.execute("CREATE TABLE reddit.comments (fullname VARCHAR, body VARCHAR, scraped_at TIMESTAMPTZ)")
+        con.execute(
+            "CREATE TABLE reddit.sentiment (text_id VARCHAR, fullname VARCHAR, subreddit VARCHAR, kind VARCHAR, "
+            "created_utc TIMESTAMPTZ, vader_compound DOUBLE, vader_label VARCHAR, textblob_label VARCHAR)"
+        )
+        con.execute("INSERT INTO reddit.posts VALUES ('t3_a', ?, ?)", (HOSTILE, SCRAPED))
+        con.execute(
+            "INSERT INTO reddit.sentiment VALUES ('x1', 't3_a', 'python', 'title', ?, -0.9, 'negative', 'negative')",
+            (SCRAPED - dt.timedelta(hours=5),),
+        )
     monkeypatch.setenv(
         "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE",
         json.dumps({"conn_type": "generic", "extra": {"engine": "duckdb", "path": str(path)}}),
@@ -74,11 +87,170 @@ def test_the_reddit_chart_draws_the_daily_shares_of_daily_sentiment(sentiment_wa
     for (_, _, got), (_, _, want) in zip(drawn, expected, strict=True):
         assert got == pytest.approx(want, abs=1e-12)
     assert chart.path.read_bytes().startswith(b"\x89PNG") and chart.height > chart.width / 2  # 3 panels
-    assert lead.headline is None and lead.late == ""
+    assert [line.kpi.label for line in lead.headline.lines] == ["Texts", "Positive", "Negative"]
+    assert lead.late == ""
     # The subreddit's markup is text in the alt attribute, never a tag or a remote image.
     html = summary_html("Digest", "", [], lead=lead)
     assert html.count("<img ") == 1 and 'evil.test/x.png" onerror' not in html
     assert 'alt="Sentiment per subreddit' in html and "&lt;img src" in html, re.findall(r"<img [^>]*>", html)
+
+
+def _vader_days(rows) -> dict[dt.date, dict[str, int]]:
+    """The fixture's VADER counts per day over every subreddit, summed here (not by the report's SQL)."""
+    days: dict[dt.date, dict[str, int]] = {}
+    for _, day, scorer, _, texts, positive, negative, _, _, _ in rows:
+        if scorer == "vader":
+            total = days.setdefault(day, {"texts": 0, "positive": 0, "negative": 0})
+            total["texts"] += texts
+            total["positive"] += positive
+            total["negative"] += negative
+    return days
+
+
+def test_the_digest_headline_counts_texts_and_their_shares_against_the_days_before(
+    sentiment_warehouse, tmp_path
+):
+    from nightshift.hooks.warehouse import WarehouseHook
+    from nightshift.operators.reports import build_lead
+
+    with WarehouseHook().get_conn() as warehouse:
+        lead, _ = build_lead(DIGEST, warehouse, DAY, tmp_path)
+    days = _vader_days(sentiment_warehouse)
+    one = dt.timedelta(days=1)
+
+    def over(first: dt.date, last: dt.date) -> dict[str, int]:
+        picked = [days.get(first + i * one, {}) for i in range((last - first).days + 1)]
+        return {k: sum(d.get(k, 0) for d in picked) for k in ("texts", "positive", "negative")}
+
+    def kpis(total: dict[str, int], per_day: int = 1) -> dict[str, decimal.Decimal | None]:
+        texts = total["texts"]
+        return {
+            "Texts": decimal.Decimal(texts) / per_day,
+            "Positive": decimal.Decimal(total["positive"]) / texts if texts else None,
+            "Negative": decimal.Decimal(total["negative"]) / texts if texts else None,
+        }
+
+    want = {
+        "value": kpis(over(DAY, DAY)),
+        "previous day": kpis(over(DAY - one, DAY - one)),
+        "same weekday last week": kpis(over(DAY - 7 * one, DAY - 7 * one)),
+        "7-day average": kpis(over(DAY - 7 * one, DAY - one), per_day=7),
+        "month to date": kpis(over(DAY.replace(day=1), DAY)),
+        "previous month": kpis(over(dt.date(2026, 11, 1), dt.date(2026, 11, 4))),
+    }
+    assert want["value"]["Texts"] > 0 and want["previous month"]["Positive"] is None  # the fixture's days
+    for line in lead.headline.lines:
+        label = line.kpi.label
+        got = {
+            "value": line.value,
+            **{c.against: c.base for c in line.changes},
+            "month to date": line.month_to_date.value,
+            "previous month": line.month_to_date.base,
+        }
+        assert got == pytest.approx({k: v[label] for k, v in want.items()}), label
+    # Counts as integers, shares as percentages, share changes in points: in both parts of the e-mail.
+    text = summary_text("Digest", "", [], lead=lead)
+    texts = want["value"]["Texts"]
+    share = want["value"]["Positive"] * 100
+    assert f"Texts: {texts:,.0f}  (" in text and f"Positive: {share:.1f}%  (" in text, text
+    points = (want["value"]["Positive"] - want["previous day"]["Positive"]) * 100
+    assert f"{'+' if points > 0 else '−'}{abs(points):.1f} pts vs previous day" in text, text
+    assert f"{texts:,.0f}" in summary_html("Digest", "", [], lead=lead)
+
+
+def test_the_digest_says_when_a_day_has_no_texts_and_when_the_scrape_is_late(sentiment_warehouse, tmp_path):
+    from nightshift.hooks.warehouse import WarehouseHook
+    from nightshift.operators.reports import build_lead
+
+    empty = DAY - dt.timedelta(days=3)  # the fixture's day without texts
+    with WarehouseHook().get_conn() as warehouse:
+        quiet, _ = build_lead(DIGEST, warehouse, empty, tmp_path)
+        timely, _ = build_lead(DIGEST, warehouse, DAY, tmp_path)
+        late, _ = build_lead(DIGEST, warehouse, DAY + dt.timedelta(days=1), tmp_path)
+    assert quiet.headline.no_data == f"no texts on {empty} — last text {empty - dt.timedelta(days=1)}"
+    assert timely.late == "" and not timely.headline.no_data
+    assert late.late == (
+        f"Late sync: the newest synced row is from {SCRAPED:%Y-%m-%d %H:%M} UTC, 26 hours before the end of "
+        f"{DAY + dt.timedelta(days=1)} (the schedule allows 6); later changes at the source are missing from "
+        "this report."
+    )
+    assert late.headline.no_data == f"no texts on {DAY + dt.timedelta(days=1)} — last text {DAY}"
+
+
+def test_the_digest_email_shows_counts_as_integers(sentiment_warehouse, tmp_path, monkeypatch):
+    from test_reports import context
+
+    from nightshift.operators.reports import WarehouseToReportOperator
+
+    monkeypatch.setenv("NIGHTSHIFT_REPORTS_DIR", str(tmp_path / "reports"))
+    built = WarehouseToReportOperator(
+        task_id="build", config_path=str(DIGEST.path), report_date=DAY.isoformat()
+    ).execute(context("build", dt.datetime(2026, 12, 5, 6, tzinfo=dt.UTC)))
+    text = Path(built["summary_text"]).read_text()
+    week = [r for r in sentiment_warehouse if r[0] == "python" and DAY - dt.timedelta(days=6) <= r[1] <= DAY]
+    for scorer in ("vader", "textblob", "model"):
+        counts = [sum(r[i] for r in week if r[2] == scorer) for i in (4, 5, 6, 7)]  # texts, +, -, neutral
+        (line,) = [line for line in text.splitlines() if re.match(rf"\s*python\s+{scorer}\s", line)]
+        assert line.split()[2:6] == [f"{n:,}" for n in counts], line
+
+
+def test_the_documented_kpi_and_chart_example_works_on_the_digest(sentiment_warehouse, tmp_path):
+    """The reports page's "Adding a KPI and a chart" (README links it), followed to the letter."""
+    import yaml
+
+    from nightshift.hooks.warehouse import WarehouseHook
+    from nightshift.operators.reports import build_lead
+
+    assert "(docs/reports.md#adding-a-kpi-and-a-chart)" in (ROOT / "README.md").read_text()
+    page = (ROOT / "docs/reports.md").read_text()
+    section = page[page.index("## Adding a KPI and a chart") :]
+    example = yaml.safe_load(
+        section[section.index("```yaml") + 7 : section.index("```", section.index("```yaml") + 7)]
+    )
+    raw = yaml.safe_load(DIGEST.path.read_text())
+    raw["headline"]["kpis"] += example["headline"]["kpis"]
+    raw["charts"] += example["charts"]
+    (tmp_path / "reddit_digest.yaml").write_text(yaml.safe_dump(raw))
+    config = load(tmp_path / "reddit_digest.yaml")
+    with WarehouseHook().get_conn() as warehouse:
+        lead, charts = build_lead(config, warehouse, DAY, tmp_path)
+    vader = [r for r in sentiment_warehouse if r[2] == "vader"]
+    per_day: dict[dt.date, dict[str, float]] = {}
+    for _, day, _, _, _, positive, negative, neutral, _, _ in vader:
+        counts = per_day.setdefault(day, {"positive": 0.0, "neutral": 0.0, "negative": 0.0})
+        counts["positive"] += positive
+        counts["neutral"] += neutral
+        counts["negative"] += negative
+    today = [r for r in vader if r[1] == DAY]
+    neutral = [line for line in lead.headline.lines if line.kpi.label == "Neutral"]
+    assert [line.kpi.label for line in lead.headline.lines][-1] == "Neutral"
+    assert float(neutral[0].value) == pytest.approx(sum(r[7] for r in today) / sum(r[4] for r in today))
+    assert "Neutral: " in summary_text("Digest", "", [], lead=lead)
+    chart = {c.chart.name: c for c in charts}["texts_per_day"]
+    assert [(x, v) for _, x, v in chart.data] == sorted(per_day.items())
+    assert chart.path.read_bytes().startswith(b"\x89PNG") and chart.content_id in {
+        p.content_id for p in lead.pictures
+    }
+    counts = per_day[DAY]
+    assert chart.alt.startswith(
+        "Texts per label and day (VADER, last 30 days), positive, neutral and negative per day from "
+        f"{min(per_day)} to {DAY}, the report date marked. {DAY}: positive {counts['positive']:.0f}, "
+        f"neutral {counts['neutral']:.0f}, negative {counts['negative']:.0f}. Highest: positive "
+    ), chart.alt
+
+
+def test_a_line_chart_of_several_columns_keeps_the_days_it_spans_and_names_each_column():
+    chart = ChartDef(
+        "texts", "Texts", "line", "x.sql", "day", ("positive", "neutral"), format="count", days=5
+    )
+    rows = [{"day": DAY - dt.timedelta(days=i), "positive": i, "neutral": 10 - i} for i in range(9, -1, -1)]
+    drawn = render(chart, rows, DAY)
+    assert [x for _, x, _ in drawn.data] == [DAY - dt.timedelta(days=i) for i in range(4, -1, -1)]
+    assert drawn.alt == (
+        f"Texts, positive and neutral per day from {DAY - dt.timedelta(days=4)} to {DAY}, the report date "
+        f"marked. {DAY}: positive 0, neutral 10. Highest: positive 4 on {DAY - dt.timedelta(days=4)}, "
+        f"neutral 10 on {DAY}."
+    )
 
 
 def test_a_line_chart_marks_the_report_date_and_says_so_in_its_alt_text():

@@ -70,7 +70,10 @@ class Rendered:
 def render(
     chart: ChartDef, rows: Sequence[Mapping[str, Any]], report_date: dt.date, currency: str = ""
 ) -> Rendered:
-    """Draw ``chart`` from its query's rows; the alt text says what the picture shows."""
+    """Draw ``chart`` from its query's rows; the alt text says what the picture shows.
+
+    With ``days``, rows dated before the span (a query may return more days) are left out.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -79,6 +82,9 @@ def render(
     from matplotlib.figure import Figure
 
     data = _data(chart, rows)
+    if chart.days:  # what the date axis spans, so the data and the alt text say what is drawn
+        first = report_date - dt.timedelta(days=chart.days - 1)
+        data = [d for d in data if first <= _as_date(d[1]) <= report_date]
     facets = list(dict.fromkeys(f for f, _, _ in data))[:MAX_PANELS] if chart.kind == "shares" else [None]
     with rc_context({"text.parse_math": False, "font.size": 9, "svg.hashsalt": "nightshift"}):
         height = 3.0 if chart.kind != "shares" else 0.8 + 1.6 * max(len(facets), 1)
@@ -179,21 +185,32 @@ def alt_text(chart: ChartDef, data: Sequence, report_date: dt.date, currency: st
     if not data:
         return f"{chart.title}: no data for this period."
     if chart.kind == "line":
-        column = chart.y[0]
-        points = [(_as_date(x), v[column]) for _, x, v in data if v[column] is not None]
-        if not points:
+        series = {c: [(_as_date(x), v[c]) for _, x, v in data if v[c] is not None] for c in chart.y}
+        series = {c: points for c, points in series.items() if points}
+        if not series:
             return f"{chart.title}: no values."
-        top = max(points, key=lambda p: p[1])
-        today = dict(points).get(report_date)
-        said = (
-            f" {report_date.isoformat()}: {_value(today, chart.format, currency)}."
-            if today is not None
-            else ""
+        days = sorted({day for points in series.values() for day, _ in points})
+        one = len(chart.y) == 1
+
+        def named(column: str, text: str) -> str:
+            return text if one else f"{_column(column)} {text}"
+
+        today = [
+            named(c, _value(dict(points)[report_date], chart.format, currency))
+            for c, points in series.items()
+            if report_date in dict(points)
+        ]
+        said = f" {report_date.isoformat()}: {', '.join(today)}." if today else ""
+        tops = [(c, max(points, key=lambda p: p[1])) for c, points in series.items()]
+        highest = ", ".join(
+            named(c, f"{_value(value, chart.format, currency)} on {day.isoformat()}")
+            for c, (day, value) in tops
         )
+        columns = [_column(c) for c in chart.y]
+        what = columns[0] if one else ", ".join(columns[:-1]) + " and " + columns[-1]
         return (
-            f"{chart.title}, {_column(column)} per day from {points[0][0].isoformat()} to "
-            f"{points[-1][0].isoformat()}, the report date marked.{said} Highest "
-            f"{_value(top[1], chart.format, currency)} on {top[0].isoformat()}."
+            f"{chart.title}, {what} per day from {days[0].isoformat()} to {days[-1].isoformat()}, the report "
+            f"date marked.{said} Highest{' ' if one else ': '}{highest}."
         )
     if chart.kind == "bar":
         parts = [

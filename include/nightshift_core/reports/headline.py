@@ -200,13 +200,18 @@ def value_text(value: decimal.Decimal | None, fmt: str, currency: str = "") -> s
 
 
 def change_text(change: Change, fmt: str, currency: str = "") -> str:
-    """``+12.5% (+1,234.00 USD)``, ``±0``, or ``n/a`` when there is nothing to compare with."""
+    """``+12.5% (+1,234.00 USD)``, ``±0``, or ``n/a`` when there is nothing to compare with.
+
+    A share changes by percentage points (``+3.5 pts``): 40% against 20% is not "+100%".
+    """
     delta, percent = change.delta, change.percent
     if delta is None:
         return "n/a"
     if delta == 0:
         return "±0"
     sign = "+" if delta > 0 else "−"
+    if fmt == "share":
+        return f"{sign}{display(abs(delta), fmt)[:-1]} pts"
     amount = display(abs(delta), fmt, currency) or str(abs(delta))
     if percent is None:
         return f"{sign}{amount} (from 0)"
