@@ -7,7 +7,8 @@ Starts its own log-enabled servers through scripts/cdc_services.sh (MariaDB with
 on 127.0.0.1:3317, PostgreSQL with wal_level=logical on 5443; BENCH_CDC_MARIADB_PORT and
 BENCH_CDC_POSTGRES_PORT move them), data under a temporary folder, stopped at the end (the folder is
 left with results.json), so the server counters below count this bench alone and others' tests on
-3307/5433 are not slowed. Per source and size, a generated classicmodels database; each phase
+3307/5433 are not slowed. Per source and size, a generated classicmodels database (sync_common.generate_large: a seeded
+base of about 100,000 lines copied by the server up to the size); each phase
 in its own process (its peak RSS, ru_maxrss, is its own) on its `orderdetails`:
 
   full          the query path's full sync (SqlToWarehouseOperator, Arrow reader) -> DuckDB
@@ -46,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sync_common import ROOT, TABLE, Source, add_phase_arguments, rss_mb  # noqa: E402
+from sync_common import ROOT, TABLE, Source, add_phase_arguments, generate_large, rss_mb  # noqa: E402
 from sync_common import phase as query_phase  # noqa: E402
 
 KEY = ("orderNumber", "productCode")
@@ -326,7 +327,7 @@ def bench_size(
     try:
         started = time.perf_counter()
         conn, dialect = classicmodels.connect(source.url(db))
-        counts = classicmodels.generate(conn, dialect, scale=rows / 2996, seed=1)
+        counts = generate_large(conn, dialect, rows, seed=1)
         print(f"\n{source.name} on 127.0.0.1:{source.port}: {counts[TABLE]:,} rows in {TABLE} "
               f"(generated in {time.perf_counter() - started:.0f}s)")  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="bench-cdc-") as workdir:
@@ -402,6 +403,61 @@ def report(all_results: dict[tuple[str, int], dict]) -> None:
                 print(f"  {name} {phase} with the same changes as the table grows: {shown}")
 
 
+def targets(all_results: dict[tuple[str, int], dict]) -> None:
+    """Issue 30's targets, each marked met or not met from this run's numbers alone."""
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("met" if ok else "NOT met")
+
+    print("\n| source | target | this run | |")
+    print("|---|---|---|---|")
+    by_source: dict[str, list[tuple[int, dict]]] = {}
+    for (name, rows), r in all_results.items():
+        by_source.setdefault(name, []).append((rows, r))
+    for name, sizes in by_source.items():
+        for rows, r in sizes:
+            log, incr = r.get("cdc-log"), r.get("incr")
+            if log and incr:
+                shown = f"{rows:,} rows: log {log['seconds']:.2f}s, query incremental {incr['seconds']:.2f}s"
+                print(f"| {name} | log run no slower than the query path's incremental run | {shown} "
+                      f"| {verdict(log['seconds'] <= incr['seconds'])} |")  # fmt: skip
+            if log:
+                scanned = log.get("scanned", {})
+                rows_read = (
+                    scanned.get("table_rows_read", 0)
+                    + scanned.get("seq_tup_read", 0)
+                    + scanned.get("idx_tup_fetch", 0)
+                )
+                shown = ", ".join(f"{k} {v:,}" for k, v in scanned.items())
+                print(f"| {name} | 0 source rows scanned by the log run | {rows:,} rows: {shown} "
+                      f"| {verdict(rows_read == 0)} |")  # fmt: skip
+                deleted = r["mutation"]["counts"].get("orderdetails_deleted")
+                print(f"| {name} | deletes captured with no reconciliation pass | {rows:,} rows: {log.get('deleted')} "
+                      f"of {deleted} (query incremental: 0) | {verdict(log.get('deleted') == deleted)} |")  # fmt: skip
+            idle = [r[p]["seconds"] for p in ("cdc-nochange", "cdc-nochange-2") if r.get(p)]
+            if idle:
+                print(f"| {name} | a run with nothing changed under 0.2 s | {rows:,} rows: "
+                      f"{' / '.join(f'{x:.2f}s' for x in idle)} | {verdict(max(idle) < 0.2)} |")  # fmt: skip
+        if len(sizes) > 1:
+            (small, a), (big, b) = sizes[0], sizes[-1]
+            for phase, label, target in (("cdc-log", "log run", True), ("incr", "query incremental", False)):
+                if a.get(phase) and b.get(phase):
+                    change = b[phase]["seconds"] / a[phase]["seconds"] - 1
+                    shown = (f"{a[phase]['seconds']:.2f}s at {small:,} -> {b[phase]['seconds']:.2f}s at {big:,} "
+                             f"({change:+.0%})")  # fmt: skip
+                    mark = verdict(abs(change) <= 0.2) if target else "(shown)"
+                    print(f"| {name} | {label} within ±20 % at {big // small}x the rows, same changes "
+                          f"| {shown} | {mark} |")  # fmt: skip
+        drains = sorted((int(k.split("-")[1]), v) for _, r in sizes for k, v in r.items()
+                        if k.startswith("backlog-") and v)  # fmt: skip
+        if len(drains) > 1:
+            (n1, v1), (n2, v2) = drains[0], drains[-1]
+            change = v2["peak_rss_mb"] / v1["peak_rss_mb"] - 1
+            print(f"| {name} | backlog of {n2:,} drains in RSS flat against {n1:,} | {v1['peak_rss_mb']:.0f} MB -> "
+                  f"{v2['peak_rss_mb']:.0f} MB ({change:+.0%}), {v2['changes']:,} changes in {v2['seconds']:.1f}s "
+                  f"| {verdict(abs(change) <= 0.15)} (±15 %) |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000, 8_000_000])
@@ -431,8 +487,10 @@ def main() -> None:
                     __file__, SOURCES[name], rows, base, backlog, tuple(args.paths)
                 )
                 report(all_results)
-        Path(folder, "results.json").write_text(json.dumps({f"{k[0]}@{k[1]}": v for k, v in all_results.items()},
-                                                           default=str, indent=1))  # fmt: skip
+                targets(all_results)
+                # after every size: a run stopped later keeps what it measured
+                Path(folder, "results.json").write_text(json.dumps(
+                    {f"{k[0]}@{k[1]}": v for k, v in all_results.items()}, default=str, indent=1))  # fmt: skip
     finally:
         services("stop", folder)
         print(f"results: {folder}/results.json (servers stopped; remove the folder when done)")

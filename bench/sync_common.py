@@ -399,6 +399,100 @@ def report(source: Source, results: dict[str, dict | None]) -> None:
                   f"{rec['peak_rss_mb']:.0f} MB vs the full sync's {full['peak_rss_mb']:.0f} MB")  # fmt: skip
 
 
+BASE_ORDERDETAILS = 100_000  # generate_large's seeded base: generated row by row, then copied
+
+
+def generate_large(conn, dialect: str, rows: int, seed: int = 1) -> dict[str, int]:
+    """classicmodels with about ``rows`` rows in orders' lines, at tens of thousands of rows a second.
+
+    classicmodels.generate makes each row in Python (about 7,000 rows a second here: minutes for 2M,
+    a quarter of an hour for 8M), so it makes a seeded base of about BASE_ORDERDETAILS lines and the
+    server copies its orders and orderdetails ``copies`` times (INSERT ... SELECT, each copy's order
+    numbers shifted past the last copy's): the same values, dates and audit stamps per copy, the key
+    order kept. On the bench's own servers the copies are kept out of the binlog (MariaDB
+    ``sql_log_bin=0``; PostgreSQL writes them to its WAL before any slot exists) and skip the foreign
+    key and touch triggers (MariaDB ``foreign_key_checks=0``; PostgreSQL ``session_replication_role =
+    replica``): the base's keys are valid, so are the copies'. Meanwhile MariaDB's buffer pool is 2 GB
+    (its 32 MB set back afterwards) and PostgreSQL's secondary indexes are dropped and built again
+    after the copies (a sort, not row by row through 16 MB of shared buffers). Then the tables are
+    analysed (PostgreSQL: VACUUM ANALYZE, so no autovacuum runs into the measured phases). Row counts.
+    """
+    sys.path[:0] = [str(ROOT / "include")]
+    from nightshift_core.sample import classicmodels
+
+    copies = max(1, round(rows / BASE_ORDERDETAILS))
+    counts = classicmodels.generate(conn, dialect, scale=rows / copies / REFERENCE_ORDERDETAILS, seed=seed)
+    if copies == 1:
+        return counts
+    q = (lambda c: f"`{c}`") if dialect == "mysql" else (lambda c: f'"{c}"')
+    cur = conn.cursor()
+    restore: list[str] = []  # the server's own settings and indexes, put back once the copies are in
+    if dialect == "mysql":
+        cur.execute("SET SESSION sql_log_bin = 0, foreign_key_checks = 0, unique_checks = 0")
+        # The bench's server runs with a 32 MB buffer pool (so the measured phases' index scans leave
+        # memory as a big table's do): the copies' secondary-index inserts need it larger meanwhile.
+        for name, during in (("innodb_buffer_pool_size", 2 << 30), ("innodb_flush_log_at_trx_commit", 2)):
+            cur.execute(f"SELECT @@GLOBAL.{name}")
+            restore.append(f"SET GLOBAL {name} = {int(cur.fetchone()[0])}")
+            cur.execute(f"SET GLOBAL {name} = {during}")
+    else:
+        cur.execute("SET session_replication_role = replica")
+        cur.execute("SET synchronous_commit = off")
+        cur.execute("SET maintenance_work_mem = '512MB'")
+        cur.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN "
+            "('orders', %s) AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE contype = 'p')",
+            [TABLE],
+        )  # fmt: skip
+        for name, definition in cur.fetchall():
+            cur.execute(f'DROP INDEX "{name}"')
+            restore.append(definition)
+    cur.execute(f"SELECT MIN({q('orderNumber')}), MAX({q('orderNumber')}) FROM {q('orders')}")  # noqa: S608
+    low, high = cur.fetchone()
+    span = high - low + 1
+    for table in ("orders", TABLE):
+        schema = "DATABASE()" if dialect == "mysql" else "current_schema()"
+        cur.execute(
+            f"SELECT column_name FROM information_schema.columns WHERE table_name = %s AND table_schema = {schema} "  # noqa: S608
+            "ORDER BY ordinal_position",
+            [table],
+        )
+        columns = [r[0] for r in cur.fetchall()]
+        listed = ", ".join(q(c) for c in columns)
+        shifted = ", ".join(f"{q(c)} + %s" if c == "orderNumber" else q(c) for c in columns)
+        base = q(table)
+        if dialect == "mysql":  # an INSERT ... SELECT from its own table goes through a temporary copy
+            base = q(f"base_{table}")
+            cur.execute(f"CREATE TEMPORARY TABLE {base} AS SELECT * FROM {q(table)}")  # noqa: S608
+        for copy in range(1, copies):
+            cur.execute(
+                f"INSERT INTO {q(table)} ({listed}) SELECT {shifted} FROM {base} "  # noqa: S608
+                f"WHERE {q('orderNumber')} BETWEEN %s AND %s ORDER BY {q('orderNumber')}"
+                + (f", {q('productCode')}" if table == TABLE else ""),
+                [copy * span, low, high],
+            )
+            conn.commit()
+        if dialect == "mysql":
+            cur.execute(f"DROP TEMPORARY TABLE {base}")
+        counts[table] *= copies
+    for statement in restore:
+        cur.execute(statement)
+    if dialect == "mysql":
+        cur.execute("SET SESSION sql_log_bin = 1, foreign_key_checks = 1, unique_checks = 1")
+        cur.execute(f"ANALYZE TABLE {q('orders')}, {q(TABLE)}")
+        cur.fetchall()
+    else:
+        cur.execute("SET session_replication_role = DEFAULT")
+        cur.execute("RESET synchronous_commit")
+        conn.commit()
+        conn.autocommit = True
+        cur.execute(f"VACUUM ANALYZE {q('orders')}")
+        cur.execute(f"VACUUM ANALYZE {q(TABLE)}")
+        conn.autocommit = False
+    conn.commit()
+    return counts
+
+
 def add_phase_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments run_phase() gives a phase's own process."""
     for name in ("--phase", "--db", "--workdir"):
