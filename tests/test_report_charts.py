@@ -194,6 +194,26 @@ def test_the_digest_email_shows_counts_as_integers(sentiment_warehouse, tmp_path
         assert line.split()[2:6] == [f"{n:,}" for n in counts], line
 
 
+def test_the_digest_email_renders_in_chromium_with_its_chart_and_the_headline_in_both_parts(
+    sentiment_warehouse, tmp_path, monkeypatch
+):
+    from test_report_headline import built_message, check_screenshot, email_parts, screenshot
+
+    monkeypatch.setenv("NIGHTSHIFT_REPORTS_DIR", str(tmp_path / "reports"))
+    _, message = built_message(DIGEST, DAY, monkeypatch)
+    html, text, images = email_parts(message)
+    day = _vader_days(sentiment_warehouse)[DAY]
+    for said in (f"{day['texts']:,}", f"{100 * day['positive'] / day['texts']:.1f}%",
+                 f"{100 * day['negative'] / day['texts']:.1f}%"):  # fmt: skip
+        assert said in html and said in text, said
+    # A share's changes are points in the HTML too, never a percent of a percent.
+    assert html.count(" pts") >= 6 and text.count(" pts") >= 6, re.findall(r"[^>]* pts", html)
+    loaded, shot = screenshot(html, images, tmp_path)
+    # One picture, the chart: the subreddit named like an <img> tag stayed text (alt and table cells).
+    assert len(loaded) == len(images) == 1
+    check_screenshot(loaded, shot)
+
+
 def test_the_documented_kpi_and_chart_example_works_on_the_digest(sentiment_warehouse, tmp_path):
     """The reports page's "Adding a KPI and a chart" (README links it), followed to the letter."""
     import yaml

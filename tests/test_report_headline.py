@@ -258,7 +258,8 @@ def test_chart_data_and_alt_text_say_what_the_pictures_show(sample, tmp_path):
 
 
 # -- the e-mail in a browser -----------------------------------------------------------------------
-def _built_message(sample, day: dt.date, monkeypatch):
+def built_message(config, day: dt.date, monkeypatch):
+    """Build ``config``'s report for ``day`` and the e-mail the report DAG would send: (XCom, message)."""
     from test_email_report import set_smtp
     from test_reports import context
 
@@ -268,21 +269,22 @@ def _built_message(sample, day: dt.date, monkeypatch):
     from nightshift_core.reports.paths import report_folder
 
     built = WarehouseToReportOperator(
-        task_id="build", config_path=str(CONFIG.path), report_date=day.isoformat()
+        task_id="build", config_path=str(config.path), report_date=day.isoformat()
     ).execute(context("build", dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6), tzinfo=dt.UTC)))
     set_smtp(monkeypatch, 25)
-    op = EmailReportOperator(task_id="email", report_id=CONFIG.report_id, title=CONFIG.title, to="a@b.test",
+    op = EmailReportOperator(task_id="email", report_id=config.report_id, title=config.title, to="a@b.test",
                              report_date=day.isoformat(), workbook_path=built["workbook"])  # fmt: skip
     html, text, attachments, images = op._bodies()
     message = YagmailHook().build_message(
         to=["a@b.test"], cc=[], subject="s", html=html, text=text, attachments=attachments,
-        attachments_under=report_folder(CONFIG.report_id), inline_images=images,
+        attachments_under=report_folder(config.report_id), inline_images=images,
         message_id="<x.1@nightshift.test>",
     )  # fmt: skip
     return built, message_from_bytes(message.as_bytes())
 
 
-def _parts(message) -> tuple[str, str, dict[str, bytes]]:
+def email_parts(message) -> tuple[str, str, dict[str, bytes]]:
+    """(HTML, plain text, {Content-ID: PNG bytes}) of a report e-mail; every image part is inline."""
     html = text = ""
     images = {}
     for part in message.walk():
@@ -300,10 +302,8 @@ def _parts(message) -> tuple[str, str, dict[str, bytes]]:
 def test_the_email_renders_in_chromium_with_its_pictures_and_the_text_part_has_the_headline(
     sample, tmp_path, monkeypatch
 ):
-    from support.browser import chromium
-
-    built, message = _built_message(sample, KNOWN, monkeypatch)
-    html, text, images = _parts(message)
+    built, message = built_message(CONFIG, KNOWN, monkeypatch)
+    html, text, images = email_parts(message)
     # The workbook's first sheet has the same headline and pictures.
     import openpyxl
 
@@ -321,28 +321,42 @@ def test_the_email_renders_in_chromium_with_its_pictures_and_the_text_part_has_t
         assert number in html and number in text
     for label in ("Revenue: 1,280.49 USD", "Orders: 3 ", "New customers: 1 "):
         assert label in text
+    loaded, shot = screenshot(html, images, tmp_path)
+    assert len(loaded) == len(images) == 2
+    check_screenshot(loaded, shot)
+
+
+def screenshot(html: str, images: dict[str, bytes], out: Path) -> tuple[list, Path]:
+    """Render the e-mail's HTML in headless Chromium, 900 px wide and as tall as the page:
+    ([complete, naturalWidth, naturalHeight, alt] of each image, the PNG screenshot)."""
+    from support.browser import chromium
+
     # Chromium fetches nothing: each cid: becomes the data: URI of its part, as a mail client resolves it.
     page = html
     for cid, data in images.items():
         page = page.replace(f"cid:{cid}", "data:image/png;base64," + base64.b64encode(data).decode())
-    (tmp_path / "mail.html").write_text(page)
+    (out / "mail.html").write_text(page)
     with chromium(width=900, height=900) as driver:
-        driver.get((tmp_path / "mail.html").as_uri())
+        driver.get((out / "mail.html").as_uri())
         loaded = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt])"
         )
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(900, min(height + 150, 6000))
-        shot = tmp_path / "mail.png"
+        shot = out / "mail.png"
         driver.save_screenshot(str(shot))
-    assert len(loaded) == len(images) == 2
-    for complete, width, image_height, alt in loaded:
-        assert complete and width > 0 and image_height > 0 and len(alt) > 20
+    print(f"screenshot: {shot}")
+    return loaded, shot
+
+
+def check_screenshot(loaded: list, shot: Path) -> None:
+    """Every image loaded with its alt text, and the screenshot is a full, inked page."""
     from PIL import Image
 
+    for complete, width, image_height, alt in loaded:
+        assert complete and width > 0 and image_height > 0 and len(alt) > 20
     with Image.open(shot) as picture:
         assert picture.size[0] >= 900 - 20 and picture.size[1] >= 900
         # Not a blank page: the charts' and headline's ink is there.
         colours = picture.convert("RGB").getcolors(1_000_000)
         assert colours is not None and len(colours) > 50
-    print(f"screenshot: {shot}")

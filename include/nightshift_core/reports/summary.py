@@ -391,9 +391,9 @@ def _lead_html(lead: Lead) -> list[str]:
 
 
 def _short_change(change: Change, fmt: str, currency: str) -> str:
-    """The percent change alone when there is one, else the full change text."""
+    """The percent change alone when there is one, else the full change text (a share's: points)."""
     percent = change.percent
-    if percent is None or change.delta is None or change.delta == 0:
+    if percent is None or change.delta is None or change.delta == 0 or fmt == "share":
         return change_text(change, fmt, currency)
     return f"{'+' if percent > 0 else '−'}{abs(percent):,.1f}%"
 
