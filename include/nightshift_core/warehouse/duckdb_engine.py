@@ -381,12 +381,16 @@ class DuckDBWarehouse(Warehouse):
                     if DELETED_COLUMN in staged_names
                     else " AND FALSE"
                 )
-                # One pass over the target: the join keeps each matched row's rowid, and the old rows go
-                # by rowid (no second join over the whole target; a rowid filter reads no column).
+                # One pass over the target, filtered as it is read: the rows whose first key column is
+                # among the batch's (a semi join on one column), matched on the whole key, keep their
+                # rowid; the old rows then go by rowid. (The DELETE ... USING before joined the whole
+                # target a second time.)
+                first = q(key[0])
                 merged = con.sql(  # noqa: F841 - read by the DELETE and INSERT below (replacement scans)
                     f"SELECT {kept}, CASE WHEN {absent} THEN 'delete' ELSE s.{q(CHANGE_OP)} END AS {q(CHANGE_OP)}, "
-                    f"t.rowid AS {q(_ROWID)} FROM read_parquet(?) AS s LEFT JOIN {fq(target)} AS t ON {on}",
-                    params=[path],
+                    f"t.{q(_ROWID)} FROM read_parquet(?) AS s LEFT JOIN (SELECT *, rowid AS {q(_ROWID)} FROM "  # noqa: S608
+                    f"{fq(target)} WHERE {first} IN (SELECT {first} FROM read_parquet(?))) AS t ON {on}",
+                    params=[path, path],
                 ).to_arrow_table()
                 con.execute(
                     f"DELETE FROM {fq(target)} WHERE rowid IN "  # noqa: S608
