@@ -23,6 +23,14 @@ def keys(raw: dict, allowed: set[str], where: str) -> None:
         fail(f"unknown key(s) {unknown} in {where}; allowed: {', '.join(sorted(allowed))}")
 
 
+def mapping(raw: Any, where: str, allowed: set[str], shape: str) -> dict:
+    """``raw``, checked to be a mapping of known keys; ``shape`` says what it should look like."""
+    if not isinstance(raw, dict):
+        fail(f"{where} must be a mapping {shape}")
+    keys(raw, allowed, where)
+    return raw
+
+
 def text(raw: dict, key: str, where: str) -> str:
     value = raw.get(key)
     if not isinstance(value, str) or not value.strip():

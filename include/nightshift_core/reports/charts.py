@@ -243,9 +243,7 @@ def parse_charts(raw: Any, sql_dir: Path) -> tuple[ChartDef, ...]:
     charts, names = [], set()
     for i, item in enumerate(raw):
         key = f"charts[{i}]"
-        if not isinstance(item, dict):
-            blocks.fail(f"{key} must be a mapping with name, title, kind, sql, x and y")
-        blocks.keys(item, _CHART_KEYS, key)
+        blocks.mapping(item, key, _CHART_KEYS, "with name, title, kind, sql, x and y")
         name = item.get("name")
         if not isinstance(name, str) or not _NAME.fullmatch(name) or name in names:
             blocks.fail(

@@ -229,9 +229,7 @@ def parse_headline(raw: Any, sql_dir: Path) -> HeadlineSpec | None:
     """The ``headline:`` block (a ValueError names the key and the fix)."""
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        blocks.fail("'headline' must be a mapping with sql, date, empty_when and kpis")
-    blocks.keys(raw, _HEADLINE_KEYS, "headline")
+    blocks.mapping(raw, "headline", _HEADLINE_KEYS, "with sql, date, empty_when and kpis")
     sql = blocks.sql_file(raw, "sql", "headline.sql", sql_dir)
     date = blocks.ident(raw.get("date"), "headline.date", "column name (the day of each row)")
     empty = blocks.ident(raw.get("empty_when"), "headline.empty_when", "column name (0 means no data)")
@@ -246,9 +244,7 @@ def parse_headline(raw: Any, sql_dir: Path) -> HeadlineSpec | None:
     kpis = []
     for i, item in enumerate(kpis_raw):
         key = f"headline.kpis[{i}]"
-        if not isinstance(item, dict):
-            blocks.fail(f"{key} must be a mapping such as {{label: Revenue, sum: revenue, format: money}}")
-        blocks.keys(item, _KPI_KEYS, key)
+        blocks.mapping(item, key, _KPI_KEYS, "such as {label: Revenue, sum: revenue, format: money}")
         label = blocks.text(item, "label", f"{key}.label")
         if ("sum" in item) == ("ratio" in item):
             blocks.fail(f"{key} needs exactly one of sum: <column> or ratio: [<numerator>, <denominator>]")
@@ -272,9 +268,7 @@ def parse_freshness(raw: Any, sql_dir: Path) -> FreshnessSpec | None:
     """The ``freshness:`` block: {sql (one row, column freshest), max_age_hours}."""
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        blocks.fail("'freshness' must be a mapping with sql and max_age_hours")
-    blocks.keys(raw, _FRESHNESS_KEYS, "freshness")
+    blocks.mapping(raw, "freshness", _FRESHNESS_KEYS, "with sql and max_age_hours")
     sql = blocks.sql_file(raw, "sql", "freshness.sql", sql_dir)
     hours = raw.get("max_age_hours")
     if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 24 * 90:
