@@ -137,8 +137,8 @@ def main() -> None:
     splits = {}
     for name, stem in SETS.items():
         rows = [dataclasses.asdict(r) for r in read_file(args.data / f"{stem}_GroundTruth.txt")]
-        splits[name] = split_human(rows, cfg.split_seed, cfg.eval_share)
-    tweets = cfg.tweets
+        splits[name] = split_human(rows, cfg.labels.split_seed, cfg.labels.eval_share)
+    tweets = cfg.labels.tweets
     assert tweets is not None, "retrain.yaml has no labels.tweets"
     tweet_rows = read_file(args.data / tweets.path)
     held = check_examples(tweet_rows, tweets.check_seed, tweets.check_share)

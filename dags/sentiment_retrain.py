@@ -33,22 +33,22 @@ DOC = f"""
 
 `{CONFIG.schedule}` (definition: `include/config/{CONFIG.path.name}`), torch tasks on Celery queue `{CONFIG.queue}`:
 
-1. `load_labels` merges the human label files (`{CONFIG.labels_path}`, or `$NIGHTSHIFT_LABELS_DIR`,
-   plus the categorical tweet file `{CONFIG.tweets.path if CONFIG.tweets else "-"}` in that folder)
+1. `load_labels` merges the human label files (`{CONFIG.labels.path}`, or `$NIGHTSHIFT_LABELS_DIR`,
+   plus the categorical tweet file `{CONFIG.labels.tweets.path if CONFIG.labels.tweets else "-"}` in that folder)
    into `{CONFIG.dataset}.labels`;
 2. `plan` counts labels new since the champion and checks drift (recent `{CONFIG.texts_dataset}` texts vs
    the champion's training texts; the champion's F1 on new labels), records it in
-   `{CONFIG.dataset}.retrain_checks` and decides: fewer than {CONFIG.min_new_labels} new labels and no drift
+   `{CONFIG.dataset}.retrain_checks` and decides: fewer than {CONFIG.retrain_when.min_new_labels} new labels and no drift
    skips training (the reason is in the task log and the table);
 3. `train` fits a challenger (PyTorch, fixed seed: VADER's rule as the prior, plus learned corrections
    from a pruned vocabulary that shrink to zero for rare or unseen words) on human labels outside the
    frozen evaluation set plus capped weak labels, and registers it in MLflow (`{CONFIG.model_name}`,
    connection `{CONFIG.mlflow_conn_id}`);
 4. `evaluate` scores the frozen evaluation set with challenger, champion, VADER and TextBlob, and the
-   out-of-domain check sets (`{CONFIG.check_set}`, and the seeded split of the tweet file that is never
+   out-of-domain check sets (`{CONFIG.gate.check_set}`, and the seeded split of the tweet file that is never
    trained on) with challenger, VADER and TextBlob;
 5. `promote` ships the challenger as `champion` (the old one becomes `rollback`) only when its weighted
-   F1 beats the champion by {CONFIG.min_f1_gain:g} within {CONFIG.max_ms_per_1k:g} ms per 1k texts **and**
+   F1 beats the champion by {CONFIG.gate.min_f1_gain:g} within {CONFIG.gate.max_ms_per_1k:g} ms per 1k texts **and**
    it is not below VADER on any check set (weighted F1, and Pearson r where rated; a missing one is
    named in the decision and not checked) nor in weighted F1 on any label file's part of the frozen set;
    a canary then loads and exercises it, rolling back on any error;

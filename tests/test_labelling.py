@@ -60,7 +60,7 @@ def test_shipped_config_is_valid():
     cfg = load()
     assert cfg.dag_id == "sentiment_labelling" and cfg.after_assets == ("reddit.sentiment",)
     assert cfg.schedule is None and cfg.items == 12 and cfg.dataset == "ml"
-    assert cfg.assigned_users == () and cfg.notify_email is True and cfg.response_timeout_hours == 20
+    assert cfg.assigned_users == () and cfg.notify.email is True and cfg.response_timeout_hours == 20
     assert cfg.assigned_roles == ("Labeller",)
 
 
@@ -366,7 +366,7 @@ def test_answers_land_in_ml_labels_and_the_next_retrain_plan_counts_them():
 
     from nightshift.operators.retrain import LabelsToWarehouseOperator, RetrainPlanOperator
 
-    retrain = config(min_f1_gain=-1.0)
+    retrain = config(gate={"min_f1_gain": -1.0})
     flow(retrain)  # a champion trained on the label file as of END
     scrape({"python": [HOSTILE, "The GIL is fine, honestly", "I hate segfaults so much", "meh, tabs"],
             "dataengineering": ["Airflow 3 is out!", "My pipeline broke again", "dbt or not dbt?"],

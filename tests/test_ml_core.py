@@ -938,15 +938,16 @@ def test_shipped_config_loads(monkeypatch):
     config = load()
     assert config.path == CONFIG_PATH and config.dag_id == "sentiment_retrain"
     assert (
-        config.eval_share == SHIPPED["labels"]["eval_share"]
-        and config.split_seed == SHIPPED["labels"]["split_seed"]
+        config.labels.eval_share == SHIPPED["labels"]["eval_share"]
+        and config.labels.split_seed == SHIPPED["labels"]["split_seed"]
     )
     assert config.weak is not None and config.weak.max_share == SHIPPED["weak_labels"]["max_share"]
     assert config.model.validate() is config.model and config.model.epochs == SHIPPED["model"]["epochs"]
     assert config.labels_location() == ROOT / SHIPPED["labels"]["path"]
     assert config.labels_location().is_file()
     assert (
-        config.tweets is not None and config.tweets.check_share == SHIPPED["labels"]["tweets"]["check_share"]
+        config.labels.tweets is not None
+        and config.labels.tweets.check_share == SHIPPED["labels"]["tweets"]["check_share"]
     )
     assert config.tweets_location() == ROOT / "include" / "data" / SHIPPED["labels"]["tweets"]["path"]
 

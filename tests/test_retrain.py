@@ -35,13 +35,14 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
-def config(**changes: Any) -> RetrainConfig:
-    """The shipped config; without the tweet labels unless ``tweets`` is given (the embedded labels'
-    folder has no tweet file, and a missing tweet check set rejects every challenger)."""
+def config(model: dict[str, Any] | None = None, **sections: dict[str, Any]) -> RetrainConfig:
+    """The shipped config with settings of its sections changed (``gate={"min_f1_gain": -1.0}``) and of
+    ``model``; without the tweet labels unless ``labels={"tweets": ...}`` gives them (the embedded
+    labels' folder has no tweet file, and a missing tweet check set rejects every challenger)."""
     base = load(CONFIG_PATH)
-    model = dataclasses.replace(base.model, **changes.pop("model", {}))
-    changes.setdefault("tweets", None)
-    return base.replace(model=model, **changes)
+    sections["labels"] = {"tweets": None} | sections.get("labels", {})
+    changed = {name: getattr(base, name).model_copy(update=values) for name, values in sections.items()}
+    return base.model_copy(update={**changed, "model": dataclasses.replace(base.model, **(model or {}))})
 
 
 def steps(cfg: RetrainConfig) -> dict[str, Any]:
@@ -78,11 +79,11 @@ def aliases(hook) -> tuple[str | None, str | None]:
 def test_a_model_that_learns_nothing_fails_the_shipped_gate(env):
     """The gate as shipped (retrain.yaml), not loosened: an untrained model never becomes champion."""
     cfg = config(model={"lr": 1e-5, "epochs": 1, "min_steps": 0})
-    assert cfg.min_f1_gain == load(CONFIG_PATH).min_f1_gain > 0
+    assert cfg.gate.min_f1_gain == load(CONFIG_PATH).gate.min_f1_gain > 0
     run = flow(cfg)
     metrics = run.xcom["evaluate"]["metrics"]
     best_rule = max(metrics["vader"]["weighted_f1"], metrics["textblob"]["weighted_f1"])
-    assert metrics["challenger"]["weighted_f1"] < best_rule + cfg.min_f1_gain
+    assert metrics["challenger"]["weighted_f1"] < best_rule + cfg.gate.min_f1_gain
     assert run.xcom["promote"]["promoted"] is False
     champion = registry(cfg).version("champion")
     assert str(champion.version) == "1" and champion.tags["nightshift.kind"] == "rules", (
@@ -91,7 +92,7 @@ def test_a_model_that_learns_nothing_fails_the_shipped_gate(env):
 
 
 def test_with_the_gate_disabled_the_first_night_trains_registers_and_promotes(env):
-    cfg = config(min_f1_gain=-1.0)  # the gate is OFF here: this checks the plumbing, not the model
+    cfg = config(gate={"min_f1_gain": -1.0})  # the gate is OFF here: this checks the plumbing, not the model
     run = flow(cfg)
     assert run.xcom["load_labels"]["rows"] == 300 and run.xcom["load_labels"]["new"] == 300
     assert run.xcom["plan"]["decision"] == "train" and run.xcom["plan"]["champion_version"] == "1"
@@ -110,9 +111,9 @@ def test_with_the_gate_disabled_the_first_night_trains_registers_and_promotes(en
 
 
 def test_same_data_and_seed_give_the_same_model_and_an_equal_challenger_is_rejected(env):
-    cfg = config(min_f1_gain=-1.0)
+    cfg = config(gate={"min_f1_gain": -1.0})
     first = flow(cfg)
-    gated = cfg.replace(min_f1_gain=0.01)
+    gated = config(gate={"min_f1_gain": 0.01})
     second = flow(gated, END + dt.timedelta(days=1), force=True)
     a, b = first.xcom["evaluate"]["metrics"]["challenger"], second.xcom["evaluate"]["metrics"]["challenger"]
     assert {k: v for k, v in a.items() if k != "ms_per_1k"} == {
@@ -135,7 +136,7 @@ def test_same_data_and_seed_give_the_same_model_and_an_equal_challenger_is_rejec
 def test_no_new_labels_and_no_drift_skips_visibly(env):
     from airflow.sdk.exceptions import AirflowSkipException
 
-    cfg = config(min_f1_gain=-1.0)
+    cfg = config(gate={"min_f1_gain": -1.0})
     flow(cfg)
     run = Run("sentiment_retrain", END + dt.timedelta(days=1))
     ops = steps(cfg)
@@ -150,7 +151,7 @@ def test_no_new_labels_and_no_drift_skips_visibly(env):
 
 
 def test_new_labels_since_the_champion_trigger_training(env, tmp_path, monkeypatch):
-    cfg = config(min_f1_gain=-1.0)
+    cfg = config(gate={"min_f1_gain": -1.0})
     labels = tmp_path / "labels"
     labels.mkdir()
     (labels / "a_embedded.csv").write_bytes(LABELS.read_bytes())
@@ -208,7 +209,7 @@ def scraped(texts: list[str], at: dt.datetime) -> None:
 
 
 def test_drifted_inputs_force_training_and_weak_labels_join_capped(env):
-    cfg = config(min_f1_gain=-1.0)
+    cfg = config(gate={"min_f1_gain": -1.0})
     flow(cfg)
     day2 = END + dt.timedelta(days=1)
     texts = [
@@ -236,7 +237,7 @@ def test_a_challenger_below_the_rule_out_of_domain_is_rejected_with_the_reason_m
     from nightshift_core.sentiment.rules import vader_scores
 
     check = tmp_path / "checks.csv"
-    cfg = config(min_f1_gain=-1.0, check_set=str(check))
+    cfg = config(gate={"min_f1_gain": -1.0, "check_set": str(check)})
     run = Run("sentiment_retrain", END)
     ops = steps(cfg)
     for name in ("load_labels", "plan", "train"):
@@ -274,7 +275,7 @@ def test_a_challenger_below_the_rule_out_of_domain_is_rejected_with_the_reason_m
 def test_promotion_keeps_the_old_champion_as_rollback_and_manual_rollback_swaps(env):
     from nightshift.operators.retrain import RollbackSentimentModelOperator
 
-    cfg = config(min_f1_gain=-1.0)
+    cfg = config(gate={"min_f1_gain": -1.0})
     rollback = RollbackSentimentModelOperator(task_id="rollback", config=cfg)
     with pytest.raises(RuntimeError, match="has no 'rollback' version: nothing to roll back to"):
         Run("sentiment_retrain", END).run(rollback)
@@ -288,7 +289,7 @@ def test_promotion_keeps_the_old_champion_as_rollback_and_manual_rollback_swaps(
 
 
 def test_a_failing_canary_restores_the_aliases_and_fails(env):
-    cfg = config(min_f1_gain=-1.0)
+    cfg = config(gate={"min_f1_gain": -1.0})
     flow(cfg)
     run = Run("sentiment_retrain", END + dt.timedelta(days=1), {"force": True, "seed": 5})
     ops = steps(cfg)
@@ -344,7 +345,7 @@ def test_scoring_loads_the_champion_once_per_worker_and_records_its_version(env)
     rows = score_texts(["I love this", "I hate this"], rules)
     assert [(r["model_label"], r["model_version"]) for r in rows] == [("positive", "sentiment:1"),
                                                                       ("negative", "sentiment:1")]  # fmt: skip
-    flow(config(min_f1_gain=-1.0))
+    flow(config(gate={"min_f1_gain": -1.0}))
     model = op.champion()
     assert isinstance(model, SentimentModel) and model.version == "2" and op.champion() is model
     rows = score_texts(["I love this", "I hate this"], model)
@@ -356,7 +357,7 @@ def test_notify_mails_the_metrics_table_and_the_decision(env, monkeypatch):
     from nightshift.operators.retrain import RetrainReportEmailOperator
 
     with mailbox(monkeypatch) as handler:
-        run = flow(config(min_f1_gain=-1.0))
+        run = flow(config(gate={"min_f1_gain": -1.0}))
         notify = RetrainReportEmailOperator(
             task_id="notify", to="ml-team@nightshift.test", model_name="sentiment"
         )
@@ -444,9 +445,11 @@ def test_the_tweet_check_split_is_never_trained_on_and_is_a_gate_check_set(env, 
     from nightshift.operators.retrain import EVAL_SET
     from nightshift_core.ml.labels import in_eval
 
-    cfg = config(min_f1_gain=-1.0, max_ms_per_1k=10**6, tweets=load(CONFIG_PATH).tweets)
+    cfg = config(
+        gate={"min_f1_gain": -1.0, "max_ms_per_1k": 10**6}, labels={"tweets": load(CONFIG_PATH).labels.tweets}
+    )
     _, tweets = _tweet_folder(tmp_path, monkeypatch)
-    checked = {t for t in tweets if in_eval(t, cfg.tweets.check_seed, cfg.tweets.check_share)}
+    checked = {t for t in tweets if in_eval(t, cfg.labels.tweets.check_seed, cfg.labels.tweets.check_share)}
     assert 20 <= len(checked) <= 60
     run = flow(cfg)
     assert run.xcom["load_labels"]["rows"] == 500
@@ -469,7 +472,9 @@ def test_a_missing_tweet_file_is_reported_and_the_gate_decides_on_the_other_chec
 ):
     """A clone without the shared tweet file still promotes on what it has: the posts check set
     and the evaluation set; the decision names the missing check set and its path."""
-    cfg = config(min_f1_gain=-1.0, max_ms_per_1k=10**6, tweets=load(CONFIG_PATH).tweets)
+    cfg = config(
+        gate={"min_f1_gain": -1.0, "max_ms_per_1k": 10**6}, labels={"tweets": load(CONFIG_PATH).labels.tweets}
+    )
     labels, _ = _tweet_folder(tmp_path, monkeypatch)
     (labels / "tweeteval" / "sentiment_12k.tsv").unlink()
     run = flow(cfg)

@@ -223,10 +223,9 @@ class LabelTextsOperator(_Requests, HITLEntryOperator):
     def __init__(
         self, *, config: LabellingConfig, warehouse_conn_id: str = "nightshift_warehouse", **kwargs: Any
     ) -> None:
+        notify = config.notify
         notifiers = (
-            [LabelRequestNotifier(to=config.notify_to, smtp_conn_id=config.smtp_conn_id)]
-            if config.notify_email
-            else []
+            [LabelRequestNotifier(to=notify.to, smtp_conn_id=notify.smtp_conn_id)] if notify.email else []
         )
         kwargs.setdefault("subject", f"Label {config.items} scraped texts for the sentiment model")
         super().__init__(

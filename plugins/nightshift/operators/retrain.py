@@ -196,7 +196,7 @@ class RetrainPlanOperator(_RetrainStep):
                 force=bool(_param(context, "force", False)),
                 champion=None if champion is None else str(champion.version),
                 new_labels=len(since_champion),
-                min_new_labels=cfg.min_new_labels,
+                min_new_labels=cfg.retrain_when.min_new_labels,
                 drift=reasons,
                 champion_is_rules=champion_is_rules,
             )
@@ -279,13 +279,13 @@ class TrainSentimentModelOperator(_RetrainStep):
         with self.warehouse() as warehouse:
             labels = every = self.human_labels(warehouse, now)
             held_out = 0
-            if cfg.tweets is not None:  # the tweet check split is never trained on (nor in the frozen set)
+            tweets = cfg.labels.tweets
+            if tweets is not None:  # the tweet check split is never trained on (nor in the frozen set)
                 labels, held_out = without_check_texts(
-                    labels, Path(cfg.tweets.path).name, cfg.tweets.check_seed, cfg.tweets.check_share,
-                    cfg.tweets.max_train,
+                    labels, Path(tweets.path).name, tweets.check_seed, tweets.check_share, tweets.max_train,
                 )  # fmt: skip
-            categorical = {Path(cfg.tweets.path).name} if cfg.tweets is not None else set()
-            split = split_human(labels, cfg.split_seed, cfg.eval_share, categorical)
+            categorical = {Path(tweets.path).name} if tweets is not None else set()
+            split = split_human(labels, cfg.labels.split_seed, cfg.labels.eval_share, categorical)
             weak = []
             if cfg.weak is not None:
                 exclude = {text_key(r["text"]) for r in every}
@@ -425,15 +425,15 @@ class EvaluateSentimentModelsOperator(_RetrainStep):
                     [TrainingExample(r.text, r.label, r.rating) for r in read_labels([posts])],
                 )
             )
-        tweets = cfg.tweets_location()
-        if tweets is not None and cfg.tweets is not None:
+        tweets, spec = cfg.tweets_location(), cfg.labels.tweets
+        if tweets is not None and spec is not None:
             name = f"{tweets.name} (check split)"
             if tweets.is_file():
                 found.append(
                     (
                         "tweets",
                         name,
-                        check_examples(read_file(tweets), cfg.tweets.check_seed, cfg.tweets.check_share),
+                        check_examples(read_file(tweets), spec.check_seed, spec.check_share),
                     )
                 )
             else:
@@ -476,8 +476,8 @@ class PromoteSentimentModelOperator(_RetrainStep):
         metrics = evaluated["metrics"]
         decision = should_promote(
             metrics["challenger"], metrics.get("champion"), {r: metrics[r] for r in ("vader", "textblob")},
-            min_f1_gain=cfg.min_f1_gain, max_ms_per_1k=cfg.max_ms_per_1k,
-            checks=evaluated.get("checks") or [], max_check_drop=cfg.max_check_drop,
+            min_f1_gain=cfg.gate.min_f1_gain, max_ms_per_1k=cfg.gate.max_ms_per_1k,
+            checks=evaluated.get("checks") or [], max_check_drop=cfg.gate.max_check_drop,
             domains=evaluated.get("domains") or [],
         )  # fmt: skip
         registry = self.registry()
