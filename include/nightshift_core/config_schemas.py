@@ -13,7 +13,8 @@ import importlib
 import json
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+from nightshift_core.yamlconf import CONFIG_DIR
+
 SCHEMA_DIR = CONFIG_DIR / "schemas"
 #: kind -> (model, the YAML files of that kind relative to include/config)
 KINDS: dict[str, tuple[str, str]] = {

@@ -1,7 +1,7 @@
 """YAML definitions as pydantic models, with errors that name the file, the key, the value and the fix.
 
 Each file kind is one :class:`ConfigModel`; :func:`parse` reads a file and validates it, turning
-pydantic's ``ValidationError`` into the kind's own error (a ``PermanentError``) with one line per
+pydantic's ``ValidationError`` into the kind's own :class:`ConfigError` with one line per
 problem: ``<file>: <key> ... <fix>``. A field says how its bad values are reported with
 :class:`Fix` (for type and range errors); validators raise ``ValueError`` with the whole message,
 ``{key}`` standing for the key path where they run (e.g. ``sections[0] (customers).limit``).
@@ -36,6 +36,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from nightshift_core.errors import PermanentError
 from nightshift_core.warehouse.types import check_identifier
 
 T = TypeVar("T")
@@ -44,6 +45,16 @@ _DAG_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 #: ``check_identifier``'s rule, for the JSON Schemas.
 IDENT_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _TYPE_TAGS = {"str", "int", "float", "bool", "none", "list", "tuple", "dict", "datetime", "date"}
+#: The YAML definitions (include/config) and the queries they name (include/sql).
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+
+
+class ConfigError(ValueError, PermanentError):
+    """A bad definition: one line per problem, each naming the file, the key and the fix.
+
+    Each file kind raises its own subclass (``SyncConfigError``, ``ReportConfigError``, ...).
+    """
 
 
 @dataclass(frozen=True)
@@ -118,15 +129,9 @@ def number(low: float, high: float, description: str, *, whole: bool = False, fi
 def ident(what: str, description: str) -> Any:
     """An identifier (dataset, table, column) checked by ``check_identifier``; the error names the key."""
 
-    def check(value: Any) -> str:
-        try:
-            return check_identifier(value, what)
-        except ValueError as exc:
-            raise ValueError(f"{{key}}: {exc}") from None
-
     return Annotated[
         str,
-        BeforeValidator(check),
+        BeforeValidator(lambda value: identifier(value, what)),
         Field(description=description, json_schema_extra={"pattern": IDENT_PATTERN}),
     ]
 
@@ -136,10 +141,15 @@ def column_names(value: Any) -> tuple[str, ...]:
     value = [value] if isinstance(value, str) else (value or [])
     if not isinstance(value, list | tuple):
         raise ValueError("{key} must be a column name or a list of column names")
+    return tuple(identifier(c, "column name") for c in value)
+
+
+def identifier(value: Any, what: str, key: str = "{key}") -> str:
+    """``value`` checked by ``check_identifier``; its error starts with ``key`` (the key path by default)."""
     try:
-        return tuple(check_identifier(c, "column name") for c in value)
+        return check_identifier(value, what)
     except ValueError as exc:
-        raise ValueError(f"{{key}}: {exc}") from None
+        raise ValueError(f"{key}: {exc}") from None
 
 
 COLUMN_SCHEMA = {"type": "string", "pattern": IDENT_PATTERN}
@@ -199,6 +209,7 @@ Schedule = Annotated[
 StartDate = Annotated[
     datetime,
     BeforeValidator(_start_date),
+    Field(datetime(2026, 1, 1, tzinfo=UTC)),  # the default of every kind
     WithJsonSchema(
         {
             "type": "string",
@@ -213,12 +224,13 @@ Tags = Annotated[
     Fix("tags must be a list of strings"),
 ]
 Flag = Annotated[StrictBool, Fix("{key} must be true or false")]
+Catchup = Annotated[Flag, Field(False, description="Run the intervals since start_date that never ran")]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 # -- reading a file --------------------------------------------------------------------------------
 
 
-def read_mapping(path: Path, error: type[ValueError]) -> dict:
+def read_mapping(path: Path, error: type[ConfigError]) -> dict:
     """The top-level mapping of a YAML file, or ``error`` naming the file."""
     try:
         raw = yaml.safe_load(path.read_text())
@@ -231,7 +243,7 @@ def read_mapping(path: Path, error: type[ValueError]) -> dict:
     return raw
 
 
-def parse(model: type[M], path: Path, error: type[ValueError]) -> M:
+def parse(model: type[M], path: Path, error: type[ConfigError]) -> M:
     """``path`` validated as ``model``; every problem, one line each, in one ``error``."""
     raw = read_mapping(path, error)
     try:
@@ -242,7 +254,7 @@ def parse(model: type[M], path: Path, error: type[ValueError]) -> M:
 
 
 def load_folder(
-    directory: Path, load: Callable[[Path], T], error: type[ValueError], *, id_key: str, what: str
+    directory: Path, load: Callable[[Path], T], error: type[ConfigError], *, id_key: str, what: str
 ) -> list[T]:
     """Every ``*.yaml`` in ``directory`` loaded by ``load``; all problems of all files in one error.
 

@@ -36,6 +36,8 @@ from nightshift_core.errors import PermanentError
 from nightshift_core.ml.labels import MAX_TEXT, normalise, text_key
 from nightshift_core.sentiment.rules import LABELS
 from nightshift_core.yamlconf import (
+    CONFIG_DIR,
+    ConfigError,
     ConfigModel,
     DagId,
     FileModel,
@@ -52,7 +54,7 @@ from nightshift_core.yamlconf import (
     text as nonempty,
 )
 
-CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "labelling.yaml"
+CONFIG_PATH = CONFIG_DIR / "labelling.yaml"
 SOURCE = "airflow-ui"
 SKIP = "skip"
 ANSWERS = ("positive", "neutral", "negative", SKIP)
@@ -65,8 +67,8 @@ ANSWER_DISPLAY = {
 _WORD = re.compile(r"[^\W\d_]{2,}(?:'[^\W\d_]+)?")
 
 
-class LabellingConfigError(ValueError, PermanentError):
-    """A bad labelling.yaml; the message names file, key and fix."""
+class LabellingConfigError(ConfigError):
+    """A bad labelling.yaml."""
 
 
 class LabelRequestError(ValueError, PermanentError):
@@ -172,7 +174,7 @@ class LabellingConfig(FileModel):
     after_assets: Annotated[tuple[str, ...], BeforeValidator(_assets)] = Field(
         (), description="Run when these Assets are updated (instead of a schedule), e.g. [reddit.sentiment]"
     )
-    start_date: StartDate = datetime(2026, 1, 1, tzinfo=UTC)
+    start_date: StartDate
     dataset: ident("dataset name", "Warehouse dataset of ml.labels, where the answers are merged") = "ml"
     texts_dataset: ident("dataset name", "Dataset of the scraped texts and their scores") = "reddit"
     items: number(1, 50, "Texts per request (one form, one field per text)", whole=True) = 12
@@ -192,18 +194,6 @@ class LabellingConfig(FileModel):
     )
     notify: Notify = Notify()
     tags: Tags = ("nightshift", "sentiment", "ml")
-
-    @property
-    def notify_email(self) -> bool:
-        return self.notify.email
-
-    @property
-    def notify_to(self) -> str | None:
-        return self.notify.to
-
-    @property
-    def smtp_conn_id(self) -> str:
-        return self.notify.smtp_conn_id
 
     @classmethod
     def prepare(cls, data: dict, info: ValidationInfo) -> dict:

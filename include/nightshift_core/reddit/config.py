@@ -8,14 +8,14 @@ error instead of a run that silently scrapes something else.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, StrictStr, ValidationInfo, model_validator
 
-from nightshift_core.errors import PermanentError
 from nightshift_core.yamlconf import (
+    CONFIG_DIR,
+    ConfigError,
     DagId,
     FileModel,
     Fix,
@@ -28,7 +28,7 @@ from nightshift_core.yamlconf import (
     text,
 )
 
-CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "reddit.yaml"
+CONFIG_PATH = CONFIG_DIR / "reddit.yaml"
 Listing = Literal["top", "hot", "new"]
 TimeFilter = Literal["hour", "day", "week", "month", "year", "all"]
 LISTINGS: tuple[str, ...] = ("top", "hot", "new")
@@ -40,8 +40,8 @@ MAX_LISTING = 1000  # Reddit never serves more than 1000 items of a listing
 MAX_REPLACE_MORE = 100
 
 
-class RedditConfigError(ValueError, PermanentError):
-    """A bad reddit.yaml; the message names file, key and fix."""
+class RedditConfigError(ConfigError):
+    """A bad reddit.yaml."""
 
 
 def check_subreddit(name: Any, where: str = "subreddit") -> str:
@@ -88,7 +88,7 @@ class RedditConfig(FileModel):
         "Scrape Reddit and score sentiment", description="One line shown in the UI"
     )
     schedule: Schedule = "@hourly"
-    start_date: StartDate = datetime(2026, 1, 1, tzinfo=UTC)
+    start_date: StartDate
     conn_id: text(
         "Reddit connection: client id/secret and user agent", "{key}: must be a non-empty string, got {value}"
     ) = "reddit_default"

@@ -10,7 +10,6 @@ error naming the file, the key and the fix; nothing is dropped silently.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -26,15 +25,17 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from nightshift_core.errors import PermanentError
 from nightshift_core.reports.charts import ChartDef, parse_charts
 from nightshift_core.reports.formats import FORMATS, Format
 from nightshift_core.reports.headline import FreshnessSpec, HeadlineSpec, parse_freshness, parse_headline
-from nightshift_core.warehouse.types import check_identifier
 from nightshift_core.yamlconf import (
     COLUMN_SCHEMA,
+    CONFIG_DIR,
     IDENT_PATTERN,
+    SQL_DIR,
+    Catchup,
     Columns,
+    ConfigError,
     ConfigModel,
     FileModel,
     Fix,
@@ -42,14 +43,14 @@ from nightshift_core.yamlconf import (
     StartDate,
     Tags,
     column_names,
+    identifier,
     load_folder,
     parse,
     sql_file,
     text,
 )
 
-REPORT_DIR = Path(__file__).resolve().parents[2] / "config" / "reports"
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+REPORT_DIR = CONFIG_DIR / "reports"
 _REPORT_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SHEET_NAME = re.compile(r"[^\[\]:*?/\\]{1,31}")
 _EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+")
@@ -62,8 +63,8 @@ _SQL_LIMIT = re.compile(r"\{\{-?\s*limit\s*-?\}\}")
 _SQL_LITERAL_LIMIT = re.compile(r"\bLIMIT\s+\d+", re.IGNORECASE)
 
 
-class ReportConfigError(ValueError, PermanentError):
-    """A bad report definition; the message names file, key and fix."""
+class ReportConfigError(ConfigError):
+    """A bad report definition."""
 
 
 def _column(value: Any) -> str:
@@ -137,10 +138,7 @@ class Section(ConfigModel):
         formats = data.get("formats") or {}
         if isinstance(formats, dict):
             for column, fmt in formats.items():
-                try:
-                    check_identifier(column, "column name")
-                except ValueError as exc:
-                    raise ValueError(f"{{key}}.formats: {exc}") from None
+                identifier(column, "column name", "{key}.formats")
                 if fmt not in FORMATS:
                     raise ValueError(
                         f"{{key}}.formats.{column} is {fmt!r}, not a format; use one of {', '.join(FORMATS)} "
@@ -253,10 +251,7 @@ def _schedule_assets(value: Any) -> tuple[str, ...]:
         parts = name.split(".") if isinstance(name, str) else []
         if len(parts) != 2:
             raise ValueError(f"schedule.assets: {name!r} is not 'dataset.table' (the Asset a sync publishes)")
-        try:
-            names.append(".".join(check_identifier(p, "name") for p in parts))
-        except ValueError as exc:
-            raise ValueError(f"schedule.assets: {exc}") from None
+        names.append(".".join(identifier(p, "name", "schedule.assets") for p in parts))
     return tuple(names)
 
 
@@ -370,8 +365,8 @@ class ReportConfig(FileModel):
     description: str = Field("", description="One line shown in the UI (default: the title)")
     schedule: Annotated[StrictStr | None, WithJsonSchema(_SCHEDULE_SCHEMA)] = "@daily"
     assets: SkipJsonSchema[tuple[str, ...]] = ()
-    start_date: StartDate = datetime(2026, 1, 1, tzinfo=UTC)
-    catchup: Flag = Field(False, description="Run the intervals since start_date that never ran")
+    start_date: StartDate
+    catchup: Catchup
     tags: Tags = ("nightshift", "reports")
     shape: dict[str, str] = Field(
         default_factory=dict, description="Names substituted into the SQL, e.g. {dataset: classicmodels}"
@@ -436,14 +431,8 @@ class ReportConfig(FileModel):
     @classmethod
     def _shape_names(cls, shape: dict[str, str]) -> dict[str, str]:
         for key, value in shape.items():
-            try:
-                check_identifier(key, "template variable name")
-            except ValueError as exc:
-                raise ValueError(f"{{key}}: {exc}") from None
-            try:
-                check_identifier(value, "dataset or table name")
-            except ValueError as exc:
-                raise ValueError(f"{{key}}.{key}: {exc}") from None
+            identifier(key, "template variable name")
+            identifier(value, "dataset or table name", f"{{key}}.{key}")
         return shape
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ is an error naming the file, the key and the fix — a table is never dropped si
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -24,10 +24,12 @@ from pydantic import (
     model_validator,
 )
 
-from nightshift_core.errors import PermanentError
-from nightshift_core.warehouse.types import check_identifier
 from nightshift_core.yamlconf import (
+    CONFIG_DIR,
+    SQL_DIR,
+    Catchup,
     Columns,
+    ConfigError,
     ConfigModel,
     DagId,
     FileModel,
@@ -37,22 +39,22 @@ from nightshift_core.yamlconf import (
     StartDate,
     Tags,
     ident,
+    identifier,
     load_folder,
     parse,
     sql_file,
     text,
 )
 
-SYNC_DIR = Path(__file__).resolve().parents[2] / "config" / "syncs"
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SYNC_DIR = CONFIG_DIR / "syncs"
 _DURATION = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 Mode = Literal["full", "incremental", "cdc"]
 _MODES: tuple[str, ...] = ("full", "incremental", "cdc")
 
 
-class SyncConfigError(ValueError, PermanentError):
-    """A bad sync definition; the message names file, key and fix."""
+class SyncConfigError(ConfigError):
+    """A bad sync definition."""
 
 
 def _duration(value: Any) -> timedelta:
@@ -184,10 +186,7 @@ class PostLoad(ConfigModel):
         if len(parts) != 2:
             raise ValueError(f"{{key}}: expected 'dataset.table', got {target!r}")
         for part in parts:
-            try:
-                check_identifier(part, "name")
-            except ValueError as exc:
-                raise ValueError(f"{{key}}: {exc}") from None
+            identifier(part, "name")
         return target
 
 
@@ -279,8 +278,8 @@ class SyncConfig(FileModel):
     )
     source: Annotated[Source, Fix("'source' must be a mapping with conn_id")]
     schedule: Schedule = "@daily"
-    start_date: StartDate = datetime(2026, 1, 1, tzinfo=UTC)
-    catchup: Flag = Field(False, description="Run the intervals since start_date that never ran")
+    start_date: StartDate
+    catchup: Catchup
     target: Annotated[Target, Fix("'target' must be a mapping with dataset")]
     tables: tuple[TableSync, ...] = Field(description="Tables to sync", json_schema_extra=_table_names_too)
     post_load: tuple[PostLoad, ...] = ()
