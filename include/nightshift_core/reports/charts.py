@@ -160,7 +160,9 @@ def _bar(ax: Any, chart: ChartDef, data: list, report_date: dt.date, currency: s
                   ha="center" if len(data) <= 6 else "right")  # fmt: skip
     _axis_format(ax, chart.format, currency)
     ax.grid(axis="y", color="#e0e0e0")
-    ax.legend(frameon=False)
+    ax.set_axisbelow(True)  # grid lines behind the bars, not across them
+    # Above the plot, in one row: inside it, the legend would cover a tall bar.
+    ax.legend(frameon=False, ncols=len(chart.y), loc="lower left", bbox_to_anchor=(0, 1.0))
 
 
 def _shares(ax: Any, chart: ChartDef, data: list, facet: Any, report_date: dt.date) -> None:
