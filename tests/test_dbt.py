@@ -417,6 +417,10 @@ def test_parsing_the_dbt_dag_runs_no_subprocess_and_reads_only_the_manifest():
     outlets = {a.name for t in dag.tasks for a in t.outlets}
     assert {"classicmodels_agg.top_employees_by_sales", "classicmodels_agg.daily_sales"} <= outlets
     assert dag.get_task("audit_sources").downstream_task_ids >= {"models.stg_orders_model_build"}
+    # Every dbt task of a run keeps its parse in one folder, so the next task parses only what changed.
+    caches = {t.task_id: t.cache_dir for t in dag.tasks if getattr(t, "partial_parse", False)}
+    assert {"source_freshness", "audit_sources", "models.daily_sales_model_build"} <= set(caches), caches
+    assert len(set(caches.values())) == 1 and None not in caches.values(), caches
     report = yaml.safe_load((ROOT / "include/config/reports/daily_sales.yaml").read_text())
     assert "classicmodels_agg.top_employees_by_sales" in report["schedule"]["assets"]
 
