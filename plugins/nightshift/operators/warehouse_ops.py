@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+KEY_CHECKS_PER_QUERY = 50  # tables whose primary keys one query of the quality gate checks
+
+
 class SyncQualityGateOperator(BaseOperator):
     """Fail (without retries) when a synced table breaks its contract.
 
@@ -48,12 +51,13 @@ class SyncQualityGateOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from nightshift.hooks.warehouse import WarehouseHook
-        from nightshift_core.warehouse.types import TableRef, check_identifier
+        from nightshift_core.warehouse.types import check_identifier
 
         problems, checked, repaired = [], [], {}
         results = [r for r in (self.load_results or []) if r]
         # every check in one opening of the warehouse
         with WarehouseHook(self.warehouse_conn_id).get_conn() as warehouse, warehouse.session():
+            key_counts = self._key_counts(warehouse, [r["target"] for r in results])
             for result in results:
                 target = result["target"]
                 staged, expected = result["staged_rows"], result["source_rows"]
@@ -65,16 +69,7 @@ class SyncQualityGateOperator(BaseOperator):
                 if not keys:  # a keyless table (mode: full, primary_key: []): no key to check
                     checked.append(target)
                     continue
-                # quoted (BigQuery's backticks, which the engines read): a table `select`, a key `from`
-                cols = ", ".join(f"`{k}`" for k in keys)
-                nulls = " OR ".join(f"`{k}` IS NULL" for k in keys)
-                ref = TableRef.parse(target)
-                table = f"`{ref.dataset}`.`{ref.table}`"
-                counts = warehouse.query(
-                    f"SELECT (SELECT COUNT(*) FROM {table} WHERE {nulls}) AS null_keys, "  # noqa: S608
-                    f"(SELECT COUNT(*) FROM (SELECT {cols} FROM {table} GROUP BY {cols} "
-                    "HAVING COUNT(*) > 1) AS d) AS duplicate_keys"
-                ).to_pylist()[0]
+                counts = key_counts[target]
                 if counts["null_keys"] or counts["duplicate_keys"]:
                     problems.append(
                         f"{target}: primary key {keys} has {counts['null_keys']} NULL and "
@@ -99,6 +94,31 @@ class SyncQualityGateOperator(BaseOperator):
         if summary:
             self._warn_by_mail(context, summary, sum(repaired.values()))
         return {"checked": checked, "repaired": repaired}
+
+    def _key_counts(self, warehouse, targets: Sequence[str]) -> dict[str, dict[str, int]]:
+        """NULL and duplicated primary-key values of each keyed target: the tables' checks joined into a
+        query per KEY_CHECKS_PER_QUERY of them, not one each (a query job each, on BigQuery)."""
+        from nightshift_core.warehouse.types import TableRef, check_identifier
+
+        keyed = [t for t in dict.fromkeys(targets) if self.primary_keys[t]]
+        counts: dict[str, dict[str, int]] = {}
+        for first in range(0, len(keyed), KEY_CHECKS_PER_QUERY):
+            checks = []
+            for i, target in enumerate(keyed[first : first + KEY_CHECKS_PER_QUERY], first):
+                keys = [check_identifier(k) for k in self.primary_keys[target]]
+                # quoted (BigQuery's backticks, which the engines read): a table `select`, a key `from`
+                cols = ", ".join(f"`{k}`" for k in keys)
+                nulls = " OR ".join(f"`{k}` IS NULL" for k in keys)
+                ref = TableRef.parse(target)
+                table = f"`{ref.dataset}`.`{ref.table}`"
+                checks.append(
+                    f"SELECT {i} AS i, (SELECT COUNT(*) FROM {table} WHERE {nulls}) AS null_keys, "  # noqa: S608
+                    f"(SELECT COUNT(*) FROM (SELECT {cols} FROM {table} GROUP BY {cols} "
+                    "HAVING COUNT(*) > 1) AS d) AS duplicate_keys"
+                )
+            for row in warehouse.query(" UNION ALL ".join(checks)).to_pylist():
+                counts[keyed[row["i"]]] = row
+        return counts
 
     def _warn_by_mail(self, context: Context, summary: str, count: int) -> None:
         """A repair is a warning the team should see: one e-mail to the alert recipients."""
