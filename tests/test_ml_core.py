@@ -1104,6 +1104,24 @@ def test_elongation_and_emoticons_reach_the_rule_prior():
     assert analyse("you <3").dense[16] > 0  # emoticon valence
 
 
+def test_textblob_signals_only_when_configured_and_older_artifacts_keep_them(trained, tmp_path):
+    """TextBlob's polarity and subjectivity (dense 5, 6) cost half the scoring time: they are read
+    only with ``model.textblob``; an artifact saved before the setting existed was trained with
+    them and loads with them."""
+    from textblob import TextBlob
+
+    text = "What a wonderful, happy day"
+    assert analyse(text).dense[5:7] == [0.0, 0.0]
+    assert analyse(text, textblob=True).dense[5:7] == list(TextBlob(text).sentiment) != [0.0, 0.0]
+    model, _ = trained
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["config"]["textblob"] == 0 and SentimentModel.load(tmp_path / "m").config.textblob == 0
+    del meta["config"]["textblob"]
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    assert SentimentModel.load(tmp_path / "m").config.textblob == 1
+
+
 def test_vocabulary_is_pruned_and_stable():
     texts = ["good film", "good day", "good food", "bad film"]
     analysed = [analyse(t, 1) for t in texts]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
+from nightshift_core.ml import fastvader
+from nightshift_core.ml.labels import read_file
 from nightshift_core.sentiment.rules import (
     Scorer,
     score_texts,
@@ -71,6 +75,42 @@ def test_real_libraries_through_the_rules(text: str, textblob: str, vader: str):
 def test_vader_works_offline_with_emoji():
     # vaderSentiment ships its lexicon and emoji table; nltk's downloader is never needed.
     assert vader_scores("😀😀")["compound"] > 0
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sentiment"
+
+
+def test_the_fast_vader_is_vader_on_every_shared_sentiment_text():
+    """The model's feature path scores with :mod:`nightshift_core.ml.fastvader`: it must give
+    ``polarity_scores``' exact dict on real text (19,503 rated sentences, 12,284 tweets)."""
+    files = [*sorted(SHARED.glob("*_GroundTruth.txt")), SHARED / "tweeteval" / "sentiment_12k.tsv"]
+    texts = [row.text for path in files for row in read_file(path)]
+    assert len(texts) > 30_000
+    differ = [t for t in texts if fastvader.polarity_scores(t) != vader_scores(t)]
+    assert not differ, f"{len(differ)} texts differ, e.g. {differ[:3]}"
+
+
+def test_the_fast_vader_is_vader_on_text_made_to_hit_every_rule():
+    """Boosters (also in capitals), negations before and across words, "no", "least", "kind of",
+    "but" with repeated values, idioms, emoticons, emoji glued to words, punctuation runs."""
+    from vaderSentiment import vaderSentiment as module
+
+    rng = random.Random(32)
+    lexicon = sorted(fastvader._lexicons()[0])
+    words = (
+        rng.sample(lexicon, 400)
+        + list(module.BOOSTER_DICT)
+        + list(module.NEGATE)
+        + [w for case in module.SPECIAL_CASES for w in case.split()]
+    )
+    words += ["but", "BUT", "least", "at", "very", "no", "or", "nor", "kind", "of", "never", "so", "this", "without",
+              "doubt", "GOOD", "Bad", "HATE", "!", "?", "!!", "???", "...", ":)", ":-(", "<3", "😍", "🎉🎉",
+              "a😍b", " 😢", "(good)", "'no'", "\t", "n't", "isn't", "the", "a"]  # fmt: skip
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 16))) for _ in range(5000)]
+    texts += ["good but good but good", "GOOD good BAD bad", "not at least good", "the shit", "kind of good"]
+    differ = [t for t in texts if fastvader.polarity_scores(t) != vader_scores(t)]
+    assert not differ, f"{len(differ)} texts differ, e.g. {differ[:3]}"
+    assert len({fastvader.polarity_scores(t)["compound"] for t in texts}) > 500  # the texts vary the score
 
 
 class _ConstantModel:

@@ -37,6 +37,7 @@ class ModelConfig:
     dim: int = 16
     ngrams: int = 2
     char_ngrams: int = 0  # > 0: also character n-grams of this length (for words never seen whole)
+    textblob: int = 0  # 1: TextBlob's polarity and subjectivity enter the prior (half the scoring time)
     min_count: int = 3  # a feature enters the vocabulary when this many training texts have it
     max_vocabulary: int = 50_000
     shrink: float = 4.0  # correction input = sum of known features / (known + shrink)
@@ -61,7 +62,7 @@ class ModelConfig:
 
     def validate(self) -> ModelConfig:
         """``self``, or a ValueError naming the setting that is out of range."""
-        limits = {"dim": (2, 1024), "ngrams": (1, 3), "char_ngrams": (0, 6), "min_count": (1, 10**6),
+        limits = {"dim": (2, 1024), "ngrams": (1, 3), "char_ngrams": (0, 6), "textblob": (0, 1), "min_count": (1, 10**6),
                   "max_vocabulary": (1, 10**7), "shrink": (0.0, 1000.0), "dropout": (0.0, 0.9),
                   "epochs": (1, 100), "min_steps": (0, 10**6), "batch_size": (1, 4096), "lr": (1e-5, 1.0),
                   "weight_decay": (0.0, 10.0), "l2": (0.0, 10.0), "rating_weight": (0.0, 10.0), "class_balance": (0.0, 1.0),

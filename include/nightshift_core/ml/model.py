@@ -4,9 +4,12 @@ challenger, a learned correction on top of the rule scores.
 The challenger is built so that it cannot fall far below its prior where it knows nothing:
 
 * a *prior head* reads dense rule and social-media signals -- VADER's scores (on the text and on
-  its de-elongated form, "loooove" -> "love"), TextBlob's polarity and subjectivity, lexicon
+  its de-elongated form, "loooove" -> "love"; computed by :mod:`nightshift_core.ml.fastvader`,
+  VADER's exact numbers at a quarter of the cost), VADER's and pattern's (TextBlob's) lexicon
   shares, emoticon/emoji valence, ALL-CAPS and elongation emphasis, ``!``/``?`` counts, negation
-  share -- through one linear layer, a calibrated logistic regression on the rules;
+  share, and with ``textblob`` TextBlob's polarity and subjectivity (off by default: they cost
+  half the scoring time and earned nothing on the bench) -- through one linear layer, a
+  calibrated logistic regression on the rules;
 * a *correction* reads the text's word, negated-word, bigram and (optionally) character
   n-gram features, but only those seen at least ``min_count`` times in training (a pruned
   vocabulary saved beside the weights; unseen features are dropped, never hashed into a shared
@@ -49,6 +52,7 @@ import numpy as np
 
 from nightshift_core.errors import PermanentError
 from nightshift_core.ml.config import ModelConfig
+from nightshift_core.ml.fastvader import polarity_scores
 from nightshift_core.sentiment.rules import LABELS, Label, vader_scores
 
 WORD = r"[a-z0-9]+(?:'[a-z]+)?"
@@ -60,6 +64,7 @@ CLAUSE_BREAKS = frozenset({".", ",", ";"})
 CLAUSE_ENDS = CLAUSE_BREAKS | {"!", "?"}
 NEGATIONS = frozenset({"not", "no", "never", "nothing", "nobody", "neither", "nor", "hardly", "without"})
 ELONGATED = re.compile(r"([a-z])\1{2,}")
+LETTERS = re.compile(r"[A-Za-z]{2,}")
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "model.json"
 VOCAB_FILE = "vocabulary.json"
@@ -140,44 +145,52 @@ def _emoticons_and_emoji(text: str) -> tuple[list[str], float]:
     vader, _, emoticons, emoji = _lexicons()
     found, valence = [], 0.0
     for piece in text.split():
-        for candidate in (piece, piece.rstrip(".,!?")):
-            if candidate in emoticons:
-                found.append("EMO_" + candidate)
-                valence += emoticons[candidate]
-                break
-    for char in text:
-        if char in emoji:
-            found.append("EMOJI_" + char)
-            words = emoji[char].split()
-            valence += sum(vader.get(w, 0.0) for w in words)
+        if piece in emoticons:
+            found.append("EMO_" + piece)
+            valence += emoticons[piece]
+            continue
+        stripped = piece.rstrip(".,!?")
+        if stripped in emoticons:
+            found.append("EMO_" + stripped)
+            valence += emoticons[stripped]
+    if not text.isascii():  # every emoji is outside ASCII: most texts skip the scan
+        for char in text:
+            if char in emoji:
+                found.append("EMOJI_" + char)
+                valence += sum(vader.get(w, 0.0) for w in emoji[char].split())
     return found, valence / 4
 
 
 DENSE_WIDTH = 20
 
 
-def analyse(text: str, ngrams: int = 2, char_ngrams: int = 0) -> Analysed:
+def analyse(text: str, ngrams: int = 2, char_ngrams: int = 0, textblob: bool = False) -> Analysed:
     """Features and dense signals of ``text``.
 
     Features: words (de-elongated), ``NOT_<word>`` for the words after a negation up to the end
     of its clause (``.``, ``,``, ``;``, ``!``, ``?`` or an emoticon), word 2..n-grams, emoticons
     and emoji, ``ALLCAPS``/``ELONG`` flags and, with ``char_ngrams`` > 0, the character
     n-grams of each word (``#lov``, ``ove#``). ``!`` and ``?`` are not features: their meaning
-    varies by domain, so they only enter the dense signals."""
+    varies by domain, so they only enter the dense signals.
+
+    Dense signals 5 and 6 are TextBlob's polarity and subjectivity with ``textblob``, else 0 (a
+    constant column the prior standardises to 0): its pattern analyser cost half the scoring time
+    and its lexicon's word polarity is already a signal (9, 10)."""
     vader, pattern, _, _ = _lexicons()
     known = vader.__contains__
     raw = text[:4000]
     lowered = raw.lower()
     scanned = _expand(CLAUSE_TOKEN.findall(lowered))
+    stretched = ELONGATED.search(lowered) is not None  # one scan: most texts have no elongation
     elongated = 0
     words: list[str] = []
     grams: list[str] = []
     negated = False
     for token in scanned:
-        if token in CLAUSE_ENDS or token.startswith((":", ";")):
+        if token in CLAUSE_ENDS or token[0] in ":;":
             negated = False
             continue
-        if ELONGATED.search(token):
+        if stretched and ELONGATED.search(token):
             elongated += 1
             token = deelongate(token, known)
         words.append(token)
@@ -186,7 +199,9 @@ def analyse(text: str, ngrams: int = 2, char_ngrams: int = 0) -> Analysed:
         elif negated:
             grams.append("NOT_" + token)
     grams.extend(words)
-    for n in range(2, ngrams + 1):
+    if ngrams >= 2:
+        grams.extend([f"{a} {b}" for a, b in zip(words[:-1], words[1:], strict=True)])
+    for n in range(3, ngrams + 1):
         grams.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
     if char_ngrams:
         for word in set(words):
@@ -194,23 +209,26 @@ def analyse(text: str, ngrams: int = 2, char_ngrams: int = 0) -> Analysed:
             grams.extend(padded[i : i + char_ngrams] for i in range(len(padded) - char_ngrams + 1))
     marks, emo_valence = _emoticons_and_emoji(raw)
     grams.extend(marks)
-    letters = re.findall(r"[A-Za-z]{2,}", raw)
+    letters = LETTERS.findall(raw)
     caps = sum(w.isupper() for w in letters)
     if caps:
         grams.append("ALLCAPS")
     if elongated:
         grams.append("ELONG")
 
-    plain = vader_scores(raw)
+    plain = polarity_scores(raw)
     squeezed = plain
     if elongated:
-        squeezed = vader_scores(ELONGATED.sub(lambda m: m.group(1) * 2, raw))
-        squeezed = max(squeezed, vader_scores(" ".join(deelongate(w, known) for w in raw.split())),
-                       key=lambda s: abs(s["compound"]))  # fmt: skip
+        # VADER on the text with its (lower-case) stretched letters squeezed to two, and to a known
+        # word; the stronger of the two. A variant equal to the text is not scored again.
+        variants = dict.fromkeys((ELONGATED.sub(lambda m: m.group(1) * 2, raw),
+                                  " ".join(deelongate(w, known) for w in raw.split())))  # fmt: skip
+        scored = [plain if v == raw else polarity_scores(v) for v in variants]
+        squeezed = max(scored, key=lambda s: abs(s["compound"]))
     n = max(len(words), 1)
     valences = [vader[w] for w in words if w in vader]
     pat = [pattern[w] for w in words if w in pattern]
-    polarity, subjectivity = _textblob(raw)
+    polarity, subjectivity = _textblob(raw) if textblob else (0.0, 0.0)
     dense = [
         plain["compound"], plain["pos"], plain["neg"], plain["neu"], squeezed["compound"],
         polarity, subjectivity,
@@ -225,11 +243,18 @@ def analyse(text: str, ngrams: int = 2, char_ngrams: int = 0) -> Analysed:
     return Analysed(grams, dense)
 
 
-def _textblob(text: str) -> tuple[float, float]:
-    from nightshift_core.sentiment.rules import _textblob as analyzer
+@functools.cache
+def _pattern_sentiment() -> Callable[[str], tuple[float, float]]:
+    from textblob.en import sentiment
 
-    result = analyzer().analyze(text)
-    return float(result.polarity), float(result.subjectivity)
+    return sentiment
+
+
+def _textblob(text: str) -> tuple[float, float]:
+    """TextBlob's polarity and subjectivity: the pattern analyser ``TextBlob(text).sentiment``
+    runs, called directly (``PatternAnalyzer.analyze`` builds a namedtuple class per call)."""
+    polarity, subjectivity = _pattern_sentiment()(text)
+    return float(polarity), float(subjectivity)
 
 
 def build_vocabulary(analysed: Sequence[Analysed], min_count: int, max_size: int) -> list[str]:
@@ -303,7 +328,8 @@ class _Encoder:
         self.index = {f: i for i, f in enumerate(vocabulary)}
 
     def analyse(self, texts: Sequence[str]) -> list[Analysed]:
-        return [analyse(t, self.config.ngrams, self.config.char_ngrams) for t in texts]
+        ngrams, chars, textblob = self.config.ngrams, self.config.char_ngrams, bool(self.config.textblob)
+        return [analyse(t, ngrams, chars, textblob) for t in texts]
 
     def encode(self, analysed: Sequence[Analysed]):
         import torch
@@ -413,7 +439,8 @@ class SentimentModel:
         for needed in (WEIGHTS_FILE, VOCAB_FILE):
             if not (folder / needed).is_file():
                 raise ModelArtifactError(f"model artifact {folder} has no {needed}")
-        config = ModelConfig.from_dict(meta["config"])
+        # Artifacts saved before the ``textblob`` setting existed always read TextBlob.
+        config = ModelConfig.from_dict({"textblob": 1, **meta["config"]})
         vocabulary = json.loads((folder / VOCAB_FILE).read_text())
         net = _net(config, len(vocabulary))
         net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
