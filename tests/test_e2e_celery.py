@@ -637,9 +637,38 @@ def _a_labelling_request(api: local_stack.Api) -> tuple[str, dict[str, Any]]:
     return run_id, _until(mine, RUNS_TIMEOUT_S, f"no labelling request of run {run_id}")
 
 
+# A scraped comment with markup, seeded with the scores that rank it first among the picks: the three
+# scorers give three labels (disagreement 1), the model is unsure (score 0), and five of its eight
+# words are in no labelled text (new words 0.625; no shipped snapshot text passes 0.34, so nothing
+# else reaches its 2.625). Its id sorts before every scraped one, which would break a tie.
+MARKUP = "<b>bold</b> <img src=x onerror=alert(1)> quokkas zyzzyva snarfblat"
+MARKUP_ID = "t1_000markup"
+
+
+def _seed_markup_text(e2e: E2E) -> None:
+    dataset = f"`{e2e.emulator.project}.reddit`"
+    (post,) = e2e.warehouse(f"SELECT fullname, subreddit FROM {dataset}.posts ORDER BY fullname LIMIT 1")
+    e2e.warehouse(
+        f"INSERT INTO {dataset}.comments (fullname, post_fullname, parent_fullname, depth, subreddit, body, "
+        "author, score, created_utc, edited, status, scraped_at) VALUES "
+        f"('{MARKUP_ID}', '{post['fullname']}', '{post['fullname']}', 0, '{post['subreddit']}', '{MARKUP}', "
+        "'e2e_seed', 1, CURRENT_TIMESTAMP(), FALSE, 'visible', CURRENT_TIMESTAMP())"
+    )
+    e2e.warehouse(
+        f"INSERT INTO {dataset}.sentiment (text_id, fullname, subreddit, kind, created_utc, text_sha256, "
+        "textblob_polarity, textblob_label, vader_compound, vader_pos, vader_neg, vader_neu, vader_label, "
+        "model_label, model_score, model_version, scored_at) VALUES "
+        f"('{MARKUP_ID}:body', '{MARKUP_ID}', '{post['subreddit']}', 'comment', CURRENT_TIMESTAMP(), 'seed', "
+        "-0.5, 'negative', 0.0, 0.2, 0.0, 0.8, 'positive', 'neutral', 0.0, 'seed', "
+        "TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 MINUTE))"
+    )
+
+
 def test_a_labeller_answers_a_request_in_the_browser(e2e):
     """A Labeller signs in, opens the request under Required Actions, sees each text as plain
-    text, labels one and submits; the label lands in ml.labels with their login."""
+    text (the first pick is a seeded text with markup: shown as typed, nothing rendered or run),
+    labels it and submits; the label lands in ml.labels with their login."""
+    from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
@@ -651,8 +680,10 @@ def test_a_labeller_answers_a_request_in_the_browser(e2e):
     api, base = e2e.api, local_stack.base_url()
     api.patch(f"/api/v2/dags/{LABELLING_DAG}", {"is_paused": False})
     try:
+        _seed_markup_text(e2e)
         run_id, request = _a_labelling_request(api)
         field = sorted(request["params"])[0]
+        assert field == "text_01" and request["params"][field]["description"] == MARKUP, request["params"]
         texts = [" ".join(p["description"].split()) for p in request["params"].values()]
         url = f"{base}/dags/{LABELLING_DAG}/runs/{run_id}/tasks/label_texts/required_actions"
         with chromium(width=1400, height=3000, log_path=OUTPUT / "chromedriver-labelling.log") as driver:
@@ -668,8 +699,12 @@ def test_a_labeller_answers_a_request_in_the_browser(e2e):
                         t in " ".join(d.find_element(By.TAG_NAME, "body").text.split()) for t in texts
                     )
                 )
-                # shown as typed: markup in a text is characters on the page, never elements
+                # shown as typed: markup in a text is characters on the page (the wait above found
+                # MARKUP's "<b>bold</b> <img ...>" in the page's text), never elements, and no handler ran
                 assert not driver.find_elements(By.CSS_SELECTOR, "main script, main img[src=x]")
+                assert not driver.find_elements(By.XPATH, "//main//b[normalize-space()='bold']")
+                with pytest.raises(NoAlertPresentException):
+                    driver.switch_to.alert  # noqa: B018 - reading it is the check
                 # the field is a searchable select: type the answer, take the match
                 choice = driver.find_element(By.CSS_SELECTOR, f"#element_{field} input")
                 choice.send_keys("Negative")
@@ -692,6 +727,7 @@ def test_a_labeller_answers_a_request_in_the_browser(e2e):
         assert detail["params_input"][field] == "negative"
         assert sum(v != "skip" for v in detail["params_input"].values()) == 1, detail["params_input"]
         text = request["params"][field]["description"]
+        assert text == MARKUP
         (row,) = e2e.warehouse(
             "SELECT text, label, source, labelled_by, labelled_at IS NOT NULL AS dated "
             f"FROM `{e2e.emulator.project}.ml.labels` WHERE example_id = 'ui:{text_key(text)[:16]}'"
@@ -852,6 +888,7 @@ def test_a_labelling_request_is_answered_by_a_labeller_not_by_an_op(e2e):
         assert api.get(f"/api/v2/dags/{LABELLING_DAG}/dagRuns/{run_id}")["state"] == "success"
         labeller_id = _fab_user_id(e2e, LABELLER)
         text = request["params"][field]["description"]
+        assert text == MARKUP
         (row,) = e2e.warehouse(
             "SELECT label, labelled_by FROM "
             f"`{e2e.emulator.project}.ml.labels` WHERE example_id = 'ui:{text_key(text)[:16]}'"
