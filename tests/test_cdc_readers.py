@@ -161,7 +161,8 @@ def test_reading_again_from_a_stored_position_gives_the_same_changes(capture):
     # Starting at the first transaction's own position replays only what committed after it.
     after_first, _ = capture.changes(first[0].position)
     assert after_first[: len(first) - 1] == [
-        Change(c.table, c.op, c.before, c.after, c.commit_time, c.position, c.seq - 1) for c in first[1:]
+        Change(c.table, c.op, c.before, c.after, c.commit_time, c.position, c.seq - 1, c.closes)
+        for c in first[1:]
     ]
 
 

@@ -266,12 +266,7 @@ def test_a_transaction_bigger_than_a_chunk_is_applied_in_parts(cdc):
     values = ", ".join(f"({i}, 'bulk', NULL)" for i in range(1, 1001))
     cdc.sql("BEGIN", f"INSERT INTO orders VALUES {values}", "UPDATE orders SET status = 'done'", "COMMIT")
     cdc.sql("INSERT INTO orders VALUES (5000, 'after', NULL)")
-    spec = json.dumps({"engine": cdc.engine, "host": cdc.service.host, "port": cdc.service.port,
-                       "database": cdc.database, "warehouse": str(cdc.warehouse_path),
-                       "definition": cdc.definition, "chunk_changes": 100})  # fmt: skip
-    env = os.environ | {"NIGHTSHIFT_CDC_CRASH_AT": "chunk", "PYTHONPATH": "include:plugins:tests"}
-    code = f"from test_cdc_sync import _child; _child({spec!r})"
-    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, timeout=120)
+    child = _in_child(cdc, "chunk", chunk_changes=100)
     assert child.returncode == -9, child.stderr.decode()[-2000:]
     # killed after its first part: part of the transaction is in, the position still before it
     assert 0 < len(cdc.live()) < 1001 and cdc.position() == before
@@ -368,13 +363,74 @@ def test_the_checks_fail_at_once_naming_each_setting(request, tmp_path):
 
 
 def _child(spec: str) -> None:
-    """A CDC run in a subprocess (killed by a crash point)."""
+    """A CDC run in a subprocess (killed by a crash point). With ``measure``, a run of the table
+    ``warm`` first (imports, the warehouse, a reader: what any run pays once), then the measured run:
+    it prints its changes, commits, and the peak of the Python memory it allocated (MB; tracemalloc:
+    what the run holds, not the warehouse engine's own native memory)."""
     args = json.loads(spec)
     service = type("Service", (), {"host": args["host"], "port": args["port"]})()
     harness = Harness(
         args["engine"], service, args["database"], None, Path(args["warehouse"]), args["definition"]
     )
-    harness.run(**{k: args[k] for k in ("chunk_changes",) if k in args})
+    options = {k: args[k] for k in ("chunk_changes",) if k in args}
+    if not args.get("measure"):
+        harness.run(**options)
+        return
+    import tracemalloc
+
+    harness.run("warm", **options)
+    tracemalloc.start()
+    result = harness.run(**options)
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    print(json.dumps({"changes": result.changes, "chunks": result.chunks, "peak_mb": round(peak, 1)}))
+
+
+def _spec(cdc: Harness, **more: Any) -> str:
+    return json.dumps({"engine": cdc.engine, "host": cdc.service.host, "port": cdc.service.port,
+                       "database": cdc.database, "warehouse": str(cdc.warehouse_path),
+                       "definition": cdc.definition, **more})  # fmt: skip
+
+
+def _in_child(cdc: Harness, crash_at: str | None = None, **more: Any) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONPATH": "include:plugins:tests"}
+    if crash_at:
+        env["NIGHTSHIFT_CDC_CRASH_AT"] = crash_at
+    code = f"from test_cdc_sync import _child; _child({_spec(cdc, **more)!r})"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, timeout=300)
+
+
+BACKLOG_CHUNK = 1_000  # changes per commit in the backlog test
+BACKLOG_BOUND_MB = 4  # what 10x the backlog may add to the peak memory a drain holds
+
+
+def test_a_backlog_drains_in_memory_that_follows_the_chunk_not_the_backlog(cdc):
+    """N and then 10N new rows with a 1,000-character note, each backlog drained by its own process:
+    the peak of what the bigger drain holds is no more than BACKLOG_BOUND_MB above the smaller's. Held
+    whole, the 10N backlog's row images alone would be over 40 MB (its keys are all distinct: the fold
+    per key saves nothing)."""
+    note = "x" * 1000
+    cdc.sql(
+        "CREATE TABLE warm (id INT PRIMARY KEY, status VARCHAR(20))", "INSERT INTO warm VALUES (1, 'new')"
+    )
+    cdc.run(chunk_changes=BACKLOG_CHUNK)
+    cdc.run("warm")
+    peaks, first = {}, 1
+    for n in (4_000, 40_000):  # in transactions of 500 rows
+        for lo in range(first, first + n, 500):
+            cdc.sql(
+                "INSERT INTO orders VALUES "
+                + ", ".join(f"({i}, 'new', '{note}')" for i in range(lo, lo + 500))
+            )
+        first += n
+        cdc.sql(f"UPDATE warm SET status = 'w{n}'")  # the measuring process's first run reads it
+        child = _in_child(cdc, measure=True, chunk_changes=BACKLOG_CHUNK)
+        assert child.returncode == 0, child.stderr.decode()[-2000:]
+        drained = json.loads(child.stdout.decode().strip().splitlines()[-1])
+        commits = n // BACKLOG_CHUNK
+        assert drained["changes"] == n and drained["chunks"] in (commits, commits + 1)
+        peaks[n] = drained["peak_mb"]
+    assert peaks[40_000] - peaks[4_000] < BACKLOG_BOUND_MB, f"peak memory held (MB) per backlog: {peaks}"
+    assert len(cdc.live()) == 44_000
 
 
 @pytest.mark.parametrize("point", ["read", "commit"])
@@ -387,12 +443,7 @@ def test_kill_9_between_reading_and_committing_and_before_confirming(cdc, point)
         "UPDATE orders SET status = 'paid' WHERE id = 1",
         "DELETE FROM orders WHERE id = 2",
     )
-    spec = json.dumps({"engine": cdc.engine, "host": cdc.service.host, "port": cdc.service.port,
-                       "database": cdc.database, "warehouse": str(cdc.warehouse_path),
-                       "definition": cdc.definition})  # fmt: skip
-    env = os.environ | {"NIGHTSHIFT_CDC_CRASH_AT": point, "PYTHONPATH": "include:plugins:tests"}
-    code = f"from test_cdc_sync import _child; _child({spec!r})"
-    child = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, timeout=120)
+    child = _in_child(cdc, point)
     assert child.returncode == -9, child.stderr.decode()[-2000:]
     if point == "read":  # killed before its commit: nothing of it is in the warehouse
         assert cdc.position() == before and cdc.live() == [(1, "new"), (2, "new")]

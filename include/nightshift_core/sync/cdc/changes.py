@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +22,8 @@ class Change:
     position or an LSN): a reader started there sees none of this transaction again; None for a part of
     a transaction too big to hold, yielded before its commit (its last part carries the position). ``seq`` orders
     the changes of one read: transactions in commit order, then statement order inside each.
+    ``closes`` marks the last change of its transaction (or of a part of one): the reader has nothing
+    more of it, so a consumer may commit what it holds there without reading on.
     """
 
     table: str
@@ -31,6 +33,24 @@ class Change:
     commit_time: dt.datetime
     position: Any
     seq: int
+    closes: bool = False
+
+
+Pending = tuple[str, str, Mapping[str, Any] | None, Mapping[str, Any] | None]  # table, op, before, after
+
+
+def hand_over(
+    pending: list[Pending], commit_time: dt.datetime, position: Any, seq: int
+) -> Generator[Change, None, int]:
+    """A reader's ``pending`` rows of one transaction (or part) as changes numbered after ``seq``, the
+    last one closing; ``pending`` empties as they go, so the reader holds none of what its consumer
+    holds. Returns the last ``seq``."""
+    pending.reverse()
+    while pending:
+        table, op, before, after = pending.pop()
+        seq += 1
+        yield Change(table, op, before, after, commit_time, position, seq, not pending)  # type: ignore[arg-type]
+    return seq
 
 
 class TruncatedError(PermanentError):
@@ -80,32 +100,52 @@ def fold(changes: Iterable[Change], keys: Mapping[str, Sequence[str]]) -> list[F
     columns. Changes must arrive in commit order (strictly increasing ``seq``), as the readers yield
     them; anything else is refused rather than folded in the wrong order.
     """
-    net: dict[tuple[str, tuple], Folded] = {}
-    last_seq: int | None = None
+    folder = Folder(keys)
     for change in changes:
-        if last_seq is not None and change.seq <= last_seq:
-            raise ValueError(f"changes out of commit order: seq {change.seq} after seq {last_seq}")
-        last_seq = change.seq
-        if change.table not in keys:
+        folder.add(change)
+    return folder.take()
+
+
+class Folder:
+    """:func:`fold`, one change at a time: what it holds is one entry per key changed since the last
+    :meth:`take`, never the changes themselves (a backlog is drained in chunks of bounded size)."""
+
+    def __init__(self, keys: Mapping[str, Sequence[str]], default: Sequence[str] | None = None) -> None:
+        self.keys = keys
+        self.default = default  # the key columns of a table ``keys`` does not name (a read of one table)
+        self.changes = 0  # changes added since the last take
+        self._net: dict[tuple[str, tuple], Folded] = {}
+        self._last_seq: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._net)
+
+    def add(self, change: Change) -> None:
+        if self._last_seq is not None and change.seq <= self._last_seq:
+            raise ValueError(f"changes out of commit order: seq {change.seq} after seq {self._last_seq}")
+        self._last_seq = change.seq
+        columns = self.keys.get(change.table, self.default)
+        if columns is None:
             raise ValueError(f"no primary-key columns given for table {change.table!r}")
-        columns = keys[change.table]
+        self.changes += 1
+        net = self._net
         if change.op == "delete":
-            old = _key(change, change.before, columns)
-            net.pop((change.table, old), None)
-            net[(change.table, old)] = Folded(
-                change.table, old, "delete", None, change.commit_time, change.position
-            )
-            continue
-        new = _key(change, change.after, columns)
+            old = (change.table, _key(change, change.before, columns))
+            net.pop(old, None)
+            net[old] = Folded(change.table, old[1], "delete", None, change.commit_time, change.position)
+            return
+        new = (change.table, _key(change, change.after, columns))
         if change.op == "update" and change.before is not None:
-            old = _key(change, change.before, columns)
+            old = (change.table, _key(change, change.before, columns))
             if old != new:
-                net.pop((change.table, old), None)
-                net[(change.table, old)] = Folded(
-                    change.table, old, "delete", None, change.commit_time, change.position
-                )
-        net.pop((change.table, new), None)
-        net[(change.table, new)] = Folded(
-            change.table, new, "upsert", dict(change.after or {}), change.commit_time, change.position
+                net.pop(old, None)
+                net[old] = Folded(change.table, old[1], "delete", None, change.commit_time, change.position)
+        net.pop(new, None)
+        net[new] = Folded(
+            change.table, new[1], "upsert", change.after or {}, change.commit_time, change.position
         )
-    return list(net.values())
+
+    def take(self) -> list[Folded]:
+        """The net rows in the order their keys last changed; the folder is empty after it."""
+        folded, self._net, self.changes = list(self._net.values()), {}, 0
+        return folded

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -22,6 +24,25 @@ if TYPE_CHECKING:
     from nightshift_core.sync.cdc.run import CdcTable
     from nightshift_core.sync.dialects.base import Dialect
     from nightshift_core.sync.source import SourceColumn
+
+
+@dataclass(frozen=True)
+class LogRun:
+    """What opening one table's log read takes: the source session (``conn``, its catalog read done),
+    where the reader connects, the table, the position the warehouse holds (``stored``, its JSON), the
+    log-retention guards' limits, and where warnings go."""
+
+    conn: Any
+    endpoint: Endpoint
+    table: CdcTable
+    stored: str
+    limits: GuardLimits
+    warn: Callable[[str], None]
+
+    @property
+    def position(self) -> dict[str, Any]:
+        """The stored position, decoded."""
+        return json.loads(self.stored)
 
 
 class LogSource(abc.ABC):
@@ -47,18 +68,9 @@ class LogSource(abc.ABC):
         """Before a log run reads the log: end the catalog read's transaction where one is open."""
 
     @abc.abstractmethod
-    def open_log(
-        self,
-        conn: Any,
-        endpoint: Endpoint,
-        table: CdcTable,
-        position: dict[str, Any],
-        stored: str,
-        limits: GuardLimits,
-        warn: Callable[[str], None],
-    ) -> contextlib.AbstractContextManager[Any]:
-        """A reader of ``table``'s changes, the log-retention guards passed for the stored ``position``
-        (``stored`` its JSON): a log about to be lost fails, naming the fix; warnings go to ``warn``."""
+    def open_log(self, run: LogRun) -> contextlib.AbstractContextManager[Any]:
+        """A reader of ``run.table``'s changes, the log-retention guards passed for the stored position:
+        a log about to be lost fails, naming the fix; warnings go to ``run.warn``."""
 
     @abc.abstractmethod
     def read(self, reader: Any, position: dict[str, Any]) -> Any:

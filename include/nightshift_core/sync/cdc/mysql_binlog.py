@@ -19,7 +19,7 @@ from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from nightshift_core.sync.cdc.changes import Change, TruncatedError
+from nightshift_core.sync.cdc.changes import Change, Pending, TruncatedError, hand_over
 from nightshift_core.sync.cdc.endpoint import Endpoint, ServerReader
 from nightshift_core.sync.cdc.preflight import BinlogSettings, check_mysql
 
@@ -147,7 +147,7 @@ class BinlogReader(ServerReader):
             return
         stream = self._stream(start)
         gtid_state = _gtid_state(start.gtid) if self.settings.mariadb else {}
-        pending: list[tuple[str, str, dict | None, dict | None]] = []
+        pending: list[Pending] = []
         pending_gtid: tuple[int, str] | None = None
         seq = 0
         try:
@@ -164,10 +164,7 @@ class BinlogReader(ServerReader):
                         # A transaction too big to hold: its changes so far, without a position (a read
                         # from the boundary before it sees them again), timed by their own event.
                         at = dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
-                        for table, op, before, after in pending:
-                            seq += 1
-                            yield Change(table, op, before, after, at, None, seq)  # type: ignore[arg-type]
-                        pending = []
+                        seq = yield from hand_over(pending, at, None, seq)
                     continue
                 if isinstance(event, QueryEvent):
                     truncated = _TRUNCATE.fullmatch(event.query)
@@ -191,10 +188,7 @@ class BinlogReader(ServerReader):
                     ",".join(gtid_state[d] for d in sorted(gtid_state)) or None,
                 )
                 commit_time = dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
-                for table, op, before, after in pending:
-                    seq += 1
-                    yield Change(table, op, before, after, commit_time, position, seq)  # type: ignore[arg-type]
-                pending = []
+                seq = yield from hand_over(pending, commit_time, position, seq)
                 if position.at_or_after(end):
                     break
         finally:

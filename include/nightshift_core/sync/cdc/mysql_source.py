@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -11,8 +11,7 @@ import pyarrow as pa
 from nightshift_core.sync import source
 from nightshift_core.sync.cdc import guards
 from nightshift_core.sync.cdc.endpoint import Endpoint
-from nightshift_core.sync.cdc.guards import GuardLimits
-from nightshift_core.sync.cdc.log_source import LogSource
+from nightshift_core.sync.cdc.log_source import LogRun, LogSource
 from nightshift_core.sync.cdc.values import check_mysql_columns, mysql_batch
 from nightshift_core.sync.source import SourceColumn
 
@@ -48,22 +47,15 @@ class BinlogSource(LogSource):
         check_mysql_columns(table, columns)
 
     @contextlib.contextmanager
-    def open_log(
-        self,
-        conn: Any,
-        endpoint: Endpoint,
-        table: Any,
-        position: dict[str, Any],
-        stored: str,
-        limits: GuardLimits,
-        warn: Callable[[str], None],
-    ) -> Iterator[Any]:
+    def open_log(self, run: LogRun) -> Iterator[Any]:
         from nightshift_core.sync.cdc.mysql_binlog import BinlogReader
 
-        for warning in guards.check_binlog_position(conn, position, tables=[table.name], limits=limits,
-                                                    endpoint=endpoint, server=str(endpoint)):  # fmt: skip
-            warn(warning)
-        with BinlogReader(endpoint, [table.name], split_after=table.chunk_changes) as reader:
+        table = run.table
+        for warning in guards.check_binlog_position(run.conn, run.position, tables=[table.name],
+                                                    limits=run.limits, endpoint=run.endpoint,
+                                                    server=str(run.endpoint)):  # fmt: skip
+            run.warn(warning)
+        with BinlogReader(run.endpoint, [table.name], split_after=table.chunk_changes) as reader:
             yield reader
 
     def read(self, reader: Any, position: dict[str, Any]) -> Any:

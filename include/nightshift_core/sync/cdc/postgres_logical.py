@@ -21,7 +21,7 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
-from nightshift_core.sync.cdc.changes import Change, TruncatedError
+from nightshift_core.sync.cdc.changes import Change, Pending, TruncatedError, hand_over
 from nightshift_core.sync.cdc.endpoint import Endpoint, ServerReader
 from nightshift_core.sync.cdc.preflight import check_postgres
 
@@ -210,7 +210,7 @@ def _decode(
     committed after ``start``. With ``split_after``, a bigger transaction's changes are yielded in parts
     before its commit, without a position (a read from the boundary before it sees them again)."""
     relations: dict[int, tuple[str, list[tuple[str, int, bool]]]] = {}
-    pending: list[tuple[str, str, dict | None, dict | None]] = []
+    pending: list[Pending] = []
     seq = 0
     begun_at, replayed = _PG_EPOCH, True
     for lsn, data in messages:
@@ -226,19 +226,13 @@ def _decode(
         elif kind in (b"I", b"U", b"D"):
             pending.append(_row(kind, data, relations, raw=text))
             if split_after and len(pending) >= split_after and not replayed:
-                for table, op, before, after in pending:
-                    seq += 1
-                    yield Change(table, op, before, after, begun_at, None, seq)  # type: ignore[arg-type]
-                pending = []
+                seq = yield from hand_over(pending, begun_at, None, seq)
         elif kind == b"C":
             _flags, _commit_lsn, end_lsn, micros = struct.unpack_from("!bqqq", data, 1)
             if end_lsn <= start:
                 continue  # committed downstream already: the slot was not confirmed after it
             commit_time = _PG_EPOCH + dt.timedelta(microseconds=micros)
-            for table, op, before, after in pending:
-                seq += 1
-                yield Change(table, op, before, after, commit_time, end_lsn, seq)  # type: ignore[arg-type]
-            pending = []
+            seq = yield from hand_over(pending, commit_time, end_lsn, seq)
         elif kind == b"T":
             (count,) = struct.unpack_from("!i", data, 1)
             oids = struct.unpack_from(f"!{count}I", data, 6)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -12,8 +12,7 @@ import pyarrow as pa
 from nightshift_core.sync import source
 from nightshift_core.sync.cdc import guards
 from nightshift_core.sync.cdc.endpoint import Endpoint
-from nightshift_core.sync.cdc.guards import GuardLimits
-from nightshift_core.sync.cdc.log_source import LogSource
+from nightshift_core.sync.cdc.log_source import LogRun, LogSource
 from nightshift_core.sync.cdc.values import postgres_batch
 from nightshift_core.sync.source import SourceColumn
 
@@ -45,28 +44,20 @@ class LogicalSource(LogSource):
         conn.commit()  # nothing written: this keeps the session's settings (a rollback would undo them)
 
     @contextlib.contextmanager
-    def open_log(
-        self,
-        conn: Any,
-        endpoint: Endpoint,
-        table: Any,
-        position: dict[str, Any],
-        stored: str,
-        limits: GuardLimits,
-        warn: Callable[[str], None],
-    ) -> Iterator[Any]:
+    def open_log(self, run: LogRun) -> Iterator[Any]:
         from nightshift_core.sync.cdc.postgres_logical import LogicalReader, format_lsn
 
+        table, endpoint = run.table, run.endpoint
         with LogicalReader(
             endpoint, table.slot, [table.name], text=True, split_after=table.chunk_changes
         ) as reader:
-            guards.check_slot(conn, reader.slot, tables=[table.name], position=stored, limits=limits,
-                              server=str(endpoint))  # fmt: skip
-            conn.commit()
-            confirmed = reader.slot_position()
-            if int(position["lsn"]) < confirmed:  # the slot moved past what the warehouse holds
+            guards.check_slot(run.conn, reader.slot, tables=[table.name], position=run.stored,
+                              limits=run.limits, server=str(endpoint))  # fmt: skip
+            run.conn.commit()
+            confirmed, stored = reader.slot_position(), int(run.position["lsn"])
+            if stored < confirmed:  # the slot moved past what the warehouse holds
                 raise guards.LogLostError(
-                    f"table {table.name!r}: the warehouse's position {format_lsn(int(position['lsn']))} is behind "
+                    f"table {table.name!r}: the warehouse's position {format_lsn(stored)} is behind "
                     f"slot {reader.slot}'s confirmed {format_lsn(confirmed)} on {endpoint} (the warehouse was "
                     "restored, or the slot advanced by hand): the changes between are gone from the log. "
                     "Reload the table: trigger the sync with full_refresh"

@@ -23,10 +23,10 @@ import pyarrow as pa
 
 from nightshift_core.errors import SourceDefinitionError
 from nightshift_core.sync import dialects, source
-from nightshift_core.sync.cdc.changes import Change, fold
+from nightshift_core.sync.cdc.changes import Folded, Folder
 from nightshift_core.sync.cdc.endpoint import Endpoint
 from nightshift_core.sync.cdc.guards import GuardLimits
-from nightshift_core.sync.cdc.log_source import LogSource
+from nightshift_core.sync.cdc.log_source import LogRun, LogSource
 from nightshift_core.sync.dialects import Dialect
 from nightshift_core.warehouse.base import (
     CHANGE_OP,
@@ -53,7 +53,9 @@ class CdcTable:
     definition: str  # the sync definition's id (its DAG id): PostgreSQL slots are named after it
     exclude: tuple[str, ...] = ()
     deletes: Literal["soft", "hard"] = "soft"
-    chunk_changes: int = 50_000  # fold and commit at the first transaction boundary past this many
+    # fold and commit at the first transaction boundary past this many changes (a bigger transaction
+    # is cut in parts of this size): a run holds at most about twice this many at once
+    chunk_changes: int = 50_000
     batch_rows: int = 50_000  # the snapshot's read batches
 
     @property
@@ -230,7 +232,7 @@ def _from_log(
     def warn(warning: str) -> None:
         log.warning("%s: %s", target, warning)
 
-    with logs.open_log(conn, endpoint, table, position, stored, limits, warn) as reader:
+    with logs.open_log(LogRun(conn, endpoint, table, stored, limits, warn)) as reader:
         read = logs.read(reader, position)
         _apply_read(read, conn, logs, table, columns, warehouse, target, job, result)
         result.end = json.dumps(logs.encode(read.end))
@@ -262,25 +264,30 @@ def _apply_read(read, conn, logs: LogSource, table, columns, warehouse, target, 
     """Fold and apply ``read`` in chunks, each committed with a position a read may restart from: the
     end of its last transaction, or, inside a transaction too big for one chunk (its parts come
     without a position), the boundary before that transaction (a restart re-applies all of it, which
-    the per-key apply makes harmless); then the read's end (when it moved) with no rows."""
-    pending: list[Change] = []
-    last: Any = None  # the position of the last change taken (None: inside a split transaction)
-    encode = logs.encode
+    the per-key apply makes harmless); then the read's end (when it moved) with no rows.
+
+    Memory follows the chunk, not the backlog: changes are folded as they arrive (one entry per key,
+    the change itself dropped), and a chunk is applied as soon as a transaction closes past
+    ``table.chunk_changes`` (before the reader gathers the next one, itself cut in parts of that size),
+    or at that size inside a split transaction. So a run holds under twice that many changes, and the
+    reader at most a part (plus, on the binlog, one row event's rows).
+    """
+    folder = Folder({}, default=table.primary_key)  # the read yields this table's changes alone
     safe: Any = read.start  # the last boundary with nothing after it applied
     for change in read:
-        complete = last is not None and change.position != last  # the transaction at `last` has ended
-        if complete:
-            safe = last
-        if len(pending) >= table.chunk_changes and (complete or last is None or change.position is None):
-            _apply_chunk(pending, encode(safe), conn, logs, table, columns, warehouse, target, job, result)
-            pending = []
-        pending.append(change)
-        last = change.position
+        folder.add(change)
         result.changes += 1
-    end = encode(read.end)
-    if pending:
-        _apply_chunk(pending, end, conn, logs, table, columns, warehouse, target, job, result)
-    elif json.dumps(end) != result.start:  # the log moved, past nothing of this table's: the position alone
+        if change.closes and change.position is not None:
+            safe = change.position
+        # a closed transaction, or anywhere inside a split one (its chunks carry the boundary before it)
+        if folder.changes >= table.chunk_changes and (change.closes or change.position is None):
+            _apply_chunk(
+                folder, logs.encode(safe), conn, logs, table, columns, warehouse, target, job, result
+            )
+    end = logs.encode(read.end)
+    if folder.changes:
+        _apply_chunk(folder, end, conn, logs, table, columns, warehouse, target, job, result)
+    elif json.dumps(end) != (result.end or result.start):  # the log moved past nothing of the table's
         _crash_point("read")
         warehouse.record_position(target, job, SyncState(LOG_CURSOR, position=json.dumps(end)))
         result.chunks += 1
@@ -289,37 +296,47 @@ def _apply_read(read, conn, logs: LogSource, table, columns, warehouse, target, 
 
 
 def _apply_chunk(
-    changes, position, conn, logs: LogSource, table: CdcTable, columns, warehouse, target, job, result
+    folder: Folder, position, conn, logs: LogSource, table: CdcTable, columns, warehouse, target, job, result
 ) -> None:
-    keys = {c.table: table.primary_key for c in changes}
-    folded = fold(changes, keys)
+    """Apply what ``folder`` holds (emptying it) with ``position``, in one warehouse transaction."""
+    batch, deleted = _change_batch(folder.take(), conn, logs, table, columns)
+    _crash_point("read")
+    chunk_job = dataclasses.replace(job, task_id=f"{job.task_id}.cdc{result.chunks}")
+    staged = warehouse.stage(chunk_job, target, [batch], batch.schema)
+    del batch  # staged: the rows live in the warehouse's staging from here on
+    state = SyncState(LOG_CURSOR, position=json.dumps(position))
+    published = warehouse.apply_changes(staged, table.primary_key, state=state)
+    result.end = state.position
+    result.chunks += 1
+    result.staged_rows += published.staged_rows
+    result.deleted += deleted
+    result.added_columns += [c for c in published.added_columns if c not in result.added_columns]
+    if result.chunks == 1:
+        _crash_point("chunk")
+
+
+def _change_batch(
+    folded: list[Folded], conn, logs: LogSource, table: CdcTable, columns
+) -> tuple[pa.RecordBatch, int]:
+    """The folded rows as one Arrow batch with the change columns, and how many are deletes."""
     # A delete is written as its key alone: a delete's image holds the key (PostgreSQL's default replica
     # identity) or the old row, and every other column keeps the warehouse's value.
     rows = [f.row if f.op == "upsert" else dict(zip(table.primary_key, f.key, strict=True)) for f in folded]
     arrays, missing = logs.batch(conn, rows, columns, table.name)
+    del rows
     # nullable: a delete's row carries its key alone, whatever the source's NOT NULL columns
     schema = pa.schema([f.with_nullable(True) for f in source.arrow_schema(columns)])
     ts = pa.timestamp("us", tz="UTC")
-    fields, data = list(schema), list(arrays) if rows else [pa.array([], f.type) for f in schema]
+    fields, data = list(schema), list(arrays) if folded else [pa.array([], f.type) for f in schema]
     if table.deletes == "soft":
         fields.append(pa.field(DELETED_COLUMN, ts))
         data.append(pa.array([f.commit_time if f.op == "delete" else None for f in folded], ts))
     fields += [pa.field(CHANGE_OP, pa.string()), pa.field(CHANGE_UNCHANGED, pa.list_(pa.string()))]
     hard = table.deletes == "hard"
     data.append(pa.array(["delete" if hard and f.op == "delete" else "upsert" for f in folded], pa.string()))
-    data.append(pa.array(missing if rows else [], pa.list_(pa.string())))
-    batch = pa.RecordBatch.from_arrays(data, schema=pa.schema(fields))
-    _crash_point("read")
-    chunk_job = dataclasses.replace(job, task_id=f"{job.task_id}.cdc{result.chunks}")
-    staged = warehouse.stage(chunk_job, target, [batch], batch.schema)
-    state = SyncState(LOG_CURSOR, position=json.dumps(position))
-    published = warehouse.apply_changes(staged, table.primary_key, state=state)
-    result.chunks += 1
-    result.staged_rows += published.staged_rows
-    result.deleted += sum(f.op == "delete" for f in folded)
-    result.added_columns += [c for c in published.added_columns if c not in result.added_columns]
-    if result.chunks == 1:
-        _crash_point("chunk")
+    data.append(pa.array(missing if folded else [], pa.list_(pa.string())))
+    deleted = sum(f.op == "delete" for f in folded)
+    return pa.RecordBatch.from_arrays(data, schema=pa.schema(fields)), deleted
 
 
 def _crash_point(name: str) -> None:
