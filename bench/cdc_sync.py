@@ -397,7 +397,7 @@ def report(all_results: dict[tuple[str, int], dict]) -> None:
         by_source.setdefault(name, []).append((rows, r))
     for name, sizes in by_source.items():
         if len(sizes) > 1:
-            for phase in ("cdc-log", "sb-log", "incr"):
+            for phase in (p for p in ("cdc-log", "sb-log", "incr") if any(r.get(p) for _, r in sizes)):
                 shown = " -> ".join(f"{(r.get(phase) or {}).get('seconds', float('nan')):.2f}s at {rows:,}"
                                     for rows, r in sizes)  # fmt: skip
                 print(f"  {name} {phase} with the same changes as the table grows: {shown}")
