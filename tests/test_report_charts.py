@@ -291,6 +291,35 @@ def test_a_line_chart_marks_the_report_date_and_says_so_in_its_alt_text():
         render(chart, [{"day": DAY}], DAY)
 
 
+@pytest.mark.parametrize("last", [0, 3_000, 45_000, 79_000, 90_000, 1_234_567.89])
+def test_a_line_charts_report_date_value_stays_in_the_plot_apart_from_the_date_label(last):
+    """Wherever the report date's value falls (the top, the middle, zero), its label stays inside the
+    plot and off the date label above it, and the date label stays in the picture."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from nightshift_core.reports import charts
+
+    chart = ChartDef("revenue", "Revenue", "line", "x.sql", "day", ("revenue",), format="money", days=30)
+    rows = [{"day": DAY - dt.timedelta(days=i), "revenue": decimal.Decimal(30_000 + i * 7_919 % 50_000)}
+            for i in range(29, 0, -1)] + [{"day": DAY, "revenue": decimal.Decimal(last)}]  # fmt: skip
+    fig = Figure(figsize=(charts.WIDTH_INCHES, 3.0), dpi=charts.DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    charts._line(ax, chart, charts._data(chart, rows), DAY, "USD")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (date,) = [t.get_window_extent(renderer) for t in ax.texts if t.get_text().strip() == f"{DAY:%d %b}"]
+    (value,) = [t.get_window_extent(renderer) for t in ax.texts if t.get_text().endswith(" USD")]
+    plot = ax.get_window_extent(renderer)
+    assert not value.overlaps(date), (value, date)
+    assert plot.x0 <= value.x0 and value.x1 <= plot.x1 and plot.y0 <= value.y0 and value.y1 <= plot.y1, (
+        value,
+        plot,
+    )
+    assert date.y0 >= plot.y1 and 0 <= date.x0 and date.x1 <= fig.bbox.x1 and date.y1 <= fig.bbox.y1, date
+
+
 SPEC = HeadlineSpec(
     "x.sql", "day", (Kpi("Revenue", ("revenue",), "money"), Kpi("AOV", ("revenue", "orders"), "money")), "orders",
     "no orders",

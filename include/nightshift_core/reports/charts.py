@@ -127,21 +127,31 @@ def _data(
 
 def _line(ax: Any, chart: ChartDef, data: list, report_date: dt.date, currency: str) -> None:
     xs = [_as_date(x) for _, x, _ in data]
+    marked = []  # the report date's value of each line
     for i, column in enumerate(chart.y):
         ys = [v[column] for _, _, v in data]
         ax.plot(xs, ys, color=_COLOURS[i % len(_COLOURS)], linewidth=1.8, label=_column(column))
-        if report_date in xs:
-            at = xs.index(report_date)
-            if ys[at] is not None:
-                ax.plot([report_date], [ys[at]], "o", color="#c62828", zorder=3)
-                ax.annotate(
-                    _value(ys[at], chart.format, currency), (report_date, ys[at]), textcoords="offset points",
-                    xytext=(-6, 8), ha="right", color="#c62828", fontsize=9,
-                )  # fmt: skip
+        if report_date in xs and ys[xs.index(report_date)] is not None:
+            marked.append(ys[xs.index(report_date)])
+            ax.plot([report_date], [marked[-1]], "o", color="#c62828", zorder=3)
     ax.axvline(report_date, color="#c62828", linestyle="--", linewidth=1)
-    ax.text(report_date, 1.0, f" {report_date:%d %b}", transform=ax.get_xaxis_transform(), color="#c62828",
-            va="top", fontsize=8)  # fmt: skip
     ax.set_ylim(bottom=0)
+    # The date above the plot, centred on its line; each value inside the plot, left of the line and
+    # below its point in the upper half (above it in the lower half), so neither meets the other or
+    # leaves the picture, and a white box keeps the value readable where the line runs behind it.
+    from matplotlib.dates import date2num
+
+    ax.annotate(f"{report_date:%d %b}", (date2num(report_date), 1.0), xycoords=ax.get_xaxis_transform(),
+                textcoords="offset points", xytext=(0, 3), ha="center", va="bottom", color="#c62828",
+                fontsize=8)  # fmt: skip
+    low, high = ax.get_ylim()
+    for y in marked:
+        upper = y > (low + high) / 2
+        ax.annotate(
+            _value(y, chart.format, currency), (report_date, y), textcoords="offset points",
+            xytext=(-8, -6 if upper else 6), ha="right", va="top" if upper else "bottom", color="#c62828",
+            fontsize=9, bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"},
+        )  # fmt: skip
     _axis_format(ax, chart.format, currency)
     _date_axis(ax, chart, report_date)
     ax.grid(axis="y", color="#e0e0e0")
