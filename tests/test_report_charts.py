@@ -41,8 +41,10 @@ def sentiment_warehouse(tmp_path, monkeypatch):
                 continue  # a day without texts in every subreddit
             for scorer in ("vader", "textblob", "model"):
                 positive, negative, neutral = rng.randint(0, 9), rng.randint(0, 9), rng.randint(1, 9)
+                texts = positive + negative + neutral
+                compound = round((positive - negative) / texts, 4)  # a mean compound in -1..1
                 rows.append((subreddit, DAY - dt.timedelta(days=offset), scorer, None,
-                             positive + negative + neutral, positive, negative, neutral, 0.1, 0.1))  # fmt: skip
+                             texts, positive, negative, neutral, compound, 0.1))  # fmt: skip
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE SCHEMA reddit")
         con.execute(
@@ -192,6 +194,42 @@ def test_the_digest_email_shows_counts_as_integers(sentiment_warehouse, tmp_path
         counts = [sum(r[i] for r in week if r[2] == scorer) for i in (4, 5, 6, 7)]  # texts, +, -, neutral
         (line,) = [line for line in text.splitlines() if re.match(rf"\s*python\s+{scorer}\s", line)]
         assert line.split()[2:6] == [f"{n:,}" for n in counts], line
+
+
+def test_the_digest_shows_the_mean_vader_compound_with_three_decimals_everywhere(
+    sentiment_warehouse, tmp_path, monkeypatch
+):
+    """A score, declared in the YAML: 3 decimals (as the query rounds) in both e-mail parts and Excel."""
+    import openpyxl
+    from test_reports import context
+
+    from nightshift.operators.reports import WarehouseToReportOperator, formats_of
+
+    monkeypatch.setenv("NIGHTSHIFT_REPORTS_DIR", str(tmp_path / "reports"))
+    built = WarehouseToReportOperator(
+        task_id="build", config_path=str(DIGEST.path), report_date=DAY.isoformat()
+    ).execute(context("build", dt.datetime(2026, 12, 5, 6, tzinfo=dt.UTC)))
+    text, html = Path(built["summary_text"]).read_text(), Path(built["summary_html"]).read_text()
+    week = [r for r in sentiment_warehouse if r[0] == "python" and DAY - dt.timedelta(days=6) <= r[1] <= DAY]
+    sheet = openpyxl.load_workbook(built["workbook"])["by_subreddit"]
+    header = [c.value for c in sheet[3]]
+    for scorer in ("vader", "textblob", "model"):
+        rows = [r for r in week if r[2] == scorer]
+        mean = sum(r[8] * r[4] for r in rows) / sum(r[4] for r in rows)
+        said = f"{decimal.Decimal(str(round(mean, 3))):.3f}"
+        (line,) = [line for line in text.splitlines() if re.match(rf"\s*python\s+{scorer}\s", line)]
+        assert line.split()[6] == said, (line, mean)
+        assert re.search(
+            rf">python</td><td[^>]*>{scorer}</td>(<td[^>]*>[^<]*</td>){{4}}<td[^>]*>{said}</td>", html
+        )
+    cell = next(row for row in sheet.iter_rows(min_row=4) if row[0].value == "python")[
+        header.index("mean_vader_compound")
+    ]
+    assert cell.number_format == "0.000"
+    import pyarrow.parquet as pq
+
+    section = pq.read_table(Path(built["folder"]) / "sections" / "by_subreddit.parquet")
+    assert formats_of(section)[0]["mean_vader_compound"] == "score"  # what the Sheets task formats by
 
 
 def test_the_digest_email_renders_in_chromium_with_its_chart_and_the_headline_in_both_parts(

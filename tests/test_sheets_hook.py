@@ -405,10 +405,10 @@ def test_retry_after_accepts_seconds_and_http_dates():
 
 def test_header_is_bold_and_frozen_and_columns_take_their_declared_formats(sheets):
     """Both paths (a new worksheet, then the same one rewritten) format through the same batch."""
-    header = ["employee_number", "orders", "sales", "share", "day", "note"]
-    rows = [(1324, 18, decimal.Decimal("1186293.27"), 0.25, dt.date(2026, 12, 4), 1002)]
+    header = ["employee_number", "orders", "sales", "share", "day", "note", "mean_compound"]
+    rows = [(1324, 18, decimal.Decimal("1186293.27"), 0.25, dt.date(2026, 12, 4), 1002, -0.1254)]
     formats = {"employee_number": "id", "orders": "count", "sales": "money", "share": "share",
-               "day": "date", "note": "text"}  # fmt: skip
+               "day": "date", "note": "text", "mean_compound": "score"}  # fmt: skip
     expected_formats = {
         0: {"type": "NUMBER", "pattern": "0"},
         1: {"type": "NUMBER", "pattern": "#,##0"},
@@ -416,6 +416,7 @@ def test_header_is_bold_and_frozen_and_columns_take_their_declared_formats(sheet
         3: {"type": "PERCENT", "pattern": "0.0%"},
         4: {"type": "DATE", "pattern": "yyyy-mm-dd"},
         5: {"type": "TEXT"},
+        6: {"type": "NUMBER", "pattern": "0.000"},
     }
     for _ in range(2):
         hook().write_table(KEY, "Sales", header, rows, formats=formats, currency="USD")
@@ -425,7 +426,7 @@ def test_header_is_bold_and_frozen_and_columns_take_their_declared_formats(sheet
             assert sheet.format_at(0, col) == {"userEnteredFormat.textFormat.bold": True}
             assert sheet.format_at(1, col) == {"userEnteredFormat.numberFormat": number_format}
         # A date is sent as its serial number (RAW text would stay text and ignore the format).
-        assert sheets.values(KEY, "Sales")[1] == [1324, 18, 1186293.27, 0.25, 46360, 1002]
+        assert sheets.values(KEY, "Sales")[1] == [1324, 18, 1186293.27, 0.25, 46360, 1002, -0.1254]
 
 
 def test_a_header_only_sheet_keeps_a_row_below_the_frozen_header(sheets):

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from nightshift_core.reports import blocks
 from nightshift_core.reports.cells import truncate
-from nightshift_core.reports.formats import FORMATS, display
+from nightshift_core.reports.formats import KPI_FORMATS, display
 
 Kind = Literal["line", "bar", "shares"]
 KINDS = ("line", "bar", "shares")
@@ -280,7 +280,7 @@ def parse_charts(raw: Any, sql_dir: Path) -> tuple[ChartDef, ...]:
                 f"{key}.days is {days!r}; a line or shares chart may span 2 to 366 days up to the report date"
             )
         fmt = item.get("format", "share" if kind == "shares" else "count")
-        if fmt not in FORMATS or fmt in ("date", "text", "id"):
+        if fmt not in KPI_FORMATS:
             blocks.fail(f"{key}.format is {fmt!r}; use count, money or share")
         charts.append(
             ChartDef(

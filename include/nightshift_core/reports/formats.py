@@ -8,6 +8,7 @@ shown as its value suggests (numbers with separators, dates as dates).
 ``count``  a whole number with thousands separators (18, 1,186)
 ``money``  two decimals, thousands separators and the report's ``currency`` (1,234.50 USD)
 ``share``  a fraction shown as a percentage with one decimal (0.25 -> 25.0%)
+``score``  a measure on a small scale with three decimals (a mean VADER compound: -0.125, 0.400)
 ``date``   YYYY-MM-DD (a timestamp shows its UTC date)
 ``text``   as text, left-aligned, even when the value is a number
 """
@@ -19,10 +20,12 @@ import decimal
 import math
 from typing import Any, Literal, get_args
 
-Format = Literal["id", "count", "money", "share", "date", "text"]
+Format = Literal["id", "count", "money", "share", "score", "date", "text"]
 FORMATS: tuple[str, ...] = get_args(Format)
 #: Formats whose cells are right-aligned in the e-mail.
-NUMERIC_FORMATS = frozenset({"id", "count", "money", "share"})
+NUMERIC_FORMATS = frozenset({"id", "count", "money", "share", "score"})
+#: Formats of a headline KPI and of a chart's values.
+KPI_FORMATS = ("count", "money", "share")
 
 
 def excel_format(fmt: str, currency: str = "") -> str:
@@ -32,6 +35,7 @@ def excel_format(fmt: str, currency: str = "") -> str:
         "count": "#,##0",
         "money": f'#,##0.00 "{currency}"' if currency else "#,##0.00",
         "share": "0.0%",
+        "score": "0.000",
         "date": "yyyy-mm-dd",
         "text": "@",
     }[fmt]
@@ -39,7 +43,8 @@ def excel_format(fmt: str, currency: str = "") -> str:
 
 def sheets_format(fmt: str, currency: str = "") -> dict[str, str]:
     """The ``numberFormat`` of a Google Sheets cell (``CellFormat.numberFormat``) in this format."""
-    kind = {"id": "NUMBER", "count": "NUMBER", "money": "NUMBER", "share": "PERCENT", "date": "DATE"}
+    kind = {"id": "NUMBER", "count": "NUMBER", "money": "NUMBER", "share": "PERCENT", "score": "NUMBER",
+            "date": "DATE"}  # fmt: skip
     if fmt == "text":
         return {"type": "TEXT"}
     return {"type": kind[fmt], "pattern": excel_format(fmt, currency)}
@@ -72,6 +77,8 @@ def display(value: Any, fmt: str, currency: str = "") -> str | None:
         return f"{text} {currency}" if currency else text
     if fmt == "share":
         return f"{_round(decimal.Decimal(str(value)) * 100, '0.1'):.1f}%"
+    if fmt == "score":
+        return f"{_round(value, '0.001'):.3f}"
     raise ValueError(f"unknown column format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from nightshift_core.reports import blocks
-from nightshift_core.reports.formats import FORMATS, display
+from nightshift_core.reports.formats import KPI_FORMATS, display
 
 #: Days of rows the headline query must return before the report date (month to date of the
 #: previous month needs up to 62).
@@ -258,7 +258,7 @@ def parse_headline(raw: Any, sql_dir: Path) -> HeadlineSpec | None:
                 )
             columns = tuple(blocks.ident(c, f"{key}.ratio", "column name") for c in ratio)
         fmt = item.get("format", "count")
-        if fmt not in FORMATS or fmt in ("date", "text", "id"):
+        if fmt not in KPI_FORMATS:
             blocks.fail(f"{key}.format is {fmt!r}; use count, money or share")
         kpis.append(Kpi(label, columns, fmt))
     return HeadlineSpec(sql, date, tuple(kpis), empty, nothing.strip())
