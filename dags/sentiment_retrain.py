@@ -48,7 +48,8 @@ DOC = f"""
    out-of-domain check sets (`{CONFIG.gate.check_set}`, and the seeded split of the tweet file that is never
    trained on) with challenger, VADER and TextBlob;
 5. `promote` ships the challenger as `champion` (the old one becomes `rollback`) only when its weighted
-   F1 beats the champion by {CONFIG.gate.min_f1_gain:g} within {CONFIG.gate.max_ms_per_1k:g} ms per 1k texts **and**
+   F1 beats the champion by {CONFIG.gate.min_f1_gain:g}, it scores within its time budget (gate.max_vader_ratio
+   {CONFIG.gate.max_vader_ratio} times VADER's time, measured in the same task) **and**
    it is not below VADER on any check set (weighted F1, and Pearson r where rated; a missing one is
    named in the decision and not checked) nor in weighted F1 on any label file's part of the frozen set;
    a canary then loads and exercises it, rolling back on any error;

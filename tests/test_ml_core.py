@@ -756,6 +756,43 @@ def test_should_promote(f1, ms, champion, go, reason):
     assert decision.go is go and reason in decision.reason, decision.reason
 
 
+@pytest.mark.parametrize(
+    ("ms", "vader_ms", "go", "reason"),
+    [
+        (200, 50, True, "promoted: weighted F1 0.6000 >= vader 0.5500 + margin 0.01, 200 ms/1k (4.00 x VADER's)"),
+        (201, 50, False, "rejected: 201 ms per 1k texts is 4.02 x VADER's 50 ms measured in the same task, over the 4 x"),
+        # A busy machine slows both: 4,000 ms is over any sane absolute budget but within the ratio.
+        (4000, 1000, True, "promoted"),
+        (100, None, False, "rejected: VADER's scoring time was not measured"),
+    ],
+)  # fmt: skip
+def test_the_time_budget_is_a_ratio_to_vader_measured_in_the_same_task(ms, vader_ms, go, reason):
+    rules = {"vader": {"weighted_f1": 0.55, "ms_per_1k": vader_ms}, "textblob": {"weighted_f1": 0.5}}
+    decision = gate.should_promote({"weighted_f1": 0.60, "ms_per_1k": ms}, None, rules, min_f1_gain=0.01,
+                                   max_vader_ratio=4.0)  # fmt: skip
+    assert decision.go is go and decision.reason.startswith(reason), decision.reason
+
+
+def test_the_ratio_uses_vader_timed_beside_the_challenger_when_there_is_one():
+    rules = {"vader": {"weighted_f1": 0.55, "ms_per_1k": 10}, "textblob": {"weighted_f1": 0.5}}
+    challenger = {
+        "weighted_f1": 0.60,
+        "ms_per_1k": 300,
+        "vader_ms_per_1k": 100,
+    }  # VADER measured in a quiet moment: 10
+    decision = gate.should_promote(challenger, None, rules, min_f1_gain=0.01, max_vader_ratio=4.0)
+    assert decision.go and "300 ms/1k (3.00 x VADER's)" in decision.reason, decision.reason
+    slow = gate.should_promote(
+        {**challenger, "vader_ms_per_1k": 50}, None, rules, min_f1_gain=0.01, max_vader_ratio=4.0
+    )
+    assert not slow.go and "6.00 x VADER's 50 ms" in slow.reason, slow.reason
+
+
+def test_the_shipped_gate_times_against_vader_not_an_absolute_budget():
+    shipped = load(CONFIG_PATH).gate
+    assert shipped.max_ms_per_1k is None and shipped.max_vader_ratio == SHIPPED["gate"]["max_vader_ratio"] > 1
+
+
 def _check(ours: float, vader: float) -> dict:
     return {
         "name": "checks.csv",
@@ -988,7 +1025,11 @@ def test_unchanged_copy_loads_and_weak_labels_are_optional(tmp_path):
         ({"drift.recent_days": 0}, r"recent_days must be a whole number from 1 to 365, got 0"),
         ({"drift.max_unseen_share": "high"}, r"max_unseen_share must be a number from 0 to 1, got 'high'"),
         ({"retrain_when.min_new_labels": -1}, r"min_new_labels must be a whole number from 0 to"),
-        ({"gate.max_ms_per_1k": 0}, r"max_ms_per_1k must be a number from 1 to"),
+        ({"gate.max_ms_per_1k": 0}, r"gate.max_ms_per_1k is 0: input should be greater than or equal to 1"),
+        (
+            {"gate.max_vader_ratio": 0},
+            r"gate.max_vader_ratio is 0: input should be greater than or equal to 0.1",
+        ),
         ({"gate.min_gain": 0.1}, r"unknown key\(s\) \['min_gain'\] in gate"),
         ({"tags": "ml"}, r"tags must be a list of strings"),
         ({"labels.tweets.check_share": 0.9}, r"check_share must be a number from 0.05 to 0.5, got 0.9"),
@@ -1306,6 +1347,8 @@ def test_evaluate_model_and_rules_share_one_report_shape(trained):
         assert tuple(short) == SUMMARY_KEYS
         assert all(v is None or round(v, 4) == v for v in short.values() if not isinstance(v, int))
     assert reports["model"]["auc"] is not None and reports["vader"]["auc"] is None
+    # The model is timed beside VADER, in alternating rounds on the same texts (the gate's ratio).
+    assert reports["model"]["vader_ms_per_1k"] > 0 and summary(reports["vader"])["vader_ms_per_1k"] is None
     with pytest.raises(ValueError, match=r"unknown rule 'bert'; use one of \('vader', 'textblob'\)"):
         evaluate_rule("bert", examples)
 

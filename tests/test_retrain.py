@@ -116,8 +116,9 @@ def test_same_data_and_seed_give_the_same_model_and_an_equal_challenger_is_rejec
     gated = config(gate={"min_f1_gain": 0.01})
     second = flow(gated, END + dt.timedelta(days=1), force=True)
     a, b = first.xcom["evaluate"]["metrics"]["challenger"], second.xcom["evaluate"]["metrics"]["challenger"]
-    assert {k: v for k, v in a.items() if k != "ms_per_1k"} == {
-        k: v for k, v in b.items() if k != "ms_per_1k"
+    timings = ("ms_per_1k", "vader_ms_per_1k")
+    assert {k: v for k, v in a.items() if k not in timings} == {
+        k: v for k, v in b.items() if k not in timings
     }
     assert second.xcom["train"]["version"] == "3"
     assert second.xcom["evaluate"]["metrics"]["champion"]["weighted_f1"] == a["weighted_f1"]
@@ -446,7 +447,8 @@ def test_the_tweet_check_split_is_never_trained_on_and_is_a_gate_check_set(env, 
     from nightshift_core.ml.labels import in_eval
 
     cfg = config(
-        gate={"min_f1_gain": -1.0, "max_ms_per_1k": 10**6}, labels={"tweets": load(CONFIG_PATH).labels.tweets}
+        gate={"min_f1_gain": -1.0, "max_vader_ratio": None},
+        labels={"tweets": load(CONFIG_PATH).labels.tweets},
     )
     _, tweets = _tweet_folder(tmp_path, monkeypatch)
     checked = {t for t in tweets if in_eval(t, cfg.labels.tweets.check_seed, cfg.labels.tweets.check_share)}
@@ -473,7 +475,8 @@ def test_a_missing_tweet_file_is_reported_and_the_gate_decides_on_the_other_chec
     """A clone without the shared tweet file still promotes on what it has: the posts check set
     and the evaluation set; the decision names the missing check set and its path."""
     cfg = config(
-        gate={"min_f1_gain": -1.0, "max_ms_per_1k": 10**6}, labels={"tweets": load(CONFIG_PATH).labels.tweets}
+        gate={"min_f1_gain": -1.0, "max_vader_ratio": None},
+        labels={"tweets": load(CONFIG_PATH).labels.tweets},
     )
     labels, _ = _tweet_folder(tmp_path, monkeypatch)
     (labels / "tweeteval" / "sentiment_12k.tsv").unlink()

@@ -48,6 +48,7 @@ class ModelConfig:
     lr: float = 0.01
     weight_decay: float = 0.01  # on the feature embeddings: rare features stay near zero
     rating_weight: float = 0.5
+    rating_share: float = 1.0  # served score = this share of the rating head + the rest VADER's compound
     l2: float = 0.001  # penalty pulling the learned departures from the rule back to zero
     l2_reference: int = 0  # > 0: l2 holds at this many training texts, scaled by sqrt(this / n) for n texts
     class_balance: float = 0.0  # 0: plain loss; 1: classes weighted by inverse frequency
@@ -65,7 +66,7 @@ class ModelConfig:
         limits = {"dim": (2, 1024), "ngrams": (1, 3), "char_ngrams": (0, 6), "textblob": (0, 1), "min_count": (1, 10**6),
                   "max_vocabulary": (1, 10**7), "shrink": (0.0, 1000.0), "dropout": (0.0, 0.9),
                   "epochs": (1, 100), "min_steps": (0, 10**6), "batch_size": (1, 4096), "lr": (1e-5, 1.0),
-                  "weight_decay": (0.0, 10.0), "l2": (0.0, 10.0), "rating_weight": (0.0, 10.0), "class_balance": (0.0, 1.0),
+                  "weight_decay": (0.0, 10.0), "l2": (0.0, 10.0), "rating_weight": (0.0, 10.0), "rating_share": (0.0, 1.0), "class_balance": (0.0, 1.0),
                   "weak_weight": (0.0, 1.0), "calibrate_share": (0.0, 0.5), "fallback_share": (0.0, 0.5), "scale_bias": (0, 1),
                   "l2_reference": (0, 10**9),
                   "seed": (0, 2**31)}  # fmt: skip
@@ -170,7 +171,15 @@ class Gate(ConfigModel):
     min_f1_gain: number(
         -1.0, 1.0, "Challenger weighted F1 >= champion's + this, on the frozen evaluation set"
     ) = 0.01
-    max_ms_per_1k: number(1.0, 10**7, "Scoring latency budget per 1,000 texts") = 1000.0
+    max_ms_per_1k: (
+        number(1.0, 10**7, "Absolute scoring budget per 1,000 texts (a busy machine breaks it)") | None
+    ) = None
+    max_vader_ratio: (
+        number(
+            0.1, 1000.0, "Scoring time at most this many times VADER's, measured in the same evaluate task"
+        )
+        | None
+    ) = 4.0
     check_set: Annotated[
         StrictStr | None,
         Field(min_length=1),

@@ -93,23 +93,56 @@ def check_line(check: dict[str, Any]) -> str:
     return f"{check['name']} ({check['n']} texts): " + ", ".join(parts)
 
 
+def latency_failure(
+    challenger: dict[str, Any],
+    rules: dict[str, dict[str, Any]],
+    max_ms_per_1k: float | None,
+    max_vader_ratio: float | None,
+) -> str | None:
+    """Why the challenger scores too slowly, or ``None``: its ``ms_per_1k`` is over
+    ``max_ms_per_1k`` (an absolute budget, which a busy machine can break), or over
+    ``max_vader_ratio`` times VADER's time on the same texts -- ``vader_ms_per_1k`` timed in
+    alternating rounds with the challenger (else ``rules["vader"]["ms_per_1k"]`` from the same
+    task): a ratio holds on a loaded machine because both slow down together."""
+    ms = challenger["ms_per_1k"]
+    if max_ms_per_1k is not None and ms > max_ms_per_1k:
+        return f"{ms:.0f} ms per 1k texts is over the {max_ms_per_1k:g} ms budget"
+    vader_ms = _vader_ms(challenger, rules)
+    if max_vader_ratio is not None:
+        if not vader_ms:
+            return (
+                "VADER's scoring time was not measured, so the time budget relative to it cannot be checked"
+            )
+        if ms > max_vader_ratio * vader_ms:
+            return (
+                f"{ms:.0f} ms per 1k texts is {ms / vader_ms:.2f} x VADER's {vader_ms:.0f} ms measured in the "
+                f"same task, over the {max_vader_ratio:g} x budget"
+            )
+    return None
+
+
+def _vader_ms(challenger: dict[str, Any], rules: dict[str, dict[str, Any]]) -> float | None:
+    return challenger.get("vader_ms_per_1k") or (rules.get("vader") or {}).get("ms_per_1k")
+
+
 def should_promote(
     challenger: dict[str, Any],
     champion: dict[str, Any] | None,
     rules: dict[str, dict[str, Any]],
     *,
     min_f1_gain: float,
-    max_ms_per_1k: float,
+    max_ms_per_1k: float | None = None,
+    max_vader_ratio: float | None = None,
     checks: Sequence[dict[str, Any]] = (),
     max_check_drop: float = 0.0,
     domains: Sequence[dict[str, Any]] = (),
 ) -> Decision:
     """Promote when the challenger's weighted F1 beats the champion's (or, with no champion,
-    the best rule's) by ``min_f1_gain`` on the human labels, it scores 1,000 texts within
-    ``max_ms_per_1k``, and it is at least VADER minus ``max_check_drop`` on every out-of-domain
-    check set -- weighted F1, and Pearson r where the set is rated (see :func:`check_failures`) --
-    and in weighted F1 on every domain (label file) of the evaluation set in ``domains`` (the
-    issue's in-domain bar; r there is reported, not gated).
+    the best rule's) by ``min_f1_gain`` on the human labels, it scores fast enough (see
+    :func:`latency_failure`), and it is at least VADER minus ``max_check_drop`` on every
+    out-of-domain check set -- weighted F1, and Pearson r where the set is rated (see
+    :func:`check_failures`) -- and in weighted F1 on every domain (label file) of the evaluation
+    set in ``domains`` (the issue's in-domain bar; r there is reported, not gated).
 
     A configured check set that is missing (a clone without the shared tweet file) does not
     reject: the decision names it as missing and the gate decides on the check sets it has. Only
@@ -120,8 +153,9 @@ def should_promote(
         name = max(rules, key=lambda r: rules[r]["weighted_f1"])
         bar = rules[name]["weighted_f1"]
     f1, ms = challenger["weighted_f1"], challenger["ms_per_1k"]
-    if ms > max_ms_per_1k:
-        return Decision(False, f"rejected: {ms:.0f} ms per 1k texts is over the {max_ms_per_1k:g} ms budget")
+    slow = latency_failure(challenger, rules, max_ms_per_1k, max_vader_ratio)
+    if slow:
+        return Decision(False, f"rejected: {slow}")
     if round(f1, 4) < round(bar + min_f1_gain, 4):  # metrics carry 4 places; no float noise
         return Decision(False, f"rejected: weighted F1 {f1:.4f} < {name} {bar:.4f} + margin {min_f1_gain:g}")
     missing = [c for c in checks if c.get("missing")]
@@ -146,7 +180,9 @@ def should_promote(
     generalises += "".join(f"; check set {check_line(c)}, not checked" for c in missing)
     if domains:
         generalises += f"; >= VADER on each of {len(domains)} domains of the evaluation set"
+    vader_ms = _vader_ms(challenger, rules)
+    speed = f"{ms:.0f} ms/1k" + (f" ({ms / vader_ms:.2f} x VADER's)" if vader_ms else "")
     return Decision(
         True,
-        f"promoted: weighted F1 {f1:.4f} >= {name} {bar:.4f} + margin {min_f1_gain:g}, {ms:.0f} ms/1k{generalises}",
+        f"promoted: weighted F1 {f1:.4f} >= {name} {bar:.4f} + margin {min_f1_gain:g}, {speed}{generalises}",
     )

@@ -372,11 +372,14 @@ class SentimentModel:
         self.version = version
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities (columns in ``LABELS`` order) and rating-head scores in [-1, 1];
-        where the largest probability is below the fallback threshold, the row is the rule's
-        label with probability 1 (as :class:`RuleModel` gives it)."""
+        """Class probabilities (columns in ``LABELS`` order) and scores in [-1, 1]; where the
+        largest probability is below the fallback threshold, the row is the rule's label with
+        probability 1 (as :class:`RuleModel` gives it). The score is the rating head's, blended
+        with VADER's compound: ``rating_share * rating + (1 - rating_share) * compound``."""
         probs, ratings, compounds = self._raw(texts, batch_size)
-        return with_fallback(probs, compounds, self.threshold), ratings
+        return with_fallback(probs, compounds, self.threshold), blend_scores(
+            ratings, compounds, self.config.rating_share
+        )
 
     def _raw(self, texts: Sequence[str], batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The network's own probabilities and ratings, and VADER's compound of each text."""
@@ -505,6 +508,15 @@ def rule_package_version() -> str:
 
     lexicon = (Path(vaderSentiment.__file__).parent / "vader_lexicon.txt").read_bytes()
     return f"vaderSentiment {version('vaderSentiment')} lexicon {hashlib.sha256(lexicon).hexdigest()[:12]}"
+
+
+def blend_scores(ratings: np.ndarray, compounds: np.ndarray, share: float) -> np.ndarray:
+    """The served score: ``share`` of the rating head's and the rest VADER's compound. Out of
+    domain the rating head alone can correlate worse with human ratings than the rule (left-out
+    NYT on the bench: r 0.39 against VADER's 0.47); the blend keeps the rule's ordering in it."""
+    if share >= 1.0:
+        return ratings
+    return (share * ratings + (1.0 - share) * compounds).astype(np.float32)
 
 
 def rule_labels(compounds: np.ndarray) -> np.ndarray:

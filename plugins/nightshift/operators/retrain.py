@@ -477,6 +477,7 @@ class PromoteSentimentModelOperator(_RetrainStep):
         decision = should_promote(
             metrics["challenger"], metrics.get("champion"), {r: metrics[r] for r in ("vader", "textblob")},
             min_f1_gain=cfg.gate.min_f1_gain, max_ms_per_1k=cfg.gate.max_ms_per_1k,
+            max_vader_ratio=cfg.gate.max_vader_ratio,
             checks=evaluated.get("checks") or [], max_check_drop=cfg.gate.max_check_drop,
             domains=evaluated.get("domains") or [],
         )  # fmt: skip
