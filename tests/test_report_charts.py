@@ -246,10 +246,10 @@ def test_the_digest_email_renders_in_chromium_with_its_chart_and_the_headline_in
         assert said in html and said in text, said
     # A share's changes are points in the HTML too, never a percent of a percent.
     assert html.count(" pts") >= 6 and text.count(" pts") >= 6, re.findall(r"[^>]* pts", html)
-    loaded, shot = screenshot(html, images, tmp_path)
+    loaded, shot, wide = screenshot(html, images, tmp_path)
     # One picture, the chart: the subreddit named like an <img> tag stayed text (alt and table cells).
     assert len(loaded) == len(images) == 1
-    check_screenshot(loaded, shot)
+    check_screenshot(loaded, shot, wide)
 
 
 def test_the_documented_kpi_and_chart_example_works_on_the_digest(sentiment_warehouse, tmp_path):

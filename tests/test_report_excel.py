@@ -548,6 +548,39 @@ def test_split_makes_one_workbook_per_value_with_only_its_rows(tmp_path):
     assert apac["C5"].value == "=SUM(C4:C4)"
 
 
+def test_split_keeps_a_pivot_spread_over_the_split_column_to_its_own_column(tmp_path):
+    """Regions as the pivot's columns: each region's workbook has the product lines and its column."""
+    import pyarrow as pa
+
+    from nightshift_core.reports.tables import ChartSpec, pivot
+
+    sales = pa.table({
+        "productline": ["Cars", "Cars", "Ships", "Planes", "Planes"],
+        "region": ["EMEA", "APAC", "EMEA", "LATAM", "EMEA"],
+        "sales": [Decimal("10.00"), Decimal("2.50"), Decimal("4.00"), Decimal("7.25"), Decimal("1.00")],
+    })  # fmt: skip
+    spread = ReportTable.from_arrow(
+        "By line", "Sales", pivot(sales, index="productline", columns="region", values="sales"),
+        totals=("APAC", "EMEA", "LATAM"), formats=dict.fromkeys(("APAC", "EMEA", "LATAM"), "money"),
+        currency="USD", chart=ChartSpec("productline", ("APAC", "EMEA", "LATAM")),
+    )  # fmt: skip
+    assert (spread.spread_by, spread.spread) == ("region", ("APAC", "EMEA", "LATAM"))
+    result = build_workbooks_by(tmp_path, report_id="r", report_date=DAY, title=TITLE, subtitle=SUBTITLE,
+                                tables=[*regional_tables(), spread], split_column="region")  # fmt: skip
+    # LATAM is a value of the pivot only: it gets its workbook too (its Orders sheet is empty).
+    assert sorted(result) == ["APAC", "EMEA", "LATAM", "NA"]
+    for region, column in {"APAC": [2.5, 0, 0], "EMEA": [10, 1, 4], "LATAM": [0, 7.25, 0]}.items():
+        sheet = openpyxl.load_workbook(result[region])["By line"]
+        assert [c.value for c in sheet[3]] == ["productline", region]
+        assert list(sheet.iter_rows(min_row=4, values_only=True)) == [
+            *zip(["Cars", "Planes", "Ships"], column, strict=True),
+            ("Total", "=SUM(B4:B6)"),
+        ]
+        assert sheet["B4"].number_format == '#,##0.00 "USD"' and len(sheet._charts) == 1
+    na = openpyxl.load_workbook(result["NA"])["By line"]
+    assert [c.value for c in na[3]] == ["productline"] and not na._charts
+
+
 def test_split_rerun_replaces_files_and_drops_values_that_are_gone(tmp_path):
     kwargs = {"report_id": "daily_sales", "report_date": DAY, "title": TITLE, "subtitle": SUBTITLE}
     unrelated = tmp_path / "daily_sales_2026-11-21_EMEA.xlsx"

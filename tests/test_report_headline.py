@@ -321,14 +321,15 @@ def test_the_email_renders_in_chromium_with_its_pictures_and_the_text_part_has_t
         assert number in html and number in text
     for label in ("Revenue: 1,280.49 USD", "Orders: 3 ", "New customers: 1 "):
         assert label in text
-    loaded, shot = screenshot(html, images, tmp_path)
+    loaded, shot, wide = screenshot(html, images, tmp_path)
     assert len(loaded) == len(images) == 2
-    check_screenshot(loaded, shot)
+    check_screenshot(loaded, shot, wide)
 
 
-def screenshot(html: str, images: dict[str, bytes], out: Path) -> tuple[list, Path]:
+def screenshot(html: str, images: dict[str, bytes], out: Path) -> tuple[list, Path, list]:
     """Render the e-mail's HTML in headless Chromium, 900 px wide and as tall as the page:
-    ([complete, naturalWidth, naturalHeight, alt] of each image, the PNG screenshot)."""
+    ([complete, naturalWidth, naturalHeight, alt] of each image, the PNG screenshot, [heading, width,
+    room] of each table wider than the body's content, which a reader would have to scroll sideways)."""
     from support.browser import chromium
 
     # Chromium fetches nothing: each cid: becomes the data: URI of its part, as a mail client resolves it.
@@ -341,17 +342,32 @@ def screenshot(html: str, images: dict[str, bytes], out: Path) -> tuple[list, Pa
         loaded = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt])"
         )
+        wide = driver.execute_script(WIDE_TABLES)
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(900, min(height + 150, 6000))
         shot = out / "mail.png"
         driver.save_screenshot(str(shot))
     print(f"screenshot: {shot}")
-    return loaded, shot
+    return loaded, shot, wide
 
 
-def check_screenshot(loaded: list, shot: Path) -> None:
-    """Every image loaded with its alt text, and the screenshot is a full, inked page."""
+# Each table wider than the body's content box (the viewport less the body's padding), with the
+# heading before it: such a table is cut at the window's edge or makes the reader scroll sideways.
+WIDE_TABLES = """
+const body = document.body, style = getComputedStyle(body);
+const room = body.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+return Array.from(document.querySelectorAll('table'))
+  .filter(t => t.getBoundingClientRect().width > room || t.scrollWidth > room)
+  .map(t => [(t.previousElementSibling || {}).textContent || '', t.getBoundingClientRect().width, room]);
+"""
+
+
+def check_screenshot(loaded: list, shot: Path, wide: list) -> None:
+    """Every image loaded with its alt text, no table is wider than the body, and the screenshot is a
+    full, inked page."""
     from PIL import Image
+
+    assert not wide, f"tables wider than the 900 px e-mail body (heading, width, room): {wide}"
 
     for complete, width, image_height, alt in loaded:
         assert complete and width > 0 and image_height > 0 and len(alt) > 20

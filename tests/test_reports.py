@@ -172,10 +172,10 @@ def test_build_writes_workbook_parts_sections_and_summary(synced):
         "last_7_days",
     ]
 
-    # The pivot's totals equal the source, per territory, to the cent.
+    # The pivot's totals equal the source, per territory (a column each), to the cent.
     sheet = workbook["by_territory"]
     header = [c.value for c in sheet[3]]
-    assert header[0] == "territory"
+    assert header[0] == "product_line"
     want = dict(
         conn.execute(
             "SELECT COALESCE(f.territory, 'Unassigned'), SUM(d.quantityOrdered * d.priceEach) "
@@ -186,15 +186,14 @@ def test_build_writes_workbook_parts_sections_and_summary(synced):
             (DAY.isoformat(),),
         ).fetchall()
     )
-    got = {}
-    for row in sheet.iter_rows(min_row=4, values_only=True):
-        if row[0] in (None, "Total"):
-            break
-        got[row[0]] = sum(Decimal(str(v)) for v in row[1:] if v is not None)
+    lines = conn.execute("SELECT COUNT(DISTINCT productLine) FROM products").fetchone()[0]
+    body = [r for r in sheet.iter_rows(min_row=4, max_row=3 + lines, values_only=True)]
+    assert [r[0] for r in body] == sorted(r[0] for r in body) and len(body) == lines
+    got = {t: sum(Decimal(str(r[i])) for r in body if r[i] is not None) for i, t in enumerate(header) if i}
     assert got.keys() == want.keys()
     # Money format and totals named after the pivoted value apply to every spread column.
     total = next(r for r in sheet.iter_rows(min_row=4) if r[0].value == "Total")
-    assert [c.value for c in total[1:]] == [f"=SUM({c.column_letter}4:{c.column_letter}{3 + len(want)})"
+    assert [c.value for c in total[1:]] == [f"=SUM({c.column_letter}4:{c.column_letter}{3 + lines})"
                                             for c in total[1:]]  # fmt: skip
     assert all("#,##0.00" in c.number_format for c in sheet[4][1:])
     for territory, sales in want.items():
@@ -210,15 +209,17 @@ def test_build_writes_workbook_parts_sections_and_summary(synced):
     # An empty section still has its sheet, saying so.
     assert "No rows" in " ".join(str(c.value) for row in workbook["last_7_days"].iter_rows() for c in row)
 
-    # One workbook per territory, each with only its rows.
+    # One workbook per territory, each with only its rows (top customers) and its column (the pivot).
     assert set(result["parts"]) == set(want)
     for territory, path in result["parts"].items():
         part = openpyxl.load_workbook(path)
-        territories = {r[0] for r in part["by_territory"].iter_rows(min_row=4, values_only=True)} - {
-            None,
-            "Total",
-        }
-        assert territories == {territory}
+        pivot = part["by_territory"]
+        assert [c.value for c in pivot[3]] == ["product_line", territory]
+        column = [r[1] for r in pivot.iter_rows(min_row=4, max_row=3 + lines, values_only=True)]
+        assert sum(Decimal(str(v)) for v in column) == got[territory], territory
+        customers = {r[2] for r in part["top_customers"].iter_rows(min_row=4, values_only=True)} - {None}
+        assert customers <= {territory}, customers
+        assert len(pivot._charts) == 1
     html = Path(result["summary_html"]).read_text()
     assert HOSTILE not in html and "=HYPERLINK(&quot;http://x&quot;" in html  # escaped, never raw
     assert "No rows for this report date." in html

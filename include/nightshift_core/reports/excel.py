@@ -36,7 +36,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from nightshift_core.reports.cells import excel_value
 from nightshift_core.reports.formats import display, excel_format, finite
-from nightshift_core.reports.tables import ReportTable
+from nightshift_core.reports.tables import ChartSpec, ReportTable
 
 DATE_FORMAT = excel_format("date")
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
@@ -143,20 +143,24 @@ def build_workbooks_by(
 ) -> dict[str, Path]:
     """One workbook per distinct value of ``split_column`` (e.g. one per region).
 
-    Sections that have the column keep only that value's rows; sections without it are
-    included whole. Keys of the result are the split values as text (``"(blank)"`` for
-    null). Workbooks of the same report and date left from an earlier run whose value no
-    longer occurs are removed, so a re-run leaves exactly this run's files.
+    Sections that have the column keep only that value's rows; a pivot spread over the column
+    (one column per value) keeps only that value's column; other sections are included whole.
+    Keys of the result are the split values as text (``"(blank)"`` for null). Workbooks of the
+    same report and date left from an earlier run whose value no longer occurs are removed, so
+    a re-run leaves exactly this run's files.
     """
     directory = Path(directory)
     split_tables = [t for t in tables if split_column in t.columns]
-    if not split_tables:
+    spread_tables = [t for t in tables if t.spread_by == split_column]
+    if not split_tables and not spread_tables:
         raise ValueError(
             f"report {report_id!r}: split column {split_column!r} is in none of the sections "
             f"{[t.name for t in tables]}; add it to a query or drop the split"
         )
     groups = {t.name: _group_rows(t, split_column) for t in split_tables}
-    values = sorted({v for g in groups.values() for v in g}, key=lambda v: (v is None, str(v)))
+    found = {v for g in groups.values() for v in g}
+    found |= {c for t in spread_tables for c in t.spread} - {_part_label(v) for v in found}
+    values = sorted(found, key=lambda v: (v is None, str(v)))
     labels = {v: _part_label(v) for v in values}
     if len(set(labels.values())) < len(labels):
         clashing = sorted({label for label in labels.values() if list(labels.values()).count(label) > 1})
@@ -170,7 +174,12 @@ def build_workbooks_by(
     written: dict[str, Path] = {}
     for value in values:
         part_tables = [
-            _with_rows(t, groups[t.name].get(value, [])) if t.name in groups else t for t in tables
+            _with_rows(t, groups[t.name].get(value, []))
+            if t.name in groups
+            else _spread_part(t, labels[value])
+            if t.spread_by == split_column
+            else t
+            for t in tables
         ]
         written[labels[value]] = build_workbook(
             directory / files[value],
@@ -475,18 +484,31 @@ def _group_rows(table: ReportTable, column: str) -> dict[Any, list[tuple]]:
     return groups
 
 
-def _with_rows(table: ReportTable, rows: Sequence[tuple]) -> ReportTable:
+def _with_rows(
+    table: ReportTable, rows: Sequence[tuple], columns: Sequence[str] | None = None
+) -> ReportTable:
+    """``table`` with other rows, and only ``columns`` (the hints of the others dropped) when given."""
+    kept = tuple(table.columns if columns is None else columns)
+    values = tuple(c for c in table.chart.values if c in kept) if table.chart else ()
     return ReportTable(
         name=table.name,
         title=table.title,
-        columns=table.columns,
+        columns=kept,
         rows=rows,
-        money=table.money,
-        counts=table.counts,
-        totals=table.totals,
-        chart=table.chart,
-        formats=table.formats,
+        totals=tuple(c for c in table.totals if c in kept),
+        chart=ChartSpec(table.chart.category, values) if table.chart and values else None,
+        formats={c: f for c, f in table.formats.items() if c in kept},
         currency=table.currency,
+        spread_by=table.spread_by,
+        spread=tuple(c for c in table.spread if c in kept),
+    )
+
+
+def _spread_part(table: ReportTable, label: str) -> ReportTable:
+    """A pivot spread over the split column, keeping the column of one value (``label``) alone."""
+    keep = [i for i, c in enumerate(table.columns) if c not in table.spread or c == label]
+    return _with_rows(
+        table, [tuple(row[i] for i in keep) for row in table.rows], [table.columns[i] for i in keep]
     )
 
 

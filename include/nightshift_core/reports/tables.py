@@ -8,6 +8,7 @@ definition fails with the section's name instead of producing a half-built workb
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ _SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 
 #: Rows converted from Arrow to Python at a time when a table is iterated.
 ARROW_CHUNK_ROWS = 16_384
+#: Arrow schema metadata key of a pivoted table: {"by": the pivot's columns column, "spread": [names]}.
+PIVOT_METADATA = b"nightshift.pivot"
 
 Aggregation = Literal["sum", "count", "min", "max", "mean"]
 
@@ -59,9 +62,13 @@ class ReportTable:
     #: Column -> format name (nightshift_core.reports.formats); money and counts are folded in.
     formats: Mapping[str, str] = field(default_factory=dict)
     currency: str = ""
+    #: A pivot's spread columns, one per value of the column ``spread_by`` (named after the value), so a
+    #: workbook split by that column keeps each part's own column.
+    spread_by: str | None = None
+    spread: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for attr in ("columns", "money", "counts", "totals"):
+        for attr in ("columns", "money", "counts", "totals", "spread"):
             value = getattr(self, attr)
             object.__setattr__(self, attr, (value,) if isinstance(value, str) else tuple(value))
         check_sheet_name(self.name)
@@ -73,7 +80,7 @@ class ReportTable:
                 f"report section {self.name!r} has duplicate column names {duplicates}; "
                 "alias them in the query so each column has its own name"
             )
-        for attr in ("money", "counts", "totals", "formats"):
+        for attr in ("money", "counts", "totals", "formats", "spread"):
             for column in getattr(self, attr):
                 self._require_column(column, attr)
         both = sorted(set(self.money) & set(self.counts))
@@ -122,7 +129,13 @@ class ReportTable:
 
     @classmethod
     def from_arrow(cls, name: str, title: str, table: pa.Table, **kw: Any) -> ReportTable:
-        """A section over an Arrow table; rows are converted to Python a chunk at a time."""
+        """A section over an Arrow table; rows are converted to Python a chunk at a time.
+
+        A table made by :func:`pivot` says which column its spread columns came from.
+        """
+        pivoted = json.loads((table.schema.metadata or {}).get(PIVOT_METADATA, b"{}"))
+        if pivoted and "spread_by" not in kw:
+            kw = {**kw, "spread_by": pivoted["by"], "spread": tuple(pivoted["spread"])}
         return cls(name=name, title=title, columns=tuple(table.column_names), rows=ArrowRows(table), **kw)
 
 
@@ -197,7 +210,8 @@ def pivot(
 
     Rows and pivoted columns are sorted (nulls last; a null category becomes the column
     ``"(blank)"``). Missing cells are 0 for ``sum``/``count`` and null otherwise. Arrow's
-    group-by keeps decimals exact, so money sums to the cent.
+    group-by keeps decimals exact, so money sums to the cent. The schema metadata names ``columns``
+    and the spread columns (:data:`PIVOT_METADATA`).
     """
     import pyarrow as pa
 
@@ -238,7 +252,8 @@ def pivot(
     ]
     for category in categories:
         arrays.append(pa.array([cells[key].get(category, zero) for key in index_keys], type=out_type))
-    return pa.Table.from_arrays(arrays, names=[*keys, *names])
+    meta = json.dumps({"by": columns, "spread": names})
+    return pa.Table.from_arrays(arrays, names=[*keys, *names]).replace_schema_metadata({PIVOT_METADATA: meta})
 
 
 def _null_last(value: Any) -> tuple[bool, Any]:
