@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, PlainValidator, StrictStr, ValidationInfo, WithJsonSchema
 
-from nightshift_core.errors import PermanentError
 from nightshift_core.yamlconf import (
+    CONFIG_DIR,
+    ConfigError,
     ConfigModel,
     DagId,
     FileModel,
@@ -26,7 +26,7 @@ from nightshift_core.yamlconf import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
-CONFIG_PATH = ROOT / "include" / "config" / "retrain.yaml"
+CONFIG_PATH = CONFIG_DIR / "retrain.yaml"
 LABELS_ENV = "NIGHTSHIFT_LABELS_DIR"
 
 
@@ -88,8 +88,8 @@ class ModelConfig:
         return cls(**values)
 
 
-class RetrainConfigError(ValueError, PermanentError):
-    """A bad retrain.yaml; the message names file, key and fix."""
+class RetrainConfigError(ConfigError):
+    """A bad retrain.yaml."""
 
 
 def _model_config(value: Any) -> ModelConfig:
@@ -196,7 +196,7 @@ class RetrainConfig(FileModel):
     dag_id: DagId = "sentiment_retrain"
     description: StrictStr = Field("Retrain the sentiment model", description="One line shown in the UI")
     schedule: Schedule = "0 2 * * *"
-    start_date: StartDate = datetime(2026, 1, 1, tzinfo=UTC)
+    start_date: StartDate
     queue: text("Celery queue of the torch tasks (train, evaluate, promote)") = "ml"
     dataset: ident("dataset name", "Warehouse dataset of ml.labels and ml.retrain_checks") = "ml"
     model_name: text("MLflow registered model; aliases champion and rollback") = "sentiment"
@@ -223,60 +223,9 @@ class RetrainConfig(FileModel):
             data.pop("description", None)
         return data
 
-    def replace(self, **changes: Any) -> RetrainConfig:
-        """A copy with settings changed, named as the attributes are (``min_f1_gain``, ``model``, ...)."""
-        sections = {"labels_path": ("labels", "path")} | {
-            name: (section, name)
-            for section in ("labels", "retrain_when", "gate")
-            for name in type(getattr(self, section)).model_fields
-        }
-        top = {k: v for k, v in changes.items() if k not in sections}
-        for key, value in changes.items():
-            if key in sections:
-                section, name = sections[key]
-                current = top.get(section, getattr(self, section))
-                top[section] = current.model_copy(update={name: value})
-        return self.model_copy(update=top)
-
-    @property
-    def labels_path(self) -> str:
-        return self.labels.path
-
-    @property
-    def eval_share(self) -> float:
-        return self.labels.eval_share
-
-    @property
-    def split_seed(self) -> int:
-        return self.labels.split_seed
-
-    @property
-    def tweets(self) -> Tweets | None:
-        return self.labels.tweets
-
-    @property
-    def min_new_labels(self) -> int:
-        return self.retrain_when.min_new_labels
-
-    @property
-    def min_f1_gain(self) -> float:
-        return self.gate.min_f1_gain
-
-    @property
-    def max_ms_per_1k(self) -> float:
-        return self.gate.max_ms_per_1k
-
-    @property
-    def check_set(self) -> str | None:
-        return self.gate.check_set
-
-    @property
-    def max_check_drop(self) -> float:
-        return self.gate.max_check_drop
-
     def labels_location(self) -> Path:
         """Where the label files are: $NIGHTSHIFT_LABELS_DIR, else ``labels.path`` (from the project root)."""
-        chosen = os.environ.get(LABELS_ENV) or self.labels_path
+        chosen = os.environ.get(LABELS_ENV) or self.labels.path
         path = Path(chosen)
         return path if path.is_absolute() else ROOT / path
 
@@ -287,16 +236,16 @@ class RetrainConfig(FileModel):
 
     def tweets_location(self) -> Path | None:
         """The categorical tweet file (``labels.tweets.path``, relative to :meth:`labels_folder`)."""
-        if self.tweets is None:
+        if self.labels.tweets is None:
             return None
-        path = Path(self.tweets.path)
+        path = Path(self.labels.tweets.path)
         return path if path.is_absolute() else self.labels_folder() / path
 
     def check_set_location(self) -> Path | None:
         """The out-of-domain check set of the gate (``gate.check_set``, from the project root)."""
-        if not self.check_set:
+        if not self.gate.check_set:
             return None
-        path = Path(self.check_set)
+        path = Path(self.gate.check_set)
         return path if path.is_absolute() else ROOT / path
 
 
