@@ -679,3 +679,20 @@ def test_a_row_inserted_and_deleted_between_runs_leaves_no_trace(cdc):
     assert [(r["id"], r["qty"], r["_nightshift_deleted_at"] is not None) for r in cdc.rows()] == [
         (1, 5, True)
     ]
+
+
+# GTIDs are MariaDB's and MySQL's; this server is MariaDB (no MySQL server runs these tests)
+@pytest.mark.parametrize("cdc", ["mysql"], indirect=True)
+def test_mariadb_stores_the_gtid_with_the_file_and_offset(cdc):
+    """Every position committed on MariaDB carries the server's GTID state at its file and offset
+    (the snapshot's and a log run's alike), and it moves with the log."""
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a')")
+    cdc.run()
+    snapshot = cdc.position()
+    cdc.sql("UPDATE orders SET status = 'paid' WHERE id = 1")
+    assert cdc.run().changes == 1
+    logged = cdc.position()
+    for stored in (snapshot, logged):
+        cdc.cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (stored["file"], stored["pos"]))
+        assert stored["gtid"] and stored["gtid"] == cdc.cur.fetchone()[0], stored
+    assert logged["gtid"] != snapshot["gtid"]
