@@ -54,6 +54,17 @@ class Harness:
             host=self.service.host, port=self.service.port, user="postgres", dbname=self.database
         )
 
+    def airflow_connections(self, monkeypatch: Any) -> None:
+        """The operator's connections: the DuckDB warehouse and this source (as cdc_source)."""
+        extra = {"engine": "duckdb", "path": str(self.warehouse_path)}
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
+        )
+        kind, user = ("mysql", "root") if self.engine == "mysql" else ("postgres", "postgres")
+        source = {"conn_type": kind, "host": self.service.host, "port": self.service.port, "login": user,
+                  "schema": self.database}  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_CDC_SOURCE", json.dumps(source))
+
     def table(self, name: str = "orders", **options: Any) -> Any:
         from nightshift_core.sync.cdc.run import CdcTable
 
@@ -180,14 +191,7 @@ def test_the_operator_runs_mode_cdc_snapshot_then_log(cdc, monkeypatch):
 
     from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
 
-    extra = {"engine": "duckdb", "path": str(cdc.warehouse_path)}
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
-    )
-    kind, user = ("mysql", "root") if cdc.engine == "mysql" else ("postgres", "postgres")
-    source = {"conn_type": kind, "host": cdc.service.host, "port": cdc.service.port, "login": user,
-              "schema": cdc.database}  # fmt: skip
-    monkeypatch.setenv("AIRFLOW_CONN_CDC_SOURCE", json.dumps(source))
+    cdc.airflow_connections(monkeypatch)
     cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a'), (2, 'new', 'b')")
 
     def run() -> dict:
@@ -514,14 +518,7 @@ def test_the_query_path_and_the_log_path_end_equal(cdc, monkeypatch):
 
     from nightshift.operators.sql_to_warehouse import SqlToWarehouseOperator
 
-    extra = {"engine": "duckdb", "path": str(cdc.warehouse_path)}
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": extra})
-    )
-    kind, user = ("mysql", "root") if cdc.engine == "mysql" else ("postgres", "postgres")
-    source = {"conn_type": kind, "host": cdc.service.host, "port": cdc.service.port, "login": user,
-              "schema": cdc.database}  # fmt: skip
-    monkeypatch.setenv("AIRFLOW_CONN_CDC_SOURCE", json.dumps(source))
+    cdc.airflow_connections(monkeypatch)
     values = ", ".join(f"({i}, 's{i % 7}', 'n{i}')" for i in range(1, 301))
     cdc.sql(f"INSERT INTO orders VALUES {values}")
     cdc.run()
