@@ -888,7 +888,6 @@ def test_a_labelling_request_is_answered_by_a_labeller_not_by_an_op(e2e):
         assert api.get(f"/api/v2/dags/{LABELLING_DAG}/dagRuns/{run_id}")["state"] == "success"
         labeller_id = _fab_user_id(e2e, LABELLER)
         text = request["params"][field]["description"]
-        assert text == MARKUP
         (row,) = e2e.warehouse(
             "SELECT label, labelled_by FROM "
             f"`{e2e.emulator.project}.ml.labels` WHERE example_id = 'ui:{text_key(text)[:16]}'"
