@@ -7,7 +7,9 @@ gets a table of ``--rows`` rows; one transaction updates all of them, another de
 way then reads those changes up to the LSN current at its start, each on its own slot, best of 3:
 
 - ``pgoutput-sql``: the reader we ship: pgoutput through pg_logical_slot_peek_binary_changes,
-  decoded to row dicts (`postgres_logical.LogicalReader.read`);
+  decoded to row dicts (`postgres_logical.LogicalReader.read`); ``pgoutput-sql (REV)``: the same
+  with the reader module as it is at git revision REV (``--baseline``, default HEAD), alternating
+  with the working tree's, for a before/after in one run;
 - ``pgoutput-sql-fetch``: the same SQL call, messages fetched only (the rest is our decoding);
 - ``test_decoding-sql``: the text plugin through pg_logical_slot_peek_changes, fetched only (its text
   would still need parsing, so this is a floor for it);
@@ -20,7 +22,9 @@ wal2json is not measured: it is not installed with PostgreSQL (a separate packag
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import struct
+import subprocess
 import sys
 import time
 import uuid
@@ -36,6 +40,17 @@ from nightshift_core.sync.cdc.endpoint import Endpoint  # noqa: E402
 from nightshift_core.sync.cdc.postgres_logical import LogicalReader, format_lsn  # noqa: E402
 
 
+def reader_at(rev: str):
+    """postgres_logical as it is at git revision ``rev``, as a module of its own."""
+    path = "include/nightshift_core/sync/cdc/postgres_logical.py"
+    text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+    spec = importlib.util.spec_from_loader(f"postgres_logical_{rev.replace('~', '_')}", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(text, f"{rev}:postgres_logical.py", "exec"), module.__dict__)  # noqa: S102 - our own file
+    return module
+
+
 def best(fn, runs: int = 3) -> tuple[float, int]:
     times, count = [], 0
     for _ in range(runs):
@@ -49,7 +64,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--port", type=int, default=5433)
+    parser.add_argument("--baseline", default="HEAD", help="git revision of the reader to compare with")
     args = parser.parse_args()
+    baseline = reader_at(args.baseline)
     db = f"ns_bench_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(host="127.0.0.1", port=args.port, user="postgres", dbname="postgres")
     admin.autocommit = True
@@ -70,6 +87,11 @@ def main() -> None:
 
         def pgoutput_sql() -> int:
             return sum(1 for _ in reader.read(start))
+
+        old = baseline.LogicalReader(Endpoint("127.0.0.1", args.port, "postgres", db), "bench", ["t"])
+
+        def pgoutput_sql_baseline() -> int:
+            return sum(1 for _ in old.read(start))
 
         def fetch(query: str, params: list, is_change) -> int:
             with conn.cursor(name="fetch") as c:
@@ -110,12 +132,15 @@ def main() -> None:
             return n
 
         print(f"{args.rows:,} rows updated in one transaction, {args.rows // 10:,} deleted in another")
-        print(f"{'way':<20}{'seconds':>10}{'changes':>10}{'changes/s':>12}")
-        for name, fn in (("pgoutput-sql", pgoutput_sql), ("pgoutput-sql-fetch", pgoutput_sql_fetch),
+        print(f"{'way':<24}{'seconds':>10}{'changes':>10}{'changes/s':>12}")
+        for name, fn in ((f"pgoutput-sql ({args.baseline})", pgoutput_sql_baseline), ("pgoutput-sql", pgoutput_sql),
+                         (f"pgoutput-sql ({args.baseline})", pgoutput_sql_baseline), ("pgoutput-sql", pgoutput_sql),
+                         ("pgoutput-sql-fetch", pgoutput_sql_fetch),
                          ("test_decoding-sql", test_decoding_sql),
                          ("pgoutput-stream", pgoutput_stream)):  # fmt: skip
             seconds, n = best(fn)
-            print(f"{name:<20}{seconds:>10.2f}{n:>10,}{n / seconds:>12,.0f}")
+            print(f"{name:<24}{seconds:>10.2f}{n:>10,}{n / seconds:>12,.0f}")
+        old.close()
     finally:
         cur.execute(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'bench_text'"

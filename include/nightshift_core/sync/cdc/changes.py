@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from nightshift_core.errors import PermanentError
 
 Op = Literal["insert", "update", "delete"]
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One row change of a committed transaction, in commit order.
 
     ``before`` is the row before the change (None for an insert; on PostgreSQL only the key columns
@@ -24,6 +22,9 @@ class Change:
     the changes of one read: transactions in commit order, then statement order inside each.
     ``closes`` marks the last change of its transaction (or of a part of one): the reader has nothing
     more of it, so a consumer may commit what it holds there without reading on.
+
+    A named tuple, not a dataclass: a run makes one per row change, and a tuple is built several
+    times faster than a frozen dataclass.
     """
 
     table: str
@@ -66,8 +67,7 @@ class TruncatedError(PermanentError):
         )
 
 
-@dataclass(frozen=True)
-class Folded:
+class Folded(NamedTuple):
     """The net effect of a run's changes on one primary key: the row to upsert, or a tombstone."""
 
     table: str
@@ -79,6 +79,10 @@ class Folded:
 
 
 def _key(change: Change, image: Mapping[str, Any] | None, columns: Sequence[str]) -> tuple:
+    try:
+        return tuple([image[c] for c in columns])  # type: ignore[index]
+    except (KeyError, TypeError):
+        pass  # no image, or a key column missing from it: say which below
     if image is None:
         raise ValueError(
             f"{change.table}: a {change.op} change (seq {change.seq}) has no row image to key on"
@@ -121,29 +125,28 @@ class Folder:
         return len(self._net)
 
     def add(self, change: Change) -> None:
-        if self._last_seq is not None and change.seq <= self._last_seq:
-            raise ValueError(f"changes out of commit order: seq {change.seq} after seq {self._last_seq}")
-        self._last_seq = change.seq
-        columns = self.keys.get(change.table, self.default)
+        table, op, before, after, commit_time, position, seq, _closes = change
+        if self._last_seq is not None and seq <= self._last_seq:
+            raise ValueError(f"changes out of commit order: seq {seq} after seq {self._last_seq}")
+        self._last_seq = seq
+        columns = self.keys.get(table, self.default)
         if columns is None:
-            raise ValueError(f"no primary-key columns given for table {change.table!r}")
+            raise ValueError(f"no primary-key columns given for table {table!r}")
         self.changes += 1
         net = self._net
-        if change.op == "delete":
-            old = (change.table, _key(change, change.before, columns))
+        if op == "delete":
+            old = (table, _key(change, before, columns))
             net.pop(old, None)
-            net[old] = Folded(change.table, old[1], "delete", None, change.commit_time, change.position)
+            net[old] = Folded(table, old[1], "delete", None, commit_time, position)
             return
-        new = (change.table, _key(change, change.after, columns))
-        if change.op == "update" and change.before is not None:
-            old = (change.table, _key(change, change.before, columns))
+        new = (table, _key(change, after, columns))
+        if before is not None and op == "update":
+            old = (table, _key(change, before, columns))
             if old != new:
                 net.pop(old, None)
-                net[old] = Folded(change.table, old[1], "delete", None, change.commit_time, change.position)
+                net[old] = Folded(table, old[1], "delete", None, commit_time, position)
         net.pop(new, None)
-        net[new] = Folded(
-            change.table, new[1], "upsert", change.after or {}, change.commit_time, change.position
-        )
+        net[new] = Folded(table, new[1], "upsert", after or {}, commit_time, position)
 
     def take(self) -> list[Folded]:
         """The net rows in the order their keys last changed; the folder is empty after it."""

@@ -27,6 +27,8 @@ from nightshift_core.sync.cdc.preflight import check_postgres
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,49}")
 _PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_OID = struct.Struct("!I").unpack_from
+_INT32 = struct.Struct("!i").unpack_from
 # Text values pgoutput sends, turned into Python values for the key types; the rest stay text until
 # the engine refactor maps every type as the query path does.
 _CASTS: dict[int, Any] = {
@@ -172,7 +174,7 @@ class LogicalReader(ServerReader):
         ``start`` is the stored position; it may be ahead of the slot (a run committed its data but did
         not confirm): transactions up to it are skipped, not returned twice.
         """
-        return LogicalRead(self, start, self.current_position())
+        return LogicalRead(self, start, max(start, self.current_position()))
 
     def confirm(self, position: int) -> None:
         """Tell the slot everything up to ``position`` is committed downstream (never moves it back)."""
@@ -186,11 +188,15 @@ class LogicalReader(ServerReader):
         self._one(sql.SQL("DROP PUBLICATION IF EXISTS {}; SELECT 1").format(sql.Identifier(self.slot)))
 
     def _changes(self, start: int, upto: int) -> Iterator[Change]:
-        conn = self._connect()
+        if upto <= start:
+            return  # no WAL flushed since the position: nothing to decode (and no query to ask)
+        # On the control connection (no second login): a server-side cursor, which needs a transaction,
+        # streams the decoded messages instead of holding them all here; autocommit again after it.
+        conn = self._conn
+        conn.autocommit = False
         try:
-            # A server-side cursor streams the decoded messages instead of holding them all here.
             with conn.cursor(name=f"{self.slot}_read") as cur:
-                cur.itersize = 2000
+                cur.itersize = 5000
                 cur.execute(
                     "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, NULL, "
                     "'proto_version', '1', 'publication_names', %s)",
@@ -198,9 +204,10 @@ class LogicalReader(ServerReader):
                 )
                 messages = ((lsn, bytes(data)) for lsn, data in cur)
                 yield from _decode(messages, start, text=self.text, split_after=self.split_after)
-            conn.rollback()
         finally:
-            conn.close()
+            if not conn.closed:
+                conn.rollback()
+                conn.autocommit = True
 
 
 def _decode(
@@ -265,37 +272,40 @@ def _tuple(
     data: bytes, at: int, columns: list[tuple[str, int, bool]], key_only: bool = False, raw: bool = False
 ) -> tuple[dict, int]:
     """One TupleData; ``key_only`` keeps the key columns of an old-key image (the rest arrive as nulls)."""
-    (ncols,) = struct.unpack_from("!h", data, at)
+    ncols = (data[at] << 8) | data[at + 1]
     at += 2
     row: dict[str, Any] = {}
     for column, type_oid, is_key in columns[:ncols]:
-        kind = data[at : at + 1]
-        at += 1
-        if kind == b"n":
-            if is_key or not key_only:
-                row[column] = None
-        elif kind == b"u":
-            continue  # an unchanged TOASTed value pgoutput does not resend
-        else:
-            (length,) = struct.unpack_from("!i", data, at)
-            text = data[at + 4 : at + 4 + length].decode()
-            at += 4 + length
+        kind = data[at]
+        if kind == 116 or kind == 98:  # 't' text ('b' binary: never asked for, kept as its bytes' text)
+            start = at + 5
+            at = start + _INT32(data, at + 1)[0]
+            text = data[start:at].decode()
             row[column] = text if raw else _CASTS.get(type_oid, str)(text)
+        else:
+            at += 1
+            if kind == 110 and (is_key or not key_only):  # 'n' null
+                row[column] = None
+            # 'u': an unchanged TOASTed value pgoutput does not resend
     return row, at
+
+
+_OPS = {b"I": "insert", b"U": "update", b"D": "delete"}
 
 
 def _row(
     kind: bytes, data: bytes, relations: dict, raw: bool = False
 ) -> tuple[str, str, dict | None, dict | None]:
-    (oid,) = struct.unpack_from("!I", data, 1)
-    table, columns = relations[oid]
-    at = 5
-    before = after = None
-    if data[at : at + 1] in (b"K", b"O"):  # the old key (REPLICA IDENTITY DEFAULT) or old row (FULL)
-        before, at = _tuple(data, at + 1, columns, key_only=data[at : at + 1] == b"K", raw=raw)
+    table, columns = relations[_OID(data, 1)[0]]
+    image = data[5]
+    if image == 75 or image == 79:  # 'K' the old key (REPLICA IDENTITY DEFAULT) or 'O' old row (FULL)
+        before, at = _tuple(data, 6, columns, key_only=image == 75, raw=raw)
         if kind == b"D":
             return table, "delete", before, None
-    if data[at : at + 1] == b"N":
+        image = data[at]
+    else:
+        before, at = None, 5
+    after = None
+    if image == 78:  # 'N' the new row
         after, at = _tuple(data, at + 1, columns, raw=raw)
-    op = {b"I": "insert", b"U": "update", b"D": "delete"}[kind]
-    return table, op, before, after
+    return table, _OPS[kind], before, after
