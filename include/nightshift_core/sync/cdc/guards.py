@@ -236,20 +236,19 @@ class SlotState:
     retained_bytes: int | None  # pg_current_wal_lsn() - restart_lsn
 
 
+# wal_status through the row's JSON: NULL before PostgreSQL 13 (no such column), so one query serves all
 _SLOTS_SQL = """
-SELECT slot_name::text, database::text, active, {wal_status}, restart_lsn::text,
+SELECT slot_name::text, database::text, active, to_jsonb(s) ->> 'wal_status', restart_lsn::text,
        confirmed_flush_lsn::text,
        pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint
-FROM pg_replication_slots WHERE slot_type = 'logical' AND slot_name LIKE %s ORDER BY slot_name
+FROM pg_replication_slots AS s WHERE slot_type = 'logical' AND slot_name LIKE %s ORDER BY slot_name
 """
 
 
 def read_slots(conn: Any, like: str = SLOT_PREFIX.replace("_", r"\_") + "%") -> list[SlotState]:
     """The logical slots whose name matches ``like`` (default: every slot the CDC reader creates)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT current_setting('server_version_num')::int")
-        (version,) = cur.fetchone()
-        cur.execute(_SLOTS_SQL.format(wal_status="wal_status" if version >= 130000 else "NULL"), [like])
+        cur.execute(_SLOTS_SQL, [like])
         return [
             SlotState(name, db, bool(active), status, restart, confirmed, None if held is None else int(held))
             for name, db, active, status, restart, confirmed, held in cur.fetchall()

@@ -45,16 +45,20 @@ class LogicalSource(LogSource):
 
     @contextlib.contextmanager
     def open_log(self, run: LogRun) -> Iterator[Any]:
-        from nightshift_core.sync.cdc.postgres_logical import LogicalReader, format_lsn
+        from nightshift_core.sync.cdc.postgres_logical import LogicalReader, format_lsn, parse_lsn
 
         table, endpoint = run.table, run.endpoint
         with LogicalReader(
             endpoint, table.slot, [table.name], text=True, split_after=table.chunk_changes
         ) as reader:
-            guards.check_slot(run.conn, reader.slot, tables=[table.name], position=run.stored,
-                              limits=run.limits, server=str(endpoint))  # fmt: skip
+            state = guards.check_slot(run.conn, reader.slot, tables=[table.name], position=run.stored,
+                                      limits=run.limits, server=str(endpoint))  # fmt: skip
             run.conn.commit()
-            confirmed, stored = reader.slot_position(), int(run.position["lsn"])
+            # the slot's confirmed position as the guard read it (a stored position means the slot exists)
+            confirmed = parse_lsn(state.confirmed_flush_lsn) if state and state.confirmed_flush_lsn else None
+            if confirmed is None:
+                confirmed = reader.slot_position()
+            stored = int(run.position["lsn"])
             if stored < confirmed:  # the slot moved past what the warehouse holds
                 raise guards.LogLostError(
                     f"table {table.name!r}: the warehouse's position {format_lsn(stored)} is behind "

@@ -113,14 +113,17 @@ def sync_table(
     """
     started = time.monotonic()
     logs = _log_source(dialect, table.name)
-    stored = None
-    if not full_refresh and warehouse.table_exists(target):
-        stored = warehouse.log_position(target)
+    stored, existing = None, None
+    if not full_refresh:
+        with warehouse.session():  # one connection for the three catalog reads (a file engine opens once)
+            if warehouse.table_exists(target):
+                stored = warehouse.log_position(target)
+                existing = warehouse.get_schema(target) if stored is not None else None
     if stored is None:
         result = _snapshot(conn, logs, endpoint, table, warehouse, target, job)
     else:
         result = _from_log(
-            conn, logs, endpoint, table, warehouse, target, job, stored, limits or GuardLimits()
+            conn, logs, endpoint, table, warehouse, target, job, stored, existing, limits or GuardLimits()
         )
     result.seconds = round(time.monotonic() - started, 3)
     return result
@@ -220,13 +223,13 @@ def _describe(conn, logs: LogSource, table: CdcTable) -> list[source.SourceColum
 
 
 def _from_log(
-    conn, logs: LogSource, endpoint, table: CdcTable, warehouse, target, job, stored: str, limits
+    conn, logs: LogSource, endpoint, table: CdcTable, warehouse, target, job, stored: str, existing, limits
 ) -> CdcResult:
     position = json.loads(stored)
     source.prepare_session(conn, logs.dialect)
     columns = _describe(conn, logs, table)
     logs.after_describe(conn)
-    _refuse_retyped(warehouse, target, table, columns)
+    _refuse_retyped(existing, target, table, columns)
     result = CdcResult("log", start=stored)
 
     def warn(warning: str) -> None:
@@ -241,14 +244,12 @@ def _from_log(
     return result
 
 
-def _refuse_retyped(warehouse: Warehouse, target: TableRef, table: CdcTable, columns) -> None:
-    """A source column whose type changed cannot be followed from the log: name it and the fix."""
+def _refuse_retyped(existing: list, target: TableRef, table: CdcTable, columns) -> None:
+    """A source column whose type changed cannot be followed from the log: name it and the fix
+    (``existing``: the target's columns, read with the stored position)."""
     from nightshift_core.warehouse.types import plan_schema_change
 
-    if not warehouse.table_exists(target):
-        return
     incoming = [c for c in columns_from_arrow(source.arrow_schema(columns))]
-    existing = warehouse.get_schema(target)
     try:
         plan_schema_change(
             [dataclasses.replace(c, nullable=True) for c in existing], incoming, table=str(target)
