@@ -1407,9 +1407,66 @@ def test_the_share_of_the_scale_bias_is_chosen_with_the_threshold_on_held_out_la
     logits = np.log(_p((1, 1, np.e**2), (1, 1, np.e**3)))  # (negative, neutral, positive) logits
     bias = np.log(_p((1, np.e**3, 1)))[0]
     compounds = np.array([0.5, 0.5], dtype=np.float32)
-    share, threshold = choose_fallback(logits, compounds, np.array([NEU, POS]), ["a", "a"], bias)
-    assert share == 0.75 and threshold >= 0.5
-    assert choose_fallback(logits, compounds, np.array([POS, POS]), ["a", "a"], bias)[0] == 0.0  # ties: none
+    share, marked_share, threshold = choose_fallback(
+        logits, compounds, np.array([NEU, POS]), ["a", "a"], bias
+    )
+    assert share == marked_share == 0.75 and threshold >= 0.5
+    assert choose_fallback(logits, compounds, np.array([POS, POS]), ["a", "a"], bias)[:2] == (
+        0.0,
+        0.0,
+    )  # ties
+
+
+def test_texts_with_social_media_markers_get_a_share_of_the_scale_bias_of_their_own():
+    # Two texts the model reads alike (positive, by e**2.5 over the others): the one with
+    # social-media markers is neutral, the plain one positive. One share cannot get both right
+    # (ties: none); a share of its own for the marked text can, and without markers nothing changes.
+    logits = np.log(_p((1, 1, np.e**2.5), (1, 1, np.e**2.5)))
+    bias = np.log(_p((1, np.e**3, 1)))[0]
+    compounds = np.array([0.5, 0.5], dtype=np.float32)
+    gold, marked = np.array([NEU, POS]), np.array([True, False])
+    share, marked_share, _ = choose_fallback(logits, compounds, gold, ["a", "a"], bias, marked)
+    assert (share, marked_share) == (0.0, 1.0)
+    assert choose_fallback(logits, compounds, gold, ["a", "a"], bias)[:2] == (0.0, 0.0)
+    assert choose_fallback(logits, compounds, gold, ["a", "a"], bias, np.array([False, False]))[:2] == (
+        0.0,
+        0.0,
+    )
+    # The share of text without markers is the one chosen as if no text had them: here the two
+    # neutral texts with markers make it 1 (two of three right), and the plain one stays neutral.
+    logits3, compounds3 = np.log(_p(*[(1, 1, np.e**2.5)] * 3)), np.array([0.5] * 3, dtype=np.float32)
+    gold3, marked3 = np.array([NEU, NEU, POS]), np.array([True, True, False])
+    assert choose_fallback(logits3, compounds3, gold3, ["a"] * 3, bias)[:2] == (1.0, 1.0)
+    assert choose_fallback(logits3, compounds3, gold3, ["a"] * 3, bias, marked3)[:2] == (1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "marked"),
+    [("@user that was fun", True), ("so good #blessed", True), ("#MondayMotivation", True),
+     ("see https://t.co/x", False), ("mail me at a@b.com", False), ("C# and F# are fine", False),
+     ("a plain sentence", False), ("## heading", False), ("we're #1", False)],
+)  # fmt: skip
+def test_social_media_markers_are_mentions_and_hashtags(text, marked):
+    assert analyse(text).marked is marked
+
+
+def test_the_marked_bias_applies_to_marked_texts_and_round_trips(trained, tmp_path):
+    model, _ = trained
+    texts = ["great thing #yay", "great thing", "@user awful thing", "awful thing"]
+    before = model.probabilities(texts)[0]
+    bias = [9.0 if i == NEU else 0.0 for i in range(3)]  # towards neutral
+    marked = SentimentModel(model.net, model.config, model.vocabulary, threshold=model.threshold,
+                            marked_bias=bias)  # fmt: skip
+    probs = marked.probabilities(texts)[0]
+    assert probs.argmax(axis=1).tolist() == [NEU, before[1].argmax(), NEU, before[3].argmax()]
+    assert np.array_equal(probs[[1, 3]], before[[1, 3]])
+    marked.save(tmp_path / "m")
+    loaded = SentimentModel.load(tmp_path / "m")
+    assert loaded.marked_bias.tolist() == bias
+    assert np.array_equal(loaded.probabilities(texts)[0], probs)
+    model.save(tmp_path / "plain")  # no marked bias: none saved, none loaded
+    assert "marked_bias" not in json.loads((tmp_path / "plain" / "model.json").read_text())
+    assert SentimentModel.load(tmp_path / "plain").marked_bias is None
 
 
 def test_categorical_labels_train_a_scale_bias_the_served_model_does_not_carry_whole():

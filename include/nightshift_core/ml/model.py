@@ -21,7 +21,10 @@ The challenger is built so that it cannot fall far below its prior where it know
   forced on other text;
 * labels from a categorical file (TweetEval's, whose neutral is broad) train a bias of their
   own on the class logits, so another file's class boundaries are not learned into the words;
-  how much of that bias the served model carries (0 to 1) is chosen with the fallback below;
+  how much of that bias the served model carries (0 to 1) is chosen with the fallback below --
+  with ``marked_scale``, a share of its own for texts that show a tweet's markers on their face
+  (a user mention or a hashtag, :data:`SOCIAL_MARKERS`): TweetEval's neutral there, the rated
+  sets' boundaries on text without them;
 * where the model is unsure -- its largest class probability below a threshold (at least 0.5)
   chosen on a held-out share of the training labels (``fallback_share``) such that no label
   file there is left below the rule -- its label is the rule's (VADER's compound +-0.05): it
@@ -64,6 +67,9 @@ CLAUSE_BREAKS = frozenset({".", ",", ";"})
 CLAUSE_ENDS = CLAUSE_BREAKS | {"!", "?"}
 NEGATIONS = frozenset({"not", "no", "never", "nothing", "nobody", "neither", "nor", "hardly", "without"})
 ELONGATED = re.compile(r"([a-z])\1{2,}")
+# What a tweet shows on its face: a user mention or a hashtag (not a link: Reddit posts have
+# links, and few TweetEval tweets do).
+SOCIAL_MARKERS = re.compile(r"(?<![\w@#])(?:@\w|#[a-z_])", re.IGNORECASE)
 LETTERS = re.compile(r"[A-Za-z]{2,}")
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "model.json"
@@ -137,6 +143,7 @@ class Analysed:
 
     features: list[str]
     dense: list[float]
+    marked: bool = False  # the text shows social-media markers (SOCIAL_MARKERS)
 
 
 def _emoticons_and_emoji(text: str) -> tuple[list[str], float]:
@@ -240,7 +247,7 @@ def analyse(text: str, ngrams: int = 2, char_ngrams: int = 0, textblob: bool = F
         max(min(emo_valence, 2.0), -2.0) / 2, float(bool(marks)),
         math.log1p(len(words)) / 5, 1.0 if not words else 0.0,
     ]  # fmt: skip
-    return Analysed(grams, dense)
+    return Analysed(grams, dense, SOCIAL_MARKERS.search(raw) is not None)
 
 
 @functools.cache
@@ -362,11 +369,14 @@ class SentimentModel:
         name: str = "sentiment",
         version: str = "unregistered",
         threshold: float = 0.0,
+        marked_bias: Sequence[float] | None = None,
     ):
         self.net = net
         self.config = config
         self.vocabulary = list(vocabulary)
         self.threshold = threshold  # below this class probability the rule's label stands
+        # Added to the class logits of a text with social-media markers (model.marked_scale).
+        self.marked_bias = None if marked_bias is None else np.asarray(marked_bias, dtype=np.float32)
         self.encoder = _Encoder(config, self.vocabulary)
         self.name = name
         self.version = version
@@ -389,8 +399,12 @@ class SentimentModel:
         probs, ratings, compounds = [], [], []
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                batch = self.encoder.encode(self.encoder.analyse(texts[start : start + batch_size]))
+                analysed = self.encoder.analyse(texts[start : start + batch_size])
+                batch = self.encoder.encode(analysed)
                 logits, rating = self.net(*batch)
+                if self.marked_bias is not None:
+                    marked = torch.tensor([a.marked for a in analysed], dtype=torch.float32)
+                    logits = logits + marked.unsqueeze(1) * torch.from_numpy(self.marked_bias)
                 probs.append(torch.softmax(logits, dim=1).numpy())
                 ratings.append(rating.numpy())
                 compounds.append(batch[3][:, 0].numpy())
@@ -416,6 +430,8 @@ class SentimentModel:
         (folder / VOCAB_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False))
         meta = {"kind": self.kind, "config": self.config.to_dict(), "labels": LABELS,
                 "fallback_threshold": self.threshold}  # fmt: skip
+        if self.marked_bias is not None:
+            meta["marked_bias"] = [float(b) for b in self.marked_bias]
         (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
@@ -448,7 +464,8 @@ class SentimentModel:
         net = _net(config, len(vocabulary))
         net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         net.eval()
-        return cls(net, config, vocabulary, name, version, float(meta.get("fallback_threshold", 0.0)))
+        threshold = float(meta.get("fallback_threshold", 0.0))
+        return cls(net, config, vocabulary, name, version, threshold, meta.get("marked_bias"))
 
 
 class RuleModel:
@@ -575,23 +592,40 @@ SCALE_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def choose_fallback(
-    logits: np.ndarray, compounds: np.ndarray, gold: np.ndarray, groups: Sequence[str], bias: np.ndarray
-) -> tuple[float, float]:
-    """``(share, threshold)``: how much of the categorical files' scale ``bias`` the served
-    model's logits carry, and the fallback threshold below which the rule's label stands, chosen
-    together on held-out ``logits`` (weighted F1, every group at least the rule; see
-    :func:`choose_threshold`). Ties go to the smaller share."""
-    best: tuple[float, float, float] | None = None
-    for share in SCALE_SHARES:
-        shifted = logits + share * bias
-        probs = np.exp(shifted - shifted.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
-        threshold = choose_threshold(probs, compounds, gold, groups)
-        f1 = _weighted_f1(gold, with_fallback(probs, compounds, threshold).argmax(axis=1))
-        if best is None or round(f1, 6) > round(best[0], 6):
-            best = (f1, share, threshold)
-    assert best is not None
-    return best[1], best[2]
+    logits: np.ndarray,
+    compounds: np.ndarray,
+    gold: np.ndarray,
+    groups: Sequence[str],
+    bias: np.ndarray,
+    marked: np.ndarray | None = None,
+) -> tuple[float, float, float]:
+    """``(share, marked_share, threshold)``: how much of the categorical files' scale ``bias``
+    the served model's logits carry, and the fallback threshold below which the rule's label
+    stands, chosen on held-out ``logits`` (weighted F1, every group at least the rule; see
+    :func:`choose_threshold`). ``share`` is chosen first, with the threshold, as if no text had
+    markers; then, where ``marked`` is given, the texts with social-media markers get a
+    ``marked_share`` of their own (the threshold chosen again with it). Ties go to the smaller
+    share and to a marked share equal to ``share``; without ``marked`` it is ``share``."""
+    flags = np.zeros(len(gold), dtype=bool) if marked is None else np.asarray(marked, dtype=bool)
+
+    def best(pairs: Sequence[tuple[float, float]]) -> tuple[float, float, float]:
+        chosen: tuple[float, float, float, float] | None = None
+        for share, marked_share in pairs:
+            shifted = logits + np.where(flags, marked_share, share)[:, None] * bias
+            probs = np.exp(shifted - shifted.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+            threshold = choose_threshold(probs, compounds, gold, groups)
+            f1 = _weighted_f1(gold, with_fallback(probs, compounds, threshold).argmax(axis=1))
+            if chosen is None or round(f1, 6) > round(chosen[0], 6):
+                chosen = (f1, share, marked_share, threshold)
+        assert chosen is not None
+        return chosen[1], chosen[2], chosen[3]
+
+    choice = best([(s, s) for s in SCALE_SHARES])
+    if not flags.any():
+        return choice
+    share = choice[0]
+    return best([(share, share), *((share, s) for s in SCALE_SHARES if s != share)])
 
 
 def _calibration_part(text: str, seed: int, share: float) -> bool:
@@ -739,7 +773,7 @@ def train(
         net.eval()
         model = SentimentModel(net, config, vocabulary)
         offsets = np.zeros(len(LABELS), dtype=np.float32)
-        share = 0.0
+        share = marked_share = 0.0
         if calib:
             gold = np.array([label_index[e.label] for e in calib])
             calib_texts = [e.text for e in calib]
@@ -750,18 +784,23 @@ def train(
                 net.offsets.copy_(torch.from_numpy(offsets))
                 log(f"calibrated class offsets on {len(calib)} held-out labels: {offsets.round(2).tolist()}")
             if config.fallback_share > 0:
-                encoded = encoder.encode(encoder.analyse(calib_texts))
+                calib_analysed = encoder.analyse(calib_texts)
+                encoded = encoder.encode(calib_analysed)
                 with torch.inference_mode():
                     logits, _ = net(*encoded)
                 bias = scale_bias.detach().numpy()
-                share, model.threshold = choose_fallback(
-                    logits.numpy(), encoded[3][:, 0].numpy(), gold, [e.source for e in calib], bias
+                marked = np.array([a.marked for a in calib_analysed]) if config.marked_scale else None
+                share, marked_share, model.threshold = choose_fallback(
+                    logits.numpy(), encoded[3][:, 0].numpy(), gold, [e.source for e in calib], bias, marked
                 )
                 if share:
                     net.offsets.add_(torch.from_numpy(share * bias))
+                if marked_share != share:
+                    model.marked_bias = ((marked_share - share) * bias).astype(np.float32)
                 log(
                     f"fallback to the rule below class probability {model.threshold:g}, {share:g} of the "
-                    f"categorical scale bias {bias.round(2).tolist()} ({len(calib)} held-out labels)"
+                    f"categorical scale bias {bias.round(2).tolist()} ({marked_share:g} on texts with "
+                    f"social-media markers; {len(calib)} held-out labels)"
                 )
     finally:
         torch.set_num_threads(threads)
@@ -773,6 +812,7 @@ def train(
         "offsets": [round(float(o), 3) for o in offsets],
         "scale_bias": [round(float(b), 3) for b in scale_bias.detach()],
         "scale_share": share,
+        "marked_share": marked_share,
         "fallback_threshold": model.threshold,
         "l2": round(l2, 6),
     }
