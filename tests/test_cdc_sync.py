@@ -330,6 +330,32 @@ def test_two_runs_with_nothing_changed_read_nothing_quickly(cdc):
     assert cdc.live() == [(1, "paid")]
 
 
+@pytest.mark.parametrize("cdc", ["postgres"], indirect=True)  # a slot's read; the binlog has no such query
+def test_a_read_at_the_flush_point_sends_no_decoding_query_and_an_open_read_holds_the_reader(
+    cdc, monkeypatch
+):
+    from nightshift_core.sync.cdc import postgres_logical
+
+    with postgres_logical.LogicalReader(cdc.endpoint(), cdc.definition, ["orders"], text=True) as reader:
+        start = reader.ensure_slot()
+        cdc.sql("INSERT INTO orders VALUES (2, 'new', 'b')")
+        read = reader.read(start)
+        changes = iter(read)
+        assert next(changes).after["id"] == "2"
+        # the read's transaction is on the reader's connection: a confirmation now would be rolled back
+        with pytest.raises(RuntimeError, match="still open"):
+            reader.confirm(read.end)
+        assert list(changes) == []
+        reader.confirm(read.end)
+        assert reader.slot_position() > start
+        decoded: list = []
+        monkeypatch.setattr(postgres_logical, "_decode", lambda *args, **kw: decoded.append(args) or iter(()))
+        flushed = reader.current_position()
+        monkeypatch.setattr(reader, "current_position", lambda: flushed)  # no other writer meanwhile
+        assert list(reader.read(flushed)) == [] and decoded == []
+        assert list(reader.read(flushed - 1)) == [] and len(decoded) == 1  # behind it: the query runs
+
+
 # TOAST is PostgreSQL's: a FULL binlog row image has every column
 @pytest.mark.parametrize("cdc", ["postgres"], indirect=True)
 def test_unchanged_toast_values_keep_the_warehouse_value(cdc):

@@ -101,6 +101,10 @@ class LogicalReader(ServerReader):
         return psycopg2.connect(host=e.host, port=e.port, user=e.user, password=e.password, dbname=e.database)
 
     def _one(self, query: Any, params: Sequence[Any] = ()) -> Any:
+        if not self._conn.autocommit:  # a read's transaction: a statement here would end with its rollback
+            raise RuntimeError(
+                f"slot {self.slot}: a read is still open on this reader; finish or close it first"
+            )
         with self._conn.cursor() as cur:
             cur.execute(query, params)
             row = cur.fetchone()
