@@ -1,13 +1,14 @@
 """The MariaDB log run's cost on the private binlog server: the row decoder against mysql-replication's own.
 
     .venv/bin/python bench/cdc_binlog_decode.py [--rows 200000] [--changed 0.01] [--repeat 3]
-                                                [--port 3307] [--profile]
+                                                [--port 3307] [--profile] [--statements row|set]
 
 A scratch database on the log-enabled MariaDB (scripts/cdc_services.sh; 127.0.0.1:3307) gets an
 `orderdetails`-shaped table of --rows rows (filled with sql_log_bin=0: nothing of it in the binlog),
 a snapshot into DuckDB through the log path's own first run, then one transaction changing about
 --changed of it the way the sync bench does (updates of quantityOrdered/priceEach/updatedAt spread
-over the table, inserts of new keys, deletes: 5 : 1 : 1). Then, alternating, from copies of the
+over the table, inserts of new keys, deletes: 5 : 1 : 1; each update and delete its own statement,
+so its own row event, as the sync bench writes them; --statements set: one statement each). Then, alternating, from copies of the
 snapshot's warehouse (each run reads the same changes from the same stored position):
 
   read-lib / read-fast   the reader alone: every change of the read iterated (decode + Change objects)
@@ -67,21 +68,36 @@ def fill(cur, rows: int) -> None:
     cur.execute("SET SESSION sql_log_bin = 1")
 
 
-def mutate(cur, rows: int, changed: float) -> None:
+def mutate(cur, rows: int, changed: float, per_row: bool) -> None:
     """One transaction: updates, inserts, deletes in 5 : 1 : 1 (about ``changed`` x ``rows`` changes),
-    spread over the table."""
+    spread over the table. ``per_row``: each update and delete its own statement (so its own row
+    event, as the sync bench's classicmodels.mutate writes them); else one statement each."""
     target = max(7, round(changed * rows))
     orders = rows // LINES
     step = max(
         2, round(7 * orders / target)
-    )  # one order in ``step`` has 5 lines updated, one its line 7 deleted
-    cur.execute("BEGIN")
-    cur.execute(
+    )  # one order in ``step``: 5 lines updated, line 7 of the next deleted
+    update = (
         "UPDATE orderdetails SET quantityOrdered = quantityOrdered + 1, priceEach = priceEach + 0.01, "
-        "updatedAt = NOW(6) WHERE orderNumber %% %s = 0 AND orderLineNumber <= 5",
-        (step,),
+        "updatedAt = NOW(6) WHERE "
     )
-    cur.execute("DELETE FROM orderdetails WHERE orderNumber %% %s = 1 AND orderLineNumber = 7", (step,))
+    delete = "DELETE FROM orderdetails WHERE "
+    cur.execute("BEGIN")
+    if per_row:
+        cur.execute(
+            "SELECT orderNumber, productCode, orderLineNumber FROM orderdetails WHERE orderNumber %% %s IN (0, 1) "
+            "AND (orderLineNumber <= 5 OR orderLineNumber = 7)",
+            (step,),
+        )
+        picked = cur.fetchall()
+        for number, code, line in picked:
+            if number % step == 0 and line <= 5:
+                cur.execute(update + "orderNumber = %s AND productCode = %s", (number, code))
+            elif number % step == 1 and line == 7:
+                cur.execute(delete + "orderNumber = %s AND productCode = %s", (number, code))
+    else:
+        cur.execute(update + "orderNumber %% %s = 0 AND orderLineNumber <= 5", (step,))
+        cur.execute(delete + "orderNumber %% %s = 1 AND orderLineNumber = 7", (step,))
     cur.execute(
         "INSERT INTO orderdetails SELECT 10000 + %s + seq DIV %s, CONCAT('N', seq MOD %s), 5, 9.99, "
         "1 + seq MOD %s, NOW(6) FROM seq_0_to_%s",
@@ -128,6 +144,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--port", type=int, default=3307)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--statements", choices=["row", "set"], default="row",
+                        help="updates and deletes one statement per row (default) or one per kind")  # fmt: skip
     args = parser.parse_args()
     db = f"ns_bdec_{uuid.uuid4().hex[:8]}"
     admin = MySQLdb.connect(host="127.0.0.1", port=args.port, user="root", autocommit=True)
@@ -153,7 +171,7 @@ def main() -> None:
 
             start = json.loads(wh.log_position(TableRef("bench", TABLE)))
             wh.close()
-            mutate(cur, args.rows, args.changed)
+            mutate(cur, args.rows, args.changed, args.statements == "row")
             print(f"{args.rows:,} rows in {db}.{TABLE}; position {start}")
             if args.profile:
                 for fast in (False, True):

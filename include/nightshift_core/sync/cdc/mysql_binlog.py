@@ -157,7 +157,13 @@ class BinlogReader(ServerReader):
         seq = 0
         try:
             for event in stream:
-                if not end.at_or_after(BinlogPosition(stream.log_file, stream.log_pos)):
+                # (in the end's file, a position compare; past it, the file's number decides)
+                here_file, here_pos = stream.log_file, stream.log_pos
+                if (
+                    here_pos > end.pos
+                    if here_file == end.file
+                    else not end.at_or_after(BinlogPosition(here_file, here_pos))
+                ):
                     break  # an event of a transaction committed after the read started
                 if isinstance(event, MariadbGtidEvent):
                     pending_gtid = (event.domain_id, event.gtid)

@@ -76,7 +76,11 @@ def mysql_converter(column: SourceColumn) -> Any:
         return _timedelta_to_time
     if pa.types.is_timestamp(arrow) and arrow.tz is not None:
         return lambda v: v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v
-    return lambda v: v
+    return _same
+
+
+def _same(v: Any) -> Any:
+    return v
 
 
 def mysql_batch(
@@ -85,12 +89,13 @@ def mysql_batch(
     """The data columns of ``rows`` (images by column name; None: only the key is known) and, per
     row, the columns the image lacks (their warehouse value stays)."""
     converters = [mysql_converter(c) for c in columns]
+    images = [{} if row is None else row for row in rows]
     arrays = []
     for column, convert in zip(columns, converters, strict=True):
-        values = []
-        for row in rows:
-            v = None if row is None else row.get(column.name)
-            values.append(None if v is None else convert(v))
+        name = column.name
+        values = [image.get(name) for image in images]
+        if convert is not _same:  # (most columns: the binlog's value is the query path's)
+            values = [None if v is None else convert(v) for v in values]
         try:
             arrays.append(pa.array(values, type=column.arrow_type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError) as exc:
