@@ -27,8 +27,10 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -462,8 +464,40 @@ def expected_dag_ids() -> dict[str, bool]:
     return {dag_id: "Asset" in type(bag.dags[dag_id].timetable).__name__ for dag_id in sorted(bag.dag_ids)}
 
 
-def trigger_all(dags: dict[str, bool], timeout: float = 900, note: str = "triggered by make run") -> bool:
-    """Trigger each DAG of ``expected_dag_ids()`` and wait; Asset-scheduled ones start from their Assets."""
+@dataclass(frozen=True)
+class Triggered:
+    """What ``trigger_all`` did: ``ok`` when every run succeeded (or waits for a person); ``runs``
+    maps each DAG to the one run it stands for (see ``trigger_all``)."""
+
+    ok: bool
+    runs: dict[str, str]
+
+
+def due_logical_date(dag: Mapping[str, object], now: dt.datetime | None = None) -> str | None:
+    """The logical date of the run the scheduler creates for this DAG as soon as it is unpaused (at
+    its next loop if it already is): its next scheduled run when that run's time has come, else None.
+
+    ``dag`` is the REST API's DAG (``GET /api/v2/dags/{dag_id}``). A cron DAG with a ``start_date``
+    and ``catchup=False`` always has one when first unpaused: its latest scheduled time in the past
+    (Airflow 3.3's CronTriggerTimetable; ``run_immediately`` counts only without a ``start_date``).
+    """
+    run_after, logical_date = dag.get("next_dagrun_run_after"), dag.get("next_dagrun_logical_date")
+    if not isinstance(run_after, str) or not isinstance(logical_date, str):
+        return None
+    now = now or dt.datetime.now(dt.UTC)
+    return logical_date if dt.datetime.fromisoformat(run_after) <= now else None
+
+
+def trigger_all(
+    dags: dict[str, bool], timeout: float = 900, note: str = "triggered by make run"
+) -> Triggered:
+    """Run each DAG of ``expected_dag_ids()`` once and wait.
+
+    Every DAG is unpaused. One whose scheduled run is due (``due_logical_date``) gets that run
+    from the scheduler, and it is the DAG's run: a manual run as well would run it twice. Every
+    other one is triggered (a manual run). Asset-scheduled DAGs start from their Assets.
+    ``note`` goes on each run started here, the scheduled ones included.
+    """
     api = Api(base_url(), ADMIN_USER, admin_password())
     asset_driven = {d for d, on_assets in dags.items() if on_assets}
     dag_ids = list(dags)
@@ -485,14 +519,26 @@ def trigger_all(dags: dict[str, bool], timeout: float = 900, note: str = "trigge
                     f"error: DAGs not registered after 180s: {sorted(missing)}; see .nightshift/logs/dag-processor.log"
                 )
             time.sleep(2)
-    runs = {}
-    with Step("Unpausing and triggering every DAG through the REST API"):
+    runs: dict[str, str] = {}
+    # DAG id -> (the runs to look for, how the run started, the note to give it or None)
+    waiting: dict[str, tuple[str, str, str | None]] = {}
+    with Step("Unpausing every DAG and triggering those the scheduler does not start (REST API)"):
         for dag_id in sorted(asset_driven):
             # Unpaused first, so that the Asset events of this very run start them.
             api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
+            waiting[dag_id] = (f"/api/v2/dags/{dag_id}/dagRuns?limit=1", "started by its Assets", None)
             print(f"    {dag_id}: runs when its upstream Assets are refreshed")
         for dag_id in [d for d in dag_ids if d not in asset_driven]:
+            due = due_logical_date(api.get(f"/api/v2/dags/{dag_id}"))
             api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
+            if due:
+                query = urllib.parse.urlencode(
+                    {"run_type": "scheduled", "logical_date_gte": due, "order_by": "logical_date", "limit": 1}
+                )
+                how = f"scheduled for {due}, started by the unpause"
+                waiting[dag_id] = (f"/api/v2/dags/{dag_id}/dagRuns?{query}", how, f"{note} ({how})")
+                print(f"    {dag_id}: its scheduled run for {due} is due: the scheduler starts it")
+                continue
             run = api.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "note": note})
             runs[dag_id] = run["dag_run_id"]
             print(f"    {dag_id}: {run['dag_run_id']}")
@@ -500,14 +546,15 @@ def trigger_all(dags: dict[str, bool], timeout: float = 900, note: str = "trigge
     with Step("Waiting for the runs to finish"):
         pending = dict(runs)
         deadline = time.monotonic() + timeout
-        waiting = set(asset_driven)
         while (pending or waiting) and time.monotonic() < deadline:
-            for dag_id in list(waiting):
-                started = api.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=1")["dag_runs"]
+            for dag_id, (path, how, run_note) in list(waiting.items()):
+                started = api.get(path)["dag_runs"]
                 if started:
-                    pending[dag_id] = started[0]["dag_run_id"]
-                    print(f"    {dag_id}: {started[0]['dag_run_id']} (started by its Assets)")
-                    waiting.discard(dag_id)
+                    run_id = runs[dag_id] = pending[dag_id] = started[0]["dag_run_id"]
+                    if run_note:
+                        api.patch(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"note": run_note})
+                    print(f"    {dag_id}: {run_id} ({how})")
+                    del waiting[dag_id]
             for dag_id, run_id in list(pending.items()):
                 state = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
                 if state in ("success", "failed"):
@@ -521,10 +568,10 @@ def trigger_all(dags: dict[str, bool], timeout: float = 900, note: str = "trigge
         for dag_id in pending:
             print(f"    {dag_id}: still running after {timeout:.0f}s")
             ok = False
-        for dag_id in waiting:
-            print(f"    {dag_id}: never started by its Assets within {timeout:.0f}s")
+        for dag_id, (_, how, _) in waiting.items():
+            print(f"    {dag_id}: no run {how} within {timeout:.0f}s")
             ok = False
-    return ok
+    return Triggered(ok, runs)
 
 
 def awaiting_input(api: Api, dag_id: str, run_id: str) -> str | None:
@@ -657,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "trigger" or (args.command == "up" and not args.no_trigger):
         with Step("Parsing dags/"):
             dag_ids = expected_dag_ids()
-        ok = trigger_all(dag_ids)
+        ok = trigger_all(dag_ids).ok
     serving = None
     if args.command == "trigger" or (args.command == "up" and not args.no_trigger):
         serving = champion()

@@ -5,8 +5,9 @@ backend, Redis broker, api-server, scheduler, dag-processor, triggerer, one Cele
 queue: ``default`` and ``ml``). This module owns the stand-ins the DAGs talk to, all reached
 through ``AIRFLOW_CONN_*``: the classicmodels source generated into MariaDB, the BigQuery
 emulator as the warehouse, the fake Google Sheets API, the mail catcher, the Reddit replay
-server. It unpauses and triggers every DAG over the REST API v2 (JWT), waits, and checks the
-runs, the queues and workers that ran them, the outcomes, and the UI in headless Chromium.
+server. It unpauses every DAG over the REST API v2 (JWT) and runs each once as `make run` does
+(``local_stack.trigger_all``), waits, and checks the runs, the queues and workers that ran them,
+the outcomes, and the UI in headless Chromium.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from support.bq_emulator import BqEmulator, start_emulator, stop_emulator
 from support.fake_sheets import FakeSheets, use_google_connection
 from support.labelling import answer, first_field_positive, open_requests
 from support.net import free_port
+from support.runs import extra_runs
 from support.services import require
 
 from nightshift_core.local.mail_catcher import read_messages
@@ -60,7 +62,9 @@ class E2E:
     api: local_stack.Api
     env: dict[str, str]
     dags: dict[str, bool]
-    all_succeeded: bool
+    triggered: local_stack.Triggered
+    #: when trigger_all returned (its runs had finished)
+    triggered_until: dt.datetime
     emulator: BqEmulator
     sheets: FakeSheets
     source_counts: dict[str, int]
@@ -218,7 +222,10 @@ def e2e(tmp_path_factory) -> Iterator[E2E]:
         try:
             with e2e_stack.celery_stack(config) as env:
                 api = local_stack.Api(local_stack.base_url(), local_stack.ADMIN_USER, config.admin_password)
-                ok = local_stack.trigger_all(dags, timeout=RUNS_TIMEOUT_S, note="triggered by make e2e")
+                triggered = local_stack.trigger_all(
+                    dags, timeout=RUNS_TIMEOUT_S, note="triggered by make e2e"
+                )
+                triggered_until = dt.datetime.now(dt.UTC)
                 # A labelling run waits for a person: answer each request as it opens.
                 e2e_stack.wait_until_idle(api, timeout=RUNS_TIMEOUT_S, each_poll=lambda: _label(api))
                 # Freeze the picture the checks look at: an hour boundary while they run would
@@ -227,7 +234,7 @@ def e2e(tmp_path_factory) -> Iterator[E2E]:
                     api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": True})
                 e2e_stack.wait_until_idle(api, timeout=RUNS_TIMEOUT_S, each_poll=lambda: _label(api))
                 print(f"e2e: stack up and every run finished after {time.monotonic() - started:.0f}s")
-                yield E2E(config, api, env, dags, ok, emulator, sheets, source_counts)
+                yield E2E(config, api, env, dags, triggered, triggered_until, emulator, sheets, source_counts)
         finally:
             _save_logs(config.runtime)
     finally:
@@ -257,9 +264,18 @@ def test_every_shipped_dag_ran_and_every_run_succeeded(e2e):
     assert all(states.values()), f"DAGs without any run: {[d for d, s in states.items() if not s]}"
     bad = {dag_id: dict(s) for dag_id, s in states.items() if set(s) != {"success"}}
     assert not bad, f"runs that did not succeed: {bad}; failed tasks: {_failed_tasks(e2e)}"
-    assert e2e.all_succeeded
-    manual = {d for d in e2e.dags if any(r["run_type"] == "manual" for r in e2e.runs(d))}
-    assert manual == {d for d, on_assets in e2e.dags.items() if not on_assets}
+    assert e2e.triggered.ok
+    # The trigger stood by one run of each DAG: the Asset-scheduled ones' first from their Assets, the
+    # others' the scheduler's for their latest scheduled time (due when unpaused) or a manual one.
+    assert set(e2e.triggered.runs) == set(e2e.dags)
+    for dag_id, on_assets in e2e.dags.items():
+        run = next(r for r in e2e.runs(dag_id) if r["dag_run_id"] == e2e.triggered.runs[dag_id])
+        if on_assets:
+            assert run["run_type"] == "asset_triggered", run
+        else:
+            assert run["run_type"] in ("manual", "scheduled") and run["note"].startswith(
+                "triggered by make e2e"
+            )
     # Asset-scheduled DAGs run only on their Assets, but for a timed run that came due while the
     # stack was up (a midnight during the test): none may date from before it (tests/test_dbt_schedule.py
     # sets the clock to both sides of midnight; this holds at whatever hour the suite runs).
@@ -277,6 +293,18 @@ def test_every_shipped_dag_ran_and_every_run_succeeded(e2e):
 
 def _at(timestamp: str) -> dt.datetime:
     return dt.datetime.fromisoformat(timestamp)
+
+
+def test_the_trigger_ran_each_dag_once(e2e):
+    """Unpausing a DAG whose scheduled time has come starts that time's run: the trigger takes that
+    run as the DAG's run and does not add a manual one (which would run the DAG twice)."""
+    twice = {
+        dag_id: extra
+        for dag_id, on_assets in e2e.dags.items()
+        if not on_assets
+        and (extra := extra_runs(e2e.runs(dag_id), e2e.triggered.runs[dag_id], e2e.triggered_until))
+    }
+    assert not twice, f"besides the run the trigger started, these ran too: {twice}"
 
 
 # ---- queues and workers ----------------------------------------------------------------------------

@@ -348,7 +348,7 @@ class Faults:
     def save_report(self) -> None:
         REPORT.write_text(json.dumps(self.report, indent=2, default=str) + "\n")
 
-    def trigger(self, note: str) -> Future[bool]:
+    def trigger(self, note: str) -> Future[local_stack.Triggered]:
         """Trigger the sync over the REST API and wait for it in a thread (``local_stack.trigger_all``)."""
         pool = ThreadPoolExecutor(1, thread_name_prefix="trigger")
         future = pool.submit(local_stack.trigger_all, {DAG_ID: False}, RUN_TIMEOUT_S, note)
@@ -486,9 +486,13 @@ def _peak_overlap(tis: list[dict[str, Any]]) -> int:
     return peak
 
 
-def _finish(faults: Faults, future: Future[bool], run_id: str, started: float) -> dict[str, Any]:
+def _finish(
+    faults: Faults, future: Future[local_stack.Triggered], run_id: str, started: float
+) -> dict[str, Any]:
     """Wait for the run; check it succeeded and the warehouse equals the source; the run's numbers."""
-    ok = future.result(timeout=RUN_TIMEOUT_S + 60)
+    triggered = future.result(timeout=RUN_TIMEOUT_S + 60)
+    assert triggered.runs == {DAG_ID: run_id}, f"the trigger waited for another run: {triggered.runs}"
+    ok = triggered.ok
     wall = time.monotonic() - started
     tis = faults.task_instances(run_id)
     run = faults.api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")

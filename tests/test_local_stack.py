@@ -5,6 +5,7 @@ Uses its own runtime folder and free ports, so it never touches a stack you have
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from support.net import free_port
+from support.runs import extra_runs, started_runs
 from support.services import in_ci
 from test_runtime_install import runtime_python
 
@@ -42,6 +44,7 @@ def stack(tmp_path_factory):
     script = [python, str(ROOT / "scripts/local_stack.py")]
     try:
         up = subprocess.run([*script, "up"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        up_ended = dt.datetime.now(dt.UTC)
     except subprocess.TimeoutExpired as exc:  # say where it was, and leave nothing running
         subprocess.run([*script, "down"], env=env, cwd=ROOT, capture_output=True, timeout=120)
         said = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
@@ -54,7 +57,7 @@ def stack(tmp_path_factory):
         os.environ.update(
             {k: env[k] for k in ("NIGHTSHIFT_RUNTIME", "NIGHTSHIFT_PORT", "NIGHTSHIFT_SMTP_PORT")}
         )
-        yield {"runtime": runtime, "env": env, "up": up, "module": local_stack}
+        yield {"runtime": runtime, "env": env, "up": up, "module": local_stack, "up_ended": up_ended}
     finally:
         down = subprocess.run(
             [*script, "down"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
@@ -94,6 +97,57 @@ def test_up_runs_every_dag_and_prints_the_login(stack):
     assert "admin / stack-test-password" in out
 
 
+def test_up_ran_each_dag_once(stack):
+    """One run per DAG: a DAG whose scheduled time had come runs the scheduler's run for it (which
+    unpausing starts), with make run's note, and is not triggered as well; the others are triggered."""
+    client = api(stack)
+    started = started_runs(stack["up"].stdout)
+    dags = {d["dag_id"] for d in client.get("/api/v2/dags?limit=1000")["dags"]}
+    assert set(started) == dags, stack["up"].stdout[-3000:]
+    twice = {}
+    for dag_id in sorted(dags):
+        runs = client.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+        run = next(r for r in runs if r["dag_run_id"] == started[dag_id])
+        if run["run_type"] == "asset_triggered":  # more than one when more than one upstream run ends
+            continue
+        assert run["run_type"] in ("manual", "scheduled"), run
+        if dag_id != "sentiment_retrain":  # its note names the champion (test above)
+            assert run["note"].startswith("triggered by make run"), run
+        if extra := extra_runs(runs, started[dag_id], stack["up_ended"]):
+            twice[dag_id] = extra
+    assert not twice, f"besides the run make run started, these ran too: {twice}"
+
+
+def test_a_scheduled_run_is_due_once_its_time_has_come():
+    from local_stack import due_logical_date
+
+    def dag(next_run: str | None) -> dict:
+        return {"next_dagrun_logical_date": next_run, "next_dagrun_run_after": next_run}
+
+    now = dt.datetime(2026, 12, 6, 11, 47, tzinfo=dt.UTC)
+    assert due_logical_date(dag("2026-12-06T11:00:00Z"), now) == "2026-12-06T11:00:00Z"
+    assert due_logical_date(dag("2026-12-07T00:00:00Z"), now) is None
+    assert due_logical_date(dag(None), now) is None  # schedule=None
+
+
+def _run(run_id: str, logical_date: str | None, run_after: str) -> dict:
+    return {"dag_run_id": run_id, "run_type": run_id.split("__")[0], "logical_date": logical_date,
+            "run_after": run_after}  # fmt: skip
+
+
+def test_extra_runs_tells_a_second_run_from_a_later_scheduled_time():
+    """The check above on made-up runs: a manual run beside the one unpausing started for the latest
+    scheduled time is a second run; a scheduled time that came while the runs went on is not."""
+    until = dt.datetime(2026, 12, 6, 12, 30, tzinfo=dt.UTC)
+    manual = _run("manual__a", None, "2026-12-06T11:47:40Z")
+    past = _run("scheduled__11", "2026-12-06T11:00:00Z", "2026-12-06T11:00:00Z")
+    later = _run("scheduled__12", "2026-12-06T12:00:00Z", "2026-12-06T12:00:00Z")
+    afterwards = _run("manual__b", None, "2026-12-06T12:40:00Z")  # another test's, after make run
+    assert extra_runs([manual, past, later, afterwards], "manual__a", until) == ["scheduled__11 (scheduled)"]
+    assert extra_runs([past, later, afterwards], "scheduled__11", until) == []
+    assert extra_runs([manual, past], "scheduled__11", until) == ["manual__a (manual)"]
+
+
 def test_retraining_registered_a_model_and_mailed_its_decision(stack):
     from mlflow import MlflowClient
 
@@ -123,7 +177,7 @@ def test_retraining_registered_a_model_and_mailed_its_decision(stack):
 
 def test_report_landed_on_disk_in_the_mailbox_and_sheets_was_skipped(stack):
     client = api(stack)
-    # Unpausing the hourly sync also schedules a run: each sync run's Assets start a report run.
+    # The sync's Assets start the report's runs (an hour boundary while the stack runs: more than one).
     runs = client.get("/api/v2/dags/report_daily_sales/dagRuns")["dag_runs"]
     assert runs and {r["run_type"] for r in runs} == {"asset_triggered"}
     for run in runs:
@@ -198,10 +252,11 @@ def test_admin_login_works_and_wrong_password_is_refused(stack):
 
 def test_selftest_run_is_visible_and_sent_mail(stack):
     client = api(stack)
-    runs = client.get("/api/v2/dags/nightshift_selftest/dagRuns")["dag_runs"]
-    assert any(r["state"] == "success" and r["run_type"] == "manual" for r in runs)
+    run_id = started_runs(stack["up"].stdout)["nightshift_selftest"]
+    run = client.get(f"/api/v2/dags/nightshift_selftest/dagRuns/{run_id}")
+    assert run["state"] == "success" and run["run_type"] in ("manual", "scheduled"), run
     subjects = [m["Subject"] for m in read_messages(stack["runtime"] / "mail")]
-    assert any(s.startswith("[nightshift] self-test OK: manual__") for s in subjects), subjects
+    assert f"[nightshift] self-test OK: {run_id}" in subjects, subjects
 
 
 def test_failure_sends_an_alert_through_the_catcher(stack):

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from support.marts import report_marts, shared_cache
-from test_sync_classicmodels import sqlite_source, sync_all, warehouse_conn  # noqa: F401 - fixtures
+from test_sync_classicmodels import sync_all
 
 from nightshift_core.reports.config import ReportConfigError, load, load_all
 
@@ -126,28 +126,52 @@ def marts_cache(tmp_path_factory):
     return shared_cache(tmp_path_factory)
 
 
-@pytest.fixture
-def synced(sqlite_source, tmp_path, monkeypatch, marts_cache):  # noqa: F811 - fixture from the sync tests
-    """The sample synced into DuckDB, with a formula payload as the best customer's name."""
+@pytest.fixture(scope="module")
+def synced_sample(tmp_path_factory, marts_cache):
+    """The sample synced into DuckDB, with a formula payload as the best customer's name: built once
+    for the module, as the tests only read the source and the warehouse (each writes its own
+    report folder: ``synced``)."""
     from nightshift.operators.warehouse_ops import WarehouseQueryToTableOperator
+    from nightshift_core.sample import classicmodels
 
-    conn, _ = sqlite_source
-    best = conn.execute(
-        "SELECT o.customerNumber FROM orders o JOIN orderdetails d ON d.orderNumber = o.orderNumber "
-        "GROUP BY o.customerNumber ORDER BY SUM(d.quantityOrdered * d.priceEach) DESC LIMIT 1"
-    ).fetchone()[0]
-    conn.execute("UPDATE customers SET customerName = ? WHERE customerNumber = ?", (HOSTILE, best))
-    conn.commit()
-    t0 = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
-    sync_all("classicmodels_sqlite")  # no data interval: everything the source has
-    WarehouseQueryToTableOperator(
-        task_id="top_employees_by_sales", sql="classicmodels/top_employees_by_sales.sql",
-        target="classicmodels_agg.top_employees_by_sales", shape={"dataset": "classicmodels"},
-    ).execute(context("top_employees_by_sales", t0))  # fmt: skip
-    # The headline's and the charts' per-day marts, built by dbt (the top-5 above stays the reference).
-    report_marts(tmp_path / "dbt", tmp_path / "warehouse.duckdb", marts_cache)
+    folder = tmp_path_factory.mktemp("reports-sample")
+    with pytest.MonkeyPatch.context() as mp:
+        warehouse = {"engine": "duckdb", "path": str(folder / "warehouse.duckdb")}
+        mp.setenv(
+            "AIRFLOW_CONN_NIGHTSHIFT_WAREHOUSE", json.dumps({"conn_type": "generic", "extra": warehouse})
+        )
+        # as test_sync_classicmodels.sqlite_source makes it
+        conn, dialect = classicmodels.connect(f"sqlite:///{folder / 'classicmodels.sqlite'}")
+        classicmodels.generate(conn, dialect, scale=1.0, seed=7)
+        mp.setenv(
+            "AIRFLOW_CONN_CLASSICMODELS_SQLITE",
+            json.dumps({"conn_type": "sqlite", "host": str(folder / "classicmodels.sqlite")}),
+        )
+        try:
+            best = conn.execute(
+                "SELECT o.customerNumber FROM orders o JOIN orderdetails d ON d.orderNumber = o.orderNumber "
+                "GROUP BY o.customerNumber ORDER BY SUM(d.quantityOrdered * d.priceEach) DESC LIMIT 1"
+            ).fetchone()[0]
+            conn.execute("UPDATE customers SET customerName = ? WHERE customerNumber = ?", (HOSTILE, best))
+            conn.commit()
+            t0 = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
+            sync_all("classicmodels_sqlite")  # no data interval: everything the source has
+            WarehouseQueryToTableOperator(
+                task_id="top_employees_by_sales", sql="classicmodels/top_employees_by_sales.sql",
+                target="classicmodels_agg.top_employees_by_sales", shape={"dataset": "classicmodels"},
+            ).execute(context("top_employees_by_sales", t0))  # fmt: skip
+            # The headline's and the charts' per-day marts, built by dbt (the top-5 above stays the reference).
+            report_marts(folder / "dbt", folder / "warehouse.duckdb", marts_cache)
+            yield conn
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def synced(synced_sample, tmp_path, monkeypatch):
+    """The module's synced sample (``synced_sample``); this test's reports go to its own folder."""
     monkeypatch.setenv("NIGHTSHIFT_REPORTS_DIR", str(tmp_path / "reports"))
-    return conn
+    return synced_sample
 
 
 def build(report_date: str = "", run_after=dt.datetime(2026, 11, 23, 6, tzinfo=dt.UTC)) -> dict:
