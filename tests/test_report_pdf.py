@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from support.services import missing
-from test_reports import build, marts_cache, synced  # noqa: F401 - fixtures
+from test_reports import build, marts_cache, synced, synced_sample  # noqa: F401 - fixtures
 from test_sync_classicmodels import sqlite_source, warehouse_conn  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.timeout(600)
