@@ -47,6 +47,8 @@ class BinlogPosition:
         return int(match.group(1)), self.pos
 
     def at_or_after(self, other: BinlogPosition) -> bool:
+        if self.file == other.file:  # one file: the offsets decide, without parsing its name
+            return self.pos >= other.pos
         return self._order() >= other._order()
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,13 +159,7 @@ class BinlogReader(ServerReader):
         seq = 0
         try:
             for event in stream:
-                # (in the end's file, a position compare; past it, the file's number decides)
-                here_file, here_pos = stream.log_file, stream.log_pos
-                if (
-                    here_pos > end.pos
-                    if here_file == end.file
-                    else not end.at_or_after(BinlogPosition(here_file, here_pos))
-                ):
+                if not end.at_or_after(BinlogPosition(stream.log_file, stream.log_pos)):
                     break  # an event of a transaction committed after the read started
                 if isinstance(event, MariadbGtidEvent):
                     pending_gtid = (event.domain_id, event.gtid)
