@@ -91,7 +91,8 @@ def test_repository_names_no_machine_paths():
 
 
 # The sync names a database only in its dialects (one class per source database); change capture's
-# per-database behaviour sits behind the LogSource a dialect hands out (sync/cdc/log_source.py).
+# per-database behaviour sits behind the LogSource sync/cdc/sources.py picks for a dialect
+# (sync/cdc/log_source.py).
 SYNC = ROOT / "include" / "nightshift_core" / "sync"
 SYNC_FILES = sorted(
     {p for p in SYNC.rglob("*.py") if not p.is_relative_to(SYNC / "dialects")}
@@ -139,7 +140,7 @@ def test_only_the_dialects_name_a_source_database(path):
     found = database_branches(ast.parse(path.read_text()), path)
     assert not found, (
         f"{path.relative_to(ROOT)} branches on a database (move it into sync/dialects/, or change "
-        f"capture's into the dialect's LogSource): {found}"
+        f"capture's into its LogSource): {found}"
     )
 
 
@@ -174,3 +175,60 @@ def test_the_sync_engine_imports_no_airflow():
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "include")},
     ).stdout  # fmt: skip
     assert out.strip() == "[]", f"the engine pulls in Airflow: {out}"
+
+
+def module_imports(tree: ast.AST) -> set[str]:
+    """Every module a file imports, wherever (top level, under TYPE_CHECKING, inside a function), by its
+    full name; ``from a.b import c`` counts as both ``a.b`` and ``a.b.c`` (c may be a module)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def imports_under(tree: ast.AST, package: str) -> list[str]:
+    """The imports of ``package`` or of a module in it."""
+    return sorted(m for m in module_imports(tree) if m == package or m.startswith(package + "."))
+
+
+# Change capture builds on the dialects, never the other way: sync/cdc/sources.py picks a dialect's log
+# source, so the dialects import nothing of sync/cdc (not even for a type hint, nor lazily).
+DIALECT_FILES = sorted((SYNC / "dialects").glob("*.py"))
+CDC_FILES = sorted(CDC.glob("*.py"))
+
+
+@pytest.mark.parametrize("path", DIALECT_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_dialects_never_import_change_capture(path):
+    found = imports_under(ast.parse(path.read_text()), "nightshift_core.sync.cdc")
+    assert not found, (
+        f"{path.relative_to(ROOT)} imports {found}: sync.dialects must not import sync.cdc (register a "
+        "dialect's log source in sync/cdc/sources.py)"
+    )
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in CDC_FILES if p.name != "run.py"], ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_change_capture_modules_never_import_the_run(path):
+    """run.py is the top of change capture: what it imports must not import it back (CdcTable is in
+    table.py, the log-source registry in sources.py)."""
+    found = imports_under(ast.parse(path.read_text()), "nightshift_core.sync.cdc.run")
+    assert not found, f"{path.relative_to(ROOT)} imports {found}, which imports it back"
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["from nightshift_core.sync.cdc.log_source import LogSource", "import nightshift_core.sync.cdc.run",
+     "from nightshift_core.sync import cdc", "def f():\n    from nightshift_core.sync.cdc import run",
+     "if TYPE_CHECKING:\n    from nightshift_core.sync.cdc.run import CdcTable"],
+)  # fmt: skip
+def test_the_import_check_sees_an_import_of_change_capture(code):
+    assert imports_under(ast.parse(code), "nightshift_core.sync.cdc")
+
+
+def test_the_import_check_ignores_a_module_that_only_shares_the_prefix():
+    assert not imports_under(ast.parse("import nightshift_core.sync.cdcx"), "nightshift_core.sync.cdc")
+    assert DIALECT_FILES and CDC_FILES, "the layering rules found no files to check"

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from nightshift_core.errors import PermanentError
 from nightshift_core.sync.cdc.endpoint import Endpoint
+from nightshift_core.sync.cdc.table import CdcTable
 
 SLOT_PREFIX = "nightshift_"  # postgres_logical.LogicalReader names its slot nightshift_<definition>
 _GIB = 1 << 30
@@ -344,7 +345,6 @@ def orphan_report(orphans: Sequence[SlotState], server: str = "the source server
 
 def _live_slots() -> set[str]:
     """The slots the sync definitions under include/config/syncs use: one per ``mode: cdc`` table."""
-    from nightshift_core.sync.cdc.run import CdcTable
     from nightshift_core.sync.config import load_all
 
     return {

@@ -1,10 +1,10 @@
 """The interface a source database's change log implements for :mod:`nightshift_core.sync.cdc.run`.
 
-A dialect hands out its log source (:meth:`Dialect.log_source`; None: the database has no log change
-capture reads), and the run holds it without asking which database it is: the snapshot consistent
-with a log position, the guards and the bounded read from a stored position, the confirmation after
-the warehouse's commit. MySQL/MariaDB's binlog is in ``mysql_source.py``, PostgreSQL's logical
-decoding in ``postgres_source.py``.
+:func:`nightshift_core.sync.cdc.sources.log_source` picks the log source for a dialect (the dialects
+know nothing of change capture), and the run holds it without asking which database it is: the
+snapshot consistent with a log position, the guards and the bounded read from a stored position, the
+confirmation after the warehouse's commit. MySQL/MariaDB's binlog is in ``mysql_source.py``,
+PostgreSQL's logical decoding in ``postgres_source.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from nightshift_core.sync.cdc.endpoint import Endpoint
     from nightshift_core.sync.cdc.guards import GuardLimits
-    from nightshift_core.sync.cdc.run import CdcTable
+    from nightshift_core.sync.cdc.table import CdcTable
     from nightshift_core.sync.dialects.base import Dialect
     from nightshift_core.sync.source import SourceColumn
 

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import signal
 import time
 from collections.abc import Iterable, Sequence
@@ -22,11 +21,13 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from nightshift_core.errors import SourceDefinitionError
-from nightshift_core.sync import dialects, source
+from nightshift_core.sync import source
 from nightshift_core.sync.cdc.changes import Folded, Folder
 from nightshift_core.sync.cdc.endpoint import Endpoint
 from nightshift_core.sync.cdc.guards import GuardLimits
 from nightshift_core.sync.cdc.log_source import LogRun, LogSource
+from nightshift_core.sync.cdc.sources import log_source
+from nightshift_core.sync.cdc.table import CdcTable
 from nightshift_core.sync.dialects import Dialect
 from nightshift_core.warehouse.base import (
     CHANGE_OP,
@@ -41,37 +42,6 @@ from nightshift_core.warehouse.types import DELETED_COLUMN, SchemaChangeError, T
 log = logging.getLogger(__name__)
 
 CRASH_AT = "NIGHTSHIFT_CDC_CRASH_AT"  # tests: 'read' (nothing committed), 'chunk' (one chunk), 'commit'
-_SLOT_NAME_MAX = 50
-
-
-@dataclass(frozen=True)
-class CdcTable:
-    """What one table's change capture needs from its sync definition."""
-
-    name: str
-    primary_key: tuple[str, ...]
-    definition: str  # the sync definition's id (its DAG id): PostgreSQL slots are named after it
-    exclude: tuple[str, ...] = ()
-    deletes: Literal["soft", "hard"] = "soft"
-    # fold and commit at the first transaction boundary past this many changes (a bigger transaction
-    # is cut in parts of this size): a run holds at most about twice this many at once
-    chunk_changes: int = 50_000
-    batch_rows: int = 50_000  # the snapshot's read batches
-
-    @property
-    def slot(self) -> str:
-        """The slot and publication suffix: one per table (a slot serves one reader at a time and the
-        tables of a definition run as parallel tasks)."""
-        import hashlib
-
-        name = re.sub(r"[^a-z0-9_]", "_", f"{self.definition}_{self.name}".lower())
-        if not name[:1].isalpha():
-            name = "t" + name
-        if len(name) > _SLOT_NAME_MAX:
-            name = (
-                name[: _SLOT_NAME_MAX - 9] + "_" + hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
-            )
-        return name
 
 
 @dataclass
@@ -112,7 +82,7 @@ def sync_table(
     Returns counts for the caller's metadata.
     """
     started = time.monotonic()
-    logs = _log_source(dialect, table.name)
+    logs = log_source(dialect, table.name)
     stored, existing = None, None
     if not full_refresh:
         with warehouse.session():  # one connection for the three catalog reads (a file engine opens once)
@@ -136,7 +106,7 @@ def engine_step(
     exclude, batch_rows, deletes), ``dialect`` a Dialect or its name, ``connection`` the source's
     fields (host, port, login, password, schema: an Airflow Connection), ``facts`` the run's (job,
     full_refresh); the PostgreSQL slot is named after the job's DAG. Returns the quality gate's metadata."""
-    logs = _log_source(dialect, spec.table)
+    logs = log_source(dialect, spec.table)
     endpoint = Endpoint(
         connection.host or "127.0.0.1", int(connection.port or logs.default_port),
         connection.login or "", connection.schema or "", connection.password or "",
@@ -165,18 +135,6 @@ def engine_step(
 
 
 # -- the first run: a snapshot with its log position ------------------------------------------
-
-
-def _log_source(dialect: Dialect | str, table: str) -> LogSource:
-    """The log ``dialect``'s database keeps, or the error naming the modes that read it without one."""
-    dialect = dialects.get(dialect)
-    logs = dialect.log_source()
-    if logs is None:
-        raise SourceDefinitionError(
-            f"table {table!r}: mode: cdc reads MySQL/MariaDB or PostgreSQL logs, not {dialect.name}; use "
-            "mode: incremental or full"
-        )
-    return logs
 
 
 def _snapshot(conn, logs: LogSource, endpoint, table: CdcTable, warehouse, target, job) -> CdcResult:

@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import quote as url_quote
 from urllib.parse import urlencode
 
@@ -23,9 +23,6 @@ import pyarrow as pa
 from nightshift_core.sync.clock import ServerZone
 from nightshift_core.sync.columns import SourceColumn, UnsupportedColumnError, not_found
 from nightshift_core.warehouse.types import UnsupportedTypeError, check_identifier
-
-if TYPE_CHECKING:
-    from nightshift_core.sync.cdc.log_source import LogSource
 
 # (name, data type, full type, precision, scale, nullable): one catalog row, as describe() maps it
 CatalogRow = tuple[str, str, str, Any, Any, bool]
@@ -101,10 +98,6 @@ class Dialect(abc.ABC):
         """:meth:`describe` on an open cursor."""
 
     # -- change capture ------------------------------------------------------------------------------
-    def log_source(self) -> LogSource | None:
-        """What ``mode: cdc`` reads the database's change log through (None: change capture cannot)."""
-        return None
-
     def partition_parents(self, conn: Any, table: str) -> list[str]:
         """The partitioned tables ``table`` is a partition of, nearest first ([]: none, or no partitions)."""
         return []

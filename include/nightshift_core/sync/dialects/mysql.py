@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
@@ -14,9 +14,6 @@ from nightshift_core.sync.clock import ServerZone
 from nightshift_core.sync.columns import SourceColumn
 from nightshift_core.sync.dialects.base import Dialect, assume_utc, catalog_columns, decimal_type
 from nightshift_core.warehouse.types import UnsupportedTypeError, check_identifier
-
-if TYPE_CHECKING:
-    from nightshift_core.sync.cdc.log_source import LogSource
 
 _TEXT_CAST = {"decimal", "date", "datetime", "timestamp"}  # read as raw text, parsed by Arrow
 _INTS = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"}
@@ -34,11 +31,6 @@ class MySqlDialect(Dialect):
     connection_types = ("mysql", "mariadb", "google_cloud_sql_mysql")
     counts_in_read = True  # a session cannot share its snapshot: the Arrow read counts its own rows
     text_type = "CHAR"
-
-    def log_source(self) -> LogSource:
-        from nightshift_core.sync.cdc.mysql_source import BinlogSource
-
-        return BinlogSource(self)
 
     def quote(self, name: str) -> str:
         check_identifier(name, "source identifier")

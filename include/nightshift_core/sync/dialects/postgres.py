@@ -9,7 +9,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
@@ -18,20 +18,12 @@ from nightshift_core.sync.columns import EXACT_JSON_SUFFIX, SourceColumn, Unsupp
 from nightshift_core.sync.dialects.base import Dialect, decimal_type
 from nightshift_core.warehouse.types import UnsupportedTypeError, check_identifier
 
-if TYPE_CHECKING:
-    from nightshift_core.sync.cdc.log_source import LogSource
-
 _SSL_KEYS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
 
 
 class PostgresDialect(Dialect):
     name = "postgres"
     connection_types = ("postgres", "postgresql")
-
-    def log_source(self) -> LogSource:
-        from nightshift_core.sync.cdc.postgres_source import LogicalSource
-
-        return LogicalSource(self)
 
     def _snapshot(self, cur: Any) -> dt.datetime:
         # psycopg2 has opened the transaction: this is its first statement
