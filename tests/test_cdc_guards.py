@@ -15,6 +15,7 @@ from nightshift_core.sync.cdc.guards import (
     GuardLimits,
     LogAtRiskError,
     LogLostError,
+    SlotDatabaseError,
     SlotState,
     binlog_retention,
     check_binlog_position,
@@ -154,6 +155,61 @@ def test_slot_states_the_server_reports(wal_status, restart_lsn, error):
     else:
         with pytest.raises(error, match="public.orders.*nightshift_shop.*0/2000"):
             judge_slot(state, **kwargs)
+
+
+def test_a_slot_of_another_database_fails_naming_both_databases_and_the_fix():
+    state = SlotState("nightshift_shop_orders", "shop_staging", False, "reserved", "0/1000", "0/2000", 4096)
+    kwargs = {"slot": "nightshift_shop_orders", "tables": ["public.orders"], "limits": GuardLimits()}
+    for position in ("0/2000", None):  # a slot of another database is never this sync's, first run or not
+        with pytest.raises(SlotDatabaseError) as other:
+            judge_slot(state, position=position, database="shop", **kwargs)
+        message = str(other.value)
+        assert "public.orders" in message and "nightshift_shop_orders" in message
+        assert "belongs to database 'shop_staging'" in message and "reads database 'shop'" in message
+        assert "another DAG id" in message and "full_refresh" in message
+        assert "SELECT pg_drop_replication_slot('nightshift_shop_orders');" in message
+        assert isinstance(other.value, PermanentError), "a retry finds the same slot in the same database"
+    judge_slot(state, position="0/2000", database="shop_staging", **kwargs)  # its own database: fine
+    judge_slot(state, position="0/2000", **kwargs)  # no database given: not checked (as before)
+
+
+def test_a_slot_created_in_one_database_is_refused_from_another_of_the_same_server(postgres_logical):
+    import psycopg2
+    from support.services import scratch_database
+
+    from nightshift_core.sync.cdc.postgres_logical import LogicalReader
+
+    definition = f"g{uuid.uuid4().hex[:10]}"  # the same definition id on two databases of one server
+    with (
+        scratch_database(postgres_logical, "slotguard") as staging,
+        scratch_database(postgres_logical, "slotguard") as production,
+    ):
+        staging.conn.cursor().execute("CREATE TABLE orders (id INT PRIMARY KEY)")
+        endpoint = Endpoint(postgres_logical.host, postgres_logical.port, "postgres", staging.name)
+        reader = LogicalReader(endpoint, definition, ["orders"])
+        try:
+            stored = str(reader.ensure_slot())
+            staging.conn.autocommit = False  # as the run holds it: the guard reads in the run's session
+            state = check_slot(staging.conn, reader.slot, tables=["public.orders"], position=stored)
+            assert state is not None and state.database == staging.name
+            staging.conn.rollback()
+            with pytest.raises(SlotDatabaseError) as other:
+                check_slot(production.conn, reader.slot, tables=["public.orders"], position=stored)
+            message = str(other.value)
+            assert f"belongs to database '{staging.name}'" in message
+            assert f"reads database '{production.name}'" in message
+            assert f"pg_drop_replication_slot('{reader.slot}')" in message and "another DAG id" in message
+            admin = psycopg2.connect(
+                host=endpoint.host, port=endpoint.port, user="postgres", dbname="postgres"
+            )
+            try:  # the orphan report, connected to a third database, still sees every slot of the server
+                assert reader.slot in {s.name for s in orphan_slots(admin, [])}
+            finally:
+                admin.close()
+        finally:
+            staging.conn.autocommit = True
+            reader.drop()
+            reader.close()
 
 
 def test_orphaned_slots_are_reported_never_dropped(pg, capsys):

@@ -16,7 +16,10 @@ How the run calls the guards (before reading, with the position stored with the 
     check_slot(conn, reader.slot, tables=["public.orders"], position=stored, limits=GuardLimits())
 
 Both read only the server's catalog (no table is scanned) and raise :class:`LogLostError` (the
-position is gone) or :class:`LogAtRiskError` (it is about to go, or the slot holds too much WAL).
+position is gone) or :class:`LogAtRiskError` (it is about to go, or the slot holds too much WAL);
+``check_slot`` raises :class:`SlotDatabaseError` when the slot of that name belongs to another database
+of the server (slots are server-wide, named after the definition's id: two definitions with one id on
+two databases of a server would otherwise read each other's slot).
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class LogLostError(LogGuardError):
 
 class LogAtRiskError(LogGuardError):
     """The log at the stored position is about to be recycled, or a slot retains too much WAL."""
+
+
+class SlotDatabaseError(LogGuardError):
+    """The slot of this sync's name belongs to another database of the server than the one it reads."""
 
 
 @dataclass(frozen=True)
@@ -237,23 +244,30 @@ class SlotState:
     retained_bytes: int | None  # pg_current_wal_lsn() - restart_lsn
 
 
-# wal_status through the row's JSON: NULL before PostgreSQL 13 (no such column), so one query serves all
+# wal_status through the row's JSON: NULL before PostgreSQL 13 (no such column), so one query serves all;
+# the session's database with each slot, to tell a slot of this database from one of another
 _SLOTS_SQL = """
 SELECT slot_name::text, database::text, active, to_jsonb(s) ->> 'wal_status', restart_lsn::text,
        confirmed_flush_lsn::text,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint
+       pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, current_database()::text
 FROM pg_replication_slots AS s WHERE slot_type = 'logical' AND slot_name LIKE %s ORDER BY slot_name
 """
 
 
-def read_slots(conn: Any, like: str = SLOT_PREFIX.replace("_", r"\_") + "%") -> list[SlotState]:
-    """The logical slots whose name matches ``like`` (default: every slot the CDC reader creates)."""
+def _read_slots(conn: Any, like: str) -> list[tuple[SlotState, str]]:
+    """Each matching slot's state, with the database ``conn`` is connected to."""
     with conn.cursor() as cur:
         cur.execute(_SLOTS_SQL, [like])
         return [
-            SlotState(name, db, bool(active), status, restart, confirmed, None if held is None else int(held))
-            for name, db, active, status, restart, confirmed, held in cur.fetchall()
-        ]
+            (SlotState(name, db, bool(active), status, restart, confirmed, None if held is None else int(held)),
+             current)
+            for name, db, active, status, restart, confirmed, held, current in cur.fetchall()
+        ]  # fmt: skip
+
+
+def read_slots(conn: Any, like: str = SLOT_PREFIX.replace("_", r"\_") + "%") -> list[SlotState]:
+    """The logical slots whose name matches ``like`` (default: every slot the CDC reader creates)."""
+    return [state for state, _current in _read_slots(conn, like)]
 
 
 def judge_slot(
@@ -264,10 +278,23 @@ def judge_slot(
     position: str | None,
     limits: GuardLimits,
     server: str = "the source server",
+    database: str | None = None,
 ) -> None:
-    """Decide from one slot's state (pure); ``position`` is the stored LSN's text form, if any."""
+    """Decide from one slot's state (pure); ``position`` is the stored LSN's text form, if any, and
+    ``database`` the database the sync reads (a slot of another database fails; None: not checked)."""
     fix = "reload the table(s) with a full_refresh run, which re-creates the slot and takes a new snapshot"
     where = f"{_tables(tables)} (slot {slot} on {server}, stored position {position or 'none'})"
+    if state is not None and database is not None and state.database != database:
+        raise SlotDatabaseError(
+            f"{where}: the replication slot belongs to database {state.database!r}, but this sync reads "
+            f"database {database!r}. Slots are shared by the whole server and named after the sync "
+            "definition's id (its DAG id) and the table, so two definitions with one id reading databases of "
+            "one server (a staging and a production deployment, or a source connection moved to another "
+            "database) meet at one slot, and this sync cannot read its changes through it. Fix: give one of "
+            f"the definitions another DAG id, or, if the sync of database {state.database!r} is abandoned, "
+            f"drop its slot, connected to that database (SELECT pg_drop_replication_slot('{slot}'); DROP "
+            f"PUBLICATION IF EXISTS {slot};); then {fix}"
+        )
     if state is None:
         if position is None:
             return  # first run: the run creates the slot and snapshots
@@ -307,14 +334,17 @@ def check_slot(
 ) -> SlotState | None:
     """Call at the start of a logical-decoding run with the slot's name and the stored position.
 
-    ``conn`` is a DB-API connection to the source (any database of the cluster: slots are cluster
-    wide). Raises :class:`LogLostError` when the slot is gone or lost its WAL with a position
-    stored, :class:`LogAtRiskError` when it retains more than ``limits.max_slot_wal_bytes`` or is
-    ``unreserved``; returns the slot's state (None before the first run created it).
+    ``conn`` is a DB-API connection to the database the sync reads: slots are server-wide but a
+    logical slot belongs to one database, and a slot of this name in another database raises
+    :class:`SlotDatabaseError` (naming both databases and the fix). Raises :class:`LogLostError` when
+    the slot is gone or lost its WAL with a position stored, :class:`LogAtRiskError` when it retains
+    more than ``limits.max_slot_wal_bytes`` or is ``unreserved``; returns the slot's state (None before
+    the first run created it).
     """
-    found = [s for s in read_slots(conn, slot.replace("_", r"\_")) if s.name == slot]
-    state = found[0] if found else None
-    judge_slot(state, slot=slot, tables=tables, position=position, limits=limits, server=server)
+    found = [(s, current) for s, current in _read_slots(conn, slot.replace("_", r"\_")) if s.name == slot]
+    state, database = found[0] if found else (None, None)
+    judge_slot(state, slot=slot, tables=tables, position=position, limits=limits, server=server,
+               database=database)  # fmt: skip
     return state
 
 
