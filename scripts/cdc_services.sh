@@ -4,8 +4,11 @@
 # its data, socket and log under .nightshift/cdc/. The shared servers on 3306/5432 are never touched.
 #
 #   scripts/cdc_services.sh [start|stop|status]      (start is the default; scripts/services.sh calls it)
+#   scripts/cdc_services.sh stop mariadb|postgres     (one server only)
+#   scripts/cdc_services.sh running                   (prints which answer: mariadb, postgres, both or none)
 #
-# Idempotent: a server already answering on its port is left alone. Runs as root (the servers then run
+# Idempotent: a server already answering on its port is left alone. .ci/run stops, at its end, the servers
+# that were not running before it (`running` before, `stop NAME...` after). Runs as root (the servers then run
 # as the system users mysql and postgres, since PostgreSQL refuses root) or as a normal user.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -136,16 +139,27 @@ EOF
     }
 }
 
-stop_all() {
+stop_postgres() {
     local bin
     if [ -f "$PG/data/postmaster.pid" ] && bin="$(postgres_bin)"; then
         as "$(is_root && echo postgres || id -un)" "$bin/pg_ctl" -D "$PG/data" -m fast -w stop >/dev/null 2>&1 &&
             echo "    PostgreSQL (logical WAL): stopped"
     fi
+}
+
+stop_mariadb() {
     if [ -f "$MY/mariadb.pid" ]; then
         kill "$(cat "$MY/mariadb.pid")" 2>/dev/null && echo "    MariaDB (binlog): stopping"
         for _ in $(seq 1 60); do up "$MARIADB_PORT" || break; sleep 0.5; done
     fi
+}
+
+# running: the servers answering on their ports, as `stop` names them
+running() {
+    local found=()
+    up "$MARIADB_PORT" && found+=(mariadb)
+    up "$POSTGRES_PORT" && found+=(postgres)
+    echo "${found[*]}"
 }
 
 status() {
@@ -172,10 +186,16 @@ start)
     exit $rc
     ;;
 stop)
-    step "Stopping the private change-capture servers"
-    stop_all
+    shift
+    [ $# -gt 0 ] || set -- postgres mariadb
+    for name in "$@"; do
+        case "$name" in mariadb | postgres) ;; *) die "usage: $0 stop [mariadb] [postgres]" ;; esac
+    done
+    step "Stopping the private change-capture servers ($*)"
+    for name in "$@"; do "stop_$name"; done
     _step_done
     ;;
 status) status ;;
-*) die "usage: $0 [start|stop|status]" ;;
+running) running ;;
+*) die "usage: $0 [start|stop [mariadb] [postgres]|status|running]" ;;
 esac
