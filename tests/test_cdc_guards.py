@@ -20,7 +20,9 @@ from nightshift_core.sync.cdc.guards import (
     binlog_retention,
     check_binlog_position,
     check_slot,
+    check_slot_database,
     judge_slot,
+    judge_slot_database,
     main,
     orphan_slots,
 )
@@ -171,6 +173,13 @@ def test_a_slot_of_another_database_fails_naming_both_databases_and_the_fix():
         assert isinstance(other.value, PermanentError), "a retry finds the same slot in the same database"
     judge_slot(state, position="0/2000", database="shop_staging", **kwargs)  # its own database: fine
     judge_slot(state, position="0/2000", **kwargs)  # no database given: not checked (as before)
+    # before a snapshot re-creates the slot only the database is judged: a lost slot is what it replaces
+    lost = SlotState("nightshift_shop_orders", "shop", False, "lost", None, None, None)
+    judge_slot_database(lost, slot="nightshift_shop_orders", tables=["public.orders"], database="shop")
+    with pytest.raises(SlotDatabaseError, match="belongs to database 'shop'.*reads database 'shop_staging'"):
+        judge_slot_database(
+            lost, slot="nightshift_shop_orders", tables=["public.orders"], database="shop_staging"
+        )
 
 
 def test_a_slot_created_in_one_database_is_refused_from_another_of_the_same_server(postgres_logical):
@@ -199,6 +208,12 @@ def test_a_slot_created_in_one_database_is_refused_from_another_of_the_same_serv
             assert f"belongs to database '{staging.name}'" in message
             assert f"reads database '{production.name}'" in message
             assert f"pg_drop_replication_slot('{reader.slot}')" in message and "another DAG id" in message
+            # the snapshot's check, before it would drop the slot of that name to re-create it
+            with pytest.raises(SlotDatabaseError, match=f"belongs to database '{staging.name}'"):
+                check_slot_database(production.conn, reader.slot, tables=["public.orders"])
+            own = check_slot_database(staging.conn, reader.slot, tables=["public.orders"])
+            assert own is not None and (own.name, own.database) == (reader.slot, staging.name)
+            staging.conn.rollback()
             admin = psycopg2.connect(
                 host=endpoint.host, port=endpoint.port, user="postgres", dbname="postgres"
             )

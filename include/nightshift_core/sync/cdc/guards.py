@@ -19,7 +19,8 @@ Both read only the server's catalog (no table is scanned) and raise :class:`LogL
 position is gone) or :class:`LogAtRiskError` (it is about to go, or the slot holds too much WAL);
 ``check_slot`` raises :class:`SlotDatabaseError` when the slot of that name belongs to another database
 of the server (slots are server-wide, named after the definition's id: two definitions with one id on
-two databases of a server would otherwise read each other's slot).
+two databases of a server would otherwise read each other's slot). Before a snapshot re-creates a slot
+(dropping one of that name first), :func:`check_slot_database` makes that one check alone.
 """
 
 from __future__ import annotations
@@ -270,6 +271,32 @@ def read_slots(conn: Any, like: str = SLOT_PREFIX.replace("_", r"\_") + "%") -> 
     return [state for state, _current in _read_slots(conn, like)]
 
 
+def judge_slot_database(
+    state: SlotState | None,
+    *,
+    slot: str,
+    tables: Sequence[str],
+    database: str | None,
+    position: str | None = None,
+    server: str = "the source server",
+) -> None:
+    """Refuse a slot of another database than ``database``, the one the sync reads (pure; None: no
+    check): with a slot of that name there, the sync's own is gone or never existed."""
+    if state is None or database is None or state.database == database:
+        return
+    where = f"{_tables(tables)} (slot {slot} on {server}, stored position {position or 'none'})"
+    raise SlotDatabaseError(
+        f"{where}: the replication slot belongs to database {state.database!r}, but this sync reads "
+        f"database {database!r}. Slots are shared by the whole server and named after the sync "
+        "definition's id (its DAG id) and the table, so two definitions with one id reading databases of "
+        "one server (a staging and a production deployment, or a source connection moved to another "
+        "database) meet at one slot, and this sync cannot read its changes through it. Fix: give one of "
+        f"the definitions another DAG id, or, if the sync of database {state.database!r} is abandoned, "
+        f"drop its slot, connected to that database (SELECT pg_drop_replication_slot('{slot}'); DROP "
+        f"PUBLICATION IF EXISTS {slot};); then reload the table(s) with a full_refresh run"
+    )
+
+
 def judge_slot(
     state: SlotState | None,
     *,
@@ -282,19 +309,9 @@ def judge_slot(
 ) -> None:
     """Decide from one slot's state (pure); ``position`` is the stored LSN's text form, if any, and
     ``database`` the database the sync reads (a slot of another database fails; None: not checked)."""
+    judge_slot_database(state, slot=slot, tables=tables, database=database, position=position, server=server)
     fix = "reload the table(s) with a full_refresh run, which re-creates the slot and takes a new snapshot"
     where = f"{_tables(tables)} (slot {slot} on {server}, stored position {position or 'none'})"
-    if state is not None and database is not None and state.database != database:
-        raise SlotDatabaseError(
-            f"{where}: the replication slot belongs to database {state.database!r}, but this sync reads "
-            f"database {database!r}. Slots are shared by the whole server and named after the sync "
-            "definition's id (its DAG id) and the table, so two definitions with one id reading databases of "
-            "one server (a staging and a production deployment, or a source connection moved to another "
-            "database) meet at one slot, and this sync cannot read its changes through it. Fix: give one of "
-            f"the definitions another DAG id, or, if the sync of database {state.database!r} is abandoned, "
-            f"drop its slot, connected to that database (SELECT pg_drop_replication_slot('{slot}'); DROP "
-            f"PUBLICATION IF EXISTS {slot};); then {fix}"
-        )
     if state is None:
         if position is None:
             return  # first run: the run creates the slot and snapshots
@@ -341,11 +358,27 @@ def check_slot(
     more than ``limits.max_slot_wal_bytes`` or is ``unreserved``; returns the slot's state (None before
     the first run created it).
     """
-    found = [(s, current) for s, current in _read_slots(conn, slot.replace("_", r"\_")) if s.name == slot]
-    state, database = found[0] if found else (None, None)
+    state, database = _slot_and_database(conn, slot)
     judge_slot(state, slot=slot, tables=tables, position=position, limits=limits, server=server,
                database=database)  # fmt: skip
     return state
+
+
+def check_slot_database(
+    conn: Any, slot: str, *, tables: Sequence[str], server: str = "the source server"
+) -> SlotState | None:
+    """Call before a snapshot re-creates the slot (dropping one of that name first): a slot of this
+    name in another database than ``conn``'s is another sync's and raises :class:`SlotDatabaseError`.
+    Nothing else is judged (a lost or full slot is what the snapshot replaces). Returns its state."""
+    state, database = _slot_and_database(conn, slot)
+    judge_slot_database(state, slot=slot, tables=tables, database=database, server=server)
+    return state
+
+
+def _slot_and_database(conn: Any, slot: str) -> tuple[SlotState | None, str | None]:
+    """The slot's state (None: no such slot) and the database ``conn`` reads (None with no slot)."""
+    found = [(s, current) for s, current in _read_slots(conn, slot.replace("_", r"\_")) if s.name == slot]
+    return found[0] if found else (None, None)
 
 
 def orphan_slots(conn: Any, live: Iterable[str]) -> list[SlotState]:
