@@ -43,6 +43,12 @@ _CASTS: dict[int, Any] = {
 }
 
 
+# pgoutput writes each value with its type's output function in the reading session: dates and
+# timestamps in ISO form and in UTC, bytea in hex, whatever the server's defaults, so values.py parses
+# them itself (the server reads any of its own forms back alike).
+_SESSION = "SET DateStyle = 'ISO, MDY'; SET TimeZone = 'UTC'; SET bytea_output = 'hex'"
+
+
 def format_lsn(lsn: int) -> str:
     return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
 
@@ -98,7 +104,15 @@ class LogicalReader(ServerReader):
 
     def _connect(self) -> Any:
         e = self.endpoint
-        return psycopg2.connect(host=e.host, port=e.port, user=e.user, password=e.password, dbname=e.database)
+        conn = psycopg2.connect(host=e.host, port=e.port, user=e.user, password=e.password, dbname=e.database)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(_SESSION)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _one(self, query: Any, params: Sequence[Any] = ()) -> Any:
         if not self._conn.autocommit:  # a read's transaction: a statement here would end with its rollback
