@@ -1,7 +1,7 @@
 """DuckDB's apply of one change-capture chunk: its cost against the size of the target.
 
     .venv/bin/python bench/cdc_apply.py [--rows 2000000 8000000] [--changes 20000] [--baseline REV]
-                                        [--repeat 3]
+                                        [--repeat 3] [--paths apply merge]
 
 An `orderdetails`-shaped target (orderNumber, productCode, quantityOrdered, priceEach,
 orderLineNumber, updatedAt, _nightshift_deleted_at) of N rows is made once per size; each try copies
@@ -10,6 +10,9 @@ position, detach and its checkpoint included): a third updates rows spread over 
 inserts new keys, a third soft-deletes (the key alone, every other column kept). The working tree's
 engine and the engine at git revision REV (default HEAD) alternate in the same run, and each result
 is checked equal to the other's. Medians of --repeat tries. Not a test: nothing passes or fails here.
+
+--paths merge times the query path's incremental publish instead (`publish(..., "merge", key=...)`)
+of the same chunk as plain rows: the updated and soft-deleted keys and the new ones, each a whole row.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ sys.path[:0] = [str(ROOT / "include")]
 
 import duckdb  # noqa: E402
 import pyarrow as pa  # noqa: E402
+import pyarrow.compute  # noqa: E402, F401 - pa.compute
 
 from nightshift_core.warehouse import JobKey, TableRef  # noqa: E402
 from nightshift_core.warehouse.base import CHANGE_OP, CHANGE_UNCHANGED, LOG_CURSOR, SyncState  # noqa: E402
@@ -107,13 +111,27 @@ def chunk(rows: int, changes: int, seed: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict({c: pa.array(v, types_[c]) for c, v in out.items()})
 
 
-def apply_once(engine, base: Path, work: Path, batch: pa.RecordBatch, n: int) -> tuple[float, list]:
+def as_rows(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The chunk as the query path stages it: whole rows, no change columns (deletes become updates)."""
+    table = pa.Table.from_batches([batch]).drop_columns([CHANGE_OP, CHANGE_UNCHANGED, DELETED_COLUMN])
+    filled = {c: pa.compute.fill_null(table[c], table[c].drop_null()[0]) for c in NON_KEY}
+    for c, column in filled.items():
+        table = table.set_column(table.schema.get_field_index(c), c, column)
+    return table.combine_chunks().to_batches()[0]
+
+
+def apply_once(
+    engine, base: Path, work: Path, batch: pa.RecordBatch, n: int, path_: str
+) -> tuple[float, list]:
     path = work / f"try{n}.duckdb"
     shutil.copy(base, path)
     wh = engine.DuckDBWarehouse(path)
     staged = wh.stage(JobKey("bench", f"chunk{n}", run_id=str(n)), TARGET, [batch], batch.schema)
     started = time.perf_counter()
-    wh.apply_changes(staged, KEY, state=SyncState(LOG_CURSOR, position=f'{{"n": {n}}}'))
+    if path_ == "apply":
+        wh.apply_changes(staged, KEY, state=SyncState(LOG_CURSOR, position=f'{{"n": {n}}}'))
+    else:
+        wh.publish(staged, "merge", key=KEY, state=SyncState(LOG_CURSOR, position=f'{{"n": {n}}}'))
     seconds = time.perf_counter() - started
     with wh.connect() as con:
         digest = con.execute(
@@ -132,6 +150,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=20_000)
     parser.add_argument("--baseline", default="HEAD", help="git revision of the engine to compare with")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--paths", nargs="+", choices=["apply", "merge"], default=["apply"])
     args = parser.parse_args()
     import nightshift_core.warehouse.duckdb_engine as current
 
@@ -142,17 +161,21 @@ def main() -> None:
         for rows in args.rows:
             base = work / f"base{rows}.duckdb"
             make_target(current, base, rows)
-            batch = chunk(rows, args.changes, seed=rows)
-            times: dict[str, list[float]] = {name: [] for name in engines}
-            digests: dict[str, list] = {}
-            for n in range(args.repeat):
-                for name, engine in engines.items():
-                    seconds, digests[name] = apply_once(engine, base, work, batch, n)
-                    times[name].append(seconds)
-            same = len({repr(d) for d in digests.values()}) == 1
-            shown = "; ".join(f"{name} {statistics.median(t):.3f}s ({' / '.join(f'{x:.3f}' for x in t)})"
-                              for name, t in times.items())  # fmt: skip
-            print(f"{rows:>10,} rows: {shown}; same result: {'yes' if same else 'NO ' + repr(digests)}")
+            changes = chunk(rows, args.changes, seed=rows)
+            for path_ in args.paths:
+                batch = changes if path_ == "apply" else as_rows(changes)
+                times: dict[str, list[float]] = {name: [] for name in engines}
+                digests: dict[str, list] = {}
+                for n in range(args.repeat):
+                    for name, engine in engines.items():
+                        seconds, digests[name] = apply_once(engine, base, work, batch, n, path_)
+                        times[name].append(seconds)
+                same = len({repr(d) for d in digests.values()}) == 1
+                shown = "; ".join(f"{name} {statistics.median(t):.3f}s ({' / '.join(f'{x:.3f}' for x in t)})"
+                                  for name, t in times.items())  # fmt: skip
+                print(
+                    f"{rows:>10,} rows, {path_}: {shown}; same result: {'yes' if same else 'NO ' + repr(digests)}"
+                )
             base.unlink()
 
 

@@ -173,6 +173,69 @@ def test_merge_upserts_on_the_key(wh):
     assert ids_and_values(wh) == [(1, "a"), (2, "B"), (3, "c"), (4, "d")]
 
 
+PAIRS = pa.schema(
+    [pa.field("order_no", pa.int64()), pa.field("code", pa.string()), pa.field("v", pa.string())]
+)
+PAIRS_T = TableRef("contract", "lines")
+
+
+def load_pairs(wh, rows: list[tuple], job=None):
+    return load(wh, PAIRS_T, [dict(zip(PAIRS.names, r, strict=True)) for r in rows], schema=PAIRS,
+                key=["order_no", "code"], job=job)  # fmt: skip
+
+
+def pairs(wh) -> list[tuple]:
+    return [
+        tuple(r.values()) for r in wh.query(f"SELECT * FROM {PAIRS_T} ORDER BY order_no, code").to_pylist()
+    ]
+
+
+def test_merge_on_a_two_column_key_replaces_only_the_whole_key_matches(wh):
+    # rows sharing the first key column with a staged row, but not the second, stay as they were
+    rows = [(1, "a", "1a"), (1, "b", "1b"), (2, "a", "2a"), (3, "c", "3c")]
+    load_pairs(wh, rows)
+    staged = [(1, "b", "1B"), (2, "b", "2b"), (4, "a", "4a"), (3, "c", "3C")]
+    load_pairs(wh, staged, job=key(start="2026-11-22"))
+    assert pairs(wh) == [
+        (1, "a", "1a"),
+        (1, "b", "1B"),
+        (2, "a", "2a"),
+        (2, "b", "2b"),
+        (3, "c", "3C"),
+        (4, "a", "4a"),
+    ]
+
+
+def test_apply_changes_on_a_two_column_key_matches_the_whole_key(wh):
+    from nightshift_core.warehouse.base import CHANGE_OP, CHANGE_UNCHANGED, LOG_CURSOR, SyncState
+    from nightshift_core.warehouse.types import DELETED_COLUMN
+
+    rows = [(1, "a", "1a"), (1, "b", "1b"), (2, "a", "2a"), (2, "b", "2b"), (3, "c", "3c")]
+    load_pairs(wh, rows)
+    gone = dt.datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+    schema = pa.schema([*PAIRS, pa.field(DELETED_COLUMN, pa.timestamp("us", tz="UTC")),
+                        pa.field(CHANGE_OP, pa.string()), pa.field(CHANGE_UNCHANGED, pa.list_(pa.string()))])  # fmt: skip
+    changes = [
+        (1, "b", "1B", None, "upsert", []),  # an update: (1, "a") shares its first key column and stays
+        (2, "a", None, gone, "upsert", ["v"]),  # a soft delete with a key-only image: its value kept
+        (2, "b", None, None, "delete", ["v"]),  # a hard delete
+        (3, "a", "3a", None, "upsert", []),  # a new key beside (3, "c")
+        (1, "c", None, gone, "upsert", ["v"]),  # inserted and deleted since the last read: nothing
+    ]
+    batch = pa.RecordBatch.from_pylist(
+        [dict(zip(schema.names, c, strict=True)) for c in changes], schema=schema
+    )
+    staged = wh.stage(key(task="cdc"), PAIRS_T, [batch], schema)
+    wh.apply_changes(staged, ["order_no", "code"], state=SyncState(LOG_CURSOR, position='{"lsn": 2}'))
+    got = wh.query(
+        f"SELECT *, {DELETED_COLUMN} IS NOT NULL AS deleted FROM {PAIRS_T} ORDER BY order_no, code"
+    )
+    assert [(r["order_no"], r["code"], r["v"], r["deleted"]) for r in got.to_pylist()] == [
+        (1, "a", "1a", False), (1, "b", "1B", False), (2, "a", "2a", True), (3, "a", "3a", False), (3, "c", "3c", False),
+    ]  # fmt: skip
+    assert wh.log_position(PAIRS_T) == '{"lsn": 2}'
+
+
 def test_merge_refuses_duplicate_keys_and_leaves_target(wh):
     load(wh, T, [{"id": 1, "v": "a"}], key=["id"])
     with pytest.raises(DuplicateKeyError, match=r"repeat the merge key \['id'\]"):

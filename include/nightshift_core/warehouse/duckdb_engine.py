@@ -301,7 +301,14 @@ class DuckDBWarehouse(Warehouse):
                         )
                     # A join, not a tuple IN (...): DuckDB hashes the staged keys once.
                     on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
-                    con.execute(f"DELETE FROM {fq(target)} AS t USING {source} AS s WHERE {on}", [path])
+                    if len(key) == 1:
+                        con.execute(f"DELETE FROM {fq(target)} AS t USING {source} AS s WHERE {on}", [path])
+                    else:  # the candidates by the first key column, then the whole key (see _candidates)
+                        con.execute(
+                            f"DELETE FROM {fq(target)} WHERE rowid IN ({_candidates(target, key, keys, source)} "  # noqa: S608
+                            f"SELECT t.{q(_ROWID)} FROM t JOIN {source} AS s ON {on})",
+                            [path, path],
+                        )
                 elif mode == "replace" and partition is not None:
                     col = q(partition.column)
                     outside = con.execute(
@@ -381,15 +388,13 @@ class DuckDBWarehouse(Warehouse):
                     if DELETED_COLUMN in staged_names
                     else " AND FALSE"
                 )
-                # One pass over the target, filtered as it is read: the rows whose first key column is
-                # among the batch's (a semi join on one column), matched on the whole key, keep their
-                # rowid; the old rows then go by rowid. (The DELETE ... USING before joined the whole
-                # target a second time.)
-                first = q(key[0])
+                # One pass over the target, filtered as it is read (see _candidates): the rows matched on
+                # the whole key keep their rowid; the old rows then go by rowid. (The DELETE ... USING
+                # before joined the whole target a second time.)
                 merged = con.sql(  # noqa: F841 - read by the DELETE and INSERT below (replacement scans)
+                    f"{_candidates(target, key, '*', 'read_parquet(?)')} "
                     f"SELECT {kept}, CASE WHEN {absent} THEN 'delete' ELSE s.{q(CHANGE_OP)} END AS {q(CHANGE_OP)}, "
-                    f"t.{q(_ROWID)} FROM read_parquet(?) AS s LEFT JOIN (SELECT *, rowid AS {q(_ROWID)} FROM "  # noqa: S608
-                    f"{fq(target)} WHERE {first} IN (SELECT {first} FROM read_parquet(?))) AS t ON {on}",
+                    f"t.{q(_ROWID)} FROM read_parquet(?) AS s LEFT JOIN t ON {on}",
                     params=[path, path],
                 ).to_arrow_table()
                 con.execute(
@@ -539,6 +544,22 @@ class DuckDBWarehouse(Warehouse):
                 batch_size
             )
             yield from reader
+
+
+def _candidates(target: TableRef, key: Sequence[str], columns: str, source: str) -> str:
+    """``WITH t AS MATERIALIZED (...)``: ``columns`` and the rowid (as _ROWID) of the target's rows whose
+    first key column is among ``source``'s (one parameter: the staged file), for a join on the whole key.
+
+    A semi join on one column, filtered as the target is read. Materialized, so that the whole-key join
+    after it cannot push its min/max filters on the other key columns into the target's scan: DuckDB
+    evaluates those on every row (a string key column decoded throughout the table), which cost more
+    than the rest of the read and grew with the table.
+    """
+    first = q(key[0])
+    return (
+        f"WITH t AS MATERIALIZED (SELECT {columns}, rowid AS {q(_ROWID)} FROM {fq(target)} "  # noqa: S608
+        f"WHERE {first} IN (SELECT {first} FROM {source}))"
+    )
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: TableRef) -> bool:
