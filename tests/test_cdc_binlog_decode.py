@@ -4,6 +4,7 @@ images and deletes decode to the same Python values, types and all."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,32 +83,51 @@ def _typed(value: Any) -> Any:
     return type(value).__name__, repr(value)
 
 
-# Columns without a Python codec (binary, ucs2): the library gives an empty value as '' (its decode of
-# b'' never looks the codec up), the compiled decoder as b'', the bytes the query path reads.
-NO_CODEC = {"u2", "bin", "vb", "tb", "bl", "mb", "lb"}
+# Binary columns: the library gives an empty value as '' (its decode of b'' never looks a codec up), the
+# compiled decoder as b'', the bytes the query path reads.
+NO_CODEC = {"bin", "vb", "tb", "bl", "mb", "lb"}
 
 
 def _library_empty_bytes(image: Any) -> Any:
+    """The library's image as the compiled decoder reads it: b'' for an empty binary value, and the ucs2
+    column's text (the library has no codec for ucs2 and gives its UTF-16 bytes)."""
     if not isinstance(image, dict):
         return image
-    return {k: ("bytes", "b''") if k in NO_CODEC and v == ("str", "''") else v for k, v in image.items()}
+    fixed = {k: ("bytes", "b''") if k in NO_CODEC and v == ("str", "''") else v for k, v in image.items()}
+    if "u2" in fixed and fixed["u2"][0] == "bytes":
+        fixed["u2"] = ("str", repr(eval(fixed["u2"][1]).decode("utf-16-be")))  # noqa: S307 - a bytes repr
+    return fixed
 
 
-def _read(endpoint: Endpoint, start: Any, fast: bool, monkeypatch) -> list[tuple]:
+def _read(endpoint: Endpoint, start: Any, how: str, monkeypatch, tables=("every", "lines_")) -> list[tuple]:
+    """The changes of a read as (table, op, before, after, position, commit time, seq, closes), images
+    typed; ``how``: "fast" (events parsed here, every image by the compiled plans), "parsed" (the same,
+    the library's decoding where the reader hands an image to it), "fallback" (events parsed here,
+    images by the library: as for a type the plans do not read) or "library" (the library's stream
+    reader and decoding)."""
     from pymysqlreplication.row_event import RowsEvent
 
-    monkeypatch.setattr(mysql_binlog, "FAST_DECODE", fast)
-    if fast:  # the library's decoding must not be reached: every event goes through the compiled plan
+    monkeypatch.setattr(mysql_binlog, "FAST_DECODE", how != "library")
+    if how == "fast":  # the library's decoding must not be reached: every image through a compiled plan
 
         def refuse(self):
             raise AssertionError(f"{self.table}: decoded by the library, not the compiled plan")
 
         monkeypatch.setattr(RowsEvent, "_fetch_rows", refuse)
+    elif how == "fallback":
+        monkeypatch.setattr(mysql_binlog, "compile_plan", lambda columns: None)
     try:
-        with mysql_binlog.BinlogReader(endpoint, ["every", "lines_"]) as reader:
-            return [(c.table, c.op, _typed(c.before), _typed(c.after)) for c in reader.read(start)]
+        with mysql_binlog.BinlogReader(endpoint, list(tables)) as reader:
+            return [(c.table, c.op, _typed(c.before), _typed(c.after), *c[4:]) for c in reader.read(start)]
     finally:
         monkeypatch.undo()
+
+
+def _as_compiled(changes: list[tuple]) -> list[tuple]:
+    """The library's images as the compiled decoder gives them (see _library_empty_bytes)."""
+    return [
+        (t, op, _library_empty_bytes(b), _library_empty_bytes(a), *rest) for t, op, b, a, *rest in changes
+    ]
 
 
 def test_the_compiled_decoder_reads_every_type_as_the_library(source, monkeypatch):
@@ -135,11 +155,8 @@ def test_the_compiled_decoder_reads_every_type_as_the_library(source, monkeypatc
     cur.execute("UPDATE lines_ SET qty = qty + 1, price = -price")
     cur.execute("DELETE FROM lines_ WHERE a % 3 = 0")
     cur.execute("COMMIT")
-    fast = _read(endpoint, start, True, monkeypatch)
-    library = [
-        (t, op, _library_empty_bytes(b), _library_empty_bytes(a))
-        for t, op, b, a in _read(endpoint, start, False, monkeypatch)
-    ]
+    fast = _read(endpoint, start, "fast", monkeypatch)
+    library = _as_compiled(_read(endpoint, start, "library", monkeypatch))
     assert len(library) == 4 + 2 + 1 + 2 + 300 * 2 + 100
     differ = [
         (k, f[0], f[1], lib_image.get(k) if lib_image else None, v)
@@ -150,10 +167,12 @@ def test_the_compiled_decoder_reads_every_type_as_the_library(source, monkeypatc
         if lib_image is None or lib_image.get(k) != v
     ]
     assert not differ, f"(column, table, op, library, compiled): {differ[:10]}"
-    assert fast == library
-    ops = {(t.split(".")[1], op) for t, op, _, _ in fast}
+    assert fast == library, "the same changes, positions, commit times and order"
+    # the events parsed here, images by the library (a table whose plan has a type it does not read)
+    assert _as_compiled(_read(endpoint, start, "fallback", monkeypatch)) == fast
+    ops = {(t.split(".")[1], op) for t, op, *_ in fast}
     assert ops == {(t, op) for t in ("every", "lines_") for op in ("insert", "update", "delete")}
-    nulls = next(after for t, op, _, after in fast if op == "insert" and after["id"] == ("int", "3"))
+    nulls = next(after for t, op, _, after, *_ in fast if op == "insert" and after["id"] == ("int", "3"))
     assert all(v == ("NoneType", "None") for k, v in nulls.items() if k != "id")
 
 
@@ -167,3 +186,97 @@ def test_a_type_the_plan_does_not_read_is_left_to_the_library():
     assert compile_plan([readable]) is not None
     assert compile_plan([readable, Column(type=FIELD_TYPE.NULL, name="b")]) is None
     assert compile_plan([Column(type=FIELD_TYPE.LONG, name=None, unsigned=False)]) is None
+
+
+# Text in character sets other than UTF-8 and Latin-1: UCS-2 and UTF-16 (big-endian in MySQL), UTF-16LE,
+# UTF-32 (big-endian), CHAR (its trailing spaces stripped in the binlog as by the query path), VARCHAR,
+# TEXT, and ENUM/SET members in such a character set (the table map names them in it) or in latin1.
+CHARSETS = """CREATE TABLE texts (
+  id INT PRIMARY KEY,
+  u2c CHAR(4) CHARACTER SET ucs2, u2v VARCHAR(10) CHARACTER SET ucs2, u2t TEXT CHARACTER SET ucs2,
+  u16c CHAR(4) CHARACTER SET utf16, u16v VARCHAR(10) CHARACTER SET utf16, u16t TEXT CHARACTER SET utf16,
+  le16v VARCHAR(10) CHARACTER SET utf16le, le16t TEXT CHARACTER SET utf16le,
+  u32c CHAR(4) CHARACTER SET utf32, u32v VARCHAR(10) CHARACTER SET utf32, u32t TEXT CHARACTER SET utf32,
+  e2 ENUM('a', 'é', 'ü') CHARACTER SET ucs2, s32 SET('x', 'ÿ', 'z') CHARACTER SET utf32,
+  e16 ENUM('ą', 'b') CHARACTER SET utf16le, el ENUM('é', 'b') CHARACTER SET latin1
+)"""
+TEXTS = [
+    (1, "ab", "Zoë", "déjà vu", "a🙂", "Zoë🙂", "🙂" * 20, "Zoë", "ü🙂", "a🙂", "Zoë 🙂", "ÿ" * 30,
+     "é", "ÿ,z", "ą", "é"),
+    (2, "a  ", "", "", "", "", "", "", "", "", "", "", "a", "", "b", "b"),
+    (3, *([None] * 15)),
+]  # fmt: skip
+
+
+def test_ucs2_utf16_and_utf32_text_from_the_log_equals_the_query_path(mariadb_binlog, tmp_path):
+    """The compiled decoder reads these character sets in MySQL's byte order (the library has no codec
+    for ucs2 and utf16le and reads utf16/utf32 little-endian), and names ENUM/SET members in the
+    column's own character set: the log run's warehouse rows equal the snapshot's (the query path's)."""
+    import MySQLdb
+    from support.services import scratch_database
+
+    from nightshift_core.sync.cdc.run import CdcTable, sync_table
+    from nightshift_core.warehouse import JobKey, TableRef
+    from nightshift_core.warehouse.duckdb_engine import DuckDBWarehouse
+
+    with scratch_database(mariadb_binlog, "ns_cdc_cs") as db:
+        cur = db.conn.cursor()
+        cur.execute(CHARSETS)
+        cur.executemany(f"INSERT INTO texts VALUES ({', '.join(['%s'] * 16)})", TEXTS)
+        endpoint = Endpoint(mariadb_binlog.host, mariadb_binlog.port, "root", db.name)
+
+        def run() -> Any:
+            conn = MySQLdb.connect(host=endpoint.host, port=endpoint.port, user="root", database=db.name)
+            try:
+                return sync_table(conn, "mysql", endpoint, CdcTable("texts", ("id",), definition="cs"),
+                                  DuckDBWarehouse(tmp_path / "w.duckdb"), TableRef("cdc", "texts"),
+                                  JobKey("cdc", "texts", run_id=uuid.uuid4().hex))  # fmt: skip
+            finally:
+                conn.close()
+
+        assert run().mode == "snapshot"
+        cur.execute("INSERT INTO texts SELECT id + 100, u2c, u2v, u2t, u16c, u16v, u16t, le16v, le16t, u32c, "
+                    "u32v, u32t, e2, s32, e16, el FROM texts")  # fmt: skip
+        cur.execute("UPDATE texts SET u16v = 'ü🙂ü', e2 = 'ü' WHERE id = 101")
+        result = run()
+        assert result.mode == "log" and result.changes == 4
+    rows = DuckDBWarehouse(tmp_path / "w.duckdb").query("SELECT * FROM cdc.texts ORDER BY id").to_pylist()
+    data = {
+        r["id"]: {k: v for k, v in r.items() if not k.startswith("_nightshift") and k != "id"} for r in rows
+    }
+    names = list(data[1])
+    for row in TEXTS:  # the query path's values are the inserted ones (a CHAR without its trailing spaces)
+        expected = [
+            v.rstrip(" ") if isinstance(v, str) and k.endswith("c") else v
+            for k, v in zip(names, row[1:], strict=True)
+        ]
+        assert list(data[row[0]].values()) == expected
+    assert data[102] == data[2] and data[103] == data[3], "the log path's values differ from the query path's"
+    assert data[101] == {**data[1], "u16v": "ü🙂ü", "e2": "ü"}
+
+
+def test_a_new_binlog_file_and_images_without_every_column_read_as_by_the_library(source, monkeypatch):
+    """Across a rotation to a new binlog file (positions in the new file, the table mapped again) and
+    with binlog_row_image=MINIMAL (images without every column: decoded by the library's code), the
+    events parsed here give the library's changes, positions and commit times."""
+    cur, endpoint = source
+    with mysql_binlog.BinlogReader(endpoint, ["lines_"]) as reader:
+        start = reader.current_position()
+    row = "INSERT INTO lines_ VALUES (%s, 1, 2, 3.5, 4, %s, 9.99, 5, NOW(6), 0.5, 6)"
+    cur.execute(row, (1, "a"))
+    cur.execute("FLUSH BINARY LOGS")
+    cur.execute(row, (2, "b"))
+    cur.execute("SET SESSION binlog_row_image = 'MINIMAL'")
+    cur.execute("UPDATE lines_ SET qty = 7 WHERE a = 1")
+    cur.execute("DELETE FROM lines_ WHERE a = 2")
+    cur.execute("SET SESSION binlog_row_image = 'FULL'")
+    cur.execute(row, (3, "c"))
+    fast = _read(endpoint, start, "parsed", monkeypatch, ["lines_"])
+    library = _read(endpoint, start, "library", monkeypatch, ["lines_"])
+    assert fast == library
+    assert [op for _, op, *_ in fast] == ["insert", "insert", "update", "delete", "insert"]
+    assert fast[2][3] == {"a": ("int", "1"), "code": ("str", "'a'"), "qty": ("int", "7")}, (
+        "a MINIMAL after image"
+    )
+    files = [c[5].file for c in fast]
+    assert files[0] != files[1] == files[-1], "the read follows the rotation into the next file"

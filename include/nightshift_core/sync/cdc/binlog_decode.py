@@ -10,13 +10,16 @@ values, NULLs as None), so everything downstream (values.py's conversion to the 
 is unchanged; tests/test_cdc_binlog_decode.py compares the two on every column type. One difference,
 deliberate: an empty value of a column with no Python codec (BINARY, VARBINARY, BLOB) is b'' here,
 where the library gives '' (its decode of empty bytes never looks the codec up, so never falls back
-to bytes); b'' is what the query path reads.
+to bytes); b'' is what the query path reads. Likewise an empty SET value is an empty set here (the
+query path's ''), where the library gives None, as for NULL. Text in ucs2, utf16, utf16le and utf32 is
+read in MySQL's byte order (the library has no codec for ucs2 and utf16le, and reads utf16 and utf32
+as little-endian), and ENUM/SET member names in the column's own character set (the library decodes
+them as UTF-8): :func:`fix_columns` corrects the library's columns, so its decoding reads them too.
 
-A table with a column type this module does not read, an event whose images leave columns out
-(``binlog_row_image`` other than FULL) or a packet in a state the library alone knows (bytes pushed
-back into its buffer, an incomplete event): :func:`images` returns None and the caller decodes through
-the library. A compiled image reader that does not end exactly where the event's rows end fails
-loudly rather than hand on shifted values.
+A table with a column type this module does not read (:func:`compile_plan` returns None) or an event
+whose images leave columns out (``binlog_row_image`` other than FULL): the reader (mysql_binlog)
+decodes it through the library. A compiled image reader that does not end exactly where the event's
+rows end fails loudly rather than hand on shifted values.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 
 from pymysqlreplication.constants import FIELD_TYPE as T
 from pymysqlreplication.json_binary import parse_json
-from pymysqlreplication.row_event import RowsEvent, UpdateRowsEvent
+from pymysqlreplication.row_event import RowsEvent
 
 _EPOCH = dt.datetime(1970, 1, 1)
 _STRUCT = {T.TINY: ("b", "B", 1), T.SHORT: ("h", "H", 2), T.LONG: ("i", "I", 4), T.LONGLONG: ("q", "Q", 8),
@@ -54,44 +57,9 @@ class Plan:
         self.read = read
         self.source = source  # the generated function's text (for a failure's message)
 
-
-class Decoder:
-    """Image readers per table map, compiled at the first row event of each (a new table map, after
-    DDL, gets a new table id and a new plan)."""
-
-    def __init__(self) -> None:
-        self._plans: dict[int, tuple[Any, Plan | None]] = {}
-        self.decoded = 0  # row events decoded here (the rest went through the library)
-
-    def plan(self, event: RowsEvent) -> Plan | None:
-        table = event.table_map[event.table_id]
-        cached = self._plans.get(event.table_id)
-        if cached is None or cached[0] is not table:
-            cached = (table, compile_plan(table.columns, ignore_errors=event._ignore_decode_errors))
-            self._plans[event.table_id] = cached
-        return cached[1]
-
-    def images(self, event: RowsEvent) -> list[dict[str, Any]] | None:
-        """The event's row images in order (an update's before and after images alternate), or None:
-        decode this one through the library."""
-        plan = self.plan(event)
-        wrapper = event.packet
-        if plan is None or not event.complete or wrapper._BinLogPacketWrapper__data_buffer:
-            return None
-        full = (1 << plan.columns) - 1
-        if event.number_of_columns != plan.columns:
-            return None
-        if int.from_bytes(event.columns_present_bitmap, "little") != full:
-            return None
-        if (
-            isinstance(event, UpdateRowsEvent)
-            and int.from_bytes(event.columns_present_bitmap2, "little") != full
-        ):
-            return None
-        packet = wrapper.packet
-        data, p = packet._data, packet._position
-        end = p + event.event_size - wrapper.read_bytes
-        read = plan.read
+    def images(self, data: bytes, p: int, end: int, table: str) -> list[dict[str, Any]]:
+        """The row images in ``data[p:end]``, in order (an update's before and after images alternate)."""
+        read = self.read
         out = []
         append = out.append
         while p < end:
@@ -99,11 +67,81 @@ class Decoder:
             append(image)
         if p != end:
             raise DecodeError(
-                f"binlog row event of {event.schema}.{event.table}: the compiled image reader ended at byte "
-                f"{p}, the event's rows at {end}; column plan:\n{plan.source}"
+                f"binlog row event of {table}: the compiled image reader ended at byte {p}, the event's rows "
+                f"at {end}; column plan:\n{self.source}"
             )
-        self.decoded += 1
         return out
+
+
+# MySQL character sets Python knows under another name (or, for utf16 and utf32, knows as the
+# byte-order-guessing codec, which reads a big-endian value as little-endian): MySQL's are big-endian
+# without a byte-order mark, utf16le little-endian.
+_PYTHON_CODECS = {"ucs2": "utf-16-be", "utf16": "utf-16-be", "utf16le": "utf-16-le", "utf32": "utf-32-be"}
+_ENUM_VALUES, _SET_VALUES = 6, 5  # optional metadata fields of a table map
+
+
+def python_codec(character_set: str | None) -> str | None:
+    """The Python codec of a column's character set as mysql-replication names it (None: no character
+    set recorded, UTF-8 as the library assumes), or None where Python has none (binary columns: bytes)."""
+    if character_set is None:
+        return "utf-8"
+    encoding = _PYTHON_CODECS.get(character_set) or RowsEvent.charset_to_encoding(character_set)
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        return None
+    return encoding
+
+
+def fix_columns(columns: list[Any], data: bytes, p: int, end: int) -> None:
+    """Correct what mysql-replication reads wrongly from a table map (``data[p:end]``: its optional
+    metadata) on its Column objects, so the compiled plan and the library's own decoding both read
+    the right values: the character set of UCS-2/UTF-16/UTF-32 columns as the Python codec that reads
+    them, and ENUM/SET member names decoded in the column's own character set (the library decodes
+    them as UTF-8, giving '' or garbled names in any other)."""
+    for column in columns:
+        if (
+            column.type in (T.VARCHAR, T.STRING, T.BLOB, T.ENUM, T.SET)
+            and column.character_set_name in _PYTHON_CODECS
+        ):
+            column.character_set_name = _PYTHON_CODECS[column.character_set_name]
+    names: dict[int, list[list[bytes]]] = {_ENUM_VALUES: [], _SET_VALUES: []}
+    while p < end:
+        kind = data[p]
+        length, p = length_coded(data, p + 1)
+        if kind in names:
+            q, stop = p, p + length
+            while q < stop:
+                count, q = length_coded(data, q)
+                members = []
+                for _ in range(count):
+                    size, q = length_coded(data, q)
+                    members.append(data[q : q + size])
+                    q += size
+                names[kind].append(members)
+        p += length
+    enums, sets = iter(names[_ENUM_VALUES]), iter(names[_SET_VALUES])
+    for column in columns:
+        if column.type not in (T.ENUM, T.SET):
+            continue
+        members = next(enums if column.type == T.ENUM else sets, None)
+        encoding = python_codec(column.character_set_name)
+        if members is None or encoding is None:
+            continue
+        decoded = [m.decode(encoding) for m in members]
+        if column.type == T.ENUM:
+            column.enum_values = ["", *decoded]
+        else:
+            column.set_values = decoded
+
+
+def length_coded(data: bytes, p: int) -> tuple[int, int]:
+    """A length-coded integer at ``p`` and the offset after it."""
+    first = data[p]
+    if first < 251:
+        return first, p + 1
+    size = {252: 2, 253: 3, 254: 8}[first]
+    return int.from_bytes(data[p + 1 : p + 1 + size], "little"), p + 1 + size
 
 
 def compile_plan(columns: list[Any], *, ignore_errors: bool = False) -> Plan | None:
@@ -227,14 +265,9 @@ def _text(i: int, column: Any, size: int, env: dict[str, Any], errors: str) -> _
     """A length-prefixed string: text in the column's character set, bytes where Python has no codec
     for it (binary columns), as the library does."""
     v = f"v{i}"
-    if column.character_set_name is None:
-        encoding = "utf-8"
-    else:
-        encoding = RowsEvent.charset_to_encoding(column.character_set_name)
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            return _Reader([*_length(size), f"{v} = data[p:p + n]", "p += n"])  # b'' too (see above)
+    encoding = python_codec(column.character_set_name)
+    if encoding is None:
+        return _Reader([*_length(size), f"{v} = data[p:p + n]", "p += n"])  # b'' too (see above)
     env[f"_enc{i}"] = encoding
     return _Reader([*_length(size), f"{v} = data[p:p + n].decode(_enc{i}, {errors!r})", "p += n"])
 
@@ -341,9 +374,9 @@ def _set(values: list[str] | None, size: int) -> Callable[[bytes, int], Any]:
         return lambda data, p: None
     bits = [(1 << k, value) for k, value in enumerate(values)]
 
-    def read(data: bytes, p: int) -> set[str] | None:
+    def read(data: bytes, p: int) -> set[str]:
         mask = int.from_bytes(data[p : p + size], "little")
-        return {value for bit, value in bits if mask & bit} or None
+        return {value for bit, value in bits if mask & bit}  # an empty set, not NULL (see above)
 
     return read
 

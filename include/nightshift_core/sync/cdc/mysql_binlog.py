@@ -1,8 +1,19 @@
-"""Bounded reads of the MariaDB/MySQL row-based binlog (through the mysql-replication package).
+"""Bounded reads of the MariaDB/MySQL row-based binlog.
 
 A read starts at a stored position and ends at the position current when it started, so a run ends
 however busy the source is; changes committed after that belong to the next read. Changes are
 yielded per committed transaction, in commit order. Rolled-back transactions never reach the binlog.
+
+The reader asks the server for the binlog (COM_BINLOG_DUMP on a pymysql connection) and parses the
+dump's packets itself: each event's header with one struct call, its CRC32 checked, table maps
+parsed once per distinct map (by mysql-replication, for the columns), and the row images of the
+captured tables read by the table's compiled plan (binlog_decode) straight from the packet's bytes.
+mysql-replication's stream reader built several objects per event and decoded every table map again
+per statement, which was most of a read's time once the images were compiled. Images the plans do
+not read (a column type they lack, binlog_row_image other than FULL) go through the library's own
+decoding of the same bytes; an event type the reader does not know, or one written compressed, fails
+the read naming it, rather than being skipped. ``FAST_DECODE = False`` reads through the library's
+stream reader and decoding instead, the reference tests compare against.
 """
 
 from __future__ import annotations
@@ -10,22 +21,29 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
+import struct
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pymysql
+from pymysql.constants.COMMAND import COM_BINLOG_DUMP
+from pymysql.protocol import MysqlPacket
 from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.constants import BINLOG as B
+from pymysqlreplication.constants import NONE_SOURCE
 from pymysqlreplication.event import GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent
-from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+from pymysqlreplication.packet import BinLogPacketWrapper
+from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
-from nightshift_core.sync.cdc.binlog_decode import Decoder
+from nightshift_core.sync.cdc.binlog_decode import Plan, compile_plan, fix_columns, length_coded
 from nightshift_core.sync.cdc.changes import Change, Pending, TruncatedError, hand_over
 from nightshift_core.sync.cdc.endpoint import Endpoint, ServerReader
 from nightshift_core.sync.cdc.preflight import BinlogSettings, check_mysql
 
-# Row images through the compiled decoder of binlog_decode (False: mysql-replication's own, as a
-# reference for tests and benches; the values are the same).
+# The dump's events parsed here and row images through the compiled decoder of binlog_decode (False:
+# mysql-replication's stream reader and decoding, as a reference for tests and benches).
 FAST_DECODE = True
 _BINLOG_NUMBER = re.compile(r"\.(\d+)$")
 _TRUNCATE = re.compile(r"\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?(\w+)`?\.)?`?(\w+)`?\s*;?\s*$", re.IGNORECASE)
@@ -151,8 +169,167 @@ class BinlogReader(ServerReader):
     def _changes(self, start: BinlogPosition, end: BinlogPosition) -> Iterator[Change]:
         if start.file and start.at_or_after(end):
             return
+        if FAST_DECODE and (start.file or self.settings.mariadb):
+            yield from self._dump_changes(start, end)
+        else:  # (a MySQL position holding only a GTID set: the library's GTID dump)
+            yield from self._library_changes(start, end)
+
+    def _library_event(self, data: bytes, stop: int, tables: dict[int, Any] | None = None) -> Any:
+        """mysql-replication's event for a dump packet: a table map (``tables`` None), or a row event of
+        one of ``tables`` (table id -> its table), decoded by the library on first access to its rows."""
+        crc = stop < len(data)
+        if tables is None and not crc:  # its table map parser stops 4 bytes (a checksum) before the end
+            data += b"\0\0\0\0"
+        self._conn._get_dbms = lambda: "mariadb" if self.settings.mariadb else "mysql"
+        allowed = frozenset(
+            {TableMapEvent} if tables is None else {WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent}
+        )
+        event = BinLogPacketWrapper(
+            MysqlPacket(data, "utf8"), {} if tables is None else tables, self._conn, (0, 0, 0), crc, allowed,
+            None, None, None, None, False, False, False, True, False,
+        ).event  # fmt: skip
+        if event is None:
+            raise BinlogError(
+                f"{self.endpoint}: mysql-replication could not read a binlog event of type {data[5]}"
+            )
+        return event
+
+    def _dump(self, start: BinlogPosition) -> tuple[Any, bool]:
+        """A connection the server streams the binlog from ``start`` on (a non-blocking dump: it ends
+        where the binlog does), and whether the events before the first format description carry a
+        CRC32 (the server's binlog_checksum; the format description says it for the file after it)."""
+        conn = pymysql.connect(**self._settings(), autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@global.binlog_checksum")
+                crc = str(cur.fetchone()[0]).upper() != "NONE"
+                if crc:  # a replica that understands checksums gets the events with theirs
+                    cur.execute("SET @master_binlog_checksum = @@global.binlog_checksum")
+                # MariaDB: a replica that knows GTID events gets every event as it is in the binlog
+                cur.execute("SET @mariadb_slave_capability = 4")
+                if not start.file:  # MariaDB: the binlog file and offset of a GTID state, found by the server
+                    cur.execute("SET @slave_connect_state = %s, @slave_gtid_strict_mode = 1, "
+                                "@slave_gtid_ignore_duplicates = 0", (start.gtid,))  # fmt: skip
+            name = start.file.encode()
+            # COM_BINLOG_DUMP: offset, flags (BINLOG_DUMP_NON_BLOCK), this replica's server id, file
+            conn._execute_command(
+                COM_BINLOG_DUMP, struct.pack("<IHI", start.pos or 4, 1, self.reader_id) + name
+            )
+        except BaseException:
+            conn.close()
+            raise
+        return conn, crc
+
+    def _dump_changes(self, start: BinlogPosition, end: BinlogPosition) -> Iterator[Change]:  # noqa: C901, PLR0912, PLR0915
+        """The read, from the dump's packets: event headers parsed with struct, row events of the
+        captured tables handed to their table map's compiled plan. Each event type the read does not
+        name below fails it: none is skipped unread."""
+        conn, crc = self._dump(start)
+        maps = _TableMaps(self)
+        by_id = maps.by_id
+        gtid_state = _gtid_state(start.gtid) if self.settings.mariadb else {}
+        pending: list[Pending] = []
+        append = pending.append
+        pending_gtid: tuple[int, str] | None = None
+        seq = 0
+        split_after = self.split_after
+        file, pos = start.file, start.pos
+        limit = _limit(file, end)
+        post = _POST_HEADER_LENGTHS
+        header = _HEADER
+        from_bytes = int.from_bytes
+        crc32 = zlib.crc32
+        try:
+            for data in _packets(conn):
+                timestamp, kind, server_id, size, next_pos, flags = header(data)
+                if len(data) != size + 1:
+                    raise BinlogError(f"{self.endpoint}: a binlog event of {size} bytes came in a packet of "
+                                      f"{len(data) - 1}")  # fmt: skip
+                stop = len(data) - 4 if crc else len(data)
+                if crc and crc32(memoryview(data)[1:stop]) != from_bytes(data[stop:], "little"):
+                    if kind != B.FORMAT_DESCRIPTION_EVENT or data[-5] == 1:  # (one heading a file without)
+                        raise BinlogError(f"{self.endpoint}: binlog event of type {kind} before {file}:"
+                                          f"{next_pos} failed its CRC32 check")  # fmt: skip
+                if kind == B.ROTATE_EVENT:
+                    file = data[28:stop].decode()
+                    pos = from_bytes(data[20:28], "little")
+                    limit = _limit(file, end)
+                    maps.clear()  # table ids are the server's, and a restart (a new file) reuses them
+                    continue
+                if next_pos and kind not in _HEARTBEATS:  # (a heartbeat's is where the server's binlog ends)
+                    pos = next_pos
+                if kind == B.TABLE_MAP_EVENT:
+                    maps.add(data, stop, post[B.TABLE_MAP_EVENT])
+                    continue
+                # an event of a transaction committed after the read started: the read ends before it
+                if pos > limit:
+                    break
+                if kind in _ROWS:
+                    table = by_id.get(from_bytes(data[20:26], "little"))
+                    if table is None:
+                        raise BinlogError(f"{self.endpoint}: a row event at {file}:{pos} names a table id no "
+                                          "table map gave")  # fmt: skip
+                    if table.plan is False:  # a table this read does not capture
+                        continue
+                    images = table.images(data, stop, kind, post[kind])
+                    name = table.name
+                    if kind in _WRITE:
+                        for image in images:
+                            append((name, "insert", None, image))
+                    elif kind in _DELETE:
+                        for image in images:
+                            append((name, "delete", image, None))
+                    else:
+                        pairs = iter(images)
+                        for before, after in zip(pairs, pairs, strict=True):
+                            append((name, "update", before, after))
+                    if split_after and len(pending) >= split_after:
+                        # A transaction too big to hold: its changes so far, without a position (a read
+                        # from the boundary before it sees them again), timed by their own event.
+                        at = dt.datetime.fromtimestamp(timestamp, dt.UTC)
+                        seq = yield from hand_over(pending, at, None, seq)
+                    continue
+                if kind == B.XID_EVENT:
+                    pass  # a transaction commits
+                elif kind == B.QUERY_EVENT:
+                    query = _query(data, stop, post[B.QUERY_EVENT])
+                    if query is None:
+                        continue  # BEGIN
+                    truncated = _TRUNCATE.fullmatch(query[1])
+                    if truncated:
+                        schema = truncated.group(1) or query[0]
+                        if schema == self.endpoint.database and truncated.group(2) in self.tables:
+                            raise TruncatedError(f"{schema}.{truncated.group(2)}", BinlogPosition(file, pos))
+                    # a statement outside a transaction (DDL, which commits itself) or one's COMMIT
+                elif kind == B.MARIADB_GTID_EVENT:
+                    sequence, domain = _GTID(data, 20)
+                    pending_gtid = (domain, f"{domain}-{server_id}-{sequence}")
+                    continue
+                elif kind == B.FORMAT_DESCRIPTION_EVENT:
+                    post, crc = _format_description(data)
+                    continue
+                elif kind in _IGNORED or flags & _IGNORABLE:
+                    continue
+                else:
+                    raise BinlogError(_unknown(kind, self.endpoint, file, pos))
+                # A transaction (or a DDL statement, which commits itself) ends here.
+                if pending_gtid is not None:
+                    gtid_state[pending_gtid[0]] = pending_gtid[1]
+                    pending_gtid = None
+                position = BinlogPosition(
+                    file, pos, ",".join(gtid_state[d] for d in sorted(gtid_state)) or None
+                )
+                seq = yield from hand_over(
+                    pending, dt.datetime.fromtimestamp(timestamp, dt.UTC), position, seq
+                )
+                if position.at_or_after(end):
+                    break
+        finally:
+            conn.close()
+
+    def _library_changes(self, start: BinlogPosition, end: BinlogPosition) -> Iterator[Change]:
+        """The read through mysql-replication's stream reader and decoding (the reference)."""
         stream = self._stream(start)
-        decoder = Decoder() if FAST_DECODE else None
         gtid_state = _gtid_state(start.gtid) if self.settings.mariadb else {}
         pending: list[Pending] = []
         pending_gtid: tuple[int, str] | None = None
@@ -166,10 +343,8 @@ class BinlogReader(ServerReader):
                     continue
                 if isinstance(event, (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)):
                     if event.table in self.tables:
-                        pending.extend(_row_changes(event, decoder))
+                        pending.extend(_library_rows(event))
                     if self.split_after and len(pending) >= self.split_after:
-                        # A transaction too big to hold: its changes so far, without a position (a read
-                        # from the boundary before it sees them again), timed by their own event.
                         at = dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
                         seq = yield from hand_over(pending, at, None, seq)
                     continue
@@ -202,6 +377,199 @@ class BinlogReader(ServerReader):
             stream.close()
 
 
+class BinlogError(RuntimeError):
+    """The binlog stream holds something this reader cannot read exactly (it never skips it)."""
+
+
+# a dump packet's OK byte, then the event header: timestamp, type, server id, size, next position, flags
+_HEADER = struct.Struct("<xIBIIIH").unpack_from
+_GTID = struct.Struct("<QI").unpack_from  # MariaDB GTID event: sequence number, domain
+_IGNORABLE = 0x80  # LOG_EVENT_IGNORABLE_F: an event a replica that does not know it may skip
+_WRITE = frozenset({B.WRITE_ROWS_EVENT_V1, B.WRITE_ROWS_EVENT_V2})
+_UPDATE = frozenset({B.UPDATE_ROWS_EVENT_V1, B.UPDATE_ROWS_EVENT_V2})
+_DELETE = frozenset({B.DELETE_ROWS_EVENT_V1, B.DELETE_ROWS_EVENT_V2})
+_ROWS = _WRITE | _UPDATE | _DELETE
+_V2 = frozenset({B.WRITE_ROWS_EVENT_V2, B.UPDATE_ROWS_EVENT_V2, B.DELETE_ROWS_EVENT_V2})
+# Events with no row change and no transaction boundary in them (statement-format context, markers,
+# MySQL's GTID events, which only the end check needs, heartbeats).
+_HEARTBEATS = frozenset({B.HEARTBEAT_LOG_EVENT, 41})  # (41: MySQL's HEARTBEAT_LOG_EVENT_V2)
+_IGNORED = _HEARTBEATS | {
+    B.STOP_EVENT, B.INTVAR_EVENT, B.RAND_EVENT, B.USER_VAR_EVENT, B.BEGIN_LOAD_QUERY_EVENT,
+    B.EXECUTE_LOAD_QUERY_EVENT, B.IGNORABLE_LOG_EVENT, B.ROWS_QUERY_LOG_EVENT, B.GTID_LOG_EVENT,
+    B.ANONYMOUS_GTID_LOG_EVENT, B.PREVIOUS_GTIDS_LOG_EVENT, B.XA_PREPARE_EVENT,
+    36, 37, 42,  # MySQL's TRANSACTION_CONTEXT, VIEW_CHANGE (group replication), GTID_TAGGED_LOG
+    B.MARIADB_ANNOTATE_ROWS_EVENT, B.MARIADB_BINLOG_CHECKPOINT_EVENT, B.MARIADB_GTID_GTID_LIST_EVENT,
+    B.MARIADB_START_ENCRYPTION_EVENT,
+}  # fmt: skip
+# Post-header lengths by event type until a format description gives the server's own.
+_POST_HEADER_LENGTHS = (
+    {B.QUERY_EVENT: 13, B.TABLE_MAP_EVENT: 8} | dict.fromkeys(_ROWS - _V2, 8) | dict.fromkeys(_V2, 10)
+)
+_COMPRESSED = {
+    40: "MySQL's binlog_transaction_compression (set it OFF)",
+    **dict.fromkeys(range(165, 172), "MariaDB's log_bin_compress (set it OFF)"),
+    B.PARTIAL_UPDATE_ROWS_EVENT: "MySQL's binlog_row_value_options=PARTIAL_JSON (set it to '')",
+}
+
+
+def _unknown(kind: int, endpoint: Endpoint, file: str, pos: int) -> str:
+    why = _COMPRESSED.get(kind)
+    if why:
+        return f"{endpoint}: the binlog event before {file}:{pos} is written by {why}: change capture reads full row images only"
+    if kind == B.INCIDENT_EVENT:
+        return (f"{endpoint}: the binlog records an incident before {file}:{pos} (the server may have lost changes "
+                "there); reload the table with a full_refresh run")  # fmt: skip
+    return f"{endpoint}: binlog event type {kind} before {file}:{pos} is not one change capture reads"
+
+
+def _limit(file: str, end: BinlogPosition) -> float:
+    """The last offset in ``file`` a read ending at ``end`` takes events before: none in a file after
+    the end's, all in one before it (or in a file not known yet: a dump by GTID starts with its name)."""
+    if file == end.file:
+        return end.pos
+    return float("inf") if not file or end.at_or_after(BinlogPosition(file, 0)) else -1
+
+
+def _packets(conn: Any) -> Iterator[bytes]:
+    """The dump's event packets (each: the OK byte, then the event's header and body), read straight
+    from the connection's socket until the server's end of file; an error packet raises as pymysql does."""
+    read = conn._rfile.read
+    while True:
+        head = read(4)
+        length = int.from_bytes(head[:3], "little")
+        data = read(length)
+        if len(head) != 4 or len(data) != length:
+            raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server during the binlog dump")
+        if length == 0xFFFFFF:  # an event of 16 MiB or more continues in the next packets
+            parts = [data]
+            while length == 0xFFFFFF:
+                head = read(4)
+                length = int.from_bytes(head[:3], "little")
+                parts.append(read(length))
+                if len(head) != 4 or len(parts[-1]) != length:
+                    raise pymysql.err.OperationalError(
+                        2013, "Lost connection to MySQL server during the binlog dump"
+                    )
+            data = b"".join(parts)
+        first = data[0]
+        if first == 0:
+            yield data
+        elif first == 0xFE and length < 9:  # EOF: the dump reached the end of the binlog
+            return
+        elif first == 0xFF:
+            pymysql.err.raise_mysql_exception(data)
+        else:
+            raise BinlogError(f"unexpected packet in the binlog dump (first byte {first:#x})")
+
+
+def _format_description(data: bytes) -> tuple[dict[int, int], bool]:
+    """A format description event's post-header lengths by event type, and whether the events after
+    it carry a CRC32. It always ends in the checksum algorithm (1: CRC32) and four checksum bytes."""
+    # after the OK byte, the header (19), binlog version (2), server version (50), time (4), header length (1)
+    lengths = data[77 : len(data) - 5]
+    return {kind: lengths[kind - 1] for kind in range(1, len(lengths) + 1)}, data[-5] == 1
+
+
+def _query(data: bytes, stop: int, post_header: int) -> tuple[str, str] | None:
+    """A query event's schema and statement, or None for the BEGIN that opens a transaction."""
+    schema_length = data[28]
+    status_length = int.from_bytes(data[31:33], "little")
+    p = 20 + post_header + status_length
+    query = data[p + schema_length + 1 : stop]
+    if query == b"BEGIN":
+        return None
+    text = query.decode(errors="replace")
+    if text.strip().upper() == "BEGIN":
+        return None
+    return data[p : p + schema_length].decode(errors="replace"), text
+
+
+class _Table:
+    """A table map's table as the row events after it need it: its name and compiled plan (False: not
+    captured; None: images decoded by the library), the columns-present bitmap of a full image."""
+
+    __slots__ = ("columns", "full", "library", "name", "plan", "reader")
+
+    def __init__(self, name: str, plan: Plan | bool | None, columns: int = 0, library: Any = None,
+                 reader: BinlogReader | None = None) -> None:  # fmt: skip
+        self.name = name
+        self.plan = plan
+        self.columns = columns
+        self.full = b"\xff" * (columns // 8) + (bytes([(1 << (columns % 8)) - 1]) if columns % 8 else b"")
+        self.library = library  # mysql-replication's table map event (its decoding, where the plan has none)
+        self.reader = reader
+
+    def images(self, data: bytes, stop: int, kind: int, post_header: int) -> list[dict[str, Any]]:
+        """A row event's images in order (an update's before and after images alternate)."""
+        p = 20 + post_header
+        if kind in _V2:
+            p += int.from_bytes(data[28:30], "little") - 2  # the extra data after the post-header
+        count = data[p]
+        if count >= 251 or count != self.columns:  # (a table map's count: so far fewer than 251)
+            return self._library(data, stop)
+        width = len(self.full)
+        p += 1
+        if data[p : p + width] != self.full:
+            return self._library(data, stop)  # an image without every column (binlog_row_image is not FULL)
+        p += width
+        if kind in _UPDATE:
+            if data[p : p + width] != self.full:
+                return self._library(data, stop)
+            p += width
+        plan = self.plan
+        if plan is None:
+            return self._library(data, stop)
+        return plan.images(data, p, stop, self.name)  # type: ignore[union-attr]
+
+    def _library(self, data: bytes, stop: int) -> list[dict[str, Any]]:
+        """The images through mysql-replication's decoding of the event (the same packet bytes)."""
+        library = self.library
+        return _library_images(
+            self.reader._library_event(data, stop, {library.table_id: library.get_table()})
+        )
+
+
+class _TableMaps:
+    """The table maps of a read by table id: a map's bytes seen before reuse its parsed table (a
+    transaction maps its tables again before each statement's rows), new bytes are parsed (after DDL a
+    table gets a new id and a new map)."""
+
+    def __init__(self, reader: BinlogReader) -> None:
+        self.reader = reader
+        self.by_id: dict[int, _Table] = {}
+        self._by_bytes: dict[bytes, _Table] = {}
+
+    def clear(self) -> None:
+        self.by_id.clear()
+        self._by_bytes.clear()
+
+    def add(self, data: bytes, stop: int, post_header: int) -> None:
+        body = data[20:stop]
+        table = self._by_bytes.get(body)
+        if table is None:
+            table = self._by_bytes[body] = self._parse(data, stop, post_header)
+        self.by_id[int.from_bytes(data[20:26], "little")] = table
+
+    def _parse(self, data: bytes, stop: int, post_header: int) -> _Table:
+        reader = self.reader
+        p = 20 + post_header
+        schema = data[p + 1 : p + 1 + data[p]].decode()
+        p += data[p] + 2
+        name = data[p + 1 : p + 1 + data[p]].decode()
+        if schema != reader.endpoint.database or name not in reader.tables:
+            return _Table(f"{schema}.{name}", False)
+        event = reader._library_event(data, stop)
+        columns = event.columns
+        if any(not c.name for c in columns):
+            raise BinlogError(f"{reader.endpoint}: the binlog's table map of {schema}.{name} has no column names "
+                              "(binlog_row_metadata must be FULL)")  # fmt: skip
+        p += data[p] + 2
+        count, p = length_coded(data, p)
+        size, p = length_coded(data, p + count)  # past the column types: their metadata
+        fix_columns(columns, data, p + size + (count + 7) // 8, stop)  # past it and the NULL bitmap
+        return _Table(f"{schema}.{name}", compile_plan(columns), len(columns), event, reader)
+
+
 def _gtid_state(text: str | None) -> dict[int, str]:
     """MariaDB's GTID state ('0-1-42,1-2-7') as domain -> GTID."""
     state: dict[int, str] = {}
@@ -211,16 +579,39 @@ def _gtid_state(text: str | None) -> dict[int, str]:
     return state
 
 
-def _row_changes(event: Any, decoder: Decoder | None) -> list[Pending]:
+def _library_rows(event: Any) -> list[Pending]:
+    """A row event's changes from the library's decoding."""
     table = f"{event.schema}.{event.table}"
-    images = decoder.images(event) if decoder is not None else None
-    if images is None:  # the library's decoding (its row dicts copied: the event keeps them)
-        if isinstance(event, UpdateRowsEvent):
-            return [(table, "update", dict(r["before_values"]), dict(r["after_values"])) for r in event.rows]
-        images = [dict(r["values"]) for r in event.rows]
-    elif isinstance(event, UpdateRowsEvent):  # before and after images alternate
+    images = _library_images(event)
+    if isinstance(event, UpdateRowsEvent):
         pairs = iter(images)
         return [(table, "update", before, after) for before, after in zip(pairs, pairs, strict=True)]
     if isinstance(event, WriteRowsEvent):
         return [(table, "insert", None, image) for image in images]
     return [(table, "delete", image, None) for image in images]
+
+
+def _library_images(event: Any) -> list[dict[str, Any]]:
+    """A row event's images from the library's decoding, in order (an update's before and after images
+    alternate), as the compiled decoder gives them: an empty SET an empty set (the library's None, as
+    for NULL), a column the image leaves out (binlog_row_image is not FULL) absent (the library's None
+    would set it NULL), and an update's after image completed by its before image's columns (with
+    MINIMAL images, the key: a column it has and the after image lacks did not change)."""
+    images = []
+    for row in event.rows:
+        if "values" in row:
+            images.append(_image(row["values"], row["none_sources"]))
+            continue
+        before = _image(row["before_values"], row["before_none_sources"])
+        images += [before, {**before, **_image(row["after_values"], row["after_none_sources"])}]
+    return images
+
+
+def _image(values: dict[str, Any], none_sources: dict[str, str]) -> dict[str, Any]:
+    image = dict(values)  # (a copy: the event keeps its row dicts)
+    for name, source in none_sources.items():
+        if source == NONE_SOURCE.COLS_BITMAP:
+            del image[name]
+        elif source == NONE_SOURCE.EMPTY_SET:
+            image[name] = set()
+    return image
