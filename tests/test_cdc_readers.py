@@ -299,3 +299,53 @@ def test_a_truncate_fails_the_read_naming_the_table_and_the_fix(capture):
     assert str(failure.value).endswith(
         "change capture cannot follow a TRUNCATE; reload the table with a full_refresh run"
     )
+
+
+def _tuple_data(values: list) -> bytes:
+    """A pgoutput TupleData: a str as a text value, None a null, ... an unchanged TOASTed value."""
+    import struct
+
+    out = struct.pack("!h", len(values))
+    for v in values:
+        if v is None:
+            out += b"n"
+        elif v is ...:
+            out += b"u"
+        else:
+            text = v.encode()
+            out += b"t" + struct.pack("!i", len(text)) + text
+    return out
+
+
+@pytest.mark.parametrize("key_only", [False, True])
+def test_pgoutput_text_images_compiled_per_relation_read_as_the_generic_reader(key_only):
+    """The text-mode TupleData reader compiled per Relation gives exactly the generic one's rows and
+    end offsets: ASCII and UTF-8 values (a multi-byte one ends in bytes latin-1 would misread), empty
+    text, nulls (kept in an old key's image for its key columns only), unchanged TOASTed values,
+    column names that need quoting, and a TupleData with fewer columns."""
+    from nightshift_core.sync.cdc.postgres_logical import _compile, _tuple
+
+    columns = [
+        ("id", 23, True),
+        ('it\'s "q"', 25, False),
+        ("ünï", 25, True),
+        ("big", 25, False),
+        ("n", 25, False),
+    ]
+    compiled = _compile(columns, key_only=key_only)
+    images = [
+        ["1", "plain", "ünïcode ✓ 𝄞", "x" * 70_000, None],
+        ["2", None, None, ..., ""],
+        [None, "\x00ÿ ascii-looking bytes: ÿ", "é", ..., "€"],
+        ["3", "fewer columns"],
+    ]
+    for values in images:
+        data = b"pad" + _tuple_data(values) + b"rest"
+        assert compiled(data, 3) == _tuple(data, 3, columns, key_only=key_only, raw=True)
+        row, end = compiled(data, 3)
+        assert data[end:] == b"rest"
+        expected = {}
+        for (name, _, is_key), v in zip(columns, values, strict=False):
+            if v is not ... and not (v is None and key_only and not is_key):
+                expected[name] = v
+        assert row == expected

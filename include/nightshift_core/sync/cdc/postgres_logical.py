@@ -234,34 +234,34 @@ def _decode(
     """pgoutput protocol version 1 messages (with their LSN's text) -> changes of the transactions
     committed after ``start``. With ``split_after``, a bigger transaction's changes are yielded in parts
     before its commit, without a position (a read from the boundary before it sees them again)."""
-    relations: dict[int, tuple[str, list[tuple[str, int, bool]]]] = {}
+    relations: dict[int, _Relation] = {}
     pending: list[Pending] = []
     seq = 0
     begun_at, replayed = _PG_EPOCH, True
     for lsn, data in messages:
-        kind = data[:1]
-        if kind == b"B":
+        kind = data[0]
+        if kind == 85 or kind == 73 or kind == 68:  # 'U', 'I', 'D': a row change (most messages)
+            pending.append(_row(kind, data, relations[_OID(data, 1)[0]], text))
+            if split_after and len(pending) >= split_after and not replayed:
+                seq = yield from hand_over(pending, begun_at, None, seq)
+        elif kind == 66:  # 'B'
             pending = []
             final_lsn, micros = struct.unpack_from("!qq", data, 1)
             # its commit record starts before ``start``: committed downstream already, all of it skipped
             begun_at, replayed = _PG_EPOCH + dt.timedelta(microseconds=micros), final_lsn < start
-        elif kind == b"R":
-            oid, relation = _relation(data)
-            relations[oid] = relation
-        elif kind in (b"I", b"U", b"D"):
-            pending.append(_row(kind, data, relations, raw=text))
-            if split_after and len(pending) >= split_after and not replayed:
-                seq = yield from hand_over(pending, begun_at, None, seq)
-        elif kind == b"C":
+        elif kind == 82:  # 'R'
+            relation = _relation(data)
+            relations[relation.oid] = relation
+        elif kind == 67:  # 'C'
             _flags, _commit_lsn, end_lsn, micros = struct.unpack_from("!bqqq", data, 1)
             if end_lsn <= start:
                 continue  # committed downstream already: the slot was not confirmed after it
             commit_time = _PG_EPOCH + dt.timedelta(microseconds=micros)
             seq = yield from hand_over(pending, commit_time, end_lsn, seq)
-        elif kind == b"T":
+        elif kind == 84:  # 'T'
             (count,) = struct.unpack_from("!i", data, 1)
             oids = struct.unpack_from(f"!{count}I", data, 6)
-            raise TruncatedError(", ".join(relations[oid][0] for oid in oids), lsn)
+            raise TruncatedError(", ".join(relations[oid].table for oid in oids), lsn)
 
 
 def _string(data: bytes, at: int) -> tuple[str, int]:
@@ -269,7 +269,20 @@ def _string(data: bytes, at: int) -> tuple[str, int]:
     return data[at:end].decode(), end + 1
 
 
-def _relation(data: bytes) -> tuple[int, tuple[str, list[tuple[str, int, bool]]]]:
+class _Relation:
+    """A Relation message: the table, its columns (name, type OID, part of the key) and, for the text
+    values the caller casts itself, a TupleData reader compiled for these columns (:func:`_compile`):
+    ``text_image(data, at)`` for a new row or a full old row, ``text_key(data, at)`` for an old key."""
+
+    __slots__ = ("columns", "oid", "table", "text_image", "text_key")
+
+    def __init__(self, oid: int, table: str, columns: list[tuple[str, int, bool]]) -> None:
+        self.oid, self.table, self.columns = oid, table, columns
+        self.text_image = _compile(columns, key_only=False)
+        self.text_key = _compile(columns, key_only=True)
+
+
+def _relation(data: bytes) -> _Relation:
     (oid,) = struct.unpack_from("!I", data, 1)
     namespace, at = _string(data, 5)
     name, at = _string(data, at)
@@ -283,7 +296,7 @@ def _relation(data: bytes) -> tuple[int, tuple[str, list[tuple[str, int, bool]]]
         type_oid, _typmod = struct.unpack_from("!Ii", data, at)
         at += 8
         columns.append((column, type_oid, bool(flags & 1)))
-    return oid, (f"{namespace}.{name}", columns)
+    return _Relation(oid, f"{namespace}.{name}", columns)
 
 
 def _tuple(
@@ -308,22 +321,56 @@ def _tuple(
     return row, at
 
 
-_OPS = {b"I": "insert", b"U": "update", b"D": "delete"}
+def _compile(columns: list[tuple[str, int, bool]], key_only: bool) -> Any:
+    """:func:`_tuple` with ``raw`` for exactly these columns, as one function without a loop: each
+    column's name a constant, each value read in place. The message is read as one character per byte
+    (latin-1), so a value's slice of it is its text when all ASCII (the common case: one object, not a
+    bytes slice and its decoded copy); any other is decoded from its UTF-8 bytes. A TupleData with
+    another number of columns goes to :func:`_tuple`."""
+    lines = [
+        "def image(data, at):",
+        f"    if (data[at] << 8) | data[at + 1] != {len(columns)}:",
+        "        return _tuple(data, at, COLUMNS, KEY_ONLY, True)",
+        "    chars = data.decode('latin-1')",
+        "    at += 2",
+        "    row = {}",
+    ]
+    for column, _type_oid, is_key in columns:
+        name = repr(column)
+        lines += [
+            "    kind = data[at]",
+            "    if kind == 116 or kind == 98:",
+            "        start = at + 5",
+            "        at = start + _INT32(data, at + 1)[0]",
+            "        value = chars[start:at]",
+            f"        row[{name}] = value if value.isascii() else data[start:at].decode()",
+            "    else:",
+            "        at += 1",
+        ]
+        if is_key or not key_only:
+            lines += ["        if kind == 110:", f"            row[{name}] = None"]
+    lines.append("    return row, at")
+    scope = {"_tuple": _tuple, "_INT32": _INT32, "COLUMNS": columns, "KEY_ONLY": key_only}
+    exec(compile("\n".join(lines), "<pgoutput image>", "exec"), scope)  # noqa: S102 - names only as repr()
+    return scope["image"]
 
 
-def _row(
-    kind: bytes, data: bytes, relations: dict, raw: bool = False
-) -> tuple[str, str, dict | None, dict | None]:
-    table, columns = relations[_OID(data, 1)[0]]
+_OPS = {85: "update", 73: "insert", 68: "delete"}
+
+
+def _row(kind: int, data: bytes, relation: _Relation, raw: bool) -> Pending:
     image = data[5]
     if image == 75 or image == 79:  # 'K' the old key (REPLICA IDENTITY DEFAULT) or 'O' old row (FULL)
-        before, at = _tuple(data, 6, columns, key_only=image == 75, raw=raw)
-        if kind == b"D":
-            return table, "delete", before, None
+        if raw:
+            before, at = (relation.text_key if image == 75 else relation.text_image)(data, 6)
+        else:
+            before, at = _tuple(data, 6, relation.columns, key_only=image == 75)
+        if kind == 68:
+            return relation.table, "delete", before, None
         image = data[at]
     else:
         before, at = None, 5
     after = None
     if image == 78:  # 'N' the new row
-        after, at = _tuple(data, at + 1, columns, raw=raw)
-    return table, _OPS[kind], before, after
+        after, at = relation.text_image(data, at + 1) if raw else _tuple(data, at + 1, relation.columns)
+    return relation.table, _OPS[kind], before, after
