@@ -7,14 +7,18 @@ gets a table of ``--rows`` rows; one transaction updates all of them, another de
 way then reads those changes up to the LSN current at its start, each on its own slot, best of 3:
 
 - ``pgoutput-sql``: the reader we ship: pgoutput through pg_logical_slot_peek_binary_changes,
-  decoded to row dicts (`postgres_logical.LogicalReader.read`); ``pgoutput-sql (REV)``: the same
-  with the reader module as it is at git revision REV (``--baseline``, default HEAD), alternating
-  with the working tree's, for a before/after in one run;
+  decoded to row dicts of text, as the log run reads them (`postgres_logical.LogicalReader.read`);
+  ``pgoutput-sql (REV)``: the same with the reader module as it is at git revision REV
+  (``--baseline``, default HEAD), alternating with the working tree's, for a before/after in one run;
 - ``pgoutput-sql-fetch``: the same SQL call, messages fetched only (the rest is our decoding);
 - ``test_decoding-sql``: the text plugin through pg_logical_slot_peek_changes, fetched only (its text
   would still need parsing, so this is a floor for it);
 - ``pgoutput-stream``: pgoutput over the replication protocol (psycopg2 LogicalReplicationConnection),
   messages fetched only, stopping at the bound.
+
+Then the log run's next steps on the same changes, read as text as the run reads them: ``fold`` (the
+per-key fold, ``changes.Folder``) and ``values``: the folded rows turned into the query path's Arrow
+values (``values.postgres_batch``), alternating with ``values (REV)``, values.py at ``--baseline``.
 
 wal2json is not measured: it is not installed with PostgreSQL (a separate package). Not a test.
 """
@@ -40,14 +44,14 @@ from nightshift_core.sync.cdc.endpoint import Endpoint  # noqa: E402
 from nightshift_core.sync.cdc.postgres_logical import LogicalReader, format_lsn  # noqa: E402
 
 
-def reader_at(rev: str):
-    """postgres_logical as it is at git revision ``rev``, as a module of its own."""
-    path = "include/nightshift_core/sync/cdc/postgres_logical.py"
+def module_at(rev: str, name: str):
+    """nightshift_core.sync.cdc.``name`` as it is at git revision ``rev``, as a module of its own."""
+    path = f"include/nightshift_core/sync/cdc/{name}.py"
     text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, text=True,
                           check=True).stdout  # fmt: skip
-    spec = importlib.util.spec_from_loader(f"postgres_logical_{rev.replace('~', '_')}", loader=None)
+    spec = importlib.util.spec_from_loader(f"{name}_{rev.replace('~', '_')}", loader=None)
     module = importlib.util.module_from_spec(spec)
-    exec(compile(text, f"{rev}:postgres_logical.py", "exec"), module.__dict__)  # noqa: S102 - our own file
+    exec(compile(text, f"{rev}:{name}.py", "exec"), module.__dict__)  # noqa: S102 - our own file
     return module
 
 
@@ -66,7 +70,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=5433)
     parser.add_argument("--baseline", default="HEAD", help="git revision of the reader to compare with")
     args = parser.parse_args()
-    baseline = reader_at(args.baseline)
+    baseline = module_at(args.baseline, "postgres_logical")
+    baseline_values = module_at(args.baseline, "values")
     db = f"ns_bench_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(host="127.0.0.1", port=args.port, user="postgres", dbname="postgres")
     admin.autocommit = True
@@ -74,7 +79,7 @@ def main() -> None:
     conn = psycopg2.connect(host="127.0.0.1", port=args.port, user="postgres", dbname=db)
     conn.autocommit = True
     cur = conn.cursor()
-    reader = LogicalReader(Endpoint("127.0.0.1", args.port, "postgres", db), "bench", ["t"])
+    reader = LogicalReader(Endpoint("127.0.0.1", args.port, "postgres", db), "bench", ["t"], text=True)
     try:
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT, n NUMERIC(12, 2))")
         cur.execute("INSERT INTO t SELECT g, 'row ' || g, g / 7.0 FROM generate_series(1, %s) g", [args.rows])
@@ -88,7 +93,9 @@ def main() -> None:
         def pgoutput_sql() -> int:
             return sum(1 for _ in reader.read(start))
 
-        old = baseline.LogicalReader(Endpoint("127.0.0.1", args.port, "postgres", db), "bench", ["t"])
+        old = baseline.LogicalReader(
+            Endpoint("127.0.0.1", args.port, "postgres", db), "bench", ["t"], text=True
+        )
 
         def pgoutput_sql_baseline() -> int:
             return sum(1 for _ in old.read(start))
@@ -141,6 +148,7 @@ def main() -> None:
             seconds, n = best(fn)
             print(f"{name:<24}{seconds:>10.2f}{n:>10,}{n / seconds:>12,.0f}")
         old.close()
+        steps(Endpoint("127.0.0.1", args.port, "postgres", db), start, args.baseline, baseline_values)
     finally:
         cur.execute(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'bench_text'"
@@ -150,6 +158,42 @@ def main() -> None:
         conn.close()
         admin.cursor().execute(f'DROP DATABASE "{db}" WITH (FORCE)')
         admin.close()
+
+
+def steps(endpoint: Endpoint, start: int, rev: str, baseline_values) -> None:
+    """The log run's fold and value conversion of the same changes, read as text (see the docstring)."""
+    from nightshift_core.sync import source
+    from nightshift_core.sync.cdc import values
+    from nightshift_core.sync.cdc.changes import Folder
+
+    conn = psycopg2.connect(
+        host=endpoint.host, port=endpoint.port, user=endpoint.user, dbname=endpoint.database
+    )
+    source.prepare_session(conn, "postgres")
+    columns = source.describe(conn, "postgres", "t")
+    conn.commit()
+    with LogicalReader(endpoint, "bench", ["t"], text=True) as reader:
+        changes = list(reader.read(start))
+    rows: list = []
+
+    def fold() -> int:
+        folder = Folder({}, default=("id",))
+        for change in changes:
+            folder.add(change)
+        rows[:] = [f.row if f.op == "upsert" else {"id": f.key[0]} for f in folder.take()]
+        return len(changes)
+
+    def convert(module) -> int:
+        arrays, _missing = module.postgres_batch(conn, rows, columns, "t")
+        conn.rollback()
+        return len(arrays[0])
+
+    for name, fn in (("fold", fold), (f"values ({rev})", lambda: convert(baseline_values)),
+                     ("values", lambda: convert(values)), (f"values ({rev})", lambda: convert(baseline_values)),
+                     ("values", lambda: convert(values))):  # fmt: skip
+        seconds, n = best(fn)
+        print(f"{name:<24}{seconds:>10.2f}{n:>10,}{n / seconds:>12,.0f}")
+    conn.close()
 
 
 if __name__ == "__main__":
