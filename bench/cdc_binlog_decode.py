@@ -1,4 +1,5 @@
-"""The MariaDB log run's cost on the private binlog server: the row decoder against mysql-replication's own.
+"""The MariaDB log run's cost on the private binlog server: the reader's own dump parsing and compiled
+row decoder against mysql-replication's stream reader and decoding.
 
     .venv/bin/python bench/cdc_binlog_decode.py [--rows 200000] [--changed 0.01] [--repeat 3]
                                                 [--port 3307] [--profile] [--statements row|set]
@@ -15,8 +16,9 @@ snapshot's warehouse (each run reads the same changes from the same stored posit
   run-lib / run-fast     the whole log run (nightshift_core.sync.cdc.run.sync_table): read, fold,
                          Arrow batch, DuckDB apply with the position
 
-``lib`` decodes rows through mysql-replication's RowsEvent.rows, ``fast`` through the compiled plan of
-nightshift_core.sync.cdc.binlog_decode; the two runs' warehouse tables are checked equal. Medians of
+``lib`` reads through mysql-replication's BinLogStreamReader and RowsEvent.rows (mysql_binlog's
+FAST_DECODE = False), ``fast`` parses the dump's packets in mysql_binlog and decodes rows through the
+compiled plans of nightshift_core.sync.cdc.binlog_decode; the two runs' warehouse tables are checked equal. Medians of
 --repeat tries; --profile prints a cProfile of one fast and one lib run instead. The database is
 dropped at the end. Not a test: nothing passes or fails here.
 """

@@ -190,7 +190,8 @@ def test_a_type_the_plan_does_not_read_is_left_to_the_library():
 
 # Text in character sets other than UTF-8 and Latin-1: UCS-2 and UTF-16 (big-endian in MySQL), UTF-16LE,
 # UTF-32 (big-endian), CHAR (its trailing spaces stripped in the binlog as by the query path), VARCHAR,
-# TEXT, and ENUM/SET members in such a character set (the table map names them in it) or in latin1.
+# TEXT, and ENUM/SET members in such a character set (the table map names them in it) or in latin1, and
+# latin1 text with the bytes Windows-1252 leaves undefined (MySQL reads them as C1 controls).
 CHARSETS = """CREATE TABLE texts (
   id INT PRIMARY KEY,
   u2c CHAR(4) CHARACTER SET ucs2, u2v VARCHAR(10) CHARACTER SET ucs2, u2t TEXT CHARACTER SET ucs2,
@@ -198,13 +199,14 @@ CHARSETS = """CREATE TABLE texts (
   le16v VARCHAR(10) CHARACTER SET utf16le, le16t TEXT CHARACTER SET utf16le,
   u32c CHAR(4) CHARACTER SET utf32, u32v VARCHAR(10) CHARACTER SET utf32, u32t TEXT CHARACTER SET utf32,
   e2 ENUM('a', 'é', 'ü') CHARACTER SET ucs2, s32 SET('x', 'ÿ', 'z') CHARACTER SET utf32,
-  e16 ENUM('ą', 'b') CHARACTER SET utf16le, el ENUM('é', 'b') CHARACTER SET latin1
+  e16 ENUM('ą', 'b') CHARACTER SET utf16le, el ENUM('é', 'b') CHARACTER SET latin1,
+  lat VARCHAR(10) CHARACTER SET latin1
 )"""
 TEXTS = [
     (1, "ab", "Zoë", "déjà vu", "a🙂", "Zoë🙂", "🙂" * 20, "Zoë", "ü🙂", "a🙂", "Zoë 🙂", "ÿ" * 30,
-     "é", "ÿ,z", "ą", "é"),
-    (2, "a  ", "", "", "", "", "", "", "", "", "", "", "a", "", "b", "b"),
-    (3, *([None] * 15)),
+     "é", "ÿ,z", "ą", "é", "\x81é€\x9d"),
+    (2, "a  ", "", "", "", "", "", "", "", "", "", "", "a", "", "b", "b", ""),
+    (3, *([None] * 16)),
 ]  # fmt: skip
 
 
@@ -222,7 +224,7 @@ def test_ucs2_utf16_and_utf32_text_from_the_log_equals_the_query_path(mariadb_bi
     with scratch_database(mariadb_binlog, "ns_cdc_cs") as db:
         cur = db.conn.cursor()
         cur.execute(CHARSETS)
-        cur.executemany(f"INSERT INTO texts VALUES ({', '.join(['%s'] * 16)})", TEXTS)
+        cur.executemany(f"INSERT INTO texts VALUES ({', '.join(['%s'] * 17)})", TEXTS)
         endpoint = Endpoint(mariadb_binlog.host, mariadb_binlog.port, "root", db.name)
 
         def run() -> Any:
@@ -236,7 +238,7 @@ def test_ucs2_utf16_and_utf32_text_from_the_log_equals_the_query_path(mariadb_bi
 
         assert run().mode == "snapshot"
         cur.execute("INSERT INTO texts SELECT id + 100, u2c, u2v, u2t, u16c, u16v, u16t, le16v, le16t, u32c, "
-                    "u32v, u32t, e2, s32, e16, el FROM texts")  # fmt: skip
+                    "u32v, u32t, e2, s32, e16, el, lat FROM texts")  # fmt: skip
         cur.execute("UPDATE texts SET u16v = 'ü🙂ü', e2 = 'ü' WHERE id = 101")
         result = run()
         assert result.mode == "log" and result.changes == 4

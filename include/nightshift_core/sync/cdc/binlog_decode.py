@@ -28,6 +28,7 @@ import codecs
 import datetime as dt
 import struct
 from collections.abc import Callable
+from encodings import cp1252
 from typing import Any
 
 from pymysqlreplication.constants import FIELD_TYPE as T
@@ -78,6 +79,9 @@ class Plan:
 # without a byte-order mark, utf16le little-endian.
 _PYTHON_CODECS = {"ucs2": "utf-16-be", "utf16": "utf-16-be", "utf16le": "utf-16-le", "utf32": "utf-32-be"}
 _ENUM_VALUES, _SET_VALUES = 6, 5  # optional metadata fields of a table map
+# MySQL's latin1 is Windows-1252 with the five bytes that code page leaves undefined read as the C1
+# controls of the same number (Python's cp1252 fails on them; the query path gets U+0081 and so on).
+_LATIN1 = "".join(chr(b) if c == "\ufffe" else c for b, c in enumerate(cp1252.decoding_table))
 
 
 def python_codec(character_set: str | None) -> str | None:
@@ -226,12 +230,12 @@ def _column(i: int, column: Any, env: dict[str, Any], errors: str) -> _Reader | 
     if kind == T.JSON:
         return _Reader([*_length(column.length_size), f"{v} = _parse_json(data[p], data[p + 1:p + n]) if n else None",
                         "p += n"])  # fmt: skip
-    fixed: tuple[Callable[[bytes, int], Any], int] | None = None
     if kind == T.NEWDECIMAL:
-        fixed = _decimal(column.precision, column.decimals)
-    elif kind == T.DATETIME2:
-        fixed = _datetime2(column.fsp)
-    elif kind == T.TIMESTAMP2:
+        return _decimal_code(i, column.precision, column.decimals, env)
+    if kind == T.DATETIME2:
+        return _datetime2_code(i, column.fsp, env)
+    fixed: tuple[Callable[[bytes, int], Any], int] | None = None
+    if kind == T.TIMESTAMP2:
         fixed = _timestamp2(column.fsp)
     elif kind == T.TIME2:
         fixed = _time2(column.fsp)
@@ -268,8 +272,15 @@ def _text(i: int, column: Any, size: int, env: dict[str, Any], errors: str) -> _
     encoding = python_codec(column.character_set_name)
     if encoding is None:
         return _Reader([*_length(size), f"{v} = data[p:p + n]", "p += n"])  # b'' too (see above)
-    env[f"_enc{i}"] = encoding
-    return _Reader([*_length(size), f"{v} = data[p:p + n].decode(_enc{i}, {errors!r})", "p += n"])
+    if codecs.lookup(encoding).name in ("utf-8", "iso8859-1", "ascii"):  # (bytes.decode's fast paths)
+        env[f"_enc{i}"] = encoding
+        return _Reader([*_length(size), f"{v} = data[p:p + n].decode(_enc{i}, {errors!r})", "p += n"])
+    if codecs.lookup(encoding).name == "cp1252":  # MySQL's latin1, through its own table (see _LATIN1)
+        env["_charmap"], env["_latin1"] = codecs.charmap_decode, _LATIN1
+        return _Reader([*_length(size), f"{v} = _charmap(data[p:p + n], {errors!r}, _latin1)[0]", "p += n"])
+    # others through their decoder, bound once (bytes.decode looks the codec up by name each time)
+    env[f"_dec{i}"] = codecs.lookup(encoding).decode
+    return _Reader([*_length(size), f"{v} = _dec{i}(data[p:p + n], {errors!r})[0]", "p += n"])
 
 
 def _fsp(fsp: int) -> int:
@@ -294,19 +305,26 @@ def _fraction(data: bytes, p: int, fsp: int, size: int) -> int:
     return us if us > 0 else 0
 
 
-def _datetime2(fsp: int) -> tuple[Callable[[bytes, int], Any], int]:
+def _datetime2_code(i: int, fsp: int, env: dict[str, Any]) -> _Reader:
+    """DATETIME(fsp) inline (the most common temporal type): five big-endian bytes of packed date and
+    time, then the fractional seconds, as :func:`_fraction` reads them; a zero date None, as the library."""
     size = _fsp(fsp)
-
-    def read(data: bytes, p: int) -> dt.datetime | None:
-        v = int.from_bytes(data[p : p + 5], "big")
-        ym = (v >> 22) & 0x1FFFF
-        us = _fraction(data, p + 5, fsp, size)
-        try:
-            return dt.datetime(ym // 13, ym % 13, (v >> 17) & 31, (v >> 12) & 31, (v >> 6) & 63, v & 63, us)
-        except ValueError:  # a zero date: None, as the library
-            return None
-
-    return read, 5 + size
+    env["_datetime"], env["_fraction"] = dt.datetime, _fraction
+    if size:
+        micro = [f"us = _int(data[p + 5:p + {5 + size}], 'big', signed=True)"]
+        if fsp % 2:
+            micro.append("us = int(us / 10)")
+        micro += [
+            f"us *= {10 ** (6 - fsp)}",
+            f"if not 0 <= us <= 999999: us = _fraction(data, p + 5, {fsp}, {size})",
+        ]
+    else:
+        micro = ["us = 0"]
+    return _Reader([
+        "t = _int(data[p:p + 5], 'big')", *micro, "ym = (t >> 22) & 0x1FFFF", "try:",
+        f"    v{i} = _datetime(ym // 13, ym % 13, (t >> 17) & 31, (t >> 12) & 31, (t >> 6) & 63, t & 63, us)",
+        "except ValueError:", f"    v{i} = None", f"p += {5 + size}",
+    ])  # fmt: skip
 
 
 def _timestamp2(fsp: int) -> tuple[Callable[[bytes, int], Any], int]:
@@ -387,43 +405,33 @@ def _bit(bits: int, size: int) -> Callable[[bytes, int], str]:
     return lambda data, p: format(int.from_bytes(data[p : p + size], "big") & mask, form)
 
 
-def _decimal(precision: int, decimals: int) -> tuple[Callable[[bytes, int], Any], int]:
-    """DECIMAL(precision, decimals) in MySQL's binary form: groups of nine digits in four big-endian
-    bytes, the leftover digits of each side in fewer, the sign in the first bit (a negative value is
-    stored complemented). The same Decimal as the library's, built from the same digits."""
-    from decimal import Decimal
+def _decimal_code(i: int, precision: int, decimals: int, env: dict[str, Any]) -> _Reader:
+    """DECIMAL(precision, decimals) inline, in MySQL's binary form: groups of nine digits in four
+    big-endian bytes, the leftover digits of each side in fewer, the sign in the first bit (a negative
+    value is stored complemented). Its digits as one integer, scaled by the decimals: the same Decimal,
+    digits and exponent, as the library's, which it parses from their text."""
+    from decimal import Context, Decimal
 
     integral = precision - decimals
     whole_int, whole_frac = integral // 9, decimals // 9
     lead, trail = _DECIMAL_BYTES[integral - whole_int * 9], _DECIMAL_BYTES[decimals - whole_frac * 9]
     size = lead + 4 * (whole_int + whole_frac) + trail
     top, ones = 1 << (8 * size - 1), (1 << (8 * size)) - 1
-    # (shift, mask, scale) of each group, most significant first: integral part, then fraction
-    int_groups = ([((size - lead) * 8, (1 << (8 * lead)) - 1, 1)] if lead else []) + [
-        ((size - lead - 4 * (k + 1)) * 8, 0xFFFFFFFF, 10**9) for k in range(whole_int)
-    ]
-    frac_groups = [
-        ((size - lead - 4 * whole_int - 4 * (k + 1)) * 8, 0xFFFFFFFF, 10**9) for k in range(whole_frac)
+    # (shift, mask, scale) of each group, most significant first
+    groups = ([((size - lead) * 8, (1 << (8 * lead)) - 1, 1)] if lead else []) + [
+        ((size - lead - 4 * (k + 1)) * 8, 0xFFFFFFFF, 10**9) for k in range(whole_int + whole_frac)
     ]
     if trail:
-        frac_groups.append((0, (1 << (8 * trail)) - 1, 10 ** (decimals - whole_frac * 9)))
-
-    def read(data: bytes, p: int) -> Decimal:
-        raw = int.from_bytes(data[p : p + size], "big")
-        if raw & top:
-            raw ^= top
-            sign = ""
-        else:
-            raw ^= top ^ ones
-            sign = "-"
-        whole = 0
-        for shift, mask, scale in int_groups:
-            whole = whole * scale + ((raw >> shift) & mask)
-        if not decimals:
-            return Decimal(f"{sign}{whole}")
-        fraction = 0
-        for shift, mask, scale in frac_groups:
-            fraction = fraction * scale + ((raw >> shift) & mask)
-        return Decimal(f"{sign}{whole}.{fraction:0{decimals}d}")
-
-    return read, size
+        groups.append((0, (1 << (8 * trail)) - 1, 10 ** (decimals - whole_frac * 9)))
+    digits = "0"
+    for shift, mask, scale in groups:
+        group = f"((raw >> {shift}) & {mask:#x})" if shift else f"(raw & {mask:#x})"
+        digits = group if digits == "0" else f"({digits}) * {scale} + {group}"
+    env["_decimal"], env["_exact"] = Decimal, Context(prec=65)  # (exact: MySQL's most digits)
+    value = f"_decimal({digits})" + (f".scaleb({-decimals}, _exact)" if decimals else "")
+    return _Reader([
+        f"raw = _int(data[p:p + {size}], 'big')",
+        f"if raw & {top:#x}:", f"    raw ^= {top:#x}", f"    v{i} = {value}",
+        "else:", f"    raw ^= {top ^ ones:#x}", f"    v{i} = {value}.copy_negate()",
+        f"p += {size}",
+    ])  # fmt: skip

@@ -168,11 +168,10 @@ class BinlogReader(ServerReader):
 
     def _changes(self, start: BinlogPosition, end: BinlogPosition) -> Iterator[Change]:
         if start.file and start.at_or_after(end):
-            return
+            return iter(())
         if FAST_DECODE and (start.file or self.settings.mariadb):
-            yield from self._dump_changes(start, end)
-        else:  # (a MySQL position holding only a GTID set: the library's GTID dump)
-            yield from self._library_changes(start, end)
+            return self._dump_changes(start, end)
+        return self._library_changes(start, end)  # (a MySQL position holding only a GTID set: its GTID dump)
 
     def _library_event(self, data: bytes, stop: int, tables: dict[int, Any] | None = None) -> Any:
         """mysql-replication's event for a dump packet: a table map (``tables`` None), or a row event of
@@ -226,7 +225,8 @@ class BinlogReader(ServerReader):
         name below fails it: none is skipped unread."""
         conn, crc = self._dump(start)
         maps = _TableMaps(self)
-        by_id = maps.by_id
+        by_id, by_bytes = maps.by_id, maps.by_bytes
+        table_map, rows, writes, deletes, heartbeats = B.TABLE_MAP_EVENT, _ROWS, _WRITE, _DELETE, _HEARTBEATS
         gtid_state = _gtid_state(start.gtid) if self.settings.mariadb else {}
         pending: list[Pending] = []
         append = pending.append
@@ -256,15 +256,16 @@ class BinlogReader(ServerReader):
                     limit = _limit(file, end)
                     maps.clear()  # table ids are the server's, and a restart (a new file) reuses them
                     continue
-                if next_pos and kind not in _HEARTBEATS:  # (a heartbeat's is where the server's binlog ends)
+                if next_pos and kind not in heartbeats:  # (a heartbeat's is where the server's binlog ends)
                     pos = next_pos
-                if kind == B.TABLE_MAP_EVENT:
-                    maps.add(data, stop, post[B.TABLE_MAP_EVENT])
+                if kind == table_map:  # (a transaction maps its tables again before each statement's rows)
+                    table = by_bytes.get(data[20:stop]) or maps.add(data, stop, post[table_map])
+                    by_id[from_bytes(data[20:26], "little")] = table
                     continue
                 # an event of a transaction committed after the read started: the read ends before it
                 if pos > limit:
                     break
-                if kind in _ROWS:
+                if kind in rows:
                     table = by_id.get(from_bytes(data[20:26], "little"))
                     if table is None:
                         raise BinlogError(f"{self.endpoint}: a row event at {file}:{pos} names a table id no "
@@ -273,10 +274,10 @@ class BinlogReader(ServerReader):
                         continue
                     images = table.images(data, stop, kind, post[kind])
                     name = table.name
-                    if kind in _WRITE:
+                    if kind in writes:
                         for image in images:
                             append((name, "insert", None, image))
-                    elif kind in _DELETE:
+                    elif kind in deletes:
                         for image in images:
                             append((name, "delete", image, None))
                     else:
@@ -537,18 +538,16 @@ class _TableMaps:
     def __init__(self, reader: BinlogReader) -> None:
         self.reader = reader
         self.by_id: dict[int, _Table] = {}
-        self._by_bytes: dict[bytes, _Table] = {}
+        self.by_bytes: dict[bytes, _Table] = {}  # a table map's body -> its table
 
     def clear(self) -> None:
         self.by_id.clear()
-        self._by_bytes.clear()
+        self.by_bytes.clear()
 
-    def add(self, data: bytes, stop: int, post_header: int) -> None:
-        body = data[20:stop]
-        table = self._by_bytes.get(body)
-        if table is None:
-            table = self._by_bytes[body] = self._parse(data, stop, post_header)
-        self.by_id[int.from_bytes(data[20:26], "little")] = table
+    def add(self, data: bytes, stop: int, post_header: int) -> _Table:
+        """The table of a table map not seen before, parsed."""
+        table = self.by_bytes[data[20:stop]] = self._parse(data, stop, post_header)
+        return table
 
     def _parse(self, data: bytes, stop: int, post_header: int) -> _Table:
         reader = self.reader
