@@ -307,21 +307,24 @@ def _fraction(data: bytes, p: int, fsp: int, size: int) -> int:
 
 def _datetime2_code(i: int, fsp: int, env: dict[str, Any]) -> _Reader:
     """DATETIME(fsp) inline (the most common temporal type): five big-endian bytes of packed date and
-    time, then the fractional seconds, as :func:`_fraction` reads them; a zero date None, as the library."""
+    time, then the fractional seconds, read in one integer; fractional seconds out of 0-999999 (which
+    includes any negative, its sign bit read unsigned) go through :func:`_fraction`, the library's
+    reading. A zero date is None, as the library's."""
     size = _fsp(fsp)
     env["_datetime"], env["_fraction"] = dt.datetime, _fraction
     if size:
-        micro = [f"us = _int(data[p + 5:p + {5 + size}], 'big', signed=True)"]
+        micro = [
+            f"t = _int(data[p:p + {5 + size}], 'big')",
+            f"us = t & {(1 << (8 * size)) - 1:#x}",
+            f"t >>= {8 * size}",
+        ]
         if fsp % 2:
             micro.append("us = int(us / 10)")
-        micro += [
-            f"us *= {10 ** (6 - fsp)}",
-            f"if not 0 <= us <= 999999: us = _fraction(data, p + 5, {fsp}, {size})",
-        ]
+        micro += [f"us *= {10 ** (6 - fsp)}", f"if us > 999999: us = _fraction(data, p + 5, {fsp}, {size})"]
     else:
-        micro = ["us = 0"]
+        micro = ["t = _int(data[p:p + 5], 'big')", "us = 0"]
     return _Reader([
-        "t = _int(data[p:p + 5], 'big')", *micro, "ym = (t >> 22) & 0x1FFFF", "try:",
+        *micro, "ym = (t >> 22) & 0x1FFFF", "try:",
         f"    v{i} = _datetime(ym // 13, ym % 13, (t >> 17) & 31, (t >> 12) & 31, (t >> 6) & 63, t & 63, us)",
         "except ValueError:", f"    v{i} = None", f"p += {5 + size}",
     ])  # fmt: skip

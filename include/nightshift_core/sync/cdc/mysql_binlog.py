@@ -236,7 +236,7 @@ class BinlogReader(ServerReader):
         file, pos = start.file, start.pos
         limit = _limit(file, end)
         post = _POST_HEADER_LENGTHS
-        header = _HEADER
+        header, checksum = _HEADER, _CHECKSUM
         from_bytes = int.from_bytes
         crc32 = zlib.crc32
         try:
@@ -246,7 +246,7 @@ class BinlogReader(ServerReader):
                     raise BinlogError(f"{self.endpoint}: a binlog event of {size} bytes came in a packet of "
                                       f"{len(data) - 1}")  # fmt: skip
                 stop = len(data) - 4 if crc else len(data)
-                if crc and crc32(memoryview(data)[1:stop]) != from_bytes(data[stop:], "little"):
+                if crc and crc32(memoryview(data)[1:stop]) != checksum(data, stop)[0]:
                     if kind != B.FORMAT_DESCRIPTION_EVENT or data[-5] == 1:  # (one heading a file without)
                         raise BinlogError(f"{self.endpoint}: binlog event of type {kind} before {file}:"
                                           f"{next_pos} failed its CRC32 check")  # fmt: skip
@@ -260,13 +260,13 @@ class BinlogReader(ServerReader):
                     pos = next_pos
                 if kind == table_map:  # (a transaction maps its tables again before each statement's rows)
                     table = by_bytes.get(data[20:stop]) or maps.add(data, stop, post[table_map])
-                    by_id[from_bytes(data[20:26], "little")] = table
+                    by_id[data[20:26]] = table  # (by the table id's six bytes)
                     continue
                 # an event of a transaction committed after the read started: the read ends before it
                 if pos > limit:
                     break
                 if kind in rows:
-                    table = by_id.get(from_bytes(data[20:26], "little"))
+                    table = by_id.get(data[20:26])
                     if table is None:
                         raise BinlogError(f"{self.endpoint}: a row event at {file}:{pos} names a table id no "
                                           "table map gave")  # fmt: skip
@@ -385,6 +385,7 @@ class BinlogError(RuntimeError):
 # a dump packet's OK byte, then the event header: timestamp, type, server id, size, next position, flags
 _HEADER = struct.Struct("<xIBIIIH").unpack_from
 _GTID = struct.Struct("<QI").unpack_from  # MariaDB GTID event: sequence number, domain
+_CHECKSUM = struct.Struct("<I").unpack_from
 _IGNORABLE = 0x80  # LOG_EVENT_IGNORABLE_F: an event a replica that does not know it may skip
 _WRITE = frozenset({B.WRITE_ROWS_EVENT_V1, B.WRITE_ROWS_EVENT_V2})
 _UPDATE = frozenset({B.UPDATE_ROWS_EVENT_V1, B.UPDATE_ROWS_EVENT_V2})
@@ -537,7 +538,7 @@ class _TableMaps:
 
     def __init__(self, reader: BinlogReader) -> None:
         self.reader = reader
-        self.by_id: dict[int, _Table] = {}
+        self.by_id: dict[bytes, _Table] = {}  # a table id (its six bytes) -> its table
         self.by_bytes: dict[bytes, _Table] = {}  # a table map's body -> its table
 
     def clear(self) -> None:
