@@ -282,3 +282,19 @@ def test_a_new_binlog_file_and_images_without_every_column_read_as_by_the_librar
     )
     files = [c[5].file for c in fast]
     assert files[0] != files[1] == files[-1], "the read follows the rotation into the next file"
+
+
+def test_a_table_of_more_than_250_columns_is_read_by_its_compiled_plan(source, monkeypatch):
+    """A row event's column count of 251 or more takes three bytes: the plan still reads its images."""
+    cur, endpoint = source
+    columns = ", ".join(f"c{k} INT" for k in range(1, 300))
+    cur.execute(f"CREATE TABLE wide (id INT PRIMARY KEY, {columns})")
+    with mysql_binlog.BinlogReader(endpoint, ["wide"]) as reader:
+        start = reader.current_position()
+    cur.execute(f"INSERT INTO wide VALUES (1, {', '.join(str(k) for k in range(1, 300))})")  # noqa: S608
+    cur.execute("UPDATE wide SET c299 = -1, c1 = NULL WHERE id = 1")
+    cur.execute("DELETE FROM wide")
+    fast = _read(endpoint, start, "fast", monkeypatch, ["wide"])
+    assert fast == _read(endpoint, start, "library", monkeypatch, ["wide"])
+    assert [op for _, op, *_ in fast] == ["insert", "update", "delete"]
+    assert fast[1][3]["c299"] == ("int", "-1") and fast[1][3]["c1"] == ("NoneType", "None")

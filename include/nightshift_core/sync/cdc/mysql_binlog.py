@@ -506,11 +506,10 @@ class _Table:
         p = 20 + post_header
         if kind in _V2:
             p += int.from_bytes(data[28:30], "little") - 2  # the extra data after the post-header
-        count = data[p]
-        if count >= 251 or count != self.columns:  # (a table map's count: so far fewer than 251)
+        count, p = (data[p], p + 1) if data[p] < 251 else length_coded(data, p)
+        if count != self.columns:
             return self._library(data, stop)
         width = len(self.full)
-        p += 1
         if data[p : p + width] != self.full:
             return self._library(data, stop)  # an image without every column (binlog_row_image is not FULL)
         p += width
