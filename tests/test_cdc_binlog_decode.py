@@ -298,3 +298,20 @@ def test_a_table_of_more_than_250_columns_is_read_by_its_compiled_plan(source, m
     assert fast == _read(endpoint, start, "library", monkeypatch, ["wide"])
     assert [op for _, op, *_ in fast] == ["insert", "update", "delete"]
     assert fast[1][3]["c299"] == ("int", "-1") and fast[1][3]["c1"] == ("NoneType", "None")
+
+
+def test_the_current_position_carries_the_gtid_state_binlog_gtid_pos_gives_there(source):
+    """MariaDB: the GTID state the reader gives with the current position (read without scanning the
+    binlog) is the one BINLOG_GTID_POS computes at that file and offset, also at a new file's start."""
+    cur, endpoint = source
+    with mysql_binlog.BinlogReader(endpoint, ["lines_"]) as reader:
+        positions = [reader.current_position()]
+        cur.execute("INSERT INTO lines_ VALUES (1, 1, 2, 3.5, 4, 'a', 9.99, 5, NOW(6), 0.5, 6)")
+        positions.append(reader.current_position())
+        cur.execute("FLUSH BINARY LOGS")
+        positions.append(reader.current_position())
+    assert positions[0].gtid != positions[1].gtid == positions[2].gtid
+    assert positions[1].file != positions[2].file
+    for position in positions:
+        cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (position.file, position.pos))
+        assert position.gtid and position.gtid == cur.fetchone()[0], position

@@ -112,22 +112,43 @@ class BinlogReader(ServerReader):
         return {"host": e.host, "port": e.port, "user": e.user, "passwd": e.password}
 
     def current_position(self) -> BinlogPosition:
-        """The binlog position now, with the GTID state at exactly that position."""
+        """The binlog position now, with the GTID state at exactly that position.
+
+        MariaDB: the server's last binlogged GTIDs (@@gtid_binlog_pos) read before and after the
+        position; the same both times, no transaction was binlogged in between (a transaction's GTID
+        and its events are written under the binlog's lock, which SHOW MASTER STATUS takes), so they are
+        the state at the position. BINLOG_GTID_POS gives the same, but reads the binlog file from its
+        start to the position: 0.15 s for a 420 MB file (it is kept for the rare busy server whose
+        state moves every time)."""
         with self._conn.cursor(pymysql.cursors.DictCursor) as cur:
-            try:
-                cur.execute("SHOW MASTER STATUS")
-            except pymysql.err.ProgrammingError:  # MySQL 8.4 removed it
-                cur.execute("SHOW BINARY LOG STATUS")
-            status = cur.fetchone()
-            if not status:
-                raise RuntimeError(f"{self.endpoint}: SHOW MASTER STATUS returned nothing (is log_bin on?)")
-            file, pos = status["File"], int(status["Position"])
-            if self.settings.mariadb:
+            for _ in range(5):
+                before = self._binlogged_gtids(cur)
+                file, pos, status = self._status(cur)
+                if before == self._binlogged_gtids(cur):
+                    gtid = before
+                    break
+            else:
                 cur.execute("SELECT BINLOG_GTID_POS(%s, %s) AS gtid", (file, pos))
                 gtid = cur.fetchone()["gtid"]
-            else:
+            if not self.settings.mariadb:
                 gtid = status.get("Executed_Gtid_Set") if self.settings.gtid else None
         return BinlogPosition(file, pos, gtid or None)
+
+    def _status(self, cur: Any) -> tuple[str, int, dict[str, Any]]:
+        try:
+            cur.execute("SHOW MASTER STATUS")
+        except pymysql.err.ProgrammingError:  # MySQL 8.4 removed it
+            cur.execute("SHOW BINARY LOG STATUS")
+        status = cur.fetchone()
+        if not status:
+            raise RuntimeError(f"{self.endpoint}: SHOW MASTER STATUS returned nothing (is log_bin on?)")
+        return status["File"], int(status["Position"]), status
+
+    def _binlogged_gtids(self, cur: Any) -> str | None:
+        if not self.settings.mariadb:
+            return None
+        cur.execute("SELECT @@global.gtid_binlog_pos AS gtid")
+        return cur.fetchone()["gtid"]
 
     def read(self, start: BinlogPosition) -> BinlogRead:
         """The changes committed from ``start`` up to the position current now (not beyond)."""
