@@ -110,6 +110,9 @@ def fold(changes: Iterable[Change], keys: Mapping[str, Sequence[str]]) -> list[F
     return folder.take()
 
 
+_OTHER = object()  # marks a Folder entry of a table other than its first (no key tuple equals it)
+
+
 class Folder:
     """:func:`fold`, one change at a time: what it holds is one entry per key changed since the last
     :meth:`take`, never the changes themselves (a backlog is drained in chunks of bounded size)."""
@@ -118,7 +121,10 @@ class Folder:
         self.keys = keys
         self.default = default  # the key columns of a table ``keys`` does not name (a read of one table)
         self.changes = 0  # changes added since the last take
-        self._net: dict[tuple[str, tuple], Folded] = {}
+        # One entry per key: keyed by the key tuple alone for the first table seen (a run reads one
+        # table: no (table, key) pair per entry), by (_OTHER, table, key) for any other table.
+        self._net: dict[tuple, Folded] = {}
+        self._table: str | None = None
         self._last_seq: int | None = None
 
     def __len__(self) -> int:
@@ -133,20 +139,26 @@ class Folder:
         if columns is None:
             raise ValueError(f"no primary-key columns given for table {table!r}")
         self.changes += 1
+        if self._table is None:
+            self._table = table
+        first = table == self._table
         net = self._net
         if op == "delete":
-            old = (table, _key(change, before, columns))
-            net.pop(old, None)
-            net[old] = Folded(table, old[1], "delete", None, commit_time, position)
+            key = _key(change, before, columns)
+            at = key if first else (_OTHER, table, key)
+            net.pop(at, None)
+            net[at] = Folded(table, key, "delete", None, commit_time, position)
             return
-        new = (table, _key(change, after, columns))
+        key = _key(change, after, columns)
         if before is not None and op == "update":
-            old = (table, _key(change, before, columns))
-            if old != new:
-                net.pop(old, None)
-                net[old] = Folded(table, old[1], "delete", None, commit_time, position)
-        net.pop(new, None)
-        net[new] = Folded(table, new[1], "upsert", after or {}, commit_time, position)
+            old = _key(change, before, columns)
+            if old != key:
+                at = old if first else (_OTHER, table, old)
+                net.pop(at, None)
+                net[at] = Folded(table, old, "delete", None, commit_time, position)
+        at = key if first else (_OTHER, table, key)
+        net.pop(at, None)
+        net[at] = Folded(table, key, "upsert", after or {}, commit_time, position)
 
     def take(self) -> list[Folded]:
         """The net rows in the order their keys last changed; the folder is empty after it."""
