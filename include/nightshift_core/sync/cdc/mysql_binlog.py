@@ -474,7 +474,7 @@ def _packets(conn: Any) -> Iterator[bytes]:
                         2013, "Lost connection to MySQL server during the binlog dump"
                     )
             data = b"".join(parts)
-        first = data[0]
+        first = data[0] if data else -1
         if first == 0:
             yield data
         elif first == 0xFE and length < 9:  # EOF: the dump reached the end of the binlog
@@ -482,7 +482,7 @@ def _packets(conn: Any) -> Iterator[bytes]:
         elif first == 0xFF:
             pymysql.err.raise_mysql_exception(data)
         else:
-            raise BinlogError(f"unexpected packet in the binlog dump (first byte {first:#x})")
+            raise BinlogError(f"unexpected packet in the binlog dump (first byte {first}, {length} bytes)")
 
 
 def _format_description(data: bytes) -> tuple[dict[int, int], bool]:
