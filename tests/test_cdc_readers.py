@@ -349,3 +349,39 @@ def test_pgoutput_text_images_compiled_per_relation_read_as_the_generic_reader(k
             if v is not ... and not (v is None and key_only and not is_key):
                 expected[name] = v
         assert row == expected
+
+
+def test_a_postgres_log_run_freezes_the_heap_for_its_duration_only():
+    """frozen_heap: the objects alive before the run are out of the collector's scans while it runs,
+    handed back after (an error included); left alone when frozen already or when gc is off."""
+    import gc
+
+    from nightshift_core.sync.cdc.postgres_source import frozen_heap
+
+    def scanned(obj: object) -> bool:
+        return any(o is obj for o in gc.get_objects())
+
+    assert gc.get_freeze_count() == 0
+    before = [[]]  # a container alive before the run
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0 and not scanned(before)
+        during = [[]]
+        assert scanned(during), "what the run makes is collected as usual"
+    assert gc.get_freeze_count() == 0 and scanned(before)
+    with pytest.raises(RuntimeError, match="boom"), frozen_heap():
+        raise RuntimeError("boom")
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() == frozen, "someone else's freeze is theirs to undo"
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        with frozen_heap():
+            assert gc.get_freeze_count() == 0
+    finally:
+        gc.enable()

@@ -127,7 +127,7 @@ def postgres_batch(
             try:
                 arrays[i] = parse([image.get(column.name) for image in images])
             except _DECLINED:
-                pass  # (a value written before the column's type changed, NaN, infinity...): the server's
+                pass  # NaN, an infinity, a value logged before a type change...: the server casts it
     remote = [i for i, a in enumerate(arrays) if a is None]
     if remote:
         types = {c.name: c.source_type for c in columns if c.reads is None}
