@@ -35,6 +35,7 @@ Variants, applied in the drain's process without changing the package:
                  (allocator_background_threads) and flushes after tasks over 8 MB
   all            glibc-trim and duckdb-bg
   all-1thread    all, with DuckDB on one thread
+  in-code-1thread  in-code, with DuckDB on one thread
   in-code        what a run can do without an environment variable: release and duckdb-bg
   in-code-system in-code, with Arrow on the system allocator (pyarrow.set_memory_pool)
 
@@ -67,23 +68,26 @@ PORTS = {
     "postgres": int(os.environ.get("BENCH_MEMORY_POSTGRES_PORT", "5433")),
 }
 LOGIN = {"mariadb": "root", "postgres": "postgres"}
-VARIANTS = (
-    "base",
-    "trim",
-    "arena2",
-    "threads1",
-    "flush",
-    "arrow-system",
-    "arrow-release",
-    "release",
-    "pymalloc-off",
-    "glibc-trim",
-    "duckdb-bg",
-    "all",
-    "in-code",
-    "in-code-system",
-    "all-1thread",
-)
+# What each variant does in the drain's process (ENV: its environment, set before it starts).
+STEPS: dict[str, tuple[str, ...]] = {
+    "base": (),
+    "trim": ("trim",),
+    "arena2": (),
+    "threads1": ("threads1",),
+    "flush": ("flush",),
+    "arrow-system": (),
+    "arrow-release": ("arrow-release",),
+    "release": ("arrow-release", "trim"),
+    "pymalloc-off": (),
+    "glibc-trim": ("trim",),
+    "duckdb-bg": ("flush", "bg"),
+    "all": ("trim", "flush", "bg"),
+    "in-code": ("arrow-release", "trim", "flush", "bg"),
+    "in-code-system": ("arrow-system", "arrow-release", "trim", "flush", "bg"),
+    "all-1thread": ("trim", "flush", "bg", "threads1"),
+    "in-code-1thread": ("arrow-release", "trim", "flush", "bg", "threads1"),
+}
+VARIANTS = tuple(STEPS)
 ENV = {
     "arena2": {"MALLOC_ARENA_MAX": "2"},
     "arrow-system": {"ARROW_DEFAULT_MEMORY_POOL": "system"},
@@ -214,13 +218,14 @@ def drain(args: argparse.Namespace) -> None:
 
     libc, duck = _libc(), _database()
     scratch = Path(tempfile.mkdtemp(prefix="memtrial-")) / "malloc.xml"
-    if args.variant in ("threads1", "all-1thread"):
+    steps = STEPS[args.variant]
+    if "threads1" in steps:
         duck.execute("SET threads = 1")
-    if args.variant == "in-code-system":
+    if "arrow-system" in steps:
         pa.set_memory_pool(pa.system_memory_pool())
-    if args.variant in ("flush", "duckdb-bg", "all", "in-code", "in-code-system", "all-1thread"):
+    if "flush" in steps:
         duck.execute("SET allocator_flush_threshold = '8MB'")
-    if args.variant in ("duckdb-bg", "all", "in-code", "in-code-system", "all-1thread"):
+    if "bg" in steps:
         duck.execute("SET allocator_background_threads = true")
     if args.phase == "drain":  # the slot is confirmed by the parent once every variant drained
         postgres_source.LogicalSource.confirm = lambda self, reader, end: None  # type: ignore[method-assign]
@@ -247,17 +252,9 @@ def drain(args: argparse.Namespace) -> None:
     def chunk(folder, *rest, **kw):
         changes = folder.changes
         apply_chunk(folder, *rest, **kw)
-        if args.variant in ("arrow-release", "release", "in-code", "in-code-system"):
+        if "arrow-release" in steps:
             pa.default_memory_pool().release_unused()
-        if args.variant in (
-            "trim",
-            "release",
-            "glibc-trim",
-            "all",
-            "in-code",
-            "in-code-system",
-            "all-1thread",
-        ):
+        if "trim" in steps:
             libc.malloc_trim(0)
         memory = snapshot_memory(libc, scratch, args.trace)
         size = sum(
