@@ -227,6 +227,39 @@ def test_a_slot_created_in_one_database_is_refused_from_another_of_the_same_serv
             reader.close()
 
 
+def test_a_first_run_never_drops_the_slot_of_another_database(postgres_logical):
+    """A snapshot re-creates its slot (dropping one of that name first): with the name taken by a slot
+    of another database it fails before touching it."""
+    from support.services import scratch_database
+
+    from nightshift_core.sync.cdc.postgres_logical import LogicalReader
+    from nightshift_core.sync.cdc.sources import log_source
+    from nightshift_core.sync.cdc.table import CdcTable
+    from nightshift_core.sync.dialects import PostgresDialect
+
+    table = CdcTable("public.orders", ("id",), f"g{uuid.uuid4().hex[:10]}")
+    with (
+        scratch_database(postgres_logical, "slotguard") as staging,
+        scratch_database(postgres_logical, "slotguard") as production,
+    ):
+        for db in (staging, production):
+            db.conn.cursor().execute("CREATE TABLE orders (id INT PRIMARY KEY)")
+        ours = Endpoint(postgres_logical.host, postgres_logical.port, "postgres", staging.name)
+        theirs = Endpoint(postgres_logical.host, postgres_logical.port, "postgres", production.name)
+        reader = LogicalReader(ours, table.slot, [table.name])
+        try:
+            created = reader.ensure_slot()
+            production.conn.autocommit = False
+            with pytest.raises(SlotDatabaseError, match=f"belongs to database '{staging.name}'"):
+                log_source(PostgresDialect(), table.name).snapshot(production.conn, theirs, table)
+            production.conn.rollback()
+            assert reader.slot_position() == created  # the staging slot is still there, unmoved
+        finally:
+            production.conn.autocommit = True
+            reader.drop()
+            reader.close()
+
+
 def test_orphaned_slots_are_reported_never_dropped(pg, capsys):
     _db, admin, reader = pg
     kept, removed = f"g{uuid.uuid4().hex[:10]}", f"g{uuid.uuid4().hex[:10]}"

@@ -28,6 +28,8 @@ class LogicalSource(LogSource):
         from nightshift_core.sync.cdc.postgres_logical import LogicalReader
 
         with LogicalReader(endpoint, table.slot, [table.name], text=True) as reader:
+            # a slot of this name in another database is another deployment's: refuse, never drop it
+            guards.check_slot_database(conn, reader.slot, tables=[table.name], server=str(endpoint))
             lsn, snapshot, replication = reader.create_slot_with_snapshot()
         position = {"lsn": lsn}
         conn.rollback()
