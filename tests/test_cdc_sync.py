@@ -297,6 +297,30 @@ def test_truncate_fails_naming_full_refresh_which_reloads(cdc):
     assert cdc.run().mode == "log" and cdc.live() == [(3, "after"), (4, "later")]
 
 
+@pytest.mark.parametrize("cdc", ["mysql"], indirect=True)  # binlog formats are MariaDB/MySQL's
+@pytest.mark.parametrize("fast", [True, False], ids=["dump-loop", "library-stream"])
+def test_a_change_logged_as_a_statement_fails_naming_the_table_and_the_fix(cdc, monkeypatch, fast):
+    """binlog_format=ROW is checked globally; a session may still write statements (STATEMENT or
+    MIXED), which carry no row images: the run fails instead of silently missing those rows."""
+    from nightshift_core.sync.cdc import mysql_binlog
+
+    monkeypatch.setattr(mysql_binlog, "FAST_DECODE", fast)
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a')")
+    cdc.run()
+    cdc.sql("CREATE TABLE notes (id INT PRIMARY KEY)")
+    cdc.sql("SET SESSION binlog_format = 'STATEMENT'", "INSERT INTO notes VALUES (1)")
+    cdc.sql("SET SESSION binlog_format = 'ROW'", "UPDATE orders SET status = 'paid' WHERE id = 1")
+    assert cdc.run().mode == "log", "another table's statement is not this table's change"
+    cdc.sql(
+        "SET SESSION binlog_format = 'STATEMENT'", "/* app */ UPDATE orders SET status = 'sent' WHERE id = 1"
+    )
+    cdc.sql("SET SESSION binlog_format = 'ROW'")
+    with pytest.raises(mysql_binlog.StatementLoggedError, match=r"orders.*STATEMENT or MIXED.*full_refresh"):
+        cdc.run()
+    assert cdc.live() == [(1, "paid")], "nothing applied past the statement"
+    assert cdc.run(full_refresh=True).mode == "snapshot" and cdc.live() == [(1, "sent")]
+
+
 def test_columns_added_appear_dropped_stop_and_a_type_change_fails(cdc):
     from nightshift_core.warehouse.types import SchemaChangeError
 

@@ -37,6 +37,7 @@ from pymysqlreplication.event import GtidEvent, MariadbGtidEvent, QueryEvent, Xi
 from pymysqlreplication.packet import BinLogPacketWrapper
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
+from nightshift_core.errors import PermanentError
 from nightshift_core.sync.cdc.binlog_decode import Plan, compile_plan, fix_columns, length_coded
 from nightshift_core.sync.cdc.changes import Change, Pending, TruncatedError, hand_over
 from nightshift_core.sync.cdc.endpoint import Endpoint, ServerReader
@@ -46,6 +47,10 @@ from nightshift_core.sync.cdc.preflight import BinlogSettings, check_mysql
 # mysql-replication's stream reader and decoding, as a reference for tests and benches).
 FAST_DECODE = True
 _BINLOG_NUMBER = re.compile(r"\.(\d+)$")
+# a data change logged as its statement (a session with binlog_format STATEMENT or MIXED): no row images
+_DML_STATEMENT = re.compile(
+    r"\s*(?:/\*.*?\*/\s*)*(?:INSERT|UPDATE|DELETE|REPLACE|LOAD\s+DATA)\b", re.I | re.S
+)
 _TRUNCATE = re.compile(r"\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?(\w+)`?\.)?`?(\w+)`?\s*;?\s*$", re.IGNORECASE)
 
 
@@ -322,6 +327,9 @@ class BinlogReader(ServerReader):
                         schema = truncated.group(1) or query[0]
                         if schema == self.endpoint.database and truncated.group(2) in self.tables:
                             raise TruncatedError(f"{schema}.{truncated.group(2)}", BinlogPosition(file, pos))
+                    named = _statement_change(query[1], self.tables)
+                    if named is not None:
+                        raise StatementLoggedError(named, BinlogPosition(file, pos), query[1])
                     # a statement outside a transaction (DDL, which commits itself) or one's COMMIT
                 elif kind == B.MARIADB_GTID_EVENT:
                     sequence, domain = _GTID(data, 20)
@@ -377,6 +385,10 @@ class BinlogReader(ServerReader):
                         if schema == self.endpoint.database and truncated.group(2) in self.tables:
                             here = BinlogPosition(stream.log_file, stream.log_pos)
                             raise TruncatedError(f"{schema}.{truncated.group(2)}", here)
+                    named = _statement_change(event.query, self.tables)
+                    if named is not None:
+                        here = BinlogPosition(stream.log_file, stream.log_pos)
+                        raise StatementLoggedError(named, here, event.query)
                 commit = isinstance(event, XidEvent) or (
                     isinstance(event, QueryEvent) and event.query.strip().upper() != "BEGIN"
                 )
@@ -401,6 +413,32 @@ class BinlogReader(ServerReader):
 
 class BinlogError(RuntimeError):
     """The binlog stream holds something this reader cannot read exactly (it never skips it)."""
+
+
+class StatementLoggedError(PermanentError):
+    """A change to a captured table reached the binlog as its SQL statement, not as row images: a
+    session wrote with binlog_format STATEMENT or MIXED (the global setting alone is checked at the
+    start). The log cannot say which rows the statement changed, so the table must be reloaded."""
+
+    def __init__(self, table: str, position: BinlogPosition, statement: str) -> None:
+        self.table = table
+        self.position = position
+        shown = " ".join(statement.split())
+        super().__init__(
+            f"{table}: a change was logged as a statement at binlog position {position.file}:"
+            f"{position.pos} ({shown[:120]}{'…' if len(shown) > 120 else ''}), not as row images, so "
+            "change capture cannot tell which rows it changed: a session wrote with binlog_format "
+            "STATEMENT or MIXED. Make every writer use ROW (no session may override it: revoke "
+            "SUPER/BINLOG ADMIN from application users, or remove the override from their connection "
+            "options), then reload the table with a full_refresh run."
+        )
+
+
+def _statement_change(query: str, tables: Any) -> str | None:
+    """The captured table a data-changing statement names, if it is one (None otherwise)."""
+    if not _DML_STATEMENT.match(query):
+        return None
+    return next((t for t in tables if re.search(rf"(?<![\w$]){re.escape(t)}(?![\w$])", query)), None)
 
 
 # a dump packet's OK byte, then the event header: timestamp, type, server id, size, next position, flags
