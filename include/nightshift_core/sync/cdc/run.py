@@ -25,7 +25,7 @@ from nightshift_core.sync import source
 from nightshift_core.sync.cdc.changes import Folded, Folder
 from nightshift_core.sync.cdc.endpoint import Endpoint
 from nightshift_core.sync.cdc.guards import GuardLimits
-from nightshift_core.sync.cdc.log_source import LogRun, LogSource
+from nightshift_core.sync.cdc.log_source import LogRun, LogSource, frozen_heap
 from nightshift_core.sync.cdc.sources import log_source
 from nightshift_core.sync.cdc.table import CdcTable
 from nightshift_core.sync.dialects import Dialect
@@ -193,7 +193,7 @@ def _from_log(
     def warn(warning: str) -> None:
         log.warning("%s: %s", target, warning)
 
-    with logs.open_log(LogRun(conn, endpoint, table, stored, limits, warn)) as reader:
+    with logs.open_log(LogRun(conn, endpoint, table, stored, limits, warn)) as reader, frozen_heap():
         read = logs.read(reader, position)
         _apply_read(read, conn, logs, table, columns, warehouse, target, job, result)
         result.end = json.dumps(logs.encode(read.end))
