@@ -321,6 +321,28 @@ def test_a_change_logged_as_a_statement_fails_naming_the_table_and_the_fix(cdc, 
     assert cdc.run(full_refresh=True).mode == "snapshot" and cdc.live() == [(1, "sent")]
 
 
+@pytest.mark.parametrize("cdc", ["mysql"], indirect=True)  # XA in the binlog: MariaDB/MySQL's
+@pytest.mark.parametrize("fast", [True, False], ids=["dump-loop", "library-stream"])
+def test_rows_of_an_xa_transaction_fail_the_run_never_applied_before_their_outcome(cdc, monkeypatch, fast):
+    """A prepared XA transaction's rows are logged before its XA COMMIT or XA ROLLBACK: applying them
+    at XA END would keep rolled-back rows, so the run fails naming the table and the fix."""
+    from nightshift_core.sync.cdc import mysql_binlog
+
+    monkeypatch.setattr(mysql_binlog, "FAST_DECODE", fast)
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'a')")
+    cdc.run()
+    cdc.sql("CREATE TABLE notes (id INT PRIMARY KEY)")
+    cdc.sql("XA START 'other'", "INSERT INTO notes VALUES (1)", "XA END 'other'", "XA PREPARE 'other'")
+    cdc.sql("XA COMMIT 'other'", "UPDATE orders SET status = 'paid' WHERE id = 1")
+    assert cdc.run().mode == "log", "another table's XA transaction is not this table's"
+    cdc.sql("XA START 'x2'", "INSERT INTO orders VALUES (2, 'new', 'b')", "XA END 'x2'", "XA PREPARE 'x2'")
+    cdc.sql("XA ROLLBACK 'x2'")
+    with pytest.raises(mysql_binlog.XaTransactionError, match=r"orders.*XA.*full_refresh"):
+        cdc.run()
+    assert cdc.live() == [(1, "paid")], "the rolled-back row is not applied"
+    assert cdc.run(full_refresh=True).mode == "snapshot" and cdc.live() == [(1, "paid")]
+
+
 def test_columns_added_appear_dropped_stop_and_a_type_change_fails(cdc):
     from nightshift_core.warehouse.types import SchemaChangeError
 

@@ -51,6 +51,7 @@ _BINLOG_NUMBER = re.compile(r"\.(\d+)$")
 _DML_STATEMENT = re.compile(
     r"\s*(?:/\*.*?\*/\s*)*(?:INSERT|UPDATE|DELETE|REPLACE|LOAD\s+DATA)\b", re.I | re.S
 )
+_XA_END = re.compile(r"\s*XA\s+END\b", re.I)  # a prepared XA transaction's rows end here, before its outcome
 _TRUNCATE = re.compile(r"\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?(\w+)`?\.)?`?(\w+)`?\s*;?\s*$", re.IGNORECASE)
 
 
@@ -330,6 +331,8 @@ class BinlogReader(ServerReader):
                     named = _statement_change(query[1], self.tables)
                     if named is not None:
                         raise StatementLoggedError(named, BinlogPosition(file, pos), query[1])
+                    if pending and _XA_END.match(query[1]):
+                        raise XaTransactionError(pending[0][0], BinlogPosition(file, pos), query[1])
                     # a statement outside a transaction (DDL, which commits itself) or one's COMMIT
                 elif kind == B.MARIADB_GTID_EVENT:
                     sequence, domain = _GTID(data, 20)
@@ -389,6 +392,9 @@ class BinlogReader(ServerReader):
                     if named is not None:
                         here = BinlogPosition(stream.log_file, stream.log_pos)
                         raise StatementLoggedError(named, here, event.query)
+                    if pending and _XA_END.match(event.query):
+                        here = BinlogPosition(stream.log_file, stream.log_pos)
+                        raise XaTransactionError(pending[0][0], here, event.query)
                 commit = isinstance(event, XidEvent) or (
                     isinstance(event, QueryEvent) and event.query.strip().upper() != "BEGIN"
                 )
@@ -431,6 +437,23 @@ class StatementLoggedError(PermanentError):
             "STATEMENT or MIXED. Make every writer use ROW (no session may override it: revoke "
             "SUPER/BINLOG ADMIN from application users, or remove the override from their connection "
             "options), then reload the table with a full_refresh run."
+        )
+
+
+class XaTransactionError(PermanentError):
+    """Rows of a captured table in an XA transaction: the binlog holds them at XA PREPARE, and whether
+    they count is decided by an XA COMMIT or XA ROLLBACK logged later. Not followed: the run fails
+    rather than apply rows that may be rolled back."""
+
+    def __init__(self, table: str, position: BinlogPosition, statement: str) -> None:
+        self.table = table
+        self.position = position
+        super().__init__(
+            f"{table}: rows changed in an XA transaction ({' '.join(statement.split())[:80]}) at binlog "
+            f"position {position.file}:{position.pos}; change capture does not follow XA transactions "
+            "(their rows are logged at XA PREPARE, their outcome later). Keep XA transactions off the "
+            "captured tables (or sync this table with mode: incremental), then, once the transaction "
+            "is committed or rolled back, reload the table with a full_refresh run."
         )
 
 
