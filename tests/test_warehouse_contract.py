@@ -236,6 +236,42 @@ def test_apply_changes_on_a_two_column_key_matches_the_whole_key(wh):
     assert wh.log_position(PAIRS_T) == '{"lsn": 2}'
 
 
+def test_apply_changes_of_full_images_only_replaces_whole_rows(wh):
+    """No image leaves a column out: the apply reads only the target's keys, and every staged value,
+    a NULL and a cleared soft-delete marker included, replaces the old row's."""
+    from nightshift_core.warehouse.base import CHANGE_OP, CHANGE_UNCHANGED, LOG_CURSOR, SyncState
+    from nightshift_core.warehouse.types import DELETED_COLUMN
+
+    rows = [(1, "a", "1a"), (1, "b", "1b"), (2, "a", "2a"), (2, "b", "2b")]
+    load_pairs(wh, rows)
+    gone = dt.datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+    schema = pa.schema([*PAIRS, pa.field(DELETED_COLUMN, pa.timestamp("us", tz="UTC")),
+                        pa.field(CHANGE_OP, pa.string()), pa.field(CHANGE_UNCHANGED, pa.list_(pa.string()))])  # fmt: skip
+
+    def apply(changes, n):
+        batch = pa.RecordBatch.from_pylist(
+            [dict(zip(schema.names, c, strict=True)) for c in changes], schema=schema
+        )
+        staged = wh.stage(key(task="cdc", start=f"full{n}"), PAIRS_T, [batch], schema)
+        wh.apply_changes(
+            staged, ["order_no", "code"], state=SyncState(LOG_CURSOR, position=f'{{"lsn": {n}}}')
+        )
+        got = wh.query(f"SELECT *, {DELETED_COLUMN} IS NOT NULL AS d FROM {PAIRS_T} ORDER BY order_no, code")
+        return [(r["order_no"], r["code"], r["v"], r["d"]) for r in got.to_pylist()]
+
+    assert apply([
+        (1, "b", None, None, "upsert", []),  # a whole image with a NULL: the old value goes
+        (2, "a", "2A", gone, "upsert", []),  # a whole image that marks the row deleted
+        (2, "b", None, None, "delete", []),  # a hard delete
+        (3, "a", "3a", None, "upsert", []),  # a new key
+        (4, "a", None, None, "delete", []),  # a hard delete of a key the target never had
+    ], 1) == [(1, "a", "1a", False), (1, "b", None, False), (2, "a", "2A", True), (3, "a", "3a", False)]  # fmt: skip
+    assert apply([(2, "a", "2a again", None, "upsert", [])], 2) == [
+        (1, "a", "1a", False), (1, "b", None, False), (2, "a", "2a again", False), (3, "a", "3a", False),
+    ]  # fmt: skip
+    assert wh.log_position(PAIRS_T) == '{"lsn": 2}'
+
+
 def test_merge_refuses_duplicate_keys_and_leaves_target(wh):
     load(wh, T, [{"id": 1, "v": "a"}], key=["id"])
     with pytest.raises(DuplicateKeyError, match=r"repeat the merge key \['id'\]"):

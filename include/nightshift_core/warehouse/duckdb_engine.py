@@ -362,12 +362,6 @@ class DuckDBWarehouse(Warehouse):
         job_id = staged.job.job_id("apply", str(target), ",".join(key), digest)
         data = [c for c in staged.columns if c.name not in CHANGE_COLUMNS]
         on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
-        kept = ", ".join(
-            f"s.{q(c.name)}" if c.name in key else
-            f"CASE WHEN list_contains(s.{q(CHANGE_UNCHANGED)}, '{c.name}') THEN t.{q(c.name)} "
-            f"ELSE s.{q(c.name)} END AS {q(c.name)}"
-            for c in data
-        )  # fmt: skip
         if not Path(path).exists():
             raise WarehouseError(f"{target}: staged file {path} is gone; re-run the task to stage again")
         with self.connect() as con:
@@ -378,9 +372,7 @@ class DuckDBWarehouse(Warehouse):
                 # a column the source dropped keeps its values (its new rows read NULL)
                 staged_names = {c.name for c in data}
                 gone = [c.name for c in _schema(con, target) if c.name not in staged_names]
-                kept += "".join(f", t.{q(name)} AS {q(name)}" for name in gone)
                 names = ", ".join([*(q(c.name) for c in data), *(q(name) for name in gone)])
-                # The rows as they will be, read before the old ones go (kept values come from them).
                 # a soft delete of a key the target never had (inserted and deleted between two reads)
                 # leaves nothing: there is no row to mark
                 absent = f"t.{q(key[0])} IS NULL" + (
@@ -388,11 +380,26 @@ class DuckDBWarehouse(Warehouse):
                     if DELETED_COLUMN in staged_names
                     else " AND FALSE"
                 )
-                # One pass over the target, filtered as it is read (see _candidates): the rows matched on
-                # the whole key keep their rowid; the old rows then go by rowid. (The DELETE ... USING
-                # before joined the whole target a second time.)
+                # One pass over the target, filtered as it is read (see _candidates): the rows matched on the
+                # whole key keep their rowid; the old rows then go by rowid. Only its key columns when no
+                # staged image left a column out (no soft delete, no TOAST) and the source dropped none:
+                # then no old value is kept, the merged rows are the staged ones (as the merge's), and the
+                # read skips decoding whole candidate rows. (A second, narrower read of whole rows for the
+                # partial images alone cost as much as it saved: both passes scan the first key column.)
+                partial = con.execute(
+                    f"SELECT count(*) FROM read_parquet(?) WHERE len({q(CHANGE_UNCHANGED)}) > 0", [path]
+                ).fetchall()[0][0]
+                old = bool(gone or partial)
+                kept = ", ".join(
+                    f"s.{q(c.name)}" if c.name in key or not old else
+                    f"CASE WHEN list_contains(s.{q(CHANGE_UNCHANGED)}, '{c.name}') THEN t.{q(c.name)} "
+                    f"ELSE s.{q(c.name)} END AS {q(c.name)}"
+                    for c in data
+                )  # fmt: skip
+                kept += "".join(f", t.{q(name)} AS {q(name)}" for name in gone)
+                read = "*" if old else ", ".join(q(k) for k in key)
                 merged = con.sql(  # noqa: F841 - read by the DELETE and INSERT below (replacement scans)
-                    f"{_candidates(target, key, '*', 'read_parquet(?)')} "
+                    f"{_candidates(target, key, read, 'read_parquet(?)')} "
                     f"SELECT {kept}, CASE WHEN {absent} THEN 'delete' ELSE s.{q(CHANGE_OP)} END AS {q(CHANGE_OP)}, "
                     f"t.{q(_ROWID)} FROM read_parquet(?) AS s LEFT JOIN t ON {on}",
                     params=[path, path],
