@@ -41,6 +41,7 @@ from nightshift_core.ml.model import (
     ModelArtifactError,
     SentimentModel,
     TrainingExample,
+    TweetLikeness,
     analyse,
     build_vocabulary,
     choose_fallback,
@@ -1508,3 +1509,49 @@ def test_the_threshold_is_chosen_in_training_saved_and_used(tmp_path):
     texts = ["great thing", "awful thing", "a thing"]
     assert [label for label, _ in loaded.predict(texts)] == ["positive", "negative", "neutral"]
     assert evaluate_model(loaded, [TrainingExample(t, "neutral") for t in texts])["override_share"] == 0.0
+
+
+def test_the_scale_share_follows_tweet_likeness_when_given():
+    # Three texts the model reads alike (positive): the two that look like tweets are neutral, the
+    # plain one positive. Markers say nothing here (none has them); their tweet-likeness does: no
+    # share for plain text, all of it for tweets gets all three right.
+    logits = np.log(_p(*[(1, 1, np.e**2.5)] * 3))
+    bias = np.log(_p((1, np.e**3, 1)))[0]
+    compounds = np.array([0.5] * 3, dtype=np.float32)
+    gold = np.array([NEU, NEU, POS])
+    tweetness = np.array([0.97, 0.92, 0.04])
+    assert choose_fallback(logits, compounds, gold, ["a"] * 3, bias, None, tweetness)[:2] == (0.0, 1.0)
+    assert choose_fallback(logits, compounds, gold, ["a"] * 3, bias, np.zeros(3, dtype=bool))[:2] == (
+        1.0,
+        1.0,
+    )
+
+
+def test_tweet_likeness_separates_tweets_and_round_trips_with_the_model(trained, tmp_path):
+    tweets = [f"@user{i} lol this is sooo {w} #day{i}" for i, w in enumerate(["fun", "bad", "ok"] * 10)]
+    prose = [
+        f"The film, directed with care, is {w} in its {i}th act." for i, w in enumerate(["fine", "dull"] * 15)
+    ]
+    likeness = TweetLikeness().fit(tweets + prose, [True] * len(tweets) + [False] * len(prose))
+    again = TweetLikeness().fit(tweets + prose, [True] * len(tweets) + [False] * len(prose))
+    assert np.array_equal(likeness.weights, again.weights)
+    p = likeness.proba(["@bob omg so fun #yay", "The novel is careful in its second act."])
+    assert p[0] > 0.5 > p[1]
+    model, _ = trained
+    texts = ["@bob great thing #yay", "The great thing is careful in its second act."]
+    before = model.probabilities(texts)[0]
+    bias = [40.0 if i == NEU else 0.0 for i in range(3)]  # towards neutral, x tweet-likeness squared
+    served = SentimentModel(model.net, model.config, model.vocabulary, threshold=model.threshold,
+                            likeness=likeness, likeness_bias=bias)  # fmt: skip
+    probs = served.probabilities(texts)[0]
+    assert probs[0].argmax() == NEU and before[0].argmax() != NEU
+    served.save(tmp_path / "m")
+    loaded = SentimentModel.load(tmp_path / "m")
+    assert loaded.likeness_bias.tolist() == bias
+    assert np.array_equal(loaded.probabilities(texts)[0], probs)
+    (tmp_path / "m" / "likeness.npy").unlink()
+    with pytest.raises(ModelArtifactError, match="likeness.npy"):
+        SentimentModel.load(tmp_path / "m")
+    model.save(tmp_path / "plain")
+    assert not (tmp_path / "plain" / "likeness.npy").exists()
+    assert SentimentModel.load(tmp_path / "plain").likeness is None

@@ -58,6 +58,9 @@ class ModelConfig:
     marked_scale: int = (
         0  # 1: texts with a tweet's markers (@mention, #hashtag) get a share of it of their own
     )
+    tweet_likeness: int = (
+        0  # 1: the scale bias is served by a learned tweet-likeness score (over marked_scale)
+    )
     fallback_share: float = 0.0  # > 0: human labels held out of the fit to choose the fallback threshold
     seed: int = 13
 
@@ -71,7 +74,7 @@ class ModelConfig:
                   "epochs": (1, 100), "min_steps": (0, 10**6), "batch_size": (1, 4096), "lr": (1e-5, 1.0),
                   "weight_decay": (0.0, 10.0), "l2": (0.0, 10.0), "rating_weight": (0.0, 10.0), "rating_share": (0.0, 1.0), "class_balance": (0.0, 1.0),
                   "weak_weight": (0.0, 1.0), "calibrate_share": (0.0, 0.5), "fallback_share": (0.0, 0.5), "scale_bias": (0, 1),
-                  "marked_scale": (0, 1),
+                  "marked_scale": (0, 1), "tweet_likeness": (0, 1),
                   "l2_reference": (0, 10**9),
                   "seed": (0, 2**31)}  # fmt: skip
         for name, (low, high) in limits.items():

@@ -24,7 +24,8 @@ The challenger is built so that it cannot fall far below its prior where it know
   how much of that bias the served model carries (0 to 1) is chosen with the fallback below --
   with ``marked_scale``, a share of its own for texts that show a tweet's markers on their face
   (a user mention or a hashtag, :data:`SOCIAL_MARKERS`): TweetEval's neutral there, the rated
-  sets' boundaries on text without them;
+  sets' boundaries on text without them; or, with ``tweet_likeness``, a share that grows with the
+  square of the text's tweet-likeness (:class:`TweetLikeness`, trained on the training texts);
 * where the model is unsure -- its largest class probability below a threshold (at least 0.5)
   chosen on a held-out share of the training labels (``fallback_share``) such that no label
   file there is left below the rule -- its label is the rule's (VADER's compound +-0.05): it
@@ -72,6 +73,8 @@ ELONGATED = re.compile(r"([a-z])\1{2,}")
 SOCIAL_MARKERS = re.compile(r"(?<![\w@#])(?:@\w|#[a-z_])", re.IGNORECASE)
 LETTERS = re.compile(r"[A-Za-z]{2,}")
 WEIGHTS_FILE = "weights.pt"
+LIKENESS_FILE = "likeness.npy"
+URL = re.compile(r"https?://|www\.", re.IGNORECASE)
 CONFIG_FILE = "model.json"
 VOCAB_FILE = "vocabulary.json"
 KIND_TRAINED, KIND_RULES = "rule-residual", "rules"
@@ -264,6 +267,65 @@ def _textblob(text: str) -> tuple[float, float]:
     return float(polarity), float(subjectivity)
 
 
+class TweetLikeness:
+    """P(a text is a tweet): logistic regression on hashed character 2-4-grams (scikit-learn's
+    ``HashingVectorizer``: MurmurHash3, not salted per process) and a few surface columns
+    (markers, link, length, casing, non-ASCII, lower-case start, end punctuation). Trained on the
+    model's training texts, the categorical file's (the tweets) against the others; its weights are
+    one array (``LIKENESS_FILE``)."""
+
+    FEATURES = 2**18
+    SURFACE = 7
+
+    def __init__(self, weights: np.ndarray | None = None) -> None:
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
+
+    @staticmethod
+    @functools.cache
+    def _hasher():
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        return HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4), n_features=TweetLikeness.FEATURES,
+                                 alternate_sign=False, lowercase=False)  # fmt: skip
+
+    def _matrix(self, texts: Sequence[str]):
+        from scipy import sparse
+
+        rows = []
+        for t in texts:
+            t = t[:4000]
+            letters = [c for c in t if c.isalpha()]
+            rows.append([
+                float(SOCIAL_MARKERS.search(t) is not None), float(URL.search(t) is not None),
+                math.log1p(len(t)) / 6, sum(c.isupper() for c in letters) / max(len(letters), 1),
+                float(not t.isascii()), float(t[:1].islower()), float(t.rstrip()[-1:] in ".!?\"'"),
+            ])  # fmt: skip
+        surface = sparse.csr_matrix(np.array(rows, dtype=np.float64).reshape(-1, self.SURFACE))
+        return sparse.hstack([self._hasher().transform([t[:4000] for t in texts]), surface]).tocsr()
+
+    def fit(self, texts: Sequence[str], is_tweet: Sequence[bool]) -> TweetLikeness:
+        from sklearn.linear_model import LogisticRegression
+
+        clf = LogisticRegression(
+            C=1.0, max_iter=2000, class_weight="balanced", solver="liblinear", random_state=0
+        )
+        clf.fit(self._matrix(texts), np.asarray(is_tweet, dtype=int))
+        self.weights = np.concatenate([clf.coef_[0], clf.intercept_]).astype(np.float32)
+        return self
+
+    def proba(self, texts: Sequence[str]) -> np.ndarray:
+        assert self.weights is not None
+        if not len(texts):
+            return np.zeros(0, dtype=np.float32)
+        z = self._matrix(texts) @ self.weights[:-1].astype(np.float64) + float(self.weights[-1])
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+    def weight(self, texts: Sequence[str]) -> np.ndarray:
+        """The share of the tweets' scale bias a text carries: its tweet-likeness squared, so a
+        text the classifier is unsure of (a Reddit post: 0.6 on average) gets little of it."""
+        return self.proba(texts) ** 2
+
+
 def build_vocabulary(analysed: Sequence[Analysed], min_count: int, max_size: int) -> list[str]:
     """The features in at least ``min_count`` texts, most frequent first (ties by the feature
     itself), at most ``max_size``: a stable choice for the same texts."""
@@ -370,6 +432,8 @@ class SentimentModel:
         version: str = "unregistered",
         threshold: float = 0.0,
         marked_bias: Sequence[float] | None = None,
+        likeness: TweetLikeness | None = None,
+        likeness_bias: Sequence[float] | None = None,
     ):
         self.net = net
         self.config = config
@@ -377,6 +441,9 @@ class SentimentModel:
         self.threshold = threshold  # below this class probability the rule's label stands
         # Added to the class logits of a text with social-media markers (model.marked_scale).
         self.marked_bias = None if marked_bias is None else np.asarray(marked_bias, dtype=np.float32)
+        # Added x the text's tweet-likeness to its class logits (model.tweet_likeness).
+        self.likeness = likeness
+        self.likeness_bias = None if likeness_bias is None else np.asarray(likeness_bias, dtype=np.float32)
         self.encoder = _Encoder(config, self.vocabulary)
         self.name = name
         self.version = version
@@ -405,6 +472,9 @@ class SentimentModel:
                 if self.marked_bias is not None:
                     marked = torch.tensor([a.marked for a in analysed], dtype=torch.float32)
                     logits = logits + marked.unsqueeze(1) * torch.from_numpy(self.marked_bias)
+                if self.likeness_bias is not None and self.likeness is not None:
+                    tweetness = torch.from_numpy(self.likeness.weight(texts[start : start + batch_size]))
+                    logits = logits + tweetness.unsqueeze(1) * torch.from_numpy(self.likeness_bias)
                 probs.append(torch.softmax(logits, dim=1).numpy())
                 ratings.append(rating.numpy())
                 compounds.append(batch[3][:, 0].numpy())
@@ -432,6 +502,9 @@ class SentimentModel:
                 "fallback_threshold": self.threshold}  # fmt: skip
         if self.marked_bias is not None:
             meta["marked_bias"] = [float(b) for b in self.marked_bias]
+        if self.likeness_bias is not None and self.likeness is not None:
+            meta["likeness_bias"] = [float(b) for b in self.likeness_bias]
+            np.save(folder / LIKENESS_FILE, self.likeness.weights, allow_pickle=False)
         (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
@@ -465,7 +538,13 @@ class SentimentModel:
         net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         net.eval()
         threshold = float(meta.get("fallback_threshold", 0.0))
-        return cls(net, config, vocabulary, name, version, threshold, meta.get("marked_bias"))
+        likeness = None
+        if meta.get("likeness_bias") is not None:
+            if not (folder / LIKENESS_FILE).is_file():
+                raise ModelArtifactError(f"model artifact {folder} has no {LIKENESS_FILE}")
+            likeness = TweetLikeness(np.load(folder / LIKENESS_FILE, allow_pickle=False))
+        return cls(net, config, vocabulary, name, version, threshold, meta.get("marked_bias"),
+                   likeness, meta.get("likeness_bias"))  # fmt: skip
 
 
 class RuleModel:
@@ -598,6 +677,7 @@ def choose_fallback(
     groups: Sequence[str],
     bias: np.ndarray,
     marked: np.ndarray | None = None,
+    tweetness: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
     """``(share, marked_share, threshold)``: how much of the categorical files' scale ``bias``
     the served model's logits carry, and the fallback threshold below which the rule's label
@@ -605,13 +685,17 @@ def choose_fallback(
     :func:`choose_threshold`). ``share`` is chosen first, with the threshold, as if no text had
     markers; then, where ``marked`` is given, the texts with social-media markers get a
     ``marked_share`` of their own (the threshold chosen again with it). Ties go to the smaller
-    share and to a marked share equal to ``share``; without ``marked`` it is ``share``."""
+    share and to a marked share equal to ``share``; without ``marked`` it is ``share``.
+
+    With ``tweetness`` (each text's tweet-likeness, 0..1) instead, a text's share is
+    ``share + (marked_share - share) * tweetness``, both chosen jointly on the grid."""
     flags = np.zeros(len(gold), dtype=bool) if marked is None else np.asarray(marked, dtype=bool)
+    weight = flags.astype(np.float64) if tweetness is None else np.asarray(tweetness, dtype=np.float64)
 
     def best(pairs: Sequence[tuple[float, float]]) -> tuple[float, float, float]:
         chosen: tuple[float, float, float, float] | None = None
         for share, marked_share in pairs:
-            shifted = logits + np.where(flags, marked_share, share)[:, None] * bias
+            shifted = logits + (share + (marked_share - share) * weight)[:, None] * bias
             probs = np.exp(shifted - shifted.max(axis=1, keepdims=True))
             probs /= probs.sum(axis=1, keepdims=True)
             threshold = choose_threshold(probs, compounds, gold, groups)
@@ -621,6 +705,8 @@ def choose_fallback(
         assert chosen is not None
         return chosen[1], chosen[2], chosen[3]
 
+    if tweetness is not None:
+        return best([(a, b) for a in SCALE_SHARES for b in SCALE_SHARES])
     choice = best([(s, s) for s in SCALE_SHARES])
     if not flags.any():
         return choice
@@ -772,6 +858,14 @@ def train(
                 log(f"epoch {epoch + 1}/{epochs}: loss {history[-1]:.4f}")
         net.eval()
         model = SentimentModel(net, config, vocabulary)
+        likeness = None
+        if (
+            config.tweet_likeness
+            and config.scale_bias
+            and bool(categorical.any())
+            and not bool(categorical.all())
+        ):
+            likeness = TweetLikeness().fit([e.text for e in fit], [e.categorical for e in fit])
         offsets = np.zeros(len(LABELS), dtype=np.float32)
         share = marked_share = 0.0
         if calib:
@@ -790,17 +884,23 @@ def train(
                     logits, _ = net(*encoded)
                 bias = scale_bias.detach().numpy()
                 marked = np.array([a.marked for a in calib_analysed]) if config.marked_scale else None
+                tweetness = None if likeness is None else likeness.weight(calib_texts)
                 share, marked_share, model.threshold = choose_fallback(
-                    logits.numpy(), encoded[3][:, 0].numpy(), gold, [e.source for e in calib], bias, marked
-                )
+                    logits.numpy(), encoded[3][:, 0].numpy(), gold, [e.source for e in calib], bias,
+                    None if likeness is not None else marked, tweetness,
+                )  # fmt: skip
                 if share:
                     net.offsets.add_(torch.from_numpy(share * bias))
-                if marked_share != share:
+                if marked_share != share and likeness is not None:
+                    model.likeness = likeness
+                    model.likeness_bias = ((marked_share - share) * bias).astype(np.float32)
+                elif marked_share != share:
                     model.marked_bias = ((marked_share - share) * bias).astype(np.float32)
                 log(
                     f"fallback to the rule below class probability {model.threshold:g}, {share:g} of the "
                     f"categorical scale bias {bias.round(2).tolist()} ({marked_share:g} on texts with "
-                    f"social-media markers; {len(calib)} held-out labels)"
+                    f"{'tweet-likeness 1' if model.likeness is not None else 'social-media markers'}; {len(calib)} "
+                    "held-out labels)"
                 )
     finally:
         torch.set_num_threads(threads)
