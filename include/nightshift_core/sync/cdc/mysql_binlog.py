@@ -323,16 +323,7 @@ class BinlogReader(ServerReader):
                     query = _query(data, stop, post[B.QUERY_EVENT])
                     if query is None:
                         continue  # BEGIN
-                    truncated = _TRUNCATE.fullmatch(query[1])
-                    if truncated:
-                        schema = truncated.group(1) or query[0]
-                        if schema == self.endpoint.database and truncated.group(2) in self.tables:
-                            raise TruncatedError(f"{schema}.{truncated.group(2)}", BinlogPosition(file, pos))
-                    named = _statement_change(query[1], self.tables)
-                    if named is not None:
-                        raise StatementLoggedError(named, BinlogPosition(file, pos), query[1])
-                    if pending and _XA_END.match(query[1]):
-                        raise XaTransactionError(pending[0][0], BinlogPosition(file, pos), query[1])
+                    self._refuse_unfollowable(query[0], query[1], pending, BinlogPosition(file, pos))
                     # a statement outside a transaction (DDL, which commits itself) or one's COMMIT
                 elif kind == B.MARIADB_GTID_EVENT:
                     sequence, domain = _GTID(data, 20)
@@ -360,6 +351,23 @@ class BinlogReader(ServerReader):
         finally:
             conn.close()
 
+    def _refuse_unfollowable(
+        self, schema: str, query: str, pending: list[Pending], here: BinlogPosition
+    ) -> None:
+        """A query event (not BEGIN) that changes a captured table in a way the log holds no row images
+        for fails the read: a TRUNCATE, a statement-logged change, the end of an XA transaction's
+        rows. ``here`` is the event's position."""
+        truncated = _TRUNCATE.fullmatch(query)
+        if truncated:
+            schema = truncated.group(1) or schema
+            if schema == self.endpoint.database and truncated.group(2) in self.tables:
+                raise TruncatedError(f"{schema}.{truncated.group(2)}", here)
+        named = _statement_change(query, self.tables)
+        if named is not None:
+            raise StatementLoggedError(named, here, query)
+        if pending and _XA_END.match(query):
+            raise XaTransactionError(pending[0][0], here, query)
+
     def _library_changes(self, start: BinlogPosition, end: BinlogPosition) -> Iterator[Change]:
         """The read through mysql-replication's stream reader and decoding (the reference)."""
         stream = self._stream(start)
@@ -382,19 +390,8 @@ class BinlogReader(ServerReader):
                         seq = yield from hand_over(pending, at, None, seq)
                     continue
                 if isinstance(event, QueryEvent):
-                    truncated = _TRUNCATE.fullmatch(event.query)
-                    if truncated:
-                        schema = truncated.group(1) or event.schema.decode()
-                        if schema == self.endpoint.database and truncated.group(2) in self.tables:
-                            here = BinlogPosition(stream.log_file, stream.log_pos)
-                            raise TruncatedError(f"{schema}.{truncated.group(2)}", here)
-                    named = _statement_change(event.query, self.tables)
-                    if named is not None:
-                        here = BinlogPosition(stream.log_file, stream.log_pos)
-                        raise StatementLoggedError(named, here, event.query)
-                    if pending and _XA_END.match(event.query):
-                        here = BinlogPosition(stream.log_file, stream.log_pos)
-                        raise XaTransactionError(pending[0][0], here, event.query)
+                    here = BinlogPosition(stream.log_file, stream.log_pos)
+                    self._refuse_unfollowable(event.schema.decode(), event.query, pending, here)
                 commit = isinstance(event, XidEvent) or (
                     isinstance(event, QueryEvent) and event.query.strip().upper() != "BEGIN"
                 )
