@@ -291,9 +291,9 @@ class TweetLikeness:
     def _matrix(self, texts: Sequence[str]):
         from scipy import sparse
 
+        texts = [t[:4000] for t in texts]  # (cut once: the surface columns and the n-grams read the same)
         rows = []
         for t in texts:
-            t = t[:4000]
             letters = [c for c in t if c.isalpha()]
             rows.append([
                 float(SOCIAL_MARKERS.search(t) is not None), float(URL.search(t) is not None),
@@ -301,7 +301,7 @@ class TweetLikeness:
                 float(not t.isascii()), float(t[:1].islower()), float(t.rstrip()[-1:] in ".!?\"'"),
             ])  # fmt: skip
         surface = sparse.csr_matrix(np.array(rows, dtype=np.float64).reshape(-1, self.SURFACE))
-        return sparse.hstack([self._hasher().transform([t[:4000] for t in texts]), surface]).tocsr()
+        return sparse.hstack([self._hasher().transform(texts), surface]).tocsr()
 
     def fit(self, texts: Sequence[str], is_tweet: Sequence[bool]) -> TweetLikeness:
         from sklearn.linear_model import LogisticRegression
