@@ -378,12 +378,21 @@ class Api:
         req.add_header("Content-Type", "application/json")
         if auth:
             req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:2000]
-            raise RuntimeError(f"{method} {path} -> HTTP {exc.code}: {detail}") from None
+        # The local stack's metadata database is SQLite: a write the scheduler holds can time out the
+        # API server's own (its audit-log row), which answers 500. A read or a PATCH is safe to repeat,
+        # so those try again; a POST (a new run) never is.
+        attempts = 3 if method in ("GET", "PATCH") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    raw = resp.read()
+                break
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")[:2000]
+                if exc.code >= 500 and attempt < attempts:
+                    time.sleep(1.0)
+                    continue
+                raise RuntimeError(f"{method} {path} -> HTTP {exc.code}: {detail}") from None
         return json.loads(raw) if raw else {}
 
     def get(self, path: str) -> dict:
