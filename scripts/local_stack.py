@@ -378,21 +378,12 @@ class Api:
         req.add_header("Content-Type", "application/json")
         if auth:
             req.add_header("Authorization", f"Bearer {self.token}")
-        # The local stack's metadata database is SQLite: a write the scheduler holds can time out the
-        # API server's own (its audit-log row), which answers 500. A read or a PATCH is safe to repeat,
-        # so those try again; a POST (a new run) never is.
-        attempts = 3 if method in ("GET", "PATCH") else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                with urllib.request.urlopen(req, timeout=30) as resp:
-                    raw = resp.read()
-                break
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:2000]
-                if exc.code >= 500 and attempt < attempts:
-                    time.sleep(1.0)
-                    continue
-                raise RuntimeError(f"{method} {path} -> HTTP {exc.code}: {detail}") from None
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:2000]
+            raise RuntimeError(f"{method} {path} -> HTTP {exc.code}: {detail}") from None
         return json.loads(raw) if raw else {}
 
     def get(self, path: str) -> dict:
@@ -560,8 +551,13 @@ def trigger_all(
                 started = api.get(path)["dag_runs"]
                 if started:
                     run_id = runs[dag_id] = pending[dag_id] = started[0]["dag_run_id"]
-                    if run_note:
-                        api.patch(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"note": run_note})
+                    if (
+                        run_note
+                    ):  # it only labels the run in the UI: a run without it is followed all the same
+                        try:
+                            api.patch(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"note": run_note})
+                        except RuntimeError as exc:
+                            print(f"    {dag_id}: could not set the run's note ({exc}); following it anyway")
                     print(f"    {dag_id}: {run_id} ({how})")
                     del waiting[dag_id]
             for dag_id, run_id in list(pending.items()):
