@@ -551,9 +551,8 @@ def trigger_all(
                 started = api.get(path)["dag_runs"]
                 if started:
                     run_id = runs[dag_id] = pending[dag_id] = started[0]["dag_run_id"]
-                    if (
-                        run_note
-                    ):  # it only labels the run in the UI: a run without it is followed all the same
+                    # the note only labels the run in the UI: a run without it is followed all the same
+                    if run_note:
                         try:
                             api.patch(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"note": run_note})
                         except RuntimeError as exc:
