@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import psycopg2
 import pyarrow as pa
 import pytest
@@ -170,10 +171,21 @@ def check_against_both(logged: Logged, rows: list[dict], columns, monkeypatch) -
     logged.conn.rollback()
     monkeypatch.undo()
     types = {c.name: c.source_type for c in columns if c.reads is None}
-    by_server = values._pg_server_batch(logged.conn, rows, columns, types, "v")
+    by_server = values._pg_server_batch(logged.conn, lambda n: [r.get(n) for r in rows], columns, types, "v")
+    logged.conn.rollback()
+    # the same texts given column by column, as the log run's array fold gives them
+    texts = {n: pa.array([r.get(n) for r in rows], pa.string()) for n in {k for r in rows for k in r}}
+    absent = {n: np.array([n not in r for r in rows]) for n in texts}
+    by_columns, missing_by_columns = values.postgres_columns(
+        logged.conn, texts, absent, len(rows), columns, "v"
+    )
     logged.conn.rollback()
     by_query = logged.query_path(columns)
-    assert missing == [[] for _ in rows]
+    assert missing == [[] for _ in rows] == missing_by_columns
+    for column, mine, theirs in zip(columns, arrays, by_columns, strict=True):
+        assert same(mine, theirs), (
+            f"{column.name}: by rows {mine.to_pylist()} != by columns {theirs.to_pylist()}"
+        )
     for column, mine, theirs in zip(columns, arrays, by_server, strict=True):
         assert same(mine, theirs), f"{column.name}: {mine.type} {mine.to_pylist()} != {theirs.to_pylist()}"
         query = by_query[column.name]

@@ -394,12 +394,29 @@ def test_a_read_at_the_flush_point_sends_no_decoding_query_and_an_open_read_hold
         assert list(changes) == []
         reader.confirm(read.end)
         assert reader.slot_position() > start
-        decoded: list = []
-        monkeypatch.setattr(postgres_logical, "_decode", lambda *args, **kw: decoded.append(args) or iter(()))
+        decoded: list = []  # the reads' server-side cursors: each sends the decoding query
+
+        class Recorded:  # the reader's connection, its named cursors recorded
+            def __init__(self, conn):
+                object.__setattr__(self, "conn", conn)
+
+            def __getattr__(self, name):
+                return getattr(self.conn, name)
+
+            def __setattr__(self, name, value):
+                setattr(self.conn, name, value)
+
+            def cursor(self, *args, **kwargs):
+                decoded.extend(kwargs.get("name", "") and [kwargs["name"]])
+                return self.conn.cursor(*args, **kwargs)
+
+        monkeypatch.setattr(reader, "_conn", Recorded(reader._conn))
         flushed = reader.current_position()
         monkeypatch.setattr(reader, "current_position", lambda: flushed)  # no other writer meanwhile
-        assert list(reader.read(flushed)) == [] and decoded == []
+        assert list(reader.read(flushed)) == [] and list(reader.read(flushed).blocks()) == []
+        assert decoded == []
         assert list(reader.read(flushed - 1)) == [] and len(decoded) == 1  # behind it: the query runs
+        assert list(reader.read(flushed - 1).blocks()) == [] and len(decoded) == 2
 
 
 # TOAST is PostgreSQL's: a FULL binlog row image has every column

@@ -130,7 +130,8 @@ class Folder:
     def __len__(self) -> int:
         return len(self._net)
 
-    def add(self, change: Change) -> None:
+    def add(self, change: Change) -> int:
+        """Fold ``change`` in; returns 1 (a change), as a folder of blocks returns their changes."""
         table, op, before, after, commit_time, position, seq, _closes = change
         if self._last_seq is not None and seq <= self._last_seq:
             raise ValueError(f"changes out of commit order: seq {seq} after seq {self._last_seq}")
@@ -148,7 +149,7 @@ class Folder:
             at = key if first else (_OTHER, table, key)
             net.pop(at, None)
             net[at] = Folded(table, key, "delete", None, commit_time, position)
-            return
+            return 1
         key = _key(change, after, columns)
         if before is not None and op == "update":
             old = _key(change, before, columns)
@@ -159,6 +160,7 @@ class Folder:
         at = key if first else (_OTHER, table, key)
         net.pop(at, None)
         net[at] = Folded(table, key, "upsert", after or {}, commit_time, position)
+        return 1
 
     def take(self) -> list[Folded]:
         """The net rows in the order their keys last changed; the folder is empty after it."""

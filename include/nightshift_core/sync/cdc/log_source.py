@@ -13,7 +13,7 @@ import abc
 import contextlib
 import gc
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -76,6 +76,24 @@ class LogSource(abc.ABC):
     @abc.abstractmethod
     def read(self, reader: Any, position: dict[str, Any]) -> Any:
         """The changes from ``position`` up to the position current now (iterable, ``start``, ``end``)."""
+
+    def units(self, read: Any) -> Iterable[Any]:
+        """What a run folds of ``read``, in commit order: its changes, or blocks of them that
+        :meth:`folder`'s folder takes (each with ``closes`` and ``position`` as a change has)."""
+        return read
+
+    def folder(self, table: CdcTable) -> Any:
+        """What folds :meth:`units` per key: ``add(unit)`` returns the changes it held, ``take()`` the net
+        rows (a list of :class:`~.changes.Folded`, or what :meth:`columns` reads), ``changes``."""
+        from nightshift_core.sync.cdc.changes import Folder
+
+        return Folder({}, default=table.primary_key)
+
+    def columns(
+        self, conn: Any, folded: Any, columns: Sequence[SourceColumn], table: str
+    ) -> tuple[list[pa.Array], list[list[str]]]:
+        """As :meth:`batch`, for net rows :meth:`folder` gives column by column (not a list)."""
+        raise NotImplementedError(f"{type(self).__name__} folds changes one by one")
 
     @abc.abstractmethod
     def encode(self, position: Any) -> dict[str, Any]:

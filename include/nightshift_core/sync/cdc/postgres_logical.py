@@ -11,10 +11,11 @@ gives PostgreSQL's text form): a change's position is the end of its transaction
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -68,11 +69,18 @@ class LogicalRead:
         self._reader = reader
 
     def __iter__(self) -> Iterator[Change]:
-        for change in self._reader._changes(self.start, self._upto):
+        return self._ended(self._reader._changes(self.start, self._upto))
+
+    def blocks(self) -> Iterator[Block]:
+        """The read as :class:`Block` s (row messages not yet decoded) instead of changes."""
+        return self._ended(self._reader._blocks(self.start, self._upto))
+
+    def _ended(self, items: Iterator[Any]) -> Iterator[Any]:
+        for item in items:
             # A commit record that straddles the bound is decoded with it: the next read starts after it.
-            if change.position is not None:
-                self.end = max(self.end, change.position)
-            yield change
+            if item.position is not None:
+                self.end = max(self.end, item.position)
+            yield item
 
 
 class LogicalReader(ServerReader):
@@ -206,6 +214,14 @@ class LogicalReader(ServerReader):
         self._one(sql.SQL("DROP PUBLICATION IF EXISTS {}; SELECT 1").format(sql.Identifier(self.slot)))
 
     def _changes(self, start: int, upto: int) -> Iterator[Change]:
+        with contextlib.closing(self._messages(start, upto)) as messages:  # (a raise ends the read too)
+            yield from _decode(messages, start, text=self.text, split_after=self.split_after)
+
+    def _blocks(self, start: int, upto: int) -> Iterator[Block]:
+        with contextlib.closing(self._messages(start, upto)) as messages:
+            yield from _blocks(messages, start, split_after=self.split_after)
+
+    def _messages(self, start: int, upto: int) -> Iterator[tuple[str, bytes]]:
         if upto <= start:
             return  # no WAL flushed since the position: nothing to decode (and no query to ask)
         # On the control connection (no second login): a server-side cursor, which needs a transaction,
@@ -220,32 +236,55 @@ class LogicalReader(ServerReader):
                     "'proto_version', '1', 'publication_names', %s)",
                     [self.slot, format_lsn(upto), self.slot],
                 )
-                messages = ((lsn, bytes(data)) for lsn, data in cur)
-                yield from _decode(messages, start, text=self.text, split_after=self.split_after)
+                for lsn, data in cur:
+                    yield lsn, bytes(data)
         finally:
             if not conn.closed:
                 conn.rollback()
                 conn.autocommit = True
 
 
-def _decode(
-    messages: Iterator[tuple[str, bytes]], start: int, *, text: bool = False, split_after: int = 0
-) -> Iterator[Change]:
-    """pgoutput protocol version 1 messages (with their LSN's text) -> changes of the transactions
-    committed after ``start``. With ``split_after``, a bigger transaction's changes are yielded in parts
-    before its commit, without a position (a read from the boundary before it sees them again)."""
+class Block:
+    """Row messages of one committed transaction, or of a part of a bigger one (``position`` None), in
+    commit order: ``segments`` pairs each run of rows with the Relation in effect for them (a Relation
+    message between two rows, after a DDL, starts a new segment)."""
+
+    __slots__ = ("commit_time", "count", "position", "segments")
+
+    def __init__(self, segments: list, commit_time: dt.datetime, position: int | None) -> None:
+        self.segments: list[tuple[_Relation, list[bytes]]] = segments
+        self.count = sum(len(rows) for _, rows in segments)
+        self.commit_time = commit_time
+        self.position = position
+
+    closes = True  # a block ends where its transaction (or part) does: a chunk may be committed after it
+
+
+def _blocks(messages: Iterator[tuple[str, bytes]], start: int, *, split_after: int = 0) -> Iterator[Block]:
+    """pgoutput protocol version 1 messages (with their LSN's text) -> the row messages of the
+    transactions committed after ``start``, one :class:`Block` per transaction. With ``split_after``, a
+    bigger transaction comes in parts of that many rows before its commit, without a position (a read
+    from the boundary before it sees them again)."""
     relations: dict[int, _Relation] = {}
-    pending: list[Pending] = []
-    seq = 0
+    segments: list[tuple[_Relation, list[bytes]]] = []
+    rows: list[bytes] = []
+    current: _Relation | None = None
+    pending = 0
     begun_at, replayed = _PG_EPOCH, True
     for lsn, data in messages:
         kind = data[0]
         if kind == 85 or kind == 73 or kind == 68:  # 'U', 'I', 'D': a row change (most messages)
-            pending.append(_row(kind, data, relations[_OID(data, 1)[0]], text))
-            if split_after and len(pending) >= split_after and not replayed:
-                seq = yield from hand_over(pending, begun_at, None, seq)
+            relation = relations[_OID(data, 1)[0]]
+            if relation is not current:
+                current, rows = relation, []
+                segments.append((relation, rows))
+            rows.append(data)
+            pending += 1
+            if split_after and pending >= split_after and not replayed:
+                yield Block(segments, begun_at, None)
+                segments, current, pending = [], None, 0
         elif kind == 66:  # 'B'
-            pending = []
+            segments, current, pending = [], None, 0
             final_lsn, micros = struct.unpack_from("!qq", data, 1)
             # its commit record starts before ``start``: committed downstream already, all of it skipped
             begun_at, replayed = _PG_EPOCH + dt.timedelta(microseconds=micros), final_lsn < start
@@ -256,12 +295,27 @@ def _decode(
             _flags, _commit_lsn, end_lsn, micros = struct.unpack_from("!bqqq", data, 1)
             if end_lsn <= start:
                 continue  # committed downstream already: the slot was not confirmed after it
-            commit_time = _PG_EPOCH + dt.timedelta(microseconds=micros)
-            seq = yield from hand_over(pending, commit_time, end_lsn, seq)
+            yield Block(segments, _PG_EPOCH + dt.timedelta(microseconds=micros), end_lsn)
+            segments, current, pending = [], None, 0
         elif kind == 84:  # 'T'
             (count,) = struct.unpack_from("!i", data, 1)
             oids = struct.unpack_from(f"!{count}I", data, 6)
             raise TruncatedError(", ".join(relations[oid].table for oid in oids), lsn)
+
+
+def _decode(
+    messages: Iterator[tuple[str, bytes]], start: int, *, text: bool = False, split_after: int = 0
+) -> Iterator[Change]:
+    """:func:`_blocks` as changes, one per row message, numbered in commit order from 1."""
+    seq = 0
+    for block in _blocks(messages, start, split_after=split_after):
+        seq = yield from block_changes(block, seq, text=text)
+
+
+def block_changes(block: Block, seq: int, *, text: bool = False) -> Generator[Change, None, int]:
+    """``block``'s row messages decoded one by one, as changes numbered after ``seq``; returns the last."""
+    pending = [_row(data[0], data, relation, text) for relation, rows in block.segments for data in rows]
+    return (yield from hand_over(pending, block.commit_time, block.position, seq))
 
 
 def _string(data: bytes, at: int) -> tuple[str, int]:

@@ -13,7 +13,7 @@ from nightshift_core.sync import source
 from nightshift_core.sync.cdc import guards
 from nightshift_core.sync.cdc.endpoint import Endpoint
 from nightshift_core.sync.cdc.log_source import LogRun, LogSource
-from nightshift_core.sync.cdc.values import postgres_batch
+from nightshift_core.sync.cdc.values import postgres_batch, postgres_columns
 from nightshift_core.sync.source import SourceColumn
 
 
@@ -72,6 +72,21 @@ class LogicalSource(LogSource):
 
     def read(self, reader: Any, position: dict[str, Any]) -> Any:
         return reader.read(int(position["lsn"]))
+
+    def units(self, read: Any) -> Any:
+        return read.blocks()  # row messages decoded and folded a chunk at a time (pgoutput_fold)
+
+    def folder(self, table: Any) -> Any:
+        from nightshift_core.sync.cdc.pgoutput_fold import BlockFolder
+
+        return BlockFolder(table.primary_key)
+
+    def columns(
+        self, conn: Any, folded: Any, columns: Sequence[SourceColumn], table: str
+    ) -> tuple[list[pa.Array], list[list[str]]]:
+        arrays, missing = postgres_columns(conn, folded.texts, folded.absent, folded.rows, columns, table)
+        conn.rollback()
+        return arrays, missing
 
     def encode(self, position: Any) -> dict[str, Any]:
         return {"lsn": position}

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nightshift_core.errors import SourceDefinitionError
 from nightshift_core.sync import source
-from nightshift_core.sync.cdc.changes import Folded, Folder
 from nightshift_core.sync.cdc.endpoint import Endpoint
 from nightshift_core.sync.cdc.guards import GuardLimits
 from nightshift_core.sync.cdc.log_source import LogRun, LogSource, frozen_heap
@@ -231,11 +231,10 @@ def _apply_read(read, conn, logs: LogSource, table, columns, warehouse, target, 
     or at that size inside a split transaction. So a run holds under twice that many changes, and the
     reader at most a part (plus, on the binlog, one row event's rows).
     """
-    folder = Folder({}, default=table.primary_key)  # the read yields this table's changes alone
+    folder = logs.folder(table)  # the read yields this table's changes alone
     safe: Any = read.start  # the last boundary with nothing after it applied
-    for change in read:
-        folder.add(change)
-        result.changes += 1
+    for change in logs.units(read):  # changes, or blocks of them
+        result.changes += folder.add(change)
         if change.closes and change.position is not None:
             safe = change.position
         # a closed transaction, or anywhere inside a split one (its chunks carry the boundary before it)
@@ -255,7 +254,7 @@ def _apply_read(read, conn, logs: LogSource, table, columns, warehouse, target, 
 
 
 def _apply_chunk(
-    folder: Folder, position, conn, logs: LogSource, table: CdcTable, columns, warehouse, target, job, result
+    folder: Any, position, conn, logs: LogSource, table: CdcTable, columns, warehouse, target, job, result
 ) -> None:
     """Apply what ``folder`` holds (emptying it) with ``position``, in one warehouse transaction."""
     batch, deleted = _change_batch(folder.take(), conn, logs, table, columns)
@@ -274,27 +273,35 @@ def _apply_chunk(
         _crash_point("chunk")
 
 
-def _change_batch(
-    folded: list[Folded], conn, logs: LogSource, table: CdcTable, columns
-) -> tuple[pa.RecordBatch, int]:
-    """The folded rows as one Arrow batch with the change columns, and how many are deletes."""
-    # A delete is written as its key alone: a delete's image holds the key (PostgreSQL's default replica
-    # identity) or the old row, and every other column keeps the warehouse's value.
-    rows = [f.row if f.op == "upsert" else dict(zip(table.primary_key, f.key, strict=True)) for f in folded]
-    arrays, missing = logs.batch(conn, rows, columns, table.name)
-    del rows
+def _change_batch(folded: Any, conn, logs: LogSource, table: CdcTable, columns) -> tuple[pa.RecordBatch, int]:
+    """The folded rows (a list of :class:`Folded`, or the log source's columns of them) as one Arrow
+    batch with the change columns, and how many are deletes."""
+    ts = pa.timestamp("us", tz="UTC")
+    if isinstance(folded, list):
+        # A delete is written as its key alone: a delete's image holds the key (PostgreSQL's default
+        # replica identity) or the old row, and every other column keeps the warehouse's value.
+        rows = [
+            f.row if f.op == "upsert" else dict(zip(table.primary_key, f.key, strict=True)) for f in folded
+        ]
+        arrays, missing = logs.batch(conn, rows, columns, table.name)
+        del rows
+        deletes = pa.array([f.op == "delete" for f in folded], pa.bool_())
+        times = pa.array([f.commit_time for f in folded], ts)
+    else:
+        arrays, missing = logs.columns(conn, folded, columns, table.name)
+        deletes, times = pa.array(folded.deletes, pa.bool_()), folded.commit_times
     # nullable: a delete's row carries its key alone, whatever the source's NOT NULL columns
     schema = pa.schema([f.with_nullable(True) for f in source.arrow_schema(columns)])
-    ts = pa.timestamp("us", tz="UTC")
-    fields, data = list(schema), list(arrays) if folded else [pa.array([], f.type) for f in schema]
+    rows = len(folded)
+    fields, data = list(schema), list(arrays) if rows else [pa.array([], f.type) for f in schema]
     if table.deletes == "soft":
         fields.append(pa.field(DELETED_COLUMN, ts))
-        data.append(pa.array([f.commit_time if f.op == "delete" else None for f in folded], ts))
+        data.append(pc.if_else(deletes, times, pa.scalar(None, ts)))
     fields += [pa.field(CHANGE_OP, pa.string()), pa.field(CHANGE_UNCHANGED, pa.list_(pa.string()))]
     hard = table.deletes == "hard"
-    data.append(pa.array(["delete" if hard and f.op == "delete" else "upsert" for f in folded], pa.string()))
-    data.append(pa.array(missing if folded else [], pa.list_(pa.string())))
-    deleted = sum(f.op == "delete" for f in folded)
+    data.append(pc.if_else(deletes, "delete" if hard else "upsert", "upsert").cast(pa.string()))
+    data.append(pa.array(missing if rows else [], pa.list_(pa.string())))
+    deleted = pc.sum(deletes).as_py() or 0
     return pa.RecordBatch.from_arrays(data, schema=pa.schema(fields)), deleted
 
 

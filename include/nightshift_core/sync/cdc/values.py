@@ -120,26 +120,60 @@ def postgres_batch(
     server's cast and the query path's reader would give it (:func:`_pg_local`); the other columns,
     and any column a value of which this parsing declines, are cast by the server."""
     images = [_NO_IMAGE if row is None else row for row in rows]
-    arrays: list[pa.Array | None] = [None] * len(columns)
-    for i, column in enumerate(columns):
-        parse = _pg_local(column, conn)
-        if parse is not None:
-            try:
-                arrays[i] = parse([image.get(column.name) for image in images])
-            except _DECLINED:
-                pass  # NaN, an infinity, a value logged before a type change...: the server casts it
-    remote = [i for i, a in enumerate(arrays) if a is None]
-    if remote:
-        types = {c.name: c.source_type for c in columns if c.reads is None}
-        cast = _pg_server_batch(conn, images, [columns[i] for i in remote], types, table)
-        for i, array in zip(remote, cast, strict=True):
-            arrays[i] = array
+    arrays = _pg_arrays(conn, lambda name: [image.get(name) for image in images], columns, table)
     read = frozenset(c.reads or c.name for c in columns)
     missing = [  # (a row known by its key alone, None, has the empty image: it lacks every column)
         [] if read <= image.keys() else [c.name for c in columns if (c.reads or c.name) not in image]
         for image in images
     ]
-    return arrays, missing  # type: ignore[return-value]
+    return arrays, missing
+
+
+def postgres_columns(
+    conn: Any,
+    texts: Mapping[str, pa.Array],
+    absent: Mapping[str, Any],
+    rows: int,
+    columns: Sequence[SourceColumn],
+    table: str,
+) -> tuple[list[pa.Array], list[list[str]]]:
+    """:func:`postgres_batch` for rows given column by column: ``texts`` each source column's pgoutput
+    text (a string array of ``rows``), ``absent`` its mask of the rows whose image lacks it (a numpy
+    bool array); a column in neither is absent from every row."""
+    import numpy as np
+
+    none = np.ones(rows, dtype=bool)
+
+    def texts_of(name: str) -> Any:
+        values = texts.get(name)
+        return pa.nulls(rows, pa.string()) if values is None else values
+
+    arrays = _pg_arrays(conn, texts_of, columns, table)
+    masks = [absent.get(c.reads or c.name, none) for c in columns]
+    lacking = np.flatnonzero(np.logical_or.reduce(masks)) if masks else []
+    missing: list[list[str]] = [[]] * rows  # (shared empty lists: nothing appends to them)
+    for row in lacking.tolist() if len(lacking) else []:
+        missing[row] = [c.name for c, mask in zip(columns, masks, strict=True) if mask[row]]
+    return arrays, missing
+
+
+def _pg_arrays(conn: Any, texts_of: Any, columns: Sequence[SourceColumn], table: str) -> list[pa.Array]:
+    """Each column's values from ``texts_of(source column)``: its texts (a list or a string array)."""
+    arrays: list[pa.Array | None] = [None] * len(columns)
+    for i, column in enumerate(columns):
+        parse = _pg_local(column, conn)
+        if parse is not None:
+            try:
+                arrays[i] = parse(texts_of(column.name))
+            except _DECLINED:
+                pass  # NaN, an infinity, a value logged before a type change...: the server casts it
+    remote = [i for i, a in enumerate(arrays) if a is None]
+    if remote:
+        types = {c.name: c.source_type for c in columns if c.reads is None}
+        cast = _pg_server_batch(conn, texts_of, [columns[i] for i in remote], types, table)
+        for i, array in zip(remote, cast, strict=True):
+            arrays[i] = array
+    return arrays  # type: ignore[return-value]
 
 
 _NO_IMAGE: Mapping[str, Any] = {}
@@ -147,14 +181,14 @@ _NO_IMAGE: Mapping[str, Any] = {}
 
 def _pg_server_batch(
     conn: Any,
-    images: Sequence[Mapping[str, Any]],
+    texts_of: Any,
     columns: Sequence[SourceColumn],
     types: Mapping[str, str],
     table: str,
 ) -> list[pa.Array]:
     """``columns`` cast by the server and read through the query path's select expressions (no table
-    is read: each source column they read travels as one text-array parameter; ``types``: the source
-    columns' types by name)."""
+    is read: each source column they read travels as one text-array parameter, ``texts_of(name)``;
+    ``types``: the source columns' types by name)."""
     names = list(dict.fromkeys(c.reads or c.name for c in columns))
     alias = {name: f"c{i}" for i, name in enumerate(names)}
     casts = ", ".join(f"CAST(u.{alias[n]} AS {types[n]}) AS {_pg_quote(n)}" for n in names)
@@ -169,7 +203,7 @@ def _pg_server_batch(
         "ORDER BY __nightshift_n"
     )
     # one array literal per column, not a list (which the driver would send as one literal per value)
-    params = [_pg_array_literal([image.get(n) for image in images]) for n in names]
+    params = [_pg_array_literal(_listed(texts_of(n))) for n in names]
     # nullable: a delete's row carries its key alone, whatever the source's NOT NULL columns
     schema = pa.schema([f.with_nullable(True) for f in source.arrow_schema(columns)])
     cur = conn.cursor()
@@ -252,8 +286,12 @@ def _pg_local(column: SourceColumn, conn: Any) -> Any:
     return None
 
 
-def _text_array(texts: Sequence[str | None]) -> pa.Array:
-    return pa.array(texts, pa.string())
+def _text_array(texts: Sequence[str | None] | pa.Array) -> pa.Array:
+    return texts if isinstance(texts, pa.Array) else pa.array(texts, pa.string())
+
+
+def _listed(texts: Sequence[str | None] | pa.Array) -> Sequence[str | None]:
+    return texts.to_pylist() if isinstance(texts, pa.Array) else texts
 
 
 def _pg_parse(texts: Sequence[str | None], arrow: pa.DataType) -> pa.Array:
@@ -296,6 +334,7 @@ def _pg_booleans(texts: Sequence[str | None]) -> pa.Array:
 
 def _pg_bytes(texts: Sequence[str | None]) -> pa.Array:
     """bytea's hex form (the reader's session sets bytea_output = hex)."""
+    texts = _listed(texts)
     if any(v is not None and not v.startswith("\\x") for v in texts):
         raise _Declined("not bytea's hex form")
     return pa.array([None if v is None else bytes.fromhex(v[2:]) for v in texts], pa.binary())
