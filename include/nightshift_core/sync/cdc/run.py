@@ -286,21 +286,23 @@ def _change_batch(folded: Any, conn, logs: LogSource, table: CdcTable, columns) 
         arrays, missing = logs.batch(conn, rows, columns, table.name)
         del rows
         deletes = pa.array([f.op == "delete" for f in folded], pa.bool_())
-        times = pa.array([f.commit_time for f in folded], ts)
+        # a tombstone's commit time, NULL for the rest
+        deleted_at = pa.array([f.commit_time if f.op == "delete" else None for f in folded], ts)
     else:
         arrays, missing = logs.columns(conn, folded, columns, table.name)
-        deletes, times = pa.array(folded.deletes, pa.bool_()), folded.commit_times
+        deletes = pa.array(folded.deletes, pa.bool_())
+        deleted_at = pc.if_else(deletes, folded.commit_times, pa.scalar(None, ts))
     # nullable: a delete's row carries its key alone, whatever the source's NOT NULL columns
     schema = pa.schema([f.with_nullable(True) for f in source.arrow_schema(columns)])
-    rows = len(folded)
-    fields, data = list(schema), list(arrays) if rows else [pa.array([], f.type) for f in schema]
+    count = len(folded)
+    fields, data = list(schema), list(arrays) if count else [pa.array([], f.type) for f in schema]
     if table.deletes == "soft":
         fields.append(pa.field(DELETED_COLUMN, ts))
-        data.append(pc.if_else(deletes, times, pa.scalar(None, ts)))
+        data.append(deleted_at)
     fields += [pa.field(CHANGE_OP, pa.string()), pa.field(CHANGE_UNCHANGED, pa.list_(pa.string()))]
     hard = table.deletes == "hard"
     data.append(pc.if_else(deletes, "delete" if hard else "upsert", "upsert").cast(pa.string()))
-    data.append(pa.array(missing if rows else [], pa.list_(pa.string())))
+    data.append(pa.array(missing if count else [], pa.list_(pa.string())))
     deleted = pc.sum(deletes).as_py() or 0
     return pa.RecordBatch.from_arrays(data, schema=pa.schema(fields)), deleted
 
