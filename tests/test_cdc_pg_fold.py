@@ -177,3 +177,34 @@ def test_a_null_key_value_is_left_to_the_per_message_fold(logged):
         want.add(change)
     got = folder.take()
     assert got == want.take() and [f.key for f in got] == [(None, "1"), ("2", "1")]
+
+
+def test_rows_of_two_tables_in_one_chunk_go_through_the_per_message_fold(postgres_logical_service):
+    from support.services import scratch_database
+
+    service = postgres_logical_service
+    with scratch_database(service, "ns_cdc_fold") as db:
+        cur = db.conn.cursor()
+        for name in ("items", "lines"):  # the same key columns: only the table tells their rows apart
+            cur.execute(
+                f"CREATE TABLE {name} (order_id INT, line INT, qty INT, PRIMARY KEY (order_id, line))"
+            )
+        reader = postgres_logical.LogicalReader(
+            Endpoint(service.host, service.port, "postgres", db.name),
+            f"f{uuid.uuid4().hex[:10]}",
+            ["items", "lines"],
+        )
+        try:
+            reader.ensure_slot()
+            cur.execute("INSERT INTO items VALUES (1, 1, 1)")
+            cur.execute("INSERT INTO lines VALUES (1, 1, 2)")
+            msgs = messages(reader)
+        finally:
+            reader.drop()
+            reader.close()
+    got = by_arrays(msgs)
+    assert isinstance(got, list) and got == by_message(msgs)
+    assert [(f.table, f.key, f.row["qty"]) for f in got] == [
+        ("public.items", ("1", "1"), "1"),
+        ("public.lines", ("1", "1"), "2"),
+    ]

@@ -102,6 +102,8 @@ def _fold_slowly(blocks: list[Any], key: tuple[str, ...]) -> list[Folded]:
 def fold_blocks(blocks: list[Any], key: tuple[str, ...]) -> ColumnarFold:
     """Decode and fold ``blocks`` (raises :class:`_Irregular` for a chunk to decode per message)."""
     segments = [(relation, rows, block.commit_time) for block in blocks for relation, rows in block.segments]
+    if len({relation.table for relation, _, _ in segments}) > 1:
+        raise _Irregular  # (a read of one table: the per-message fold keys each table apart)
     messages = [data for _, rows, _ in segments for data in rows]
     count = len(messages)
     lengths = np.fromiter(map(len, messages), np.int64, count)
