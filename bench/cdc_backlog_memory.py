@@ -38,6 +38,7 @@ Variants, applied in the drain's process without changing the package:
   in-code-1thread  in-code, with DuckDB on one thread
   in-code        what a run can do without an environment variable: release and duckdb-bg
   in-code-system in-code, with Arrow on the system allocator (pyarrow.set_memory_pool)
+  instance  a new DuckDB instance after each chunk (the one the chunk's apply ran in is closed)
 
 Not a test: nothing passes or fails here; read the per-chunk lines and the summary.
 """
@@ -86,6 +87,7 @@ STEPS: dict[str, tuple[str, ...]] = {
     "in-code-system": ("arrow-system", "arrow-release", "trim", "flush", "bg"),
     "all-1thread": ("trim", "flush", "bg", "threads1"),
     "in-code-1thread": ("arrow-release", "trim", "flush", "bg", "threads1"),
+    "instance": ("instance",),
 }
 VARIANTS = tuple(STEPS)
 ENV = {
@@ -256,6 +258,12 @@ def drain(args: argparse.Namespace) -> None:
             pa.default_memory_pool().release_unused()
         if "trim" in steps:
             libc.malloc_trim(0)
+        if "instance" in steps:  # a new DuckDB instance for the next chunk: this one's memory goes
+            from nightshift_core.warehouse import duckdb_engine
+
+            if duckdb_engine._DATABASE is not None:
+                duckdb_engine._DATABASE[1].close()
+                duckdb_engine._DATABASE = None
         memory = snapshot_memory(libc, scratch, args.trace)
         size = sum(
             p.stat().st_size for p in Path(args.warehouse).parent.glob(Path(args.warehouse).name + "*")
