@@ -8,6 +8,7 @@ no services.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -41,7 +42,9 @@ from nightshift_core.ml.model import (
     ModelArtifactError,
     SentimentModel,
     TrainingExample,
+    TweetHead,
     TweetLikeness,
+    _calibration_part,
     analyse,
     build_vocabulary,
     choose_fallback,
@@ -1555,3 +1558,73 @@ def test_tweet_likeness_separates_tweets_and_round_trips_with_the_model(trained,
     model.save(tmp_path / "plain")
     assert not (tmp_path / "plain" / "likeness.npy").exists()
     assert SentimentModel.load(tmp_path / "plain").likeness is None
+
+
+def _tweets_and_prose() -> tuple[list[str], list[str]]:
+    tweets = [f"@user{i} lol this is sooo {w} #day{i}" for i, w in enumerate(["fun", "bad", "ok"] * 10)]
+    prose = [
+        f"The film, directed with care, is {w} in its {i}th act." for i, w in enumerate(["fine", "dull"] * 15)
+    ]
+    return tweets, prose
+
+
+def test_the_tweet_head_is_added_by_tweet_likeness_squared_and_round_trips_with_the_model(trained, tmp_path):
+    tweets, prose = _tweets_and_prose()
+    likeness = TweetLikeness().fit(tweets + prose, [True] * len(tweets) + [False] * len(prose))
+    model, _ = trained
+    texts = ["@bob great thing #yay", "The great thing is careful in its second act."]
+    before = model.probabilities(texts)[0]
+    # A head that calls everything neutral (log-odds 40): it rules the tweet, hardly touches the prose.
+    weights = np.zeros((3, TweetHead.WORDS + TweetLikeness.FEATURES + TweetHead.VADER + 1), dtype=np.float32)
+    weights[NEU, -1] = 40.0
+    served = SentimentModel(model.net, model.config, model.vocabulary, threshold=model.threshold,
+                            likeness=likeness, head=TweetHead(weights))  # fmt: skip
+    probs = served.probabilities(texts)[0]
+    assert before[0].argmax() != NEU and probs[0].argmax() == NEU
+    chars, vader = TweetLikeness.chars(texts), np.zeros((2, TweetHead.VADER))  # hashed once, read by both
+    assert np.array_equal(likeness.proba(texts, chars), likeness.proba(texts))
+    noisy = TweetHead(np.random.default_rng(0).normal(size=weights.shape).astype(np.float32))
+    assert np.array_equal(noisy.log_proba(texts, vader, chars), noisy.log_proba(texts, vader))
+    assert probs[1].argmax() == before[1].argmax() and abs(probs[1] - before[1]).max() < 0.05
+    served.save(tmp_path / "m")
+    assert "likeness_bias" not in json.loads((tmp_path / "m" / "model.json").read_text())
+    loaded = SentimentModel.load(tmp_path / "m")
+    assert np.array_equal(loaded.head.weights, weights) and np.array_equal(
+        loaded.probabilities(texts)[0], probs
+    )
+    (tmp_path / "m" / "tweet_head.npy").unlink()
+    with pytest.raises(ModelArtifactError, match="tweet_head.npy"):
+        SentimentModel.load(tmp_path / "m")
+    served.save(tmp_path / "n")
+    (tmp_path / "n" / "likeness.npy").unlink()
+    with pytest.raises(ModelArtifactError, match="likeness.npy"):
+        SentimentModel.load(tmp_path / "n")
+
+
+def test_the_tweet_head_trains_on_the_categorical_texts_it_fits_on_only(monkeypatch):
+    tweets, _ = _tweets_and_prose()
+    labels = ["positive", "negative", "neutral"]
+    categorical = [
+        TrainingExample(t, labels[i % 3], None, categorical=True, source="t.tsv")
+        for i, t in enumerate(tweets)
+    ]
+    examples = _examples() + categorical
+    config = ModelConfig(**{**TINY.to_dict(), "tweet_likeness": 1, "tweet_head": 1, "fallback_share": 0.2})
+    seen: list[list[str]] = []
+    fit = TweetHead.fit
+
+    def recording(self, texts, vader, gold):
+        seen.append(list(texts))
+        return fit(self, texts, vader, gold)
+
+    monkeypatch.setattr(TweetHead, "fit", recording)
+    model, history = train(examples, config, log=lambda _: None)
+    again, _ = train(examples, config, log=lambda _: None)
+    assert history["tweet_head"] and model.head is not None and model.likeness is not None
+    assert np.array_equal(model.head.weights, again.head.weights)  # deterministic
+    held = {e.text for e in categorical if _calibration_part(e.text, config.seed, config.fallback_share)}
+    assert held and set(seen[0]) == {e.text for e in categorical} - held
+    off, history_off = train(examples, dataclasses.replace(config, tweet_head=0), log=lambda _: None)
+    assert off.head is None and not history_off["tweet_head"] and len(seen) == 2
+    with pytest.raises(ValueError, match="tweet_head"):
+        dataclasses.replace(config, tweet_head=2).validate()

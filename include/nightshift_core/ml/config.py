@@ -61,6 +61,7 @@ class ModelConfig:
     tweet_likeness: int = (
         0  # 1: the scale bias is served by a learned tweet-likeness score (over marked_scale)
     )
+    tweet_head: int = 0  # 1: a linear head on the categorical file's texts, added x tweet-likeness^2
     fallback_share: float = 0.0  # > 0: human labels held out of the fit to choose the fallback threshold
     seed: int = 13
 
@@ -74,7 +75,7 @@ class ModelConfig:
                   "epochs": (1, 100), "min_steps": (0, 10**6), "batch_size": (1, 4096), "lr": (1e-5, 1.0),
                   "weight_decay": (0.0, 10.0), "l2": (0.0, 10.0), "rating_weight": (0.0, 10.0), "rating_share": (0.0, 1.0), "class_balance": (0.0, 1.0),
                   "weak_weight": (0.0, 1.0), "calibrate_share": (0.0, 0.5), "fallback_share": (0.0, 0.5), "scale_bias": (0, 1),
-                  "marked_scale": (0, 1), "tweet_likeness": (0, 1),
+                  "marked_scale": (0, 1), "tweet_likeness": (0, 1), "tweet_head": (0, 1),
                   "l2_reference": (0, 10**9),
                   "seed": (0, 2**31)}  # fmt: skip
         for name, (low, high) in limits.items():

@@ -26,6 +26,8 @@ The challenger is built so that it cannot fall far below its prior where it know
   (a user mention or a hashtag, :data:`SOCIAL_MARKERS`): TweetEval's neutral there, the rated
   sets' boundaries on text without them; or, with ``tweet_likeness``, a share that grows with the
   square of the text's tweet-likeness (:class:`TweetLikeness`, trained on the training texts);
+  with ``tweet_head``, a linear classifier trained on the categorical file's texts only
+  (:class:`TweetHead`) adds its log-probabilities to the class logits x that square;
 * where the model is unsure -- its largest class probability below a threshold (at least 0.5)
   chosen on a held-out share of the training labels (``fallback_share``) such that no label
   file there is left below the rule -- its label is the rule's (VADER's compound +-0.05): it
@@ -74,6 +76,7 @@ SOCIAL_MARKERS = re.compile(r"(?<![\w@#])(?:@\w|#[a-z_])", re.IGNORECASE)
 LETTERS = re.compile(r"[A-Za-z]{2,}")
 WEIGHTS_FILE = "weights.pt"
 LIKENESS_FILE = "likeness.npy"
+HEAD_FILE = "tweet_head.npy"
 URL = re.compile(r"https?://|www\.", re.IGNORECASE)
 CONFIG_FILE = "model.json"
 VOCAB_FILE = "vocabulary.json"
@@ -288,7 +291,13 @@ class TweetLikeness:
         return HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4), n_features=TweetLikeness.FEATURES,
                                  alternate_sign=False, lowercase=False)  # fmt: skip
 
-    def _matrix(self, texts: Sequence[str]):
+    @classmethod
+    def chars(cls, texts: Sequence[str]):
+        """The hashed character n-grams of ``texts`` (each cut to its first 4,000 characters): what
+        :meth:`proba` and :class:`TweetHead` read, computed once for both where the model serves both."""
+        return cls._hasher().transform([t[:4000] for t in texts])
+
+    def _matrix(self, texts: Sequence[str], chars=None):
         from scipy import sparse
 
         texts = [t[:4000] for t in texts]  # (cut once: the surface columns and the n-grams read the same)
@@ -301,7 +310,7 @@ class TweetLikeness:
                 float(not t.isascii()), float(t[:1].islower()), float(t.rstrip()[-1:] in ".!?\"'"),
             ])  # fmt: skip
         surface = sparse.csr_matrix(np.array(rows, dtype=np.float64).reshape(-1, self.SURFACE))
-        return sparse.hstack([self._hasher().transform(texts), surface]).tocsr()
+        return sparse.hstack([self._hasher().transform(texts) if chars is None else chars, surface]).tocsr()
 
     def fit(self, texts: Sequence[str], is_tweet: Sequence[bool]) -> TweetLikeness:
         from sklearn.linear_model import LogisticRegression
@@ -313,17 +322,77 @@ class TweetLikeness:
         self.weights = np.concatenate([clf.coef_[0], clf.intercept_]).astype(np.float32)
         return self
 
-    def proba(self, texts: Sequence[str]) -> np.ndarray:
+    def proba(self, texts: Sequence[str], chars=None) -> np.ndarray:
+        """P(tweet) of each text; ``chars``: :meth:`chars` of ``texts`` where already computed."""
         assert self.weights is not None
         if not len(texts):
             return np.zeros(0, dtype=np.float32)
-        z = self._matrix(texts) @ self.weights[:-1].astype(np.float64) + float(self.weights[-1])
+        z = self._matrix(texts, chars) @ self.weights[:-1].astype(np.float64) + float(self.weights[-1])
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
-    def weight(self, texts: Sequence[str]) -> np.ndarray:
+    def weight(self, texts: Sequence[str], chars=None) -> np.ndarray:
         """The share of the tweets' scale bias a text carries: its tweet-likeness squared, so a
         text the classifier is unsure of (a Reddit post: 0.6 on average) gets little of it."""
-        return self.proba(texts) ** 2
+        return self.proba(texts, chars) ** 2
+
+
+class TweetHead:
+    """A linear classifier for the categorical file's texts (the tweets, ``model.tweet_head``):
+    multinomial logistic regression (scikit-learn, lbfgs, classes weighted equally, fixed
+    ``random_state``) on hashed word 1-2-grams, the character 2-4-grams :class:`TweetLikeness`
+    hashes and VADER's compound, pos, neg and neu, trained on the tweets the model fits on only.
+    Served as its log-probabilities added to the model's class logits x the text's tweet-likeness
+    squared. Its weights are one array (``HEAD_FILE``): a row per class in ``LABELS`` order,
+    the intercept in the last column."""
+
+    WORDS = 2**18
+    VADER = 4
+
+    def __init__(self, weights: np.ndarray | None = None) -> None:
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
+        self._served: tuple[np.ndarray, np.ndarray] | None = None  # (coefficients transposed, intercepts)
+
+    @staticmethod
+    @functools.cache
+    def _words():
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        return HashingVectorizer(ngram_range=(1, 2), n_features=TweetHead.WORDS, alternate_sign=False,
+                                 token_pattern=r"(?u)[#@]?\b\w[\w']*\b|[!?]")  # fmt: skip
+
+    def _matrix(self, texts: Sequence[str], vader: np.ndarray, chars=None):
+        from scipy import sparse
+
+        texts = [t[:4000] for t in texts]
+        dense = sparse.csr_matrix(np.asarray(vader, dtype=np.float64).reshape(-1, self.VADER))
+        chars = TweetLikeness.chars(texts) if chars is None else chars
+        return sparse.hstack([self._words().transform(texts), chars, dense]).tocsr()
+
+    def fit(self, texts: Sequence[str], vader: np.ndarray, labels: np.ndarray) -> TweetHead:
+        """``labels``: class indices in ``LABELS`` order, every class present."""
+        from sklearn.linear_model import LogisticRegression
+
+        clf = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced", random_state=0)
+        clf.fit(self._matrix(texts, vader), np.asarray(labels, dtype=int))
+        if list(clf.classes_) != list(range(len(LABELS))):
+            raise ValueError(f"the tweet head needs every class in its training texts, got {clf.classes_}")
+        self.weights = np.hstack([clf.coef_, clf.intercept_[:, None]]).astype(np.float32)
+        self._served = None
+        return self
+
+    def log_proba(self, texts: Sequence[str], vader: np.ndarray, chars=None) -> np.ndarray:
+        """Log class probabilities (``LABELS`` order) of ``texts`` with VADER's four scores ``vader``
+        (``chars``: :meth:`TweetLikeness.chars` of ``texts`` where already computed)."""
+        assert self.weights is not None
+        if not len(texts):
+            return np.zeros((0, len(LABELS)), dtype=np.float32)
+        if self._served is None:
+            w = self.weights.astype(np.float64)
+            self._served = (np.ascontiguousarray(w[:, :-1].T), w[:, -1])
+        coefficients, intercepts = self._served
+        z = np.asarray(self._matrix(texts, vader, chars) @ coefficients) + intercepts
+        z -= z.max(axis=1, keepdims=True)
+        return (z - np.log(np.exp(z).sum(axis=1, keepdims=True))).astype(np.float32)
 
 
 def build_vocabulary(analysed: Sequence[Analysed], min_count: int, max_size: int) -> list[str]:
@@ -434,6 +503,7 @@ class SentimentModel:
         marked_bias: Sequence[float] | None = None,
         likeness: TweetLikeness | None = None,
         likeness_bias: Sequence[float] | None = None,
+        head: TweetHead | None = None,
     ):
         self.net = net
         self.config = config
@@ -444,6 +514,8 @@ class SentimentModel:
         # Added x the text's tweet-likeness to its class logits (model.tweet_likeness).
         self.likeness = likeness
         self.likeness_bias = None if likeness_bias is None else np.asarray(likeness_bias, dtype=np.float32)
+        # Its log-probabilities are added x the text's tweet-likeness squared (model.tweet_head).
+        self.head = head
         self.encoder = _Encoder(config, self.vocabulary)
         self.name = name
         self.version = version
@@ -472,9 +544,16 @@ class SentimentModel:
                 if self.marked_bias is not None:
                     marked = torch.tensor([a.marked for a in analysed], dtype=torch.float32)
                     logits = logits + marked.unsqueeze(1) * torch.from_numpy(self.marked_bias)
-                if self.likeness_bias is not None and self.likeness is not None:
-                    tweetness = torch.from_numpy(self.likeness.weight(texts[start : start + batch_size]))
-                    logits = logits + tweetness.unsqueeze(1) * torch.from_numpy(self.likeness_bias)
+                serve_head = self.head is not None and self.likeness is not None
+                if self.likeness is not None and (self.likeness_bias is not None or serve_head):
+                    chunk = texts[start : start + batch_size]
+                    chars = TweetLikeness.chars(chunk)  # read by both
+                    tweetness = torch.from_numpy(self.likeness.weight(chunk, chars)).unsqueeze(1)
+                    if self.likeness_bias is not None:
+                        logits = logits + tweetness * torch.from_numpy(self.likeness_bias)
+                    if serve_head:
+                        head = self.head.log_proba(chunk, batch[3][:, : TweetHead.VADER].numpy(), chars)
+                        logits = logits + tweetness * torch.from_numpy(head)
                 probs.append(torch.softmax(logits, dim=1).numpy())
                 ratings.append(rating.numpy())
                 compounds.append(batch[3][:, 0].numpy())
@@ -504,6 +583,10 @@ class SentimentModel:
             meta["marked_bias"] = [float(b) for b in self.marked_bias]
         if self.likeness_bias is not None and self.likeness is not None:
             meta["likeness_bias"] = [float(b) for b in self.likeness_bias]
+        if self.head is not None and self.likeness is not None:
+            meta["tweet_head"] = True
+            np.save(folder / HEAD_FILE, self.head.weights, allow_pickle=False)
+        if self.likeness is not None and ("likeness_bias" in meta or "tweet_head" in meta):
             np.save(folder / LIKENESS_FILE, self.likeness.weights, allow_pickle=False)
         (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
 
@@ -538,13 +621,17 @@ class SentimentModel:
         net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         net.eval()
         threshold = float(meta.get("fallback_threshold", 0.0))
-        likeness = None
-        if meta.get("likeness_bias") is not None:
+        likeness = head = None
+        if meta.get("likeness_bias") is not None or meta.get("tweet_head"):
             if not (folder / LIKENESS_FILE).is_file():
                 raise ModelArtifactError(f"model artifact {folder} has no {LIKENESS_FILE}")
             likeness = TweetLikeness(np.load(folder / LIKENESS_FILE, allow_pickle=False))
+        if meta.get("tweet_head"):
+            if not (folder / HEAD_FILE).is_file():
+                raise ModelArtifactError(f"model artifact {folder} has no {HEAD_FILE}")
+            head = TweetHead(np.load(folder / HEAD_FILE, allow_pickle=False))
         return cls(net, config, vocabulary, name, version, threshold, meta.get("marked_bias"),
-                   likeness, meta.get("likeness_bias"))  # fmt: skip
+                   likeness, meta.get("likeness_bias"), head)  # fmt: skip
 
 
 class RuleModel:
@@ -866,6 +953,20 @@ def train(
             and not bool(categorical.all())
         ):
             likeness = TweetLikeness().fit([e.text for e in fit], [e.categorical for e in fit])
+        head = None
+        tweets_fit = [i for i, e in enumerate(fit) if e.categorical]
+        if (
+            config.tweet_head
+            and likeness is not None
+            and len(set(targets[tweets_fit].tolist())) == len(LABELS)
+        ):
+            # Only the categorical file's texts the model fits on: never its held-out labels.
+            vader = dense_all[tweets_fit, : TweetHead.VADER].numpy()
+            head = TweetHead().fit([fit[i].text for i in tweets_fit], vader, targets[tweets_fit].numpy())
+        elif config.tweet_head:
+            log(
+                "tweet head: not trained (it needs tweet_likeness, other texts and categorical texts of every class)"
+            )
         offsets = np.zeros(len(LABELS), dtype=np.float32)
         share = marked_share = 0.0
         if calib:
@@ -896,12 +997,19 @@ def train(
                     model.likeness_bias = ((marked_share - share) * bias).astype(np.float32)
                 elif marked_share != share:
                     model.marked_bias = ((marked_share - share) * bias).astype(np.float32)
+                if head is not None:
+                    # The head joins the served logits; the fallback threshold is chosen again with it.
+                    model.likeness, model.head = likeness, head
+                    probs, _, compounds = model._raw(calib_texts)
+                    model.threshold = choose_threshold(probs, compounds, gold, [e.source for e in calib])
                 log(
                     f"fallback to the rule below class probability {model.threshold:g}, {share:g} of the "
                     f"categorical scale bias {bias.round(2).tolist()} ({marked_share:g} on texts with "
                     f"{'tweet-likeness 1' if model.likeness is not None else 'social-media markers'}; {len(calib)} "
-                    "held-out labels)"
+                    f"held-out labels){'; with the tweet head' if model.head is not None else ''}"
                 )
+        if head is not None and model.head is None:  # no held-out labels: served without a threshold
+            model.likeness, model.head = likeness, head
     finally:
         torch.set_num_threads(threads)
     return model, {
@@ -914,5 +1022,6 @@ def train(
         "scale_share": share,
         "marked_share": marked_share,
         "fallback_threshold": model.threshold,
+        "tweet_head": model.head is not None,
         "l2": round(l2, 6),
     }
