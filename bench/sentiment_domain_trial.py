@@ -41,11 +41,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from sentiment_train import SETS, weak
+    from sentiment_train import SETS, domain_splits, weak
 
     from nightshift_core.ml.config import load
-    from nightshift_core.ml.data import Split, check_examples, split_human
-    from nightshift_core.ml.labels import in_eval, read_file, read_labels, text_key
+    from nightshift_core.ml.labels import read_labels, text_key
     from nightshift_core.ml.metrics import classification_report
     from nightshift_core.ml.model import (
         SCALE_SHARES,
@@ -64,16 +63,7 @@ def main() -> None:
     cfg = load()
     # The markers' model (tweet_likeness 0): its shares are the 'shipped' row; the others re-serve its logits.
     config = dataclasses.replace(cfg.model, seed=args.seed, tweet_likeness=0, marked_scale=1).validate()
-    splits = {}
-    for name, stem in SETS.items():
-        rows = [dataclasses.asdict(r) for r in read_file(args.data / f"{stem}_GroundTruth.txt")]
-        splits[name] = split_human(rows, cfg.labels.split_seed, cfg.labels.eval_share)
-    tw = cfg.labels.tweets
-    tweet_rows = read_file(args.data / tw.path)
-    held = check_examples(tweet_rows, tw.check_seed, tw.check_share)
-    rest = [TrainingExample(r.text, r.label, r.rating, categorical=True, source=r.source) for r in tweet_rows
-            if not in_eval(r.text, tw.check_seed, tw.check_share)]  # fmt: skip
-    splits["tweets"] = Split(rest, held, 0)
+    splits = domain_splits(cfg, args.data)
     human = [e for s in splits.values() for e in s.train]
     extra = weak(cfg, len(human), {text_key(e.text) for s in splits.values() for e in s.train + s.eval})
     examples = human + extra

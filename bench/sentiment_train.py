@@ -129,6 +129,28 @@ def marked_parts(model, examples) -> None:
               f"macro recall model {mine['macro_recall']:.3f}, VADER {vader['macro_recall']:.3f}")  # fmt: skip
 
 
+def domain_splits(cfg, data: Path) -> dict:
+    """Each domain's training and held-out parts: the rated sets split as the DAG splits them
+    (``labels.split_seed``, ``eval_share``), and the TweetEval file's check split (never trained on) as
+    the tweets' held-out part, its other tweets as their training part (categorical)."""
+    from nightshift_core.ml.data import Split, check_examples, split_human
+    from nightshift_core.ml.labels import in_eval, read_file
+    from nightshift_core.ml.model import TrainingExample
+
+    splits = {}
+    for name, stem in SETS.items():
+        rows = [dataclasses.asdict(r) for r in read_file(data / f"{stem}_GroundTruth.txt")]
+        splits[name] = split_human(rows, cfg.labels.split_seed, cfg.labels.eval_share)
+    tweets = cfg.labels.tweets
+    assert tweets is not None, "retrain.yaml has no labels.tweets"
+    tweet_rows = read_file(data / tweets.path)
+    held = check_examples(tweet_rows, tweets.check_seed, tweets.check_share)
+    rest = [TrainingExample(r.text, r.label, r.rating, categorical=True, source=r.source) for r in tweet_rows
+            if not in_eval(r.text, tweets.check_seed, tweets.check_share)]  # fmt: skip
+    splits["tweets"] = Split(rest, held, 0)
+    return splits
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "sentiment")
@@ -142,9 +164,8 @@ def main() -> None:
 
     torch.set_num_threads(1)  # "texts/s on one core"
     from nightshift_core.ml.config import load
-    from nightshift_core.ml.data import Split, check_examples, split_human
     from nightshift_core.ml.evaluation import evaluate_model, evaluate_rule
-    from nightshift_core.ml.labels import in_eval, read_file, text_key
+    from nightshift_core.ml.labels import text_key
     from nightshift_core.ml.model import TrainingExample, train
 
     cfg = load()
@@ -152,17 +173,8 @@ def main() -> None:
         cfg.model, **{k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     ).validate()
     print(f"model: {model_config}")
-    splits = {}
-    for name, stem in SETS.items():
-        rows = [dataclasses.asdict(r) for r in read_file(args.data / f"{stem}_GroundTruth.txt")]
-        splits[name] = split_human(rows, cfg.labels.split_seed, cfg.labels.eval_share)
+    splits = domain_splits(cfg, args.data)
     tweets = cfg.labels.tweets
-    assert tweets is not None, "retrain.yaml has no labels.tweets"
-    tweet_rows = read_file(args.data / tweets.path)
-    held = check_examples(tweet_rows, tweets.check_seed, tweets.check_share)
-    rest = [TrainingExample(r.text, r.label, r.rating, categorical=True, source=r.source) for r in tweet_rows
-            if not in_eval(r.text, tweets.check_seed, tweets.check_share)]  # fmt: skip
-    splits["tweets"] = Split(rest, held, 0)
     print(f"check split of {tweets.path}: share {tweets.check_share}, seed {tweets.check_seed}")
     print("sets (train/eval): " + ", ".join(f"{k} {len(s.train)}/{len(s.eval)}" for k, s in splits.items()))
 

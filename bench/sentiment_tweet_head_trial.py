@@ -109,12 +109,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from sentiment_train import SETS, weak
+    from sentiment_train import SETS, domain_splits, weak
 
     from nightshift_core.ml import fastvader
     from nightshift_core.ml.config import load
-    from nightshift_core.ml.data import Split, check_examples, split_human
-    from nightshift_core.ml.labels import in_eval, read_file, read_labels, text_key
+    from nightshift_core.ml.labels import read_labels, text_key
     from nightshift_core.ml.metrics import classification_report
     from nightshift_core.ml.model import (
         SOCIAL_MARKERS,
@@ -132,18 +131,11 @@ def main() -> None:
 
     cfg = load()
     config = dataclasses.replace(cfg.model, seed=args.seed).validate()
-    splits = {}
-    for name, stem in SETS.items():
-        rows = [dataclasses.asdict(r) for r in read_file(args.data / f"{stem}_GroundTruth.txt")]
-        splits[name] = split_human(rows, cfg.labels.split_seed, cfg.labels.eval_share)
-    tw = cfg.labels.tweets
-    tweet_rows = read_file(args.data / tw.path)
-    held = check_examples(tweet_rows, tw.check_seed, tw.check_share)
-    rest = [TrainingExample(r.text, r.label, r.rating, categorical=True, source=r.source) for r in tweet_rows
-            if not in_eval(r.text, tw.check_seed, tw.check_share)]  # fmt: skip
-    splits["tweets"] = Split(rest, held, 0)
-    held_keys = {text_key(e.text) for e in held}
-    assert not any(text_key(e.text) in held_keys for e in rest), "a check tweet is in the training part"
+    splits = domain_splits(cfg, args.data)
+    held_keys = {text_key(e.text) for e in splits["tweets"].eval}
+    assert not any(text_key(e.text) in held_keys for e in splits["tweets"].train), (
+        "a check tweet is in the training part"
+    )
     check = [TrainingExample(r.text, r.label, r.rating) for r in read_labels([cfg.check_set_location()])]
     tweets = splits["tweets"].eval
     domains = [*SETS, "tweets"]
