@@ -173,7 +173,7 @@ def test_a_null_key_value_is_left_to_the_per_message_fold(logged):
     for block in blocks:
         folder.add(block)
     want = Folder({}, default=KEY)
-    for change in postgres_logical.block_changes(blocks[0], 0, text=True):
+    for change in postgres_logical.block_changes(blocks, text=True):
         want.add(change)
     got = folder.take()
     assert got == want.take() and [f.key for f in got] == [(None, "1"), ("2", "1")]

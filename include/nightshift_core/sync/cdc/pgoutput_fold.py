@@ -17,6 +17,7 @@ goes through those instead, which decode it one message at a time and raise what
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,9 +68,6 @@ class BlockFolder:
         self.changes = 0  # row messages added since the last take
         self._blocks: list[Any] = []
 
-    def __len__(self) -> int:
-        return self.changes
-
     def add(self, block: Any) -> int:
         """Hold ``block`` (a :class:`~.postgres_logical.Block`); returns its number of row changes."""
         if block.count:
@@ -90,12 +88,9 @@ class BlockFolder:
 def _fold_slowly(blocks: list[Any], key: tuple[str, ...]) -> list[Folded]:
     from nightshift_core.sync.cdc.postgres_logical import block_changes
 
-    folder, seq = Folder({}, default=key), 0
-    for block in blocks:
-        changes = block_changes(block, seq, text=True)
-        for change in changes:
-            folder.add(change)
-            seq = change.seq
+    folder = Folder({}, default=key)
+    for change in block_changes(blocks, text=True):
+        folder.add(change)
     return folder.take()
 
 
@@ -214,9 +209,7 @@ def fold_blocks(blocks: list[Any], key: tuple[str, ...]) -> ColumnarFold:
     return ColumnarFold(rows, texts, absent, tombstones, times)
 
 
-def _micros(commit_time: Any) -> int:
-    import datetime as dt
-
+def _micros(commit_time: dt.datetime) -> int:
     return (commit_time - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 

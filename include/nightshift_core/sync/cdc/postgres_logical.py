@@ -15,7 +15,7 @@ import contextlib
 import datetime as dt
 import re
 import struct
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -307,15 +307,15 @@ def _decode(
     messages: Iterator[tuple[str, bytes]], start: int, *, text: bool = False, split_after: int = 0
 ) -> Iterator[Change]:
     """:func:`_blocks` as changes, one per row message, numbered in commit order from 1."""
+    return block_changes(_blocks(messages, start, split_after=split_after), text=text)
+
+
+def block_changes(blocks: Iterable[Block], *, text: bool = False) -> Iterator[Change]:
+    """``blocks``' row messages decoded one by one, as changes numbered in commit order from 1."""
     seq = 0
-    for block in _blocks(messages, start, split_after=split_after):
-        seq = yield from block_changes(block, seq, text=text)
-
-
-def block_changes(block: Block, seq: int, *, text: bool = False) -> Generator[Change, None, int]:
-    """``block``'s row messages decoded one by one, as changes numbered after ``seq``; returns the last."""
-    pending = [_row(data[0], data, relation, text) for relation, rows in block.segments for data in rows]
-    return (yield from hand_over(pending, block.commit_time, block.position, seq))
+    for block in blocks:
+        pending = [_row(data[0], data, relation, text) for relation, rows in block.segments for data in rows]
+        seq = yield from hand_over(pending, block.commit_time, block.position, seq)
 
 
 def _string(data: bytes, at: int) -> tuple[str, int]:
