@@ -219,25 +219,17 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    import dataclasses
 
     import sentiment_train as bench
 
     from nightshift_core.ml.config import load
-    from nightshift_core.ml.data import check_examples, split_human
-    from nightshift_core.ml.labels import in_eval, read_file, text_key
-    from nightshift_core.ml.model import SOCIAL_MARKERS, TrainingExample, train
+    from nightshift_core.ml.labels import text_key
+    from nightshift_core.ml.model import SOCIAL_MARKERS, train
 
     cfg = load()
-    tweets = cfg.labels.tweets
-    rows = read_file(args.data / tweets.path)
-    held = check_examples(rows, tweets.check_seed, tweets.check_share)
-    rest = [TrainingExample(r.text, r.label, r.rating, categorical=True, source=r.source) for r in rows
-            if not in_eval(r.text, tweets.check_seed, tweets.check_share)]  # fmt: skip
-    rated = {}
-    for name, stem in bench.SETS.items():
-        part = [dataclasses.asdict(r) for r in read_file(args.data / f"{stem}_GroundTruth.txt")]
-        rated[name] = split_human(part, cfg.labels.split_seed, cfg.labels.eval_share)
+    splits = bench.domain_splits(cfg, args.data)
+    rated = {name: splits[name] for name in bench.SETS}
+    rest, held = splits["tweets"].train, splits["tweets"].eval
     gold = [e.label for e in held]
     check_texts = [e.text for e in held]
     print(f"held-out tweets {len(held)}, training tweets {len(rest)}; encoder training: {args.train}")
