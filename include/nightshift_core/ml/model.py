@@ -59,6 +59,7 @@ import numpy as np
 from nightshift_core.errors import PermanentError
 from nightshift_core.ml.config import ModelConfig
 from nightshift_core.ml.fastvader import polarity_scores
+from nightshift_core.ml.hashing import CachedCharHashing
 from nightshift_core.sentiment.rules import LABELS, Label, vader_scores
 
 WORD = r"[a-z0-9]+(?:'[a-z]+)?"
@@ -270,6 +271,22 @@ def _textblob(text: str) -> tuple[float, float]:
     return float(polarity), float(subjectivity)
 
 
+_ASCII_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
+
+
+def _upper_share(text: str) -> float:
+    """The share of ``text``'s letters (``str.isalpha``) that are upper case; an ASCII text's
+    letters are counted by deleting them from its bytes (the same counts, without a Python loop
+    over its characters)."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
+        upper = len(raw) - len(raw.translate(None, _ASCII_LETTERS[:26]))
+        return upper / max(letters, 1)
+    letters = [c for c in text if c.isalpha()]
+    return sum(c.isupper() for c in letters) / max(len(letters), 1)
+
+
 class TweetLikeness:
     """P(a text is a tweet): logistic regression on hashed character 2-4-grams (scikit-learn's
     ``HashingVectorizer``: MurmurHash3, not salted per process) and a few surface columns
@@ -291,26 +308,30 @@ class TweetLikeness:
         return HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4), n_features=TweetLikeness.FEATURES,
                                  alternate_sign=False, lowercase=False)  # fmt: skip
 
+    @staticmethod
+    @functools.cache
+    def _cached_hasher() -> CachedCharHashing:
+        return CachedCharHashing(TweetLikeness._hasher())
+
     @classmethod
     def chars(cls, texts: Sequence[str]):
         """The hashed character n-grams of ``texts`` (each cut to its first 4,000 characters): what
-        :meth:`proba` and :class:`TweetHead` read, computed once for both where the model serves both."""
-        return cls._hasher().transform([t[:4000] for t in texts])
+        :meth:`proba` and :class:`TweetHead` read, computed once for both where the model serves both.
+        The vectorizer's matrix, bit for bit, with each word's n-grams hashed once
+        (:class:`~nightshift_core.ml.hashing.CachedCharHashing`)."""
+        return cls._cached_hasher().transform([t[:4000] for t in texts])
 
     def _matrix(self, texts: Sequence[str], chars=None):
         from scipy import sparse
 
         texts = [t[:4000] for t in texts]  # (cut once: the surface columns and the n-grams read the same)
-        rows = []
-        for t in texts:
-            letters = [c for c in t if c.isalpha()]
-            rows.append([
-                float(SOCIAL_MARKERS.search(t) is not None), float(URL.search(t) is not None),
-                math.log1p(len(t)) / 6, sum(c.isupper() for c in letters) / max(len(letters), 1),
-                float(not t.isascii()), float(t[:1].islower()), float(t.rstrip()[-1:] in ".!?\"'"),
-            ])  # fmt: skip
+        rows = [[
+            float(SOCIAL_MARKERS.search(t) is not None), float(URL.search(t) is not None),
+            math.log1p(len(t)) / 6, _upper_share(t),
+            float(not t.isascii()), float(t[:1].islower()), float(t.rstrip()[-1:] in ".!?\"'"),
+        ] for t in texts]  # fmt: skip
         surface = sparse.csr_matrix(np.array(rows, dtype=np.float64).reshape(-1, self.SURFACE))
-        return sparse.hstack([self._hasher().transform(texts) if chars is None else chars, surface]).tocsr()
+        return sparse.hstack([self.chars(texts) if chars is None else chars, surface]).tocsr()
 
     def fit(self, texts: Sequence[str], is_tweet: Sequence[bool]) -> TweetLikeness:
         from sklearn.linear_model import LogisticRegression
