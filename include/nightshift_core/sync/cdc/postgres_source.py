@@ -13,6 +13,7 @@ from nightshift_core.sync import source
 from nightshift_core.sync.cdc import guards
 from nightshift_core.sync.cdc.endpoint import Endpoint
 from nightshift_core.sync.cdc.log_source import LogRun, LogSource
+from nightshift_core.sync.cdc.preflight import check_replica_identity
 from nightshift_core.sync.cdc.values import postgres_batch, postgres_columns
 from nightshift_core.sync.source import SourceColumn
 
@@ -29,6 +30,8 @@ class LogicalSource(LogSource):
         with LogicalReader(endpoint, table.slot, [table.name], text=True) as reader:
             # a slot of this name in another database is another deployment's: refuse, never drop it
             guards.check_slot_database(conn, reader.slot, tables=[table.name], server=str(endpoint))
+            # before the publication: one on a table without a replica identity breaks the source's writes
+            check_replica_identity(conn, table.name, table.primary_key, server=str(endpoint))
             lsn, snapshot, replication = reader.create_slot_with_snapshot()
         position = {"lsn": lsn}
         conn.rollback()
@@ -55,6 +58,8 @@ class LogicalSource(LogSource):
         ) as reader:
             state = guards.check_slot(run.conn, reader.slot, tables=[table.name], position=run.stored,
                                       limits=run.limits, server=str(endpoint))  # fmt: skip
+            check_replica_identity(run.conn, table.name, table.primary_key, server=str(endpoint),
+                                   publication_exists=True)  # fmt: skip
             run.conn.commit()
             # the slot's confirmed position as the guard read it (a stored position means the slot exists)
             confirmed = parse_lsn(state.confirmed_flush_lsn) if state and state.confirmed_flush_lsn else None

@@ -1,11 +1,13 @@
 """Fail-fast checks that a source server writes the log change capture reads.
 
-Read-only: the checks only read server variables. Each problem names the setting, its current and
-required value, and the Cloud SQL way to set it.
+Read-only: the checks only read server variables and the catalog. Each problem names the setting, its
+current and required value, and the Cloud SQL way to set it; a PostgreSQL table's replica identity,
+the statement that fixes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,3 +106,102 @@ def check_postgres(conn: Any, server: str) -> None:
         cur.close()
     if wal_level != "logical":
         raise PreflightError(server, [Problem("wal_level", wal_level, "logical", _POSTGRES_CLOUD_SQL)])
+
+
+class ReplicaIdentityError(RuntimeError, PermanentError):
+    """A PostgreSQL table whose replica identity cannot serve change capture (message: the table, its
+    identity and the statement that fixes it)."""
+
+
+# The table's replica identity, its name as SQL, the columns it writes as the old image of an updated or deleted row
+# (NULL: none), and a unique index exactly on the sync's key over NOT NULL columns, which REPLICA
+# IDENTITY USING INDEX accepts (NULL: none).
+_IDENTITY = """
+SELECT c.relreplident::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+       (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_index i
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+         WHERE i.indrelid = c.oid
+           AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END),
+       (SELECT min(quote_ident(x.relname)) FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
+         WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND i.indisvalid
+           AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnatts = cardinality(%(key)s::text[])
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum = ANY (i.indkey)
+                            AND (NOT a.attnotnull OR NOT a.attname = ANY (%(key)s::text[]))))
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %(schema)s AND c.relname = %(name)s
+"""
+_IDENTITY_NAMES = {"d": "DEFAULT", "n": "NOTHING", "f": "FULL", "i": "USING INDEX"}
+
+
+def check_replica_identity(
+    conn: Any, table: str, key: Sequence[str], *, server: str, publication_exists: bool = False
+) -> None:
+    """Refuse a PostgreSQL table whose replica identity does not hold every column of ``key``.
+
+    A publication that includes a table with no replica identity (no primary key under the default
+    identity, or ``REPLICA IDENTITY NOTHING``) makes PostgreSQL refuse every UPDATE and DELETE on that
+    table: change capture would break the source's writes. Call it before the publication is created
+    (and on every log run: an identity dropped since breaks those writes until it is fixed). A table
+    that does not exist passes: the step after names it. ``table`` is ``name`` (schema public) or
+    ``schema.name``; the caller rolls back or commits ``conn``'s transaction.
+    """
+    schema, _, name = table.rpartition(".")
+    with contextlib.closing(conn.cursor()) as cur:
+        cur.execute(_IDENTITY, {"schema": schema or "public", "name": name, "key": list(key)})
+        row = cur.fetchone()
+    if row is not None:
+        identity, qualified, columns, index = row
+        judge_replica_identity(table, key, identity, columns, index, qualified=qualified, server=server,
+                               publication_exists=publication_exists)  # fmt: skip
+
+
+def judge_replica_identity(
+    table: str,
+    key: Sequence[str],
+    identity: str,
+    columns: Sequence[str] | None,
+    index: str | None,
+    *,
+    qualified: str,
+    server: str,
+    publication_exists: bool = False,
+) -> None:
+    """:func:`check_replica_identity`'s verdict on what it read (``identity``: pg_class.relreplident,
+    ``columns`` the identity's, ``index`` a unique index exactly on ``key`` over NOT NULL columns,
+    ``qualified`` the table's name as SQL)."""
+    if identity == "f":
+        return  # the whole old row: every key column is in it
+    full = (
+        f"ALTER TABLE {qualified} REPLICA IDENTITY FULL; (every update and delete then writes the whole old "
+        "row to the WAL)"
+    )
+    if index:
+        fix = f"ALTER TABLE {qualified} REPLICA IDENTITY USING INDEX {index};"
+    elif not columns and identity == "d":
+        fix = f"add a primary key on {list(key)}, or {full}"
+    else:
+        fix = full
+    fix += " Or keep the table on mode: incremental (or full)."
+    created = "" if publication_exists else "Nothing was created. "
+    shown = f"REPLICA IDENTITY {_IDENTITY_NAMES.get(identity, identity)}"
+    if not columns:
+        why = "and no primary key" if identity == "d" else "and no index for it" if identity == "i" else ""
+        raise ReplicaIdentityError(
+            f"table {table!r} on {server} has no replica identity ({shown}{' ' + why if why else ''}): "
+            "PostgreSQL refuses every UPDATE and DELETE of a table a publication includes without one, so "
+            "change capture would break the source's writes"
+            + (
+                ": its publication exists, so they fail now, until this is fixed. "
+                if publication_exists
+                else ". "
+            )
+            + f"{created}Fix: {fix}"
+        )
+    missing = [k for k in key if k not in columns]
+    if missing:
+        raise ReplicaIdentityError(
+            f"table {table!r} on {server}: its replica identity ({shown}) is {list(columns)}, the columns the "
+            f"log holds of a deleted row or an old key, and it lacks primary_key column(s) {missing}: deletes and "
+            f"key changes could not be matched. {created}Fix: set primary_key to {list(columns)} in the sync "
+            f"definition, or {fix}"
+        )
