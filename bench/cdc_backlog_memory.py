@@ -39,6 +39,7 @@ Variants, applied in the drain's process without changing the package:
   in-code        what a run can do without an environment variable: release and duckdb-bg
   in-code-system in-code, with Arrow on the system allocator (pyarrow.set_memory_pool)
   instance  a new DuckDB instance after each chunk (the one the chunk's apply ran in is closed)
+  memlimit  DuckDB's memory_limit at BENCH_MEMORY_LIMIT (default 128MB) instead of 80 % of the RAM
 
 Not a test: nothing passes or fails here; read the per-chunk lines and the summary.
 """
@@ -88,6 +89,7 @@ STEPS: dict[str, tuple[str, ...]] = {
     "all-1thread": ("trim", "flush", "bg", "threads1"),
     "in-code-1thread": ("arrow-release", "trim", "flush", "bg", "threads1"),
     "instance": ("instance",),
+    "memlimit": ("memlimit",),
 }
 VARIANTS = tuple(STEPS)
 ENV = {
@@ -229,6 +231,8 @@ def drain(args: argparse.Namespace) -> None:
         duck.execute("SET allocator_flush_threshold = '8MB'")
     if "bg" in steps:
         duck.execute("SET allocator_background_threads = true")
+    if "memlimit" in steps:
+        duck.execute(f"SET memory_limit = '{os.environ.get('BENCH_MEMORY_LIMIT', '128MB')}'")
     if args.phase == "drain":  # the slot is confirmed by the parent once every variant drained
         postgres_source.LogicalSource.confirm = lambda self, reader, end: None  # type: ignore[method-assign]
     chunks: list[dict] = []
