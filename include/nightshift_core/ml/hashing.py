@@ -61,8 +61,10 @@ class CachedCharHashing:
         if missing:
             counted = self._plain.transform(missing).tocsr()
             counts = counted.data.astype(np.int64)
-            for word, start, end in zip(missing, counted.indptr[:-1], counted.indptr[1:], strict=True):
-                known[word] = cache[word] = np.repeat(counted.indices[start:end], counts[start:end])
+            columns = np.repeat(counted.indices, counts)
+            bounds = np.concatenate(([0], np.cumsum(counts)))[counted.indptr].tolist()
+            for word, start, end in zip(missing, bounds[:-1], bounds[1:], strict=True):
+                known[word] = cache[word] = columns[start:end]
         return known
 
     def transform(self, texts: Sequence[str]):
