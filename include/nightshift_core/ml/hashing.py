@@ -23,8 +23,8 @@ class CachedCharHashing:
     """``vectorizer.transform(texts)`` for a scikit-learn ``HashingVectorizer`` with
     ``analyzer="char_wb"`` and ``alternate_sign=False``: the same matrix (shape, dtype, sorted
     indices, values), with the hashed n-grams of at most ``max_words`` words kept between calls
-    (about 300 bytes a word; all dropped when the cache is full, so a long-lived scorer's memory
-    stays bounded)."""
+    (about 300 bytes a word; when it is full, all but the words of the batch at hand are dropped,
+    so a long-lived scorer's memory stays bounded)."""
 
     def __init__(self, vectorizer: Any, max_words: int = 2**16) -> None:
         from sklearn.base import clone
@@ -57,7 +57,8 @@ class CachedCharHashing:
             else:
                 known[word] = columns
         if len(cache) + len(missing) > self.max_words:
-            cache.clear()
+            cache.clear()  # all but this batch's words: the ones in use now stay
+            cache.update(known)
         if missing:
             counted = self._plain.transform(missing).tocsr()
             counts = counted.data.astype(np.int64)
