@@ -40,13 +40,16 @@ def init(conn_id: str, out: Path, *args: str) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-def one_round(config) -> dict[str, dict]:
+def one_round(config, hours_later: int = 0) -> dict[str, dict]:
     """One run of the DAG the definition builds (``nightshift.sync_dags.build``): every load task for one
-    data interval with the Params' defaults (no table filter, no full refresh), then its quality gate."""
+    data interval (the hour ending at the next full hour, ``hours_later`` hours on) with the Params'
+    defaults (no table filter, no full refresh), then its quality gate."""
     from nightshift.sync_dags import build
 
     dag = build(config)
-    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(
+        hours=1 + hours_later
+    )
     ti = SimpleNamespace(dag_id=config.dag_id, task_id="t", run_id="init_test", map_index=-1)
     context = {"ti": ti, "data_interval_start": end - dt.timedelta(hours=1), "data_interval_end": end}
     results = {}
@@ -412,6 +415,96 @@ def test_postgres_definition_syncs_every_table_in_one_round(postgres_source, war
     assert results["OrderLines"]["reconciled"]["repaired"] == 0
     assert_equal_data(config, cur, '"', warehouse)
     print(f"PostgreSQL: init {took:.1f}s, one round of {len(tables)} tables {synced:.1f}s")
+
+
+# -- --cdc ----------------------------------------------------------------------------------------
+
+CDC_SCHEMA = {
+    "mysql": [
+        "CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(20))",
+        "CREATE TABLE olines (orderId INT NOT NULL, lineNo INT NOT NULL, qty INT, PRIMARY KEY (orderId, lineNo))",
+        "CREATE TABLE nokey (a INT, b TEXT)",
+        "CREATE TABLE hosts (id INT PRIMARY KEY, ip INET6)",  # INET6: the binlog's form is MariaDB's own
+    ],
+    "postgres": [
+        "CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(20))",
+        'CREATE TABLE olines ("orderId" INT NOT NULL, "lineNo" INT NOT NULL, qty INT, PRIMARY KEY ("orderId", "lineNo"))',
+        "CREATE TABLE nokey (a INT, b TEXT)",
+        "CREATE TABLE hosts (id INT NOT NULL, ip TEXT)",  # a unique index, no primary key: no replica identity
+        "CREATE UNIQUE INDEX hosts_id ON hosts (id)",
+    ],
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("engine", ["mysql", "postgres"])
+def test_cdc_definition_puts_keyed_tables_on_the_log_and_says_why_not_for_the_rest(
+    engine, request, warehouse, tmp_path, monkeypatch
+):
+    from support.services import scratch_database
+
+    service = request.getfixturevalue("mariadb_binlog" if engine == "mysql" else "postgres_logical")
+    with scratch_database(service, "ns_initcdc") as db:
+        cur = db.conn.cursor()
+        try:
+            for sql in CDC_SCHEMA[engine]:
+                cur.execute(sql)
+            cur.execute("INSERT INTO orders VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+            cur.execute("INSERT INTO olines VALUES (1, 1, 5), (1, 2, 6)")
+            cur.execute("INSERT INTO nokey VALUES (1, 'x')")
+            cur.execute("INSERT INTO hosts VALUES (1, " + ("'::1')" if engine == "mysql" else "'h1')"))
+            monkeypatch.setenv("AIRFLOW_CONN_SHOP_LOG", db.airflow_conn)
+            out = tmp_path / "shop.yaml"
+            code, said = init("shop_log", out, "--name", "shoplog", "--cdc")
+            assert code == 0 and "warning" not in said, said
+            config = load(out)
+            modes = {t.name: t.mode for t in config.tables}
+            assert modes == {"orders": "cdc", "olines": "cdc", "nokey": "full", "hosts": "full"}, modes
+            words = prose(out)
+            assert "does not write the log" not in words  # the private server writes it
+            fix = (
+                "(MariaDB INET4/INET6/UUID) cannot be read from the binlog exactly"
+                if engine == "mysql"
+                else "ALTER TABLE public.hosts REPLICA IDENTITY USING INDEX hosts_id;"
+            )
+            assert "kept on mode full, not cdc: table 'hosts'" in words and fix in words, words
+            assert config.schedule == "*/15 * * * *"
+            first = one_round(config)
+            assert {n: r.get("reader") for n, r in first.items() if n in ("orders", "olines")} == {
+                "orders": "snapshot", "olines": "snapshot",
+            }  # fmt: skip
+            cur.execute("UPDATE orders SET note = 'b2' WHERE id = 2")
+            cur.execute("DELETE FROM orders WHERE id = 3")
+            cur.execute("INSERT INTO orders VALUES (4, 'd')")
+            second = one_round(config, hours_later=1)
+            assert second["orders"]["reader"] == "log" and second["orders"]["marked_deleted"] == 1
+            import duckdb
+
+            with duckdb.connect(str(warehouse), read_only=True) as wh:
+                live = wh.execute(
+                    "SELECT id, note FROM shoplog.orders WHERE _nightshift_deleted_at IS NULL ORDER BY id"
+                ).fetchall()
+            assert live == [(1, "a"), (2, "b2"), (4, "d")]
+        finally:
+            if engine == "postgres":  # a slot keeps its database from being dropped
+                cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                            "WHERE database = current_database()")  # fmt: skip
+
+
+@pytest.mark.integration
+def test_cdc_on_a_server_without_the_log_names_each_setting_in_the_file_and_on_stderr(
+    mariadb_source, tmp_path
+):
+    out = tmp_path / "shop.yaml"
+    code, said = init("shop_mariadb", out, "--name", "shop", "--cdc")
+    assert code == 0, said
+    words = prose(out)
+    # the machine's shared MariaDB writes no binlog
+    assert "The server does not write the log change capture reads yet" in words and "log_bin is" in words
+    assert "warning:" in said and "log_bin is" in said
+    tables = by_name(load(out))
+    assert tables["orders"].mode == "cdc" and tables["nokey"].mode == "full"
+    assert "change capture needs one too" in words
 
 
 # -- errors and the planner -----------------------------------------------------------------------

@@ -65,6 +65,18 @@ class LogSource(abc.ABC):
     def check_columns(self, table: str, columns: Sequence[SourceColumn]) -> None:  # noqa: B027  (optional)
         """Refuse columns the log's row images cannot be read back into (naming them and the fix)."""
 
+    @abc.abstractmethod
+    def check_server(self, conn: Any, server: str) -> None:
+        """Raise :class:`~.preflight.PreflightError` listing every server setting the log needs changed
+        (read-only; ``server`` is how the message names it)."""
+
+    def check_table(
+        self, conn: Any, table: str, key: Sequence[str], columns: Sequence[SourceColumn], *, server: str
+    ) -> None:
+        """What the log path refuses of ``table`` before its first run (where a definition is written):
+        :meth:`check_columns`, and whatever the database adds."""
+        self.check_columns(table, columns)
+
     def after_describe(self, conn: Any) -> None:  # noqa: B027  (optional: nothing to end by default)
         """Before a log run reads the log: end the catalog read's transaction where one is open."""
 

@@ -12,6 +12,7 @@ from nightshift_core.sync import source
 from nightshift_core.sync.cdc import guards
 from nightshift_core.sync.cdc.endpoint import Endpoint
 from nightshift_core.sync.cdc.log_source import LogRun, LogSource
+from nightshift_core.sync.cdc.preflight import check_mysql
 from nightshift_core.sync.cdc.values import check_mysql_columns, mysql_batch
 from nightshift_core.sync.source import SourceColumn
 
@@ -45,6 +46,9 @@ class BinlogSource(LogSource):
 
     def check_columns(self, table: str, columns: Sequence[SourceColumn]) -> None:
         check_mysql_columns(table, columns)
+
+    def check_server(self, conn: Any, server: str) -> None:
+        check_mysql(conn, server)
 
     @contextlib.contextmanager
     def open_log(self, run: LogRun) -> Iterator[Any]:

@@ -13,7 +13,7 @@ from nightshift_core.sync import source
 from nightshift_core.sync.cdc import guards
 from nightshift_core.sync.cdc.endpoint import Endpoint
 from nightshift_core.sync.cdc.log_source import LogRun, LogSource
-from nightshift_core.sync.cdc.preflight import check_replica_identity
+from nightshift_core.sync.cdc.preflight import check_postgres, check_replica_identity
 from nightshift_core.sync.cdc.values import postgres_batch, postgres_columns
 from nightshift_core.sync.source import SourceColumn
 
@@ -45,6 +45,15 @@ class LogicalSource(LogSource):
         source.prepare_session(conn, self.dialect)
         return position
 
+    def check_server(self, conn: Any, server: str) -> None:
+        check_postgres(conn, server)
+
+    def check_table(
+        self, conn: Any, table: str, key: Sequence[str], columns: Sequence[SourceColumn], *, server: str
+    ) -> None:
+        super().check_table(conn, table, key, columns, server=server)
+        check_replica_identity(conn, table, key, server=server, when="init")
+
     def after_describe(self, conn: Any) -> None:
         conn.commit()  # nothing written: this keeps the session's settings (a rollback would undo them)
 
@@ -58,8 +67,7 @@ class LogicalSource(LogSource):
         ) as reader:
             state = guards.check_slot(run.conn, reader.slot, tables=[table.name], position=run.stored,
                                       limits=run.limits, server=str(endpoint))  # fmt: skip
-            check_replica_identity(run.conn, table.name, table.primary_key, server=str(endpoint),
-                                   publication_exists=True)  # fmt: skip
+            check_replica_identity(run.conn, table.name, table.primary_key, server=str(endpoint), when="log")
             run.conn.commit()
             # the slot's confirmed position as the guard read it (a stored position means the slot exists)
             confirmed = parse_lsn(state.confirmed_flush_lsn) if state and state.confirmed_flush_lsn else None

@@ -134,16 +134,17 @@ _IDENTITY_NAMES = {"d": "DEFAULT", "n": "NOTHING", "f": "FULL", "i": "USING INDE
 
 
 def check_replica_identity(
-    conn: Any, table: str, key: Sequence[str], *, server: str, publication_exists: bool = False
+    conn: Any, table: str, key: Sequence[str], *, server: str, when: str = "snapshot"
 ) -> None:
     """Refuse a PostgreSQL table whose replica identity does not hold every column of ``key``.
 
     A publication that includes a table with no replica identity (no primary key under the default
     identity, or ``REPLICA IDENTITY NOTHING``) makes PostgreSQL refuse every UPDATE and DELETE on that
     table: change capture would break the source's writes. Call it before the publication is created
-    (and on every log run: an identity dropped since breaks those writes until it is fixed). A table
-    that does not exist passes: the step after names it. ``table`` is ``name`` (schema public) or
-    ``schema.name``; the caller rolls back or commits ``conn``'s transaction.
+    (``when`` "snapshot"), on every log run ("log": an identity dropped since breaks those writes until
+    it is fixed), and where a definition is written ("init"). A table that does not exist passes: the
+    step after names it. ``table`` is ``name`` (schema public) or ``schema.name``; the caller rolls back
+    or commits ``conn``'s transaction.
     """
     schema, _, name = table.rpartition(".")
     with contextlib.closing(conn.cursor()) as cur:
@@ -152,7 +153,7 @@ def check_replica_identity(
     if row is not None:
         identity, qualified, columns, index = row
         judge_replica_identity(table, key, identity, columns, index, qualified=qualified, server=server,
-                               publication_exists=publication_exists)  # fmt: skip
+                               when=when)  # fmt: skip
 
 
 def judge_replica_identity(
@@ -164,7 +165,7 @@ def judge_replica_identity(
     *,
     qualified: str,
     server: str,
-    publication_exists: bool = False,
+    when: str = "snapshot",
 ) -> None:
     """:func:`check_replica_identity`'s verdict on what it read (``identity``: pg_class.relreplident,
     ``columns`` the identity's, ``index`` a unique index exactly on ``key`` over NOT NULL columns,
@@ -182,7 +183,7 @@ def judge_replica_identity(
     else:
         fix = full
     fix += " Or keep the table on mode: incremental (or full)."
-    created = "" if publication_exists else "Nothing was created. "
+    created = "Nothing was created. " if when == "snapshot" else ""
     shown = f"REPLICA IDENTITY {_IDENTITY_NAMES.get(identity, identity)}"
     if not columns:
         why = "and no primary key" if identity == "d" else "and no index for it" if identity == "i" else ""
@@ -190,11 +191,7 @@ def judge_replica_identity(
             f"table {table!r} on {server} has no replica identity ({shown}{' ' + why if why else ''}): "
             "PostgreSQL refuses every UPDATE and DELETE of a table a publication includes without one, so "
             "change capture would break the source's writes"
-            + (
-                ": its publication exists, so they fail now, until this is fixed. "
-                if publication_exists
-                else ". "
-            )
+            + (": its publication exists, so they fail now, until this is fixed. " if when == "log" else ". ")
             + f"{created}Fix: {fix}"
         )
     missing = [k for k in key if k not in columns]

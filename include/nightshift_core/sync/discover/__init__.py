@@ -15,7 +15,15 @@ from typing import Any
 from nightshift_core.sync import dialects
 from nightshift_core.sync.discover.base import Catalog, ColumnTypes, SourceCatalog, column_types
 from nightshift_core.sync.discover.mysql import MySqlCatalog
-from nightshift_core.sync.discover.plan import Options, Plan, is_plain, listed, plan, render
+from nightshift_core.sync.discover.plan import (
+    Options,
+    Plan,
+    is_plain,
+    keep_on_query_path,
+    listed,
+    plan,
+    render,
+)
 from nightshift_core.sync.discover.postgres import PostgresCatalog
 
 CATALOGS: dict[str, type[SourceCatalog]] = {"mysql": MySqlCatalog, "postgres": PostgresCatalog}
@@ -46,7 +54,34 @@ def discover(conn: Any, dialect: str, options: Options) -> tuple[str, Plan]:
         if is_plain(table.name) and all(is_plain(c.name) for c in table.columns):
             types[table.name] = column_types(conn, dialect, table.name)
     result = plan(catalog, types, server, options)
+    if options.cdc:
+        _check_log(conn, dialect, result, types)
     return render(result, dialect=dialect), result
+
+
+def _check_log(conn: Any, dialect: str, result: Plan, types: dict[str, ColumnTypes]) -> None:
+    """With ``--cdc``: the server's log settings (header lines naming each to change) and, per table on
+    ``cdc``, what the log path itself refuses before a first run (:meth:`LogSource.check_table`: columns
+    the binlog cannot give back exactly, a PostgreSQL replica identity that does not hold the key): such a
+    table stays on the query path, with the reason and its fix."""
+    from nightshift_core.errors import PermanentError
+    from nightshift_core.sync.cdc.preflight import PreflightError
+    from nightshift_core.sync.cdc.sources import log_source
+
+    server = f"the server of {result.catalog.where}"
+    try:
+        log_source(dialect, "").check_server(conn, server)
+    except PreflightError as exc:
+        result.log_problems = [str(p) for p in exc.problems]
+    for entry in result.tables:
+        if entry.mode != "cdc" or entry.skipped:
+            continue
+        try:
+            log_source(dialect, entry.name).check_table(
+                conn, entry.name, entry.primary_key, types[entry.name].described, server=server
+            )
+        except PermanentError as exc:  # the checks' refusals: a definition error, a replica identity
+            keep_on_query_path(entry, str(exc))
 
 
 def validate(text: str, name: str) -> None:

@@ -69,6 +69,7 @@ class ColumnTypes:
 
     supported: dict[str, Any] = field(default_factory=dict)  # name -> pyarrow type
     unsupported: tuple[tuple[str, str, str], ...] = ()  # (column, source type, why)
+    described: tuple[source.SourceColumn, ...] = ()  # the supported ones as the sync describes them
 
 
 def column_types(conn: Any, dialect: str, table: str) -> ColumnTypes:
@@ -83,4 +84,4 @@ def column_types(conn: Any, dialect: str, table: str) -> ColumnTypes:
     supported: dict[str, Any] = {}
     for column in described:
         supported.setdefault(column.reads or column.name, column.arrow_type)
-    return ColumnTypes(supported, tuple(problems))
+    return ColumnTypes(supported, tuple(problems), tuple(described))

@@ -9,6 +9,8 @@ Pure: no database, no clock. The choices, in order:
   leading an index; else, for tables named as append-only, a single integer key; a DATETIME cursor on
   a server not in UTC needs the server's zone as an IANA name (``source.timezone``);
 - a table with a cursor: ``incremental`` with ``lag`` (timestamps) and ``detect_deletes``; else ``full``;
+- with ``cdc``, every table with a key: ``cdc`` (the binlog / logical WAL), unless the log path refuses
+  it (:func:`keep_on_query_path`: the caller checks the live source and says why);
 - columns the sync's type mapping refuses: excluded, each with its type and the mapping's reason.
 """
 
@@ -41,6 +43,7 @@ class Options:
     append_only: tuple[str, ...] = ()
     lag: str = DEFAULT_LAG
     start_date: dt.date = dt.date(2026, 1, 1)  # the DAG's start_date; the day it was written
+    cdc: bool = False  # tables with a key read the source's log (mode: cdc)
 
 
 @dataclass
@@ -56,6 +59,8 @@ class TablePlan:
     exclude: list[tuple[str, str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: str = ""  # why it is listed as a comment only
+    query_mode: str = ""  # with Options.cdc: what the query path would have chosen (incremental or full)
+    query_notes: list[str] = field(default_factory=list)  # and what it said about the cursor
 
 
 @dataclass
@@ -67,6 +72,7 @@ class Plan:
     timezone: str | None = None
     timezone_note: str = ""
     left_out: list[str] = field(default_factory=list)  # header lines: what was not listed at all
+    log_problems: list[str] = field(default_factory=list)  # with Options.cdc: server settings to change
 
 
 def iana_zone(server: ServerZone) -> str | None:
@@ -198,13 +204,28 @@ def _table(
         entry.notes.append(
             "no primary key and no unique index over NOT NULL columns: replaced whole on every run. Add a "
             "primary key in the source to merge it and read only what changed"
+            + (" (change capture needs one too)" if options.cdc else "")
         )
         return entry
     entry.key_from, entry.primary_key = usable[0]
+    before = len(entry.notes)
     _choose_cursor(entry, table, types, server, zone_name, options)
     if entry.cursor:
         entry.mode = "incremental"
+    if options.cdc:  # the log needs no cursor: what was said about one matters if the table stays off it
+        entry.query_mode, entry.mode = entry.mode, "cdc"
+        entry.query_notes, entry.notes = entry.notes[before:], entry.notes[:before]
     return entry
+
+
+def keep_on_query_path(entry: TablePlan, why: str) -> None:
+    """A table the log path refuses (``why``: the check's message, with its fix) stays on the query path's
+    choice, saying so."""
+    entry.mode = entry.query_mode or entry.mode
+    entry.notes += [
+        f"kept on mode {entry.mode}, not cdc: {why} Once fixed, set mode: cdc",
+        *entry.query_notes,
+    ]
 
 
 def _choose_cursor(
@@ -276,6 +297,12 @@ HEADER = """\
 # integer key of a table named --append-only); columns the sync cannot read exactly are excluded,
 # each with its type and why.
 """
+CDC_HEADER = """\
+# --cdc: every table with a key reads the server's log (mode: cdc: the binlog, or PostgreSQL's logical
+# WAL through a slot and a publication per table) after a first snapshot: every insert, update and
+# delete, no cursor, no table scan. A table the log path refuses stays on the query path, saying why.
+# Deletes are soft (the row stays, with _nightshift_deleted_at set); `deletes: hard` removes the row.
+"""
 
 
 def _q(value: str) -> str:
@@ -313,9 +340,20 @@ def render(p: Plan, *, dialect: str) -> str:
         dag_id=dag_id,
     ).splitlines()  # fmt: skip
     listed = [t for t in p.tables if not t.skipped]
-    counts = {m: sum(t.mode == m for t in listed) for m in ("incremental", "full")}
+    counts = {m: sum(t.mode == m for t in listed) for m in ("cdc", "incremental", "full")}
+    if o.cdc:
+        out += CDC_HEADER.splitlines()
+        if p.log_problems:
+            out.append(
+                "# The server does not write the log change capture reads yet: the first run fails, naming"
+            )
+            out.append("# these, until they are set:")
+            for problem in p.log_problems:
+                out += _comment(f"- {problem}", "")
     out.append(
-        f"# {len(listed)} table(s): {counts['incremental']} incremental, {counts['full']} full"
+        f"# {len(listed)} table(s): "
+        + (f"{counts['cdc']} cdc, " if o.cdc else "")
+        + f"{counts['incremental']} incremental, {counts['full']} full"
         + (
             f"; {len(p.tables) - len(listed)} commented out (why is noted at each)"
             if len(listed) < len(p.tables)
@@ -327,7 +365,15 @@ def render(p: Plan, *, dialect: str) -> str:
     out += [
         f"dag_id: {_q(dag_id)}",
         f"description: {_q(f'Sync {o.conn_id} into the warehouse dataset {o.name}')}",
-        'schedule: "@daily"',
+        *(
+            [
+                "# change capture reads what the log holds since the last run: run often (the log must still hold",
+                "# the stored position at the next run; see the log-retention guards in docs/change-capture.md)",
+                'schedule: "*/15 * * * *"',
+            ]
+            if counts["cdc"]
+            else ['schedule: "@daily"']
+        ),
         f"start_date: {o.start_date.isoformat()}",
         "catchup: false",
         "source:",
@@ -362,7 +408,7 @@ def _render_table(t: TablePlan, lag: str) -> list[str]:
         body.append(f"  primary_key: {key}  # {t.key_from}")
     else:
         body.append(f"  primary_key: {key}")
-    if t.cursor:
+    if t.cursor and t.mode != "cdc":
         body.append(f"  cursor: {_q(t.cursor)}  # {t.cursor_note}")
         if not t.cursor_note.startswith("integer"):  # a lag is a duration: it does not apply to ids
             body.append(f"  lag: {lag}  # rows committed up to {lag} after their cursor time are still read")
