@@ -472,6 +472,24 @@ def test_a_table_without_a_replica_identity_is_refused_before_any_publication_an
         cdc.run("lines")
 
 
+@pytest.mark.parametrize("cdc", ["postgres"], indirect=True)  # schemas and search_path are PostgreSQL's
+def test_a_table_of_the_current_schema_is_the_one_published_not_publics(cdc):
+    """The query path reads a plain table name in the session's current schema (the first of its
+    search_path); the publication must name that table, not public's of the same name."""
+    cdc.sql(
+        "CREATE SCHEMA shop",
+        "CREATE TABLE shop.orders (id INT PRIMARY KEY, status VARCHAR(20), note TEXT)",
+        "INSERT INTO shop.orders VALUES (1, 'shop', NULL)",
+        "INSERT INTO public.orders VALUES (1, 'public', NULL)",  # the fixture's table, same name
+        f'ALTER DATABASE "{cdc.database}" SET search_path = shop, public',
+    )
+    assert cdc.run().mode == "snapshot" and cdc.live() == [(1, "shop")]
+    cdc.sql("UPDATE shop.orders SET status = 'paid' WHERE id = 1", "INSERT INTO shop.orders VALUES (2, 'new', NULL)",
+            "UPDATE public.orders SET status = 'elsewhere' WHERE id = 1")  # fmt: skip
+    assert cdc.run().mode == "log"
+    assert cdc.live() == [(1, "paid"), (2, "new")]
+
+
 @pytest.mark.parametrize(
     ("identity", "columns", "index", "expected"),
     [

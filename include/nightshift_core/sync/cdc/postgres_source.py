@@ -27,11 +27,12 @@ class LogicalSource(LogSource):
     def snapshot(self, conn: Any, endpoint: Endpoint, table: Any) -> dict[str, Any]:
         from nightshift_core.sync.cdc.postgres_logical import LogicalReader
 
-        with LogicalReader(endpoint, table.slot, [table.name], text=True) as reader:
+        published = qualified(conn, table.name)
+        with LogicalReader(endpoint, table.slot, [published], text=True) as reader:
             # a slot of this name in another database is another deployment's: refuse, never drop it
             guards.check_slot_database(conn, reader.slot, tables=[table.name], server=str(endpoint))
             # before the publication: one on a table without a replica identity breaks the source's writes
-            check_replica_identity(conn, table.name, table.primary_key, server=str(endpoint))
+            check_replica_identity(conn, published, table.primary_key, server=str(endpoint))
             lsn, snapshot, replication = reader.create_slot_with_snapshot()
         position = {"lsn": lsn}
         conn.rollback()
@@ -52,7 +53,7 @@ class LogicalSource(LogSource):
         self, conn: Any, table: str, key: Sequence[str], columns: Sequence[SourceColumn], *, server: str
     ) -> None:
         super().check_table(conn, table, key, columns, server=server)
-        check_replica_identity(conn, table, key, server=server, when="init")
+        check_replica_identity(conn, qualified(conn, table), key, server=server, when="init")
 
     def after_describe(self, conn: Any) -> None:
         conn.commit()  # nothing written: this keeps the session's settings (a rollback would undo them)
@@ -62,12 +63,13 @@ class LogicalSource(LogSource):
         from nightshift_core.sync.cdc.postgres_logical import LogicalReader, format_lsn, parse_lsn
 
         table, endpoint = run.table, run.endpoint
+        published = qualified(run.conn, table.name)
         with LogicalReader(
-            endpoint, table.slot, [table.name], text=True, split_after=table.chunk_changes
+            endpoint, table.slot, [published], text=True, split_after=table.chunk_changes
         ) as reader:
             state = guards.check_slot(run.conn, reader.slot, tables=[table.name], position=run.stored,
                                       limits=run.limits, server=str(endpoint))  # fmt: skip
-            check_replica_identity(run.conn, table.name, table.primary_key, server=str(endpoint), when="log")
+            check_replica_identity(run.conn, published, table.primary_key, server=str(endpoint), when="log")
             run.conn.commit()
             # the slot's confirmed position as the guard read it (a stored position means the slot exists)
             confirmed = parse_lsn(state.confirmed_flush_lsn) if state and state.confirmed_flush_lsn else None
@@ -113,3 +115,15 @@ class LogicalSource(LogSource):
         arrays, missing = postgres_batch(conn, rows, columns, table) if rows else ([], [])
         conn.rollback()
         return arrays, missing
+
+
+def qualified(conn: Any, table: str) -> str:
+    """``schema.table`` of the table a plain ``table`` names for the query path: the one in ``conn``'s
+    current schema (the first of its search_path that exists), which its describe and extract read. The
+    publication and the replica identity check name that one, never public's of the same name."""
+    if "." in table:
+        return table
+    with contextlib.closing(conn.cursor()) as cur:
+        cur.execute("SELECT current_schema()")
+        (schema,) = cur.fetchone()
+    return f"{schema or 'public'}.{table}"
