@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from test_warehouse_contract import wh as contract_warehouse  # noqa: F401 - DuckDB and the BigQuery emulator
 
+from nightshift_core.errors import SourceDefinitionError
 from nightshift_core.sync.cdc.endpoint import Endpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -488,6 +489,44 @@ def test_a_table_of_the_current_schema_is_the_one_published_not_publics(cdc):
             "UPDATE public.orders SET status = 'elsewhere' WHERE id = 1")  # fmt: skip
     assert cdc.run().mode == "log"
     assert cdc.live() == [(1, "paid"), (2, "new")]
+
+
+@pytest.mark.parametrize("cdc", ["postgres"], indirect=True)  # declarative partitioning is PostgreSQL's
+def test_a_partitioned_table_is_captured_through_its_partitions(cdc):
+    cdc.sql(
+        "CREATE TABLE parts (id INT, status VARCHAR(20), PRIMARY KEY (id)) PARTITION BY RANGE (id)",
+        "CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (100)",
+        "CREATE TABLE parts_high PARTITION OF parts FOR VALUES FROM (100) TO (200)",
+        "INSERT INTO parts VALUES (1, 'a'), (150, 'b')",
+    )
+    assert cdc.run("parts").mode == "snapshot" and cdc.live("parts") == [(1, "a"), (150, "b")]
+    cdc.sql("UPDATE parts SET status = 'a2' WHERE id = 1", "INSERT INTO parts VALUES (151, 'c')",
+            "DELETE FROM parts WHERE id = 150", "UPDATE parts SET id = 2 WHERE id = 1")  # fmt: skip
+    assert cdc.run("parts").mode == "log"
+    assert cdc.live("parts") == [(2, "a2"), (151, "c")]
+
+
+def test_generated_columns_follow_their_inputs_or_are_refused_naming_the_exclude(cdc):
+    """The binlog's full row image holds generated columns, stored and virtual; PostgreSQL's logical
+    decoding leaves them out of every row, so there the table is refused until they are excluded."""
+    virtual = ", half INT GENERATED ALWAYS AS (qty DIV 2) VIRTUAL" if cdc.engine == "mysql" else ""
+    cdc.sql(f"CREATE TABLE gen (id INT PRIMARY KEY, qty INT, twice INT GENERATED ALWAYS AS (qty * 2) STORED{virtual})",
+            "INSERT INTO gen (id, qty) VALUES (1, 5), (2, 6)")  # fmt: skip
+    exclude: tuple[str, ...] = ()
+    if cdc.engine == "postgres":
+        with pytest.raises(SourceDefinitionError, match=r"\['twice'\] are generated .*exclude: \['twice'\]"):
+            cdc.run("gen")
+        exclude = ("twice",)  # the advice, followed
+    assert cdc.run("gen", exclude=exclude).mode == "snapshot"
+    cdc.sql("UPDATE gen SET qty = 7 WHERE id = 1", "INSERT INTO gen (id, qty) VALUES (3, 1)")
+    assert cdc.run("gen", exclude=exclude).mode == "log"
+    rows = [(r["id"], r["qty"], r.get("twice"), r.get("half")) for r in cdc.rows("gen")]
+    if cdc.engine == "mysql":
+        assert rows == [(1, 7, 14, 3), (2, 6, 12, 3), (3, 1, 2, 0)]
+    else:
+        assert rows == [(1, 7, None, None), (2, 6, None, None), (3, 1, None, None)]
+        with pytest.raises(SourceDefinitionError, match="are generated"):  # checked on every log run too
+            cdc.run("gen")
 
 
 @pytest.mark.parametrize(

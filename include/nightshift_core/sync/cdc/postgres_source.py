@@ -13,7 +13,7 @@ from nightshift_core.sync import source
 from nightshift_core.sync.cdc import guards
 from nightshift_core.sync.cdc.endpoint import Endpoint
 from nightshift_core.sync.cdc.log_source import LogRun, LogSource
-from nightshift_core.sync.cdc.preflight import check_postgres, check_replica_identity
+from nightshift_core.sync.cdc.preflight import check_generated_columns, check_postgres, check_replica_identity
 from nightshift_core.sync.cdc.values import postgres_batch, postgres_columns
 from nightshift_core.sync.source import SourceColumn
 
@@ -33,6 +33,7 @@ class LogicalSource(LogSource):
             guards.check_slot_database(conn, reader.slot, tables=[table.name], server=str(endpoint))
             # before the publication: one on a table without a replica identity breaks the source's writes
             check_replica_identity(conn, published, table.primary_key, server=str(endpoint))
+            check_generated_columns(conn, published, table.exclude, server=str(endpoint))
             lsn, snapshot, replication = reader.create_slot_with_snapshot()
         position = {"lsn": lsn}
         conn.rollback()
@@ -53,7 +54,9 @@ class LogicalSource(LogSource):
         self, conn: Any, table: str, key: Sequence[str], columns: Sequence[SourceColumn], *, server: str
     ) -> None:
         super().check_table(conn, table, key, columns, server=server)
-        check_replica_identity(conn, qualified(conn, table), key, server=server, when="init")
+        published = qualified(conn, table)
+        check_replica_identity(conn, published, key, server=server, when="init")
+        check_generated_columns(conn, published, [], server=server)
 
     def after_describe(self, conn: Any) -> None:
         conn.commit()  # nothing written: this keeps the session's settings (a rollback would undo them)
@@ -70,6 +73,7 @@ class LogicalSource(LogSource):
             state = guards.check_slot(run.conn, reader.slot, tables=[table.name], position=run.stored,
                                       limits=run.limits, server=str(endpoint))  # fmt: skip
             check_replica_identity(run.conn, published, table.primary_key, server=str(endpoint), when="log")
+            check_generated_columns(run.conn, published, table.exclude, server=str(endpoint))
             run.conn.commit()
             # the slot's confirmed position as the guard read it (a stored position means the slot exists)
             confirmed = parse_lsn(state.confirmed_flush_lsn) if state and state.confirmed_flush_lsn else None

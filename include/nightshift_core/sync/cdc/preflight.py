@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nightshift_core.errors import PermanentError
+from nightshift_core.errors import PermanentError, SourceDefinitionError
 
 # Cloud SQL for MySQL turns the binary log on with point-in-time recovery; the row settings are
 # database flags. Cloud SQL for PostgreSQL sets wal_level=logical through its own flag.
@@ -201,4 +201,33 @@ def judge_replica_identity(
             f"log holds of a deleted row or an old key, and it lacks primary_key column(s) {missing}: deletes and "
             f"key changes could not be matched. {created}Fix: set primary_key to {list(columns)} in the sync "
             f"definition, or {fix}"
+        )
+
+
+# Generated columns (PostgreSQL 12+): logical decoding leaves them out of every row it writes.
+_GENERATED = """
+SELECT a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %(schema)s AND c.relname = %(name)s AND a.attnum > 0 AND NOT a.attisdropped
+   AND a.attgenerated <> '' ORDER BY a.attnum
+"""
+
+
+def check_generated_columns(conn: Any, table: str, exclude: Sequence[str], *, server: str) -> None:
+    """Refuse a PostgreSQL table's generated columns that the sync does not exclude: pgoutput leaves
+    them out of every row, so the warehouse would keep their old values (and NULL in new rows).
+    ``table`` as :func:`check_replica_identity` takes it."""
+    with contextlib.closing(conn.cursor()) as cur:
+        cur.execute("SELECT current_setting('server_version_num')::int")
+        if cur.fetchone()[0] < 120000:
+            return  # no generated columns before PostgreSQL 12
+        schema, _, name = table.rpartition(".")
+        cur.execute(_GENERATED, {"schema": schema or "public", "name": name})
+        generated = [column for (column,) in cur.fetchall() if column not in set(exclude)]
+    if generated:
+        raise SourceDefinitionError(
+            f"table {table!r} on {server}: column(s) {generated} are generated (GENERATED ALWAYS AS ... "
+            "STORED), and PostgreSQL's logical decoding leaves generated columns out of the rows it writes: "
+            "the warehouse would keep their old values. Exclude them in the sync definition (exclude: "
+            f"{generated}; compute them downstream, e.g. in dbt), or keep the table on mode: incremental"
         )
