@@ -67,6 +67,19 @@ class TruncatedError(PermanentError):
         )
 
 
+class TableReplacedError(PermanentError):
+    """A captured table was dropped, renamed or replaced (``what`` says how): the rows the log holds
+    after it are another table's, so the table must be reloaded (a full refresh)."""
+
+    def __init__(self, table: str, position: Any, what: str) -> None:
+        self.table = table
+        self.position = position
+        super().__init__(
+            f"{table} was dropped, renamed or replaced at log position {position} ({what}): change capture "
+            "cannot follow one table into another; reload the table with a full_refresh run"
+        )
+
+
 class Folded(NamedTuple):
     """The net effect of a run's changes on one primary key: the row to upsert, or a tombstone."""
 

@@ -39,7 +39,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 
 from nightshift_core.errors import PermanentError
 from nightshift_core.sync.cdc.binlog_decode import Plan, compile_plan, fix_columns, length_coded
-from nightshift_core.sync.cdc.changes import Change, Pending, TruncatedError, hand_over
+from nightshift_core.sync.cdc.changes import Change, Pending, TableReplacedError, TruncatedError, hand_over
 from nightshift_core.sync.cdc.endpoint import Endpoint, ServerReader
 from nightshift_core.sync.cdc.preflight import BinlogSettings, check_mysql
 
@@ -53,6 +53,15 @@ _DML_STATEMENT = re.compile(
 )
 _XA_END = re.compile(r"\s*XA\s+END\b", re.I)  # a prepared XA transaction's rows end here, before its outcome
 _TRUNCATE = re.compile(r"\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?(\w+)`?\.)?`?(\w+)`?\s*;?\s*$", re.IGNORECASE)
+# statements that drop, rename or replace a whole table (the names they touch are read after it)
+_REPLACING = re.compile(
+    r"\s*(?:DROP\s+TABLE|RENAME\s+TABLES?|CREATE\s+OR\s+REPLACE\s+TABLE|"
+    r"ALTER\s+(?:ONLINE\s+|IGNORE\s+)*TABLE\b.*\bRENAME\s+(?:TO\b|AS\b|(?!COLUMN\b|INDEX\b|KEY\b)[`\w$]))",
+    re.I | re.S,
+)
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+# an identifier, backquoted or bare, and the one after a dot if any (schema.table)
+_NAME = re.compile(r"(?:`((?:[^`]|``)+)`|([\w$]+))(?:\s*\.\s*(?:`((?:[^`]|``)+)`|([\w$]+)))?")
 
 
 @dataclass(frozen=True)
@@ -355,13 +364,18 @@ class BinlogReader(ServerReader):
         self, schema: str, query: str, pending: list[Pending], here: BinlogPosition
     ) -> None:
         """A query event (not BEGIN) that changes a captured table in a way the log holds no row images
-        for fails the read: a TRUNCATE, a statement-logged change, the end of an XA transaction's
-        rows. ``here`` is the event's position."""
+        for fails the read: a TRUNCATE, a DROP / RENAME / CREATE OR REPLACE of it, a statement-logged
+        change, the end of an XA transaction's rows. ``here`` is the event's position."""
         truncated = _TRUNCATE.fullmatch(query)
         if truncated:
             schema = truncated.group(1) or schema
             if schema == self.endpoint.database and truncated.group(2) in self.tables:
                 raise TruncatedError(f"{schema}.{truncated.group(2)}", here)
+        replaced = _replaced_table(query, schema, self.endpoint.database, self.tables)
+        if replaced is not None:
+            raise TableReplacedError(
+                f"{self.endpoint.database}.{replaced}", here, " ".join(query.split())[:120]
+            )
         named = _statement_change(query, self.tables)
         if named is not None:
             raise StatementLoggedError(named, here, query)
@@ -452,6 +466,21 @@ class XaTransactionError(PermanentError):
             "captured tables (or sync this table with mode: incremental), then, once the transaction "
             "is committed or rolled back, reload the table with a full_refresh run."
         )
+
+
+def _replaced_table(query: str, schema: str, database: str, tables: Any) -> str | None:
+    """The captured table (of ``database``) a DROP TABLE, RENAME TABLE, ALTER TABLE ... RENAME or CREATE
+    OR REPLACE TABLE names, if it names one (``schema``: the statement's default database)."""
+    if not _REPLACING.match(query):
+        return None
+    for first, bare, second, second_bare in _NAME.findall(_COMMENT.sub(" ", query)):
+        qualified = bool(second or second_bare)
+        name = (second or second_bare) if qualified else (first or bare)
+        owner = (first or bare) if qualified else schema
+        name, owner = name.replace("``", "`"), owner.replace("``", "`")
+        if owner == database and name in tables:
+            return name
+    return None
 
 
 def _statement_change(query: str, tables: Any) -> str | None:

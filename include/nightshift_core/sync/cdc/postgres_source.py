@@ -74,6 +74,7 @@ class LogicalSource(LogSource):
                                       limits=run.limits, server=str(endpoint))  # fmt: skip
             check_replica_identity(run.conn, published, table.primary_key, server=str(endpoint), when="log")
             check_generated_columns(run.conn, published, table.exclude, server=str(endpoint))
+            _check_published(run.conn, reader.slot, published, run.position)
             run.conn.commit()
             # the slot's confirmed position as the guard read it (a stored position means the slot exists)
             confirmed = parse_lsn(state.confirmed_flush_lsn) if state and state.confirmed_flush_lsn else None
@@ -131,3 +132,24 @@ def qualified(conn: Any, table: str) -> str:
         cur.execute("SELECT current_schema()")
         (schema,) = cur.fetchone()
     return f"{schema or 'public'}.{table}"
+
+
+def _check_published(conn: Any, publication: str, table: str, position: dict[str, Any]) -> None:
+    """Fail when the table ``table`` names now is not the one the publication holds: it was dropped and
+    created again, or renamed and another took its name, and the log has none of its changes since."""
+    from nightshift_core.sync.cdc.changes import TableReplacedError
+    from nightshift_core.sync.cdc.postgres_logical import format_lsn
+
+    schema, _, name = table.rpartition(".")
+    with contextlib.closing(conn.cursor()) as cur:
+        cur.execute(
+            # the relation the publication was given (a partitioned table itself, not its partitions)
+            "SELECT EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid "
+            "WHERE p.pubname = %s AND r.prrelid = to_regclass(quote_ident(%s) || '.' || quote_ident(%s)))",
+            [publication, schema, name],
+        )
+        (held,) = cur.fetchone()
+    if not held:
+        raise TableReplacedError(
+            table, format_lsn(int(position["lsn"])), f"publication {publication} no longer holds it"
+        )
