@@ -12,7 +12,7 @@ from nightshift_core.sync import source
 from nightshift_core.sync.cdc import guards
 from nightshift_core.sync.cdc.endpoint import Endpoint
 from nightshift_core.sync.cdc.log_source import LogRun, LogSource
-from nightshift_core.sync.cdc.preflight import check_mysql
+from nightshift_core.sync.cdc.preflight import check_cascades, check_mysql
 from nightshift_core.sync.cdc.values import check_mysql_columns, mysql_batch
 from nightshift_core.sync.source import SourceColumn
 
@@ -26,6 +26,7 @@ class BinlogSource(LogSource):
     def snapshot(self, conn: Any, endpoint: Endpoint, table: Any) -> dict[str, Any]:
         from nightshift_core.sync.cdc.mysql_binlog import BinlogReader
 
+        check_cascades(conn, table.name, server=str(endpoint))
         with BinlogReader(endpoint, [table.name]) as reader:
             # Where the log stands before the snapshot: a MySQL server without MariaDB's snapshot
             # status starts here, and the first log run replays what the snapshot already has
@@ -50,11 +51,18 @@ class BinlogSource(LogSource):
     def check_server(self, conn: Any, server: str) -> None:
         check_mysql(conn, server)
 
+    def check_table(
+        self, conn: Any, table: str, key: Sequence[str], columns: Sequence[SourceColumn], *, server: str
+    ) -> None:
+        super().check_table(conn, table, key, columns, server=server)
+        check_cascades(conn, table, server=server)
+
     @contextlib.contextmanager
     def open_log(self, run: LogRun) -> Iterator[Any]:
         from nightshift_core.sync.cdc.mysql_binlog import BinlogReader
 
         table = run.table
+        check_cascades(run.conn, table.name, server=str(run.endpoint))  # a cascade added since the snapshot
         for warning in guards.check_binlog_position(run.conn, run.position, tables=[table.name],
                                                     limits=run.limits, endpoint=run.endpoint,
                                                     server=str(run.endpoint)):  # fmt: skip

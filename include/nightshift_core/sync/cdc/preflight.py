@@ -231,3 +231,37 @@ def check_generated_columns(conn: Any, table: str, exclude: Sequence[str], *, se
             "the warehouse would keep their old values. Exclude them in the sync definition (exclude: "
             f"{generated}; compute them downstream, e.g. in dbt), or keep the table on mode: incremental"
         )
+
+
+_CASCADES = (
+    "SELECT CONSTRAINT_NAME, REFERENCED_TABLE_NAME, DELETE_RULE, UPDATE_RULE "
+    "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = %s "
+    "AND (DELETE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT') OR UPDATE_RULE IN ('CASCADE', 'SET NULL', "
+    "'SET DEFAULT')) ORDER BY CONSTRAINT_NAME"
+)
+
+
+def check_cascades(conn: Any, table: str, *, server: str) -> None:
+    """Refuse a MariaDB/MySQL table whose foreign keys change its rows by cascade (ON DELETE / ON UPDATE
+    CASCADE, SET NULL, SET DEFAULT): InnoDB applies cascades without writing the child rows to the binlog
+    (MariaDB always; MySQL unless its foreign keys run in the SQL layer, innodb_native_foreign_keys=OFF),
+    so the warehouse would keep rows the source deleted or changed. ``table`` in ``conn``'s database."""
+    with contextlib.closing(conn.cursor()) as cur:
+        cur.execute("SHOW VARIABLES LIKE 'innodb_native_foreign_keys'")
+        native = cur.fetchone()
+        if native is not None and str(native[1]).upper() in ("OFF", "0"):
+            return  # MySQL's SQL-layer foreign keys write the cascaded rows to the binlog
+        cur.execute(_CASCADES, [table])
+        cascades = cur.fetchall()
+    if cascades:
+        shown = "; ".join(
+            f"{name} to {parent} (ON DELETE {delete}, ON UPDATE {update})"
+            for name, parent, delete, update in cascades
+        )
+        raise SourceDefinitionError(
+            f"table {table!r} on {server}: foreign key(s) {shown} change its rows by cascade, and InnoDB writes "
+            "no binlog rows for what a cascade changes, so change capture would keep rows the source deleted or "
+            "changed. Fix: make the foreign key(s) ON DELETE RESTRICT ON UPDATE RESTRICT and have the "
+            "application delete or update the child rows itself (those statements are logged), or keep the "
+            "table on mode: incremental with detect_deletes: true"
+        )
