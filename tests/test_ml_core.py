@@ -1340,6 +1340,35 @@ def test_model_config_validate(changes, message):
 
 
 # -- evaluation --------------------------------------------------------------------------------
+def test_the_gates_timing_scores_each_round_with_the_word_cache_empty(monkeypatch):
+    """The word cache would otherwise hold every word of the texts the timing repeats: each timed round
+    of the model starts from an empty one, as a scoring task in a fresh process does."""
+    from nightshift_core.ml import evaluation
+    from nightshift_core.ml.model import TweetLikeness
+
+    tweets, _ = _tweets_and_prose()
+    categorical = [TrainingExample(t, ("positive", "negative", "neutral")[i % 3], None, categorical=True,
+                                   source="t.tsv") for i, t in enumerate(tweets)]  # fmt: skip
+    config = ModelConfig(**{**TINY.to_dict(), "tweet_likeness": 1, "tweet_head": 1, "fallback_share": 0.2})
+    model, _ = train(_examples() + categorical, config, log=lambda _: None)
+    assert model.likeness is not None  # the model hashes character n-grams (their cache is timed here)
+    cache = TweetLikeness._cached_hasher()._cache
+    seen = []
+    probabilities = model.probabilities
+
+    def watched(texts):
+        if len(texts) == evaluation.TIMING_TEXTS:  # a timed round (the others: warm-up, the report)
+            seen.append(len(cache))
+        return probabilities(texts)
+
+    monkeypatch.setattr(model, "probabilities", watched)
+    examples = _examples()[::4]
+    evaluation.evaluate_model(model, examples)
+    assert seen == [0] * evaluation.PAIRED_ROUNDS
+    model.probabilities(["words kept after a call"])
+    assert len(cache) > 0 and model.forget_texts() is None and len(cache) == 0
+
+
 def test_evaluate_model_and_rules_share_one_report_shape(trained):
     model, _ = trained
     examples = _examples()[::4]

@@ -105,3 +105,39 @@ def test_the_upper_case_share_is_the_per_character_one():
     for text in [*TEXTS, "ABC def", "\x00\x7fAz", "123 !?"]:
         letters = [c for c in text if c.isalpha()]
         assert _upper_share(text) == sum(c.isupper() for c in letters) / max(len(letters), 1), text
+
+
+def test_the_numpy_murmurhash_of_every_shared_word_is_scikit_learns():
+    """Every whitespace-separated word of the shared sets (about 107,000), plus the edge cases: the
+    columns hashed in numpy equal scikit-learn's, count for count."""
+    from pathlib import Path
+
+    from scipy import sparse
+
+    from nightshift_core.ml.hashing import word_ngram_columns
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment"
+    assert shared.is_dir(), f"{shared}: the shared data this test reads is missing"
+    words = set()
+    for path in sorted(p for p in shared.rglob("*") if p.is_file()):
+        words.update(path.read_text(encoding="utf-8", errors="ignore").split())
+    words |= {word for text in TEXTS for word in text.split()}
+    words = sorted(words)
+    assert len(words) > 100_000
+    for low, high, features in ((2, 4, 2**18), (1, 3, 2**20), (3, 4, 16)):
+        vectorizer = HashingVectorizer(analyzer="char_wb", ngram_range=(low, high), n_features=features,
+                                       alternate_sign=False, lowercase=False, norm=None)  # fmt: skip
+        columns, bounds = word_ngram_columns(words, low, high, features)
+        ours = sparse.csr_matrix((np.ones(len(columns)), columns, bounds), shape=(len(words), features))
+        ours.sum_duplicates()
+        theirs = vectorizer.transform(words)
+        assert (ours != theirs).nnz == 0, (low, high, features)
+
+
+def test_a_lone_surrogate_is_scikit_learns_error_either_way():
+    vectorizer = TweetLikeness._hasher()
+    with pytest.raises(UnicodeEncodeError) as theirs:
+        vectorizer.transform(["bad \ud800 word"])
+    with pytest.raises(UnicodeEncodeError) as ours:
+        CachedCharHashing(vectorizer).transform(["bad \ud800 word"])
+    assert type(ours.value) is type(theirs.value)

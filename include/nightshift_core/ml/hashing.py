@@ -5,18 +5,96 @@ A ``char_wb`` n-gram never crosses whitespace: a text's n-grams are its words' n
 padded with a space either side), so its counts are the sum of its words' counts, and a word met
 before costs a dictionary look-up instead of slicing and hashing each of its n-grams again in
 Python, which scikit-learn's analyzer does for every text (most of the model's tweet features'
-time). What a new word hashes to is computed by scikit-learn itself: the same vectorizer, without
-lower-casing or normalisation, on the word. The counts are then summed per text, and the
+time). What a new word hashes to is computed for all new words of a batch at once
+(:func:`word_ngram_columns`, scikit-learn's MurmurHash3 of each n-gram's UTF-8 bytes in numpy; the
+tests compare it with scikit-learn's own on every word of the shared sets). The counts are then summed per text, and the
 vectorizer's ``binary`` and ``norm`` applied as it applies them.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
 import numpy as np
+
+_C1, _C2 = np.uint32(0xCC9E2D51), np.uint32(0x1B873593)  # MurmurHash3_x86_32's constants
+_SPAN = np.arange(16)  # an n-gram of up to 4 characters is at most 16 bytes of UTF-8
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def word_ngram_columns(
+    words: Sequence[str], min_n: int, max_n: int, n_features: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The hashed columns of each word's ``char_wb`` n-grams, as scikit-learn's ``HashingVectorizer``
+    (``alternate_sign=False``) hashes them, for all words at once: the columns of word *i* are
+    ``columns[bounds[i]:bounds[i + 1]]``, one per n-gram occurrence (in no particular order).
+
+    Each word is padded with a space either side and its n-grams of ``min_n``..``max_n`` characters
+    (at most 4, at least one n-gram per word: ``min_n`` up to 3) are the padded word's substrings of
+    that length. Each is hashed as scikit-learn does: MurmurHash3_x86_32 with seed 0 of its UTF-8
+    bytes, the column the absolute value modulo ``n_features``. Here in numpy, every n-gram of a length
+    in one pass, instead of a Python slice and hash per n-gram. Raises UnicodeEncodeError on a lone
+    surrogate (as scikit-learn does).
+    """
+    if max_n > 4 or min_n < 1:
+        raise ValueError(f"n-grams of {min_n}..{max_n} characters: this hashing reads 1..4")
+    padded = [" " + w + " " for w in words]
+    data = "".join(padded)
+    raw = np.frombuffer(data.encode("utf-8") + bytes(20), dtype=np.uint8)  # (padded: every read in bounds)
+    points = np.frombuffer(data.encode("utf-32-le"), dtype=np.uint32)
+    lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
+    offsets = np.zeros(len(points) + 1, dtype=np.int64)  # each character's first byte
+    np.cumsum(1 + (points >= 0x80) + (points >= 0x800) + (points >= 0x10000), out=offsets[1:])
+    starts = np.zeros(len(words), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    owners, hashed = [], []
+    for n in range(min_n, max_n + 1):
+        count = np.maximum(lengths - n + 1, 0)  # a padded word of n characters or more
+        total = int(count.sum())
+        if not total:
+            continue
+        before = np.zeros(len(words), dtype=np.int64)
+        np.cumsum(count[:-1], out=before[1:])
+        owner = np.repeat(np.arange(len(words)), count)
+        first = (starts - before)[owner] + np.arange(total)  # each n-gram's first character
+        begin = offsets[first]
+        size = offsets[first + n] - begin
+        block = np.zeros((total, 20), dtype=np.uint8)  # its bytes, zero after them, 5 words of 4
+        block[:, :16] = raw[begin[:, None] + _SPAN]
+        block[:, :16][_SPAN >= size[:, None]] = 0
+        words32 = block.view("<u4")
+        h = np.zeros(total, dtype=np.uint32)
+        blocks = size // 4
+        for i in range(4):  # the whole 4-byte blocks
+            k = _rotl(words32[:, i] * _C1, 15) * _C2
+            h = np.where(blocks > i, _rotl(h ^ k, 13) * np.uint32(5) + np.uint32(0xE6546B64), h)
+        # the tail (zero bytes after the n-gram, so a tail of none mixes in nothing), length, finalizer
+        h ^= _rotl(np.take_along_axis(words32, blocks[:, None], axis=1)[:, 0] * _C1, 15) * _C2
+        h ^= size.astype(np.uint32)
+        h ^= h >> np.uint32(16)
+        h *= np.uint32(0x85EBCA6B)
+        h ^= h >> np.uint32(13)
+        h *= np.uint32(0xC2B2AE35)
+        h ^= h >> np.uint32(16)
+        signed = h.view(np.int32).astype(np.int64)
+        column = np.abs(signed) % n_features
+        column[signed == -(2**31)] = (2**31 - 1 - (n_features - 1)) % n_features  # as FeatureHasher does
+        owners.append(owner)
+        hashed.append(column)
+    if not owners:
+        return np.zeros(0, dtype=np.int32), np.zeros(len(words) + 1, dtype=np.int64)
+    owner = np.concatenate(owners)
+    index_type = np.int32 if n_features <= np.iinfo(np.int32).max else np.int64
+    columns = np.concatenate(hashed)[np.argsort(owner, kind="stable")].astype(index_type)
+    bounds = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=len(words)), out=bounds[1:])
+    return columns, bounds
 
 
 class CachedCharHashing:
@@ -60,13 +138,26 @@ class CachedCharHashing:
             cache.clear()  # all but this batch's words: the ones in use now stay
             cache.update(known)
         if missing:
-            counted = self._plain.transform(missing).tocsr()
-            counts = counted.data.astype(np.int64)
-            columns = np.repeat(counted.indices, counts)
-            bounds = np.concatenate(([0], np.cumsum(counts)))[counted.indptr].tolist()
+            low, high = self.vectorizer.ngram_range
+            columns = bounds = None
+            # Not for min_n above 3 (a padded word shorter than it is one n-gram of its own, as
+            # scikit-learn counts it) or n-grams over 4 characters (over 16 bytes): those its way.
+            if low <= 3 and high <= 4:
+                with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate: scikit-learn's word
+                    columns, bounds = word_ngram_columns(missing, low, high, self.vectorizer.n_features)
+            if columns is None or bounds is None:
+                counted = self._plain.transform(missing).tocsr()
+                counts = counted.data.astype(np.int64)
+                columns = np.repeat(counted.indices, counts)
+                bounds = np.concatenate(([0], np.cumsum(counts)))[counted.indptr]
+            bounds = bounds.tolist()
             for word, start, end in zip(missing, bounds[:-1], bounds[1:], strict=True):
                 known[word] = cache[word] = columns[start:end]
         return known
+
+    def clear(self) -> None:
+        """Forget every word (a scorer that has seen no text yet)."""
+        self._cache.clear()
 
     def transform(self, texts: Sequence[str]):
         """The vectorizer's matrix of ``texts`` (a SciPy CSR matrix)."""

@@ -541,6 +541,11 @@ class SentimentModel:
         self.name = name
         self.version = version
 
+    def forget_texts(self) -> None:
+        """Drop what scoring keeps of the texts it has seen (the character n-grams' word cache, one per
+        process): the next texts are scored as by a model just loaded (the gate's timing)."""
+        TweetLikeness._cached_hasher().clear()
+
     def probabilities(self, texts: Sequence[str], batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """Class probabilities (columns in ``LABELS`` order) and scores in [-1, 1]; where the
         largest probability is below the fallback threshold, the row is the rule's label with
