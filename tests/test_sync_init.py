@@ -461,7 +461,7 @@ def test_cdc_definition_puts_keyed_tables_on_the_log_and_says_why_not_for_the_re
             modes = {t.name: t.mode for t in config.tables}
             assert modes == {"orders": "cdc", "olines": "cdc", "nokey": "full", "hosts": "full"}, modes
             words = prose(out)
-            assert "does not write the log" not in words  # the private server writes it
+            assert "Before change capture can run" not in words  # the private server writes the log
             fix = (
                 "(MariaDB INET4/INET6/UUID) cannot be read from the binlog exactly"
                 if engine == "mysql"
@@ -493,6 +493,28 @@ def test_cdc_definition_puts_keyed_tables_on_the_log_and_says_why_not_for_the_re
 
 
 @pytest.mark.integration
+def test_cdc_on_postgresql_counts_the_replication_slots_the_tables_need(
+    postgres_logical, tmp_path, monkeypatch
+):
+    from support.services import scratch_database
+
+    with scratch_database(postgres_logical, "ns_initslots") as db:
+        cur = db.conn.cursor()
+        cur.execute("SELECT current_setting('max_replication_slots')::int")
+        (limit,) = cur.fetchone()
+        for i in range(limit + 1):  # one more table than the server has slots
+            cur.execute(f"CREATE TABLE t{i:03d} (id INT PRIMARY KEY)")
+        monkeypatch.setenv("AIRFLOW_CONN_SLOTS", db.airflow_conn)
+        out = tmp_path / "slots.yaml"
+        code, said = init("slots", out, "--name", "slots", "--cdc")
+        assert code == 0, said
+        words = prose(out)
+        assert f"{limit + 1} table(s) on change capture take a replication slot each" in words, words
+        assert f"max_replication_slots is {limit}" in words and "raise it" in said
+        assert all(t.mode == "cdc" for t in load(out).tables)
+
+
+@pytest.mark.integration
 def test_cdc_on_a_server_without_the_log_names_each_setting_in_the_file_and_on_stderr(
     mariadb_source, tmp_path
 ):
@@ -501,7 +523,7 @@ def test_cdc_on_a_server_without_the_log_names_each_setting_in_the_file_and_on_s
     assert code == 0, said
     words = prose(out)
     # the machine's shared MariaDB writes no binlog
-    assert "The server does not write the log change capture reads yet" in words and "log_bin is" in words
+    assert "Before change capture can run on this server" in words and "log_bin is" in words
     assert "warning:" in said and "log_bin is" in said
     tables = by_name(load(out))
     assert tables["orders"].mode == "cdc" and tables["nokey"].mode == "full"

@@ -150,9 +150,8 @@ def sync_init(args: argparse.Namespace) -> int:
     )
     if plan.log_problems:
         print(
-            f"warning: {shown} does not write the log change capture reads yet (the file's header lists "
-            "the settings); until they are set, its cdc tables fail at their first run:\n"
-            + "\n".join(f"  - {p}" for p in plan.log_problems),
+            f"warning: change capture cannot run on {shown} yet (the file's header lists why); until then, "
+            "its cdc tables' runs fail, naming it:\n" + "\n".join(f"  - {p}" for p in plan.log_problems),
             file=sys.stderr,
         )
     return 0

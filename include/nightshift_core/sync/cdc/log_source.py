@@ -70,6 +70,10 @@ class LogSource(abc.ABC):
         """Raise :class:`~.preflight.PreflightError` listing every server setting the log needs changed
         (read-only; ``server`` is how the message names it)."""
 
+    def check_capacity(self, conn: Any, tables: int, server: str) -> str | None:
+        """What keeps the server from serving ``tables`` captured tables at once (None: nothing)."""
+        return None
+
     def check_table(
         self, conn: Any, table: str, key: Sequence[str], columns: Sequence[SourceColumn], *, server: str
     ) -> None:

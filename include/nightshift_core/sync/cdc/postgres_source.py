@@ -50,6 +50,21 @@ class LogicalSource(LogSource):
     def check_server(self, conn: Any, server: str) -> None:
         check_postgres(conn, server)
 
+    def check_capacity(self, conn: Any, tables: int, server: str) -> str | None:
+        with contextlib.closing(conn.cursor()) as cur:
+            cur.execute(
+                "SELECT current_setting('max_replication_slots')::int, count(*) FROM pg_replication_slots"
+            )
+            limit, used = cur.fetchone()
+        if tables <= limit - used:
+            return None
+        return (
+            f"{server}: {tables} table(s) on change capture take a replication slot each, and "
+            f"max_replication_slots is {limit} with {used} in use: raise it (a restart; on Cloud SQL, database "
+            "flag max_replication_slots) or keep some tables on mode: incremental. Each slot decodes all of "
+            "the server's WAL, so its decoding work grows with their number too"
+        )
+
     def check_table(
         self, conn: Any, table: str, key: Sequence[str], columns: Sequence[SourceColumn], *, server: str
     ) -> None:

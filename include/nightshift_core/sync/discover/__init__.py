@@ -82,6 +82,10 @@ def _check_log(conn: Any, dialect: str, result: Plan, types: dict[str, ColumnTyp
             )
         except PermanentError as exc:  # the checks' refusals: a definition error, a replica identity
             keep_on_query_path(entry, str(exc))
+    captured = sum(entry.mode == "cdc" and not entry.skipped for entry in result.tables)
+    full = log_source(dialect, "").check_capacity(conn, captured, server) if captured else None
+    if full:
+        result.log_problems.append(full)
 
 
 def validate(text: str, name: str) -> None:

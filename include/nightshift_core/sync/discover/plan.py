@@ -345,9 +345,8 @@ def render(p: Plan, *, dialect: str) -> str:
         out += CDC_HEADER.splitlines()
         if p.log_problems:
             out.append(
-                "# The server does not write the log change capture reads yet: the first run fails, naming"
+                "# Before change capture can run on this server (until then its runs fail, naming these):"
             )
-            out.append("# these, until they are set:")
             for problem in p.log_problems:
                 out += _comment(f"- {problem}", "")
     out.append(
