@@ -606,6 +606,45 @@ def test_rows_a_foreign_key_cascade_deletes_or_updates_are_followed_or_the_table
             cdc.run("child")
 
 
+def test_a_column_added_between_others_and_upserts_by_replace_or_on_conflict(cdc):
+    """A column added in the middle of the table (MariaDB's AFTER) lands under its own name, whatever
+    the images' positions; a REPLACE / ON DUPLICATE KEY UPDATE (ON CONFLICT) reaches the warehouse as
+    the row it leaves."""
+    cdc.sql("INSERT INTO orders VALUES (1, 'new', 'n1'), (2, 'new', 'n2')")
+    assert cdc.run().mode == "snapshot"
+    if cdc.engine == "mysql":
+        cdc.sql("ALTER TABLE orders ADD COLUMN region VARCHAR(10) AFTER id",
+                "INSERT INTO orders (id, region, status, note) VALUES (3, 'eu', 'new', 'n3')",
+                "REPLACE INTO orders (id, region, status, note) VALUES (1, 'us', 'replaced', 'r1')",
+                "INSERT INTO orders (id, status) VALUES (2, 'dup') ON DUPLICATE KEY UPDATE status = 'upserted'")  # fmt: skip
+    else:
+        cdc.sql("ALTER TABLE orders ADD COLUMN region VARCHAR(10)",
+                "INSERT INTO orders (id, region, status, note) VALUES (3, 'eu', 'new', 'n3')",
+                "INSERT INTO orders (id, region, status, note) VALUES (1, 'us', 'replaced', 'r1') "
+                "ON CONFLICT (id) DO UPDATE SET region = EXCLUDED.region, status = EXCLUDED.status, note = EXCLUDED.note",
+                "INSERT INTO orders (id, status) VALUES (2, 'dup') ON CONFLICT (id) DO UPDATE SET status = 'upserted'")  # fmt: skip
+    assert cdc.run().mode == "log"
+    rows = [(r["id"], r["region"], r["status"], r["note"]) for r in cdc.rows()]
+    assert rows == [(1, "us", "replaced", "r1"), (2, None, "upserted", "n2"), (3, "eu", "new", "n3")]
+
+
+def test_a_type_change_the_warehouse_type_does_not_see_goes_on(cdc):
+    """A longer VARCHAR, or INT widened to BIGINT, keeps the warehouse's type: the log goes on (a real
+    type change fails, naming full_refresh: test_columns_added_appear_dropped_stop_and_a_type_change_fails)."""
+    cdc.sql("CREATE TABLE widened (id INT PRIMARY KEY, label VARCHAR(5), qty INT)",
+            "INSERT INTO widened VALUES (1, 'short', 1)")  # fmt: skip
+    assert cdc.run("widened").mode == "snapshot"
+    if cdc.engine == "mysql":
+        cdc.sql("ALTER TABLE widened MODIFY label VARCHAR(50), MODIFY qty BIGINT")
+    else:
+        cdc.sql("ALTER TABLE widened ALTER COLUMN label TYPE VARCHAR(50), ALTER COLUMN qty TYPE BIGINT")
+    cdc.sql("INSERT INTO widened VALUES (2, 'a much longer label', 9000000000)")
+    assert cdc.run("widened").mode == "log"
+    assert [(r["id"], r["label"], r["qty"]) for r in cdc.rows("widened")] == [
+        (1, "short", 1), (2, "a much longer label", 9000000000),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("identity", "columns", "index", "expected"),
     [
