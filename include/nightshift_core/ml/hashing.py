@@ -145,7 +145,7 @@ class CachedCharHashing:
             if low <= 3 and high <= 4:
                 with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate: scikit-learn's word
                     columns, bounds = word_ngram_columns(missing, low, high, self.vectorizer.n_features)
-            if columns is None or bounds is None:
+            if columns is None:
                 counted = self._plain.transform(missing).tocsr()
                 counts = counted.data.astype(np.int64)
                 columns = np.repeat(counted.indices, counts)

@@ -32,8 +32,9 @@ class LogicalSource(LogSource):
             # a slot of this name in another database is another deployment's: refuse, never drop it
             guards.check_slot_database(conn, reader.slot, tables=[table.name], server=str(endpoint))
             # before the publication: one on a table without a replica identity breaks the source's writes
-            check_replica_identity(conn, published, table.primary_key, server=str(endpoint))
-            check_generated_columns(conn, published, table.exclude, server=str(endpoint))
+            _check_logged(
+                conn, published, table.primary_key, table.exclude, server=str(endpoint), when="snapshot"
+            )
             lsn, snapshot, replication = reader.create_slot_with_snapshot()
         position = {"lsn": lsn}
         conn.rollback()
@@ -70,8 +71,7 @@ class LogicalSource(LogSource):
     ) -> None:
         super().check_table(conn, table, key, columns, server=server)
         published = qualified(conn, table)
-        check_replica_identity(conn, published, key, server=server, when="init")
-        check_generated_columns(conn, published, [], server=server)
+        _check_logged(conn, published, key, (), server=server, when="init")
 
     def after_describe(self, conn: Any) -> None:
         conn.commit()  # nothing written: this keeps the session's settings (a rollback would undo them)
@@ -87,8 +87,9 @@ class LogicalSource(LogSource):
         ) as reader:
             state = guards.check_slot(run.conn, reader.slot, tables=[table.name], position=run.stored,
                                       limits=run.limits, server=str(endpoint))  # fmt: skip
-            check_replica_identity(run.conn, published, table.primary_key, server=str(endpoint), when="log")
-            check_generated_columns(run.conn, published, table.exclude, server=str(endpoint))
+            _check_logged(
+                run.conn, published, table.primary_key, table.exclude, server=str(endpoint), when="log"
+            )
             _check_published(run.conn, reader.slot, published, run.position)
             run.conn.commit()
             # the slot's confirmed position as the guard read it (a stored position means the slot exists)
@@ -135,6 +136,16 @@ class LogicalSource(LogSource):
         arrays, missing = postgres_batch(conn, rows, columns, table) if rows else ([], [])
         conn.rollback()
         return arrays, missing
+
+
+def _check_logged(
+    conn: Any, table: str, key: Sequence[str], exclude: Sequence[str], *, server: str, when: str
+) -> None:
+    """What the log must carry of ``table`` (``schema.table``) for its rows to be followed: a replica
+    identity holding the key, and no generated column left in (see :mod:`.preflight`). Before the
+    snapshot's publication, on every log run, and where a definition is written (``when``)."""
+    check_replica_identity(conn, table, key, server=server, when=when)
+    check_generated_columns(conn, table, exclude, server=server)
 
 
 def qualified(conn: Any, table: str) -> str:

@@ -223,7 +223,8 @@ def check_generated_columns(conn: Any, table: str, exclude: Sequence[str], *, se
             return  # no generated columns before PostgreSQL 12
         schema, _, name = table.rpartition(".")
         cur.execute(_GENERATED, {"schema": schema or "public", "name": name})
-        generated = [column for (column,) in cur.fetchall() if column not in set(exclude)]
+        excluded = set(exclude)
+        generated = [column for (column,) in cur.fetchall() if column not in excluded]
     if generated:
         raise SourceDefinitionError(
             f"table {table!r} on {server}: column(s) {generated} are generated (GENERATED ALWAYS AS ... "

@@ -69,21 +69,20 @@ def _check_log(conn: Any, dialect: str, result: Plan, types: dict[str, ColumnTyp
     from nightshift_core.sync.cdc.sources import log_source
 
     server = f"the server of {result.catalog.where}"
+    logs = log_source(dialect, "")  # (a dialect with a catalog here has a log: the name shows in no error)
     try:
-        log_source(dialect, "").check_server(conn, server)
+        logs.check_server(conn, server)
     except PreflightError as exc:
         result.log_problems = [str(p) for p in exc.problems]
     for entry in result.tables:
         if entry.mode != "cdc" or entry.skipped:
             continue
         try:
-            log_source(dialect, entry.name).check_table(
-                conn, entry.name, entry.primary_key, types[entry.name].described, server=server
-            )
+            logs.check_table(conn, entry.name, entry.primary_key, types[entry.name].described, server=server)
         except PermanentError as exc:  # the checks' refusals: a definition error, a replica identity
             keep_on_query_path(entry, str(exc))
     captured = sum(entry.mode == "cdc" and not entry.skipped for entry in result.tables)
-    full = log_source(dialect, "").check_capacity(conn, captured, server) if captured else None
+    full = logs.check_capacity(conn, captured, server) if captured else None
     if full:
         result.log_problems.append(full)
 
